@@ -1,0 +1,5 @@
+"""Allow `python -m txnlab`."""
+
+from txnlab.cli import main
+
+main()

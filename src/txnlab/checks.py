@@ -1,0 +1,159 @@
+"""Stage 4 of the pipeline: compare a timeline with the scenario's expectations.
+
+A verdict is derived from what the server did, never copied from the expectation:
+which steps blocked, which failed with which SQLSTATE, what the reads returned,
+whether the invariants held, and so whether the anomaly happened and what stopped it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from txnlab.levels import Level
+from txnlab.scenario.model import Condition, Scenario
+from txnlab.timeline import Outcome, Timeline
+
+# Errors by which PostgreSQL refuses to let an anomaly through.
+PREVENTING_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock detected"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One expectation compared with one observation."""
+
+    subject: str  # e.g. "blocked steps", "rows of atm1_read", "invariant balance_matches_ledger"
+    expected: str
+    observed: str
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.observed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of checking one run."""
+
+    scenario: str
+    level: Level
+    findings: tuple[Finding, ...]
+    anomaly: str | None  # the anomaly's name, when the scenario defines one
+    anomaly_observed: bool | None
+    how: str | None  # what prevented it: "blocked", "aborted", or None
+    ended_early: str | None
+    note: str | None
+
+    @property
+    def matches_expectation(self) -> bool:
+        return self.ended_early is None and all(f.ok for f in self.findings)
+
+    @property
+    def mismatches(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+    @property
+    def outcome(self) -> str:
+        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', ..."""
+        if self.anomaly_observed is None:
+            return "ran"
+        if self.anomaly_observed:
+            return "anomaly"
+        return f"prevented ({self.how})" if self.how else "prevented"
+
+
+def check(scenario: Scenario, timeline: Timeline) -> Verdict:
+    expectation = scenario.expectations[timeline.level]
+    blocked = sorted({e.step for e in timeline.events if e.outcome is Outcome.BLOCKED})
+    failed = _failures(timeline)
+    findings = [
+        Finding("blocked steps", _names(sorted(expectation.blocked)), _names(blocked)),
+        Finding(
+            "failed steps",
+            _names(f"{step} {code}" for step, code in sorted(expectation.errors.items())),
+            _names(f"{step} {code}" for step, code in sorted(failed.items())),
+        ),
+    ]
+    for step, rows in expectation.rows.items():
+        findings.append(Finding(f"rows of {step}", _rows(rows), _rows(_observed_rows(timeline, step))))
+    for name, holds in expectation.invariants.items():
+        observed = timeline.invariants.get(name)
+        findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
+
+    observed_anomaly = _anomaly_observed(scenario, timeline)
+    if expectation.anomaly is not None and observed_anomaly is not None:
+        findings.append(
+            Finding(
+                f"anomaly ({scenario.anomaly.name})" if scenario.anomaly else "anomaly",
+                _happened(expectation.anomaly),
+                _happened(observed_anomaly),
+            )
+        )
+    return Verdict(
+        scenario=scenario.name,
+        level=timeline.level,
+        findings=tuple(findings),
+        anomaly=scenario.anomaly.name if scenario.anomaly else None,
+        anomaly_observed=observed_anomaly,
+        how=_how_prevented(timeline, failed, blocked) if observed_anomaly is False else None,
+        ended_early=timeline.ended_early,
+        note=expectation.note,
+    )
+
+
+def _failures(timeline: Timeline) -> dict[str, str]:
+    failed = {}
+    for event in timeline.events:
+        if event.outcome is Outcome.TIMEOUT:
+            failed[event.step] = "timeout"
+        elif event.outcome is Outcome.ERROR and event.error is not None:
+            failed[event.step] = event.error.sqlstate or event.error.exception
+    return failed
+
+
+def _observed_rows(timeline: Timeline, step: str) -> Any:
+    event = timeline.final_event(step)
+    if event is None:
+        return "not run"
+    if event.rows is None:
+        return f"no rows ({event.outcome.value})"
+    return event.rows
+
+
+def _anomaly_observed(scenario: Scenario, timeline: Timeline) -> bool | None:
+    if scenario.anomaly is None:
+        return None
+    return all(_condition_holds(c, timeline) for c in scenario.anomaly.observed_if)
+
+
+def _condition_holds(condition: Condition, timeline: Timeline) -> bool:
+    if condition.step is not None:
+        return _rows(_observed_rows(timeline, condition.step)) == _rows(condition.rows)
+    return timeline.invariants.get(condition.invariant or "") == condition.holds
+
+
+def _how_prevented(timeline: Timeline, failed: dict[str, str], blocked: list[str]) -> str | None:
+    if any(code in PREVENTING_SQLSTATES for code in failed.values()):
+        return "aborted"
+    if blocked:
+        return "blocked"
+    return None
+
+
+def _names(items: Any) -> str:
+    items = list(items)
+    return ", ".join(items) if items else "none"
+
+
+def _rows(rows: Any) -> str:
+    if isinstance(rows, str):
+        return rows
+    return repr([list(r) for r in rows])
+
+
+def _holds(value: bool | None) -> str:
+    return "not evaluated" if value is None else ("holds" if value else "broken")
+
+
+def _happened(value: bool) -> str:
+    return "happens" if value else "prevented"

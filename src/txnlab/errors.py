@@ -1,0 +1,46 @@
+"""The failures a user can cause, each with the exit code the CLI documents."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, stable and documented in `txnlab --help` and the README."""
+
+    OK = 0
+    MISMATCH = 1  # an observation differs from its expectation
+    BAD_INPUT = 2  # bad scenario file, unknown name, bad usage
+    SERVER = 3  # server unreachable, missing privilege, setup failed
+    INTERRUPTED = 130  # Ctrl-C; everything was cleaned up first
+
+
+class TxnlabError(Exception):
+    """Base class: carries the one-line message and the exit code for the CLI."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
+
+
+class ScenarioError(TxnlabError):
+    """A scenario file is malformed; the message names the file and line."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, source: str, problem: str, line: int | None = None) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
+
+
+class UsageError(TxnlabError):
+    """The user asked for something that does not exist (an unknown scenario, say)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ServerError(TxnlabError):
+    """The server cannot be reached or used: connection refused, missing privilege."""
+
+    exit_code = ExitCode.SERVER

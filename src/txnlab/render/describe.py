@@ -1,0 +1,90 @@
+"""Words for events and verdicts, shared by the text, Markdown and HTML renderers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from txnlab.checks import Verdict
+from txnlab.levels import Level
+from txnlab.timeline import Event, Outcome
+
+if TYPE_CHECKING:
+    from txnlab.render.report import RunReport
+
+MAX_ROWS_SHOWN = 4
+
+
+def result_phrase(event: Event) -> str:
+    """What a step's result looks like in a timeline cell: rows, a row count, an error, a wait."""
+    if event.outcome is Outcome.BLOCKED:
+        lock = event.lock
+        waits_for = ", ".join(event.blocked_by) or "another session"
+        detail = f" ({lock.mode} on {lock.relation or lock.locktype})" if lock and lock.mode else ""
+        if lock and lock.locktype is None:
+            detail = " (a safe snapshot)"
+        return f"waits for {waits_for}{detail}"
+    prefix = "completed after the wait: " if event.after_wait else ""
+    if event.outcome is Outcome.TIMEOUT:
+        return f"{prefix}cancelled after the step timeout"
+    if event.error is not None:
+        code = f"{event.error.sqlstate} " if event.error.sqlstate else ""
+        return f"{prefix}ERROR {code}{event.error.message}"
+    if event.rows is not None:
+        return prefix + rows_phrase(event.columns or (), event.rows)
+    if event.rowcount is not None and event.rowcount >= 0:
+        return f"{prefix}{event.rowcount} row{'s' if event.rowcount != 1 else ''} affected"
+    return prefix + "ok"
+
+
+def rows_phrase(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> str:
+    if not rows:
+        return "no rows"
+    if len(columns) == 1 and len(rows) == 1:
+        return f"{columns[0]} = {rows[0][0]!r}" if isinstance(rows[0][0], str) else f"{columns[0]} = {rows[0][0]}"
+    shown = [
+        "(" + ", ".join(f"{c}={v!r}" if isinstance(v, str) else f"{c}={v}" for c, v in zip(columns, row)) + ")"
+        for row in rows[:MAX_ROWS_SHOWN]
+    ]
+    more = f" +{len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
+    return " ".join(shown) + more
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """One line: does the run match its expectation, and what happened to the anomaly."""
+    status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
+    parts = [f"{verdict.level.value}: {status}"]
+    if verdict.anomaly is not None and verdict.anomaly_observed is not None:
+        if verdict.anomaly_observed:
+            parts.append(f"{verdict.anomaly} happens")
+        else:
+            parts.append(f"{verdict.anomaly} prevented" + (f" ({verdict.how})" if verdict.how else ""))
+    if verdict.note:
+        parts.append(verdict.note)
+    return " — ".join(parts)
+
+
+def mismatch_lines(verdict: Verdict) -> list[str]:
+    lines = [f"{f.subject}: expected {f.expected}, observed {f.observed}" for f in verdict.mismatches]
+    if verdict.ended_early:
+        lines.append(f"the run ended early: {verdict.ended_early}")
+    return lines
+
+
+def matrix_grid(reports: Sequence[RunReport], ok_mark: str, bad_mark: str) -> tuple[list[str], list[list[str]]]:
+    """Scenario rows by level columns; each cell the observed outcome and whether it was expected."""
+    levels = [level for level in Level if any(r.verdict.level is level for r in reports)]
+    by_scenario: dict[str, dict[Level, Verdict]] = {}
+    for report in reports:
+        by_scenario.setdefault(report.scenario.name, {})[report.verdict.level] = report.verdict
+    rows = []
+    for name, verdicts in by_scenario.items():
+        row = [name]
+        for level in levels:
+            verdict = verdicts.get(level)
+            if verdict is None:
+                row.append("-")
+            else:
+                row.append(f"{verdict.outcome} {ok_mark if verdict.matches_expectation else bad_mark}")
+        rows.append(row)
+    return ["scenario", *(level.value for level in levels)], rows

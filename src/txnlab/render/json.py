@@ -1,0 +1,45 @@
+"""JSON output, a stable documented schema (see README, "JSON output")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from txnlab.checks import Verdict
+from txnlab.render.report import RunReport
+from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
+
+
+def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "scenario": verdict.scenario,
+        "level": verdict.level.value,
+        "matches_expectation": verdict.matches_expectation,
+        "outcome": verdict.outcome,
+        "anomaly": verdict.anomaly,
+        "anomaly_observed": verdict.anomaly_observed,
+        "prevented": None if verdict.anomaly_observed is None else not verdict.anomaly_observed,
+        "how": verdict.how,
+        "ended_early": verdict.ended_early,
+        "findings": [
+            {"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok}
+            for f in verdict.findings
+        ],
+    }
+
+
+def render_runs(reports: Sequence[RunReport]) -> str:
+    """`txnlab run --format json`: every run's timeline and verdict."""
+    document = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "runs": [
+            {**timeline_to_dict(r.timeline), "verdict": verdict_to_dict(r.verdict)} for r in reports
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render_matrix(reports: Sequence[RunReport]) -> str:
+    """`txnlab matrix --format json`: one object per scenario and level."""
+    return json.dumps([verdict_to_dict(r.verdict) for r in reports], indent=2) + "\n"

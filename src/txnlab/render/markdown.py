@@ -1,0 +1,48 @@
+"""Markdown output for handouts and issue reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from txnlab.render.describe import matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.report import RunReport
+from txnlab.timeline import Event
+
+
+def _cell(event: Event) -> str:
+    sql = " ".join(event.sql.split()).replace("|", "\\|")
+    result = result_phrase(event).replace("|", "\\|")
+    if event.after_wait:
+        return f"*{result}*"
+    return f"`{sql}`<br>→ {result}"
+
+
+def render_timeline(report: RunReport) -> str:
+    timeline = report.timeline
+    rows = []
+    for event in timeline.events:
+        cells = [""] * len(timeline.sessions)
+        cells[timeline.sessions.index(event.session)] = _cell(event)
+        rows.append([str(event.seq), *cells])
+    lines = [
+        f"### {report.scenario.name} at {timeline.level.value.upper()}",
+        "",
+        f"PostgreSQL {timeline.server_version}. {report.scenario.title}.",
+        "",
+        tabulate(rows, headers=["#", *timeline.sessions], tablefmt="github", disable_numparse=True),
+        "",
+        f"**{verdict_line(report.verdict)}**",
+    ]
+    lines += [f"- {line}" for line in mismatch_lines(report.verdict)]
+    return "\n".join(lines)
+
+
+def render_runs(reports: Sequence[RunReport]) -> str:
+    return "\n\n".join(render_timeline(r) for r in reports) + "\n"
+
+
+def render_matrix(reports: Sequence[RunReport]) -> str:
+    headers, rows = matrix_grid(reports, "", "(**unexpected**)")
+    return tabulate(rows, headers=headers, tablefmt="github") + "\n"

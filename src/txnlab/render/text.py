@@ -1,0 +1,98 @@
+"""Plain-text timelines for the terminal: one column per session, one row per event."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+import click
+from tabulate import tabulate
+
+from txnlab.render.describe import matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.report import RunReport
+from txnlab.timeline import Event, Outcome
+
+MIN_COLUMN = 24
+
+
+class TextStyle:
+    """Colour for terminals, nothing for pipes and NO_COLOR: the CLI decides which."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, **style: object) -> str:
+        return click.style(text, **style) if self.color else text  # type: ignore[arg-type]
+
+    def outcome(self, event: Event, text: str) -> str:
+        if event.outcome is Outcome.BLOCKED:
+            return self(text, fg="yellow", bold=True)
+        if event.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+            return self(text, fg="red", bold=True)
+        return self(text, fg="green") if event.after_wait else text
+
+
+def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = True) -> str:
+    marker = {Outcome.BLOCKED: "⏳ ", Outcome.ERROR: "✗ ", Outcome.TIMEOUT: "✗ "}.get(event.outcome, "→ ")
+    if event.after_wait and event.outcome is Outcome.OK:
+        marker = "↳ "
+    lines = textwrap.wrap(" ".join(event.sql.split()), width) if show_sql and not event.after_wait else []
+    lines += [style.outcome(event, line) for line in textwrap.wrap(marker + result_phrase(event), width)]
+    if event.notices:
+        lines += [style(line, fg="cyan") for n in event.notices for line in textwrap.wrap(n, width)]
+    if event.transaction_status and event.outcome is not Outcome.BLOCKED:
+        lines.append(style(f"[{event.transaction_status}]", dim=True))
+    return "\n".join(lines)
+
+
+def render_timeline(report: RunReport, *, width: int = 100, color: bool = False) -> str:
+    style = TextStyle(color)
+    timeline, verdict = report.timeline, report.verdict
+    sessions: Sequence[str] = timeline.sessions
+    column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
+    rows = []
+    for event in timeline.events:
+        cells = [""] * len(sessions)
+        cells[sessions.index(event.session)] = event_cell(event, column, style)
+        rows.append([event.seq, *cells])
+    header = style(
+        f"{report.scenario.name} at {timeline.level.value.upper()} "
+        f"(PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)",
+        bold=True,
+    )
+    table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
+    lines = [header, table]
+    status_color = "green" if verdict.matches_expectation else "red"
+    lines.append(style(verdict_line(verdict), fg=status_color, bold=True))
+    lines += [style(f"  {line}", fg="red") for line in mismatch_lines(verdict)]
+    return "\n".join(lines)
+
+
+def render_runs(reports: Sequence[RunReport], *, width: int = 100, color: bool = False) -> str:
+    """Each run's timeline, then a summary when several runs were made."""
+    parts = [render_timeline(r, width=width, color=color) for r in reports]
+    if len(reports) > 1:
+        parts.append(render_summary(reports, color=color))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_summary(reports: Sequence[RunReport], *, color: bool = False) -> str:
+    style = TextStyle(color)
+    rows = []
+    for report in reports:
+        verdict = report.verdict
+        mark = style("yes", fg="green") if verdict.matches_expectation else style("NO", fg="red", bold=True)
+        rows.append([report.scenario.name, verdict.level.value, verdict.outcome, mark])
+    return tabulate(rows, headers=["scenario", "level", "outcome", "as expected"], tablefmt="simple")
+
+
+def render_matrix(reports: Sequence[RunReport], *, color: bool = False) -> str:
+    style = TextStyle(color)
+    headers, rows = matrix_grid(reports, style("✓", fg="green"), style("✗ unexpected", fg="red", bold=True))
+    table = tabulate(rows, headers=headers, tablefmt="simple_grid")
+    unexpected = [r for r in reports if not r.verdict.matches_expectation]
+    lines = [table]
+    for report in unexpected:
+        lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
+        lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""Send one statement on one connection and capture everything the timeline needs.
+
+This runs on the session's own thread. It never raises for database errors: an
+error is a result like any other (SQLSTATE, exception class, message).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, plain
+
+# In a psycopg2-style session, COMMIT and ROLLBACK go through the driver, as application
+# code does: running them as SQL would leave psycopg2 believing a transaction is still
+# open, and it would stop sending its implicit BEGIN.
+DRIVER_COMMANDS = re.compile(r"^\s*(COMMIT|ROLLBACK|END|ABORT)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one statement did, measured on the session's thread (perf_counter seconds)."""
+
+    started: float
+    ended: float
+    columns: tuple[str, ...] | None = None
+    rows: tuple[tuple[Any, ...], ...] | None = None
+    rowcount: int | None = None
+    error: ErrorInfo | None = None
+    transaction_status: str | None = None
+    notices: tuple[str, ...] = ()
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Describe a psycopg2 (or any) exception the way the timeline shows it."""
+    exception = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if isinstance(exc, psycopg2.Error):
+        diag_message = exc.diag.message_primary if exc.diag else None
+        message = diag_message or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return ErrorInfo(exception=exception, message=message, sqlstate=exc.pgcode)
+    text = str(exc).strip()
+    return ErrorInfo(exception=exception, message=text.splitlines()[0] if text else type(exc).__name__)
+
+
+def transaction_status(conn: psycopg2.extensions.connection) -> str:
+    if conn.closed:
+        return "closed"
+    return TRANSACTION_STATUS.get(conn.get_transaction_status(), "unknown")
+
+
+def take_notices(conn: psycopg2.extensions.connection) -> tuple[str, ...]:
+    notices = tuple(n.strip() for n in conn.notices)
+    del conn.notices[:]
+    return notices
+
+
+def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
+    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits."""
+    started = time.perf_counter()
+    columns = rows = rowcount = error = None
+    try:
+        command = DRIVER_COMMANDS.match(sql)
+        if command and not conn.autocommit:
+            if command.group(1).upper() in ("COMMIT", "END"):
+                conn.commit()
+            else:
+                conn.rollback()
+        else:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                rowcount = cur.rowcount
+                if cur.description is not None:
+                    columns = tuple(d.name for d in cur.description)
+                    rows = tuple(tuple(plain(v) for v in row) for row in cur.fetchall())
+    except Exception as exc:  # noqa: BLE001 - every failure becomes part of the timeline
+        error = error_info(exc)
+    ended = time.perf_counter()
+    return StepResult(
+        started=started,
+        ended=ended,
+        columns=columns,
+        rows=rows,
+        rowcount=rowcount,
+        error=error,
+        transaction_status=transaction_status(conn),
+        notices=take_notices(conn),
+    )

@@ -1,0 +1,163 @@
+"""The lab: one scratch database, reusable sessions and a lock monitor, running scenarios in it.
+
+Each run starts from a clean slate: the schema `txnlab_run` is dropped and created
+again and the scenario's setup SQL fills it. That costs a few milliseconds, where a
+fresh database would cost about 175 ms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+
+from txnlab.errors import ScenarioError
+from txnlab.levels import Level
+from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.scheduler import Scheduler
+from txnlab.runner.script import ScriptedRun
+from txnlab.runner.sessions import SessionPool, SessionWorker
+from txnlab.scenario.model import Scenario
+from txnlab.server.connect import connect, first_line, with_params
+from txnlab.server.scratch import ScratchDatabase
+from txnlab.timeline import Timeline
+
+SCHEMA = "txnlab_run"
+DEFAULT_STEP_TIMEOUT = 5.0
+DEFAULT_POLL_INTERVAL = 0.0002
+
+
+class Lab:
+    """Runs scenarios inside an existing (scratch) database; see `open_lab` for the usual way in."""
+
+    def __init__(
+        self,
+        database_dsn: str,
+        *,
+        step_timeout: float = DEFAULT_STEP_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self.dsn = with_params(database_dsn, options=f"-c search_path={SCHEMA}")
+        self.step_timeout = step_timeout
+        self.poll_interval = poll_interval
+        self.admin = connect(self.dsn, autocommit=True)
+        self.monitor = LockMonitor(self.dsn)
+        self.pool = SessionPool(self.dsn)
+        self.server_version = self._server_version()
+
+    def run(self, scenario: Scenario, level: Level, permutation: tuple[str, ...] | None = None) -> Timeline:
+        """Run one scenario at one isolation level and return its timeline."""
+        started = time.perf_counter()
+        self._reset(scenario)
+        workers = self.pool.acquire(len(scenario.sessions))
+        sessions: dict[str, SessionWorker] = {}
+        for spec, worker in zip(scenario.sessions, workers):
+            try:
+                worker.prepare(spec, level)
+            except psycopg2.Error as exc:
+                raise ScenarioError(
+                    str(scenario.source), f"session {spec.name}: setup failed: {first_line(exc)}"
+                ) from None
+            sessions[spec.name] = worker
+        scheduler = Scheduler(
+            sessions=sessions,
+            monitor=self.monitor,
+            pool=self.pool,
+            step_timeout=self.step_timeout,
+            poll_interval=self.poll_interval,
+        )
+        permutation = permutation or scenario.default_permutation
+        try:
+            if scenario.play is not None:
+                scenario.play(ScriptedRun(scheduler, scenario, self.dsn))
+            else:
+                for name in permutation:
+                    step = scenario.steps[name]
+                    scheduler.perform(step.session, step.name, step.sql)
+            scheduler.finish()
+        finally:
+            scheduler.stop()
+            self._end_sessions(scenario, sessions)
+        timeline = Timeline(
+            scenario=scenario.name,
+            level=level,
+            sessions=tuple(sessions),
+            permutation=permutation,
+            server_version=self.server_version,
+            events=scheduler.events,
+            invariants=self._invariants(scenario),
+            ended_early=scheduler.ended_early,
+        )
+        self._teardown(scenario)
+        timeline.duration = time.perf_counter() - started
+        return timeline
+
+    def close(self) -> None:
+        self.pool.close()
+        self.monitor.close()
+        self.admin.close()
+
+    def _server_version(self) -> str:
+        with self.admin.cursor() as cur:
+            cur.execute("SHOW server_version")
+            return str(cur.fetchone()[0]).split()[0]
+
+    def _reset(self, scenario: Scenario) -> None:
+        """A fresh schema filled by the setup SQL, in one round trip: about 3 ms."""
+        fresh_schema = f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA};"
+        batches = [fresh_schema + (scenario.setup[0] if scenario.setup else ""), *scenario.setup[1:]]
+        with self.admin.cursor() as cur:
+            for batch in batches:
+                try:
+                    cur.execute(batch)
+                except psycopg2.Error as exc:
+                    raise ScenarioError(str(scenario.source), f"setup SQL failed: {first_line(exc)}") from None
+
+    def _end_sessions(self, scenario: Scenario, sessions: dict[str, SessionWorker]) -> None:
+        for name, worker in sessions.items():
+            try:
+                worker.finish(scenario.session(name))
+            except psycopg2.Error as exc:
+                self.pool.discard(worker)
+                raise ScenarioError(
+                    str(scenario.source), f"session {name}: teardown failed: {first_line(exc)}"
+                ) from None
+
+    def _teardown(self, scenario: Scenario) -> None:
+        with self.admin.cursor() as cur:
+            for statement in scenario.teardown:
+                try:
+                    cur.execute(statement)
+                except psycopg2.Error as exc:
+                    raise ScenarioError(str(scenario.source), f"teardown SQL failed: {first_line(exc)}") from None
+
+    def _invariants(self, scenario: Scenario) -> dict[str, bool]:
+        """Evaluate each invariant on the final, committed state."""
+        results = {}
+        with self.admin.cursor() as cur:
+            for name, sql in scenario.invariants.items():
+                try:
+                    cur.execute(sql)
+                    rows = cur.fetchall() if cur.description else []
+                except psycopg2.Error as exc:
+                    raise ScenarioError(str(scenario.source), f"invariant {name} failed: {first_line(exc)}") from None
+                if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool):
+                    raise ScenarioError(
+                        str(scenario.source), f"invariant {name} must return one boolean, got {rows!r}"
+                    )
+                results[name] = rows[0][0]
+        return results
+
+
+@contextmanager
+def open_lab(server_dsn: str, **options: float) -> Iterator[Lab]:
+    """A Lab in a fresh scratch database on the given server, dropped however the block ends."""
+    scratch = ScratchDatabase(server_dsn)
+    with scratch as dsn:
+        lab = Lab(dsn, **options)
+        try:
+            yield lab
+        finally:
+            lab.close()

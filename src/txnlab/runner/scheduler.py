@@ -1,0 +1,290 @@
+"""The scheduler: runs steps in order and turns what the sessions do into timeline events.
+
+After each step it waits until every session with a step in flight is either done or
+reported blocked by the server; only then does the next step go out. That rule, the
+same as PostgreSQL's isolationtester, makes a run deterministic without sleeping.
+Completions seen together are recorded in causal order: a session released by another
+session's commit or error is recorded after it.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
+
+from txnlab.runner.execute import StepResult, error_info, execute
+from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
+from txnlab.scenario.model import PLACEHOLDER
+from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome
+
+CANCEL_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class InFlight:
+    """A step sent to a session whose result has not been recorded yet."""
+
+    worker: SessionWorker
+    step: str
+    sql: str
+    sent_at: float
+    order: int
+    blocked_by: tuple[str, ...] = ()
+    lock: LockWait | None = None
+    blocked_recorded: bool = False
+    detected_at: float = 0.0  # perf_counter when the monitor saw the wait
+
+
+@dataclass
+class Arrival:
+    flight: InFlight
+    result: StepResult
+    timed_out: bool = False
+
+
+class StepTimeout(Exception):
+    """Internal: a step outlived the step timeout; the run stops cleanly."""
+
+
+@dataclass
+class Scheduler:
+    """Drives one run's sessions; `events` is the timeline being written."""
+
+    sessions: dict[str, SessionWorker]
+    monitor: LockMonitor
+    pool: SessionPool
+    step_timeout: float
+    poll_interval: float
+    origin: float = field(default_factory=time.perf_counter)
+    events: list[Event] = field(default_factory=list)
+    results: dict[str, StepResult] = field(default_factory=dict)
+    ended_early: str | None = None
+    _in_flight: dict[str, InFlight] = field(default_factory=dict)
+    _dispatched: int = 0
+
+    @property
+    def completions(self) -> queue.Queue[Completion]:
+        return self.pool.completions
+
+    @property
+    def run_pids(self) -> list[int]:
+        return [w.pid for w in self.sessions.values()]
+
+    # -- the public moves -------------------------------------------------------------
+
+    def perform(self, session: str, step: str, sql: str) -> None:
+        """Send one SQL step: wait for the session if it is still busy, then let things settle."""
+        if not self._session_ready(session):
+            return
+        try:
+            sql = self._substitute(sql)
+        except LookupError as exc:
+            now = self._now()
+            problem = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
+            self._append(session, step, sql, Outcome.ERROR, now, now, error=problem)
+            return
+        worker = self.sessions[session]
+        self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
+
+    def call(self, session: str, step: str, description: str, job: Callable[[], Any]) -> None:
+        """Run a Python callable on a session's thread as one step (for Python scenarios)."""
+        if self._session_ready(session):
+            self._dispatch(self.sessions[session], step, description, job)
+
+    def _session_ready(self, session: str) -> bool:
+        """Wait for the session's previous step if needed; False once the run has ended."""
+        if not self.ended_early and session in self._in_flight:
+            self._wait_for(session)
+        return not self.ended_early
+
+    def _dispatch(self, worker: SessionWorker, step: str, text: str, job: Callable[[], Any]) -> None:
+        self._dispatched += 1
+        flight = InFlight(worker, step, text, time.perf_counter(), self._dispatched)
+        self._in_flight[worker.name] = flight
+        worker.submit(job)
+        self._settle([], trigger=flight)
+
+    def finish(self) -> None:
+        """Wait for every step still in flight, as at the end of a permutation."""
+        while self._in_flight and not self.ended_early:
+            self._wait_for(min(self._in_flight.values(), key=lambda f: f.order).worker.name)
+
+    def stop(self) -> None:
+        """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""
+        for flight in list(self._in_flight.values()):
+            flight.worker.cancel()
+        deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
+        while self._in_flight and time.perf_counter() < deadline:
+            try:
+                worker, _ = self.completions.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self._in_flight.pop(worker.name, None)
+        for flight in self._in_flight.values():
+            self.monitor.terminate(flight.worker.pid)
+            self.pool.discard(flight.worker)
+        self._in_flight.clear()
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def _wait_for(self, session: str) -> None:
+        """Wait until `session`'s step completes, then settle and record what arrived."""
+        flight = self._in_flight[session]
+        deadline = time.perf_counter() + self.step_timeout
+        arrived: list[Arrival] = []
+        while session in self._in_flight:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                arrived.extend(self._time_out([flight]))
+                break
+            self._drain(arrived, min(remaining, 0.05))
+        self._settle(arrived, trigger=None)
+
+    def _settle(self, arrived: list[Arrival], trigger: InFlight | None) -> None:
+        """Wait until every step in flight is blocked, then record events in causal order."""
+        deadline = time.perf_counter() + self.step_timeout
+        newly_blocked: list[InFlight] = []
+        while self._in_flight and not self.ended_early:
+            self._drain(arrived, self.poll_interval)
+            if not self._in_flight:
+                break
+            flights = list(self._in_flight.values())
+            blocked = self.monitor.blocked([f.worker.pid for f in flights], self.run_pids)
+            if not self.completions.empty():
+                continue
+            waiting = [f for f in flights if f.worker.pid not in blocked]
+            if not waiting:
+                detected = time.time()
+                newly_blocked = [f for f in flights if not f.blocked_recorded]
+                for flight in newly_blocked:
+                    self._describe_wait(flight, detected)
+                break
+            if time.perf_counter() > deadline:
+                arrived.extend(self._time_out(waiting))
+        self._record(arrived, trigger, newly_blocked)
+
+    def _drain(self, arrived: list[Arrival], wait: float) -> None:
+        """Collect completions: wait up to `wait` for the first, then take all that are there."""
+        try:
+            item = self.completions.get(timeout=wait) if wait > 0 else self.completions.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            worker, result = item
+            flight = self._in_flight.pop(worker.name, None)
+            if flight is not None:
+                arrived.append(Arrival(flight, self._as_result(result, flight)))
+            try:
+                item = self.completions.get_nowait()
+            except queue.Empty:
+                return
+
+    def _describe_wait(self, flight: InFlight, detected: float) -> None:
+        flight.detected_at = time.perf_counter()
+        info = self.monitor.wait_info(flight.worker.pid)
+        by_pid = {w.pid: name for name, w in self.sessions.items()}
+        flight.blocked_by = tuple(by_pid[p] for p in info.blocker_pids if p in by_pid)
+        lock = info.lock
+        flight.lock = LockWait(lock.locktype, lock.mode, lock.relation, lock.wait_started, detected)
+
+    def _time_out(self, flights: list[InFlight]) -> list[Arrival]:
+        """Cancel steps that outlived the timeout; the run ends after recording them."""
+        first = flights[0]
+        self.ended_early = (
+            f"step {first.step} ({first.worker.name}) did not finish within "
+            f"{self.step_timeout:g} s; txnlab cancelled it and stopped the run"
+        )
+        doomed = list(self._in_flight.values())
+        for flight in doomed:
+            flight.worker.cancel()
+        arrived: list[Arrival] = []
+        deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
+        while self._in_flight and time.perf_counter() < deadline:
+            self._drain(arrived, 0.05)
+        for flight in list(self._in_flight.values()):  # cancel did not work: end the backend
+            self.monitor.terminate(flight.worker.pid)
+            self.pool.discard(flight.worker)
+            now = time.perf_counter()
+            arrived.append(Arrival(flight, StepResult(started=flight.sent_at, ended=now)))
+        self._in_flight.clear()
+        for arrival in arrived:
+            arrival.timed_out = True
+        return arrived
+
+    # -- recording --------------------------------------------------------------------
+
+    def _record(self, arrived: list[Arrival], trigger: InFlight | None, newly_blocked: list[InFlight]) -> None:
+        own = [a for a in arrived if a.flight is trigger]
+        if own:
+            self._append_result(own[0], after_wait=False)
+        for flight in newly_blocked:
+            self._append(
+                flight.worker.name, flight.step, flight.sql, Outcome.BLOCKED,
+                flight.sent_at - self.origin, flight.detected_at - self.origin,
+                blocked_by=flight.blocked_by, lock=flight.lock,
+            )
+            flight.blocked_recorded = True
+        for arrival in _causal_order([a for a in arrived if a.flight is not trigger]):
+            self._append_result(arrival, after_wait=arrival.flight.blocked_recorded)
+
+    def _append_result(self, arrival: Arrival, after_wait: bool) -> None:
+        flight, result = arrival.flight, arrival.result
+        self.results[flight.step] = result
+        outcome = Outcome.TIMEOUT if arrival.timed_out else (Outcome.ERROR if result.error else Outcome.OK)
+        self._append(
+            flight.worker.name, flight.step, flight.sql, outcome,
+            flight.sent_at - self.origin, result.ended - self.origin,
+            after_wait=after_wait, columns=result.columns, rows=result.rows, rowcount=result.rowcount,
+            error=result.error, transaction_status=result.transaction_status, notices=result.notices,
+            blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
+        )
+
+    def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
+                ended: float, **details: Any) -> None:
+        self.events.append(
+            Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
+                  started=started, ended=ended, **details)
+        )
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.origin
+
+    def _as_result(self, result: Any, flight: InFlight) -> StepResult:
+        if isinstance(result, StepResult):
+            return result
+        now = time.perf_counter()
+        if isinstance(result, BaseException):
+            return StepResult(started=flight.sent_at, ended=now, error=error_info(result))
+        return StepResult(started=flight.sent_at, ended=now, rows=((repr(result),),) if result is not None else None)
+
+    def _substitute(self, sql: str) -> str:
+        def value(match: Any) -> str:
+            step, column = match.group(1), match.group(2)
+            result = self.results.get(step)
+            if result is None or result.error or not result.rows:
+                raise LookupError(f"${{{step}.{column}}}: step {step} returned no row to read it from")
+            if not result.columns or column not in result.columns:
+                raise LookupError(f"${{{step}.{column}}}: step {step} has no column {column!r}")
+            literal = self.monitor.conn.cursor().mogrify("%s", [result.rows[0][result.columns.index(column)]])
+            return literal.decode()
+
+        return PLACEHOLDER.sub(value, sql)
+
+
+def _causal_order(arrivals: list[Arrival]) -> list[Arrival]:
+    """Order completions so that a session comes after the sessions it was waiting for."""
+    remaining = sorted(arrivals, key=lambda a: a.flight.order)
+    ordered = []
+    while remaining:
+        pending_sessions = {a.flight.worker.name for a in remaining}
+        ready = next(
+            (a for a in remaining if not set(a.flight.blocked_by) & (pending_sessions - {a.flight.worker.name})),
+            remaining[0],
+        )
+        ordered.append(ready)
+        remaining.remove(ready)
+    return ordered

@@ -1,0 +1,61 @@
+"""The handle a Python scenario's `play(run)` receives: the same sessions, scheduler and
+timeline as a YAML scenario, plus a way to run Python code on a session's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psycopg2.extensions
+
+from txnlab.runner.execute import StepResult
+from txnlab.server.connect import connect
+
+if TYPE_CHECKING:
+    from txnlab.runner.scheduler import Scheduler
+    from txnlab.scenario.model import Scenario
+
+
+class ScriptedRun:
+    """Drive a run from Python; every action becomes a timeline event."""
+
+    def __init__(self, scheduler: Scheduler, scenario: Scenario, dsn: str) -> None:
+        self._scheduler = scheduler
+        self._scenario = scenario
+        self.dsn = dsn  # the scratch database, with the run's schema on the search path
+
+    def step(self, name: str) -> None:
+        """Run a step declared under `steps:` in SCENARIO."""
+        step = self._scenario.steps[name]
+        self._scheduler.perform(step.session, step.name, step.sql)
+
+    def sql(self, session: str, name: str, sql: str) -> None:
+        """Run SQL that is not declared in SCENARIO (built in Python, say)."""
+        self._scheduler.perform(session, name, sql)
+
+    def call(
+        self,
+        session: str,
+        name: str,
+        description: str,
+        function: Callable[[psycopg2.extensions.connection], Any],
+    ) -> None:
+        """Run `function(connection)` on the session's thread; its return value is the step's result."""
+        conn = self._scheduler.sessions[session].conn
+        self._scheduler.call(session, name, description, lambda: function(conn))
+
+    def connection(self, session: str) -> psycopg2.extensions.connection:
+        """The session's psycopg2 connection, to hand to code the scenario runs itself."""
+        return self._scheduler.sessions[session].conn
+
+    def connect(self) -> psycopg2.extensions.connection:
+        """A new connection to the run's database; the scenario must close it."""
+        return connect(self.dsn)
+
+    def result(self, name: str) -> StepResult | None:
+        return self._scheduler.results.get(name)
+
+    def finish(self) -> None:
+        """Wait for every step still in flight."""
+        self._scheduler.finish()

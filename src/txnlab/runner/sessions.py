@@ -1,0 +1,137 @@
+"""Sessions: real psycopg2 connections, each driven by a thread of its own.
+
+A step is handed to the session's thread and the scheduler goes on; that is what
+lets one session sit blocked on a lock while another runs the step that frees it.
+Connections are reused from run to run (opening one costs about 3 ms) and reset
+with DISCARD ALL, so every run starts from a session as fresh as a new one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from txnlab.levels import Level
+from txnlab.runner.execute import take_notices
+from txnlab.scenario.model import SessionSpec
+from txnlab.server.connect import connect
+
+Completion = tuple["SessionWorker", Any]
+
+
+class SessionWorker:
+    """One connection and the thread that sends its statements."""
+
+    def __init__(self, dsn: str, completions: queue.Queue[Completion]) -> None:
+        self.dsn = dsn
+        self.conn = connect(dsn)
+        self.pid: int = self.conn.get_backend_pid()
+        self.name = "?"
+        self.busy = False
+        self._jobs: queue.Queue[Callable[[], Any] | None] = queue.Queue()
+        self._completions = completions
+        self._thread = threading.Thread(target=self._serve, name="txnlab-session", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Run `job` on the session's thread; its result arrives on the completions queue."""
+        if self.busy:
+            raise RuntimeError(f"session {self.name} is still busy")
+        self.busy = True
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                result = job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the scheduler, not lost
+                result = exc
+            self.busy = False
+            self._completions.put((self, result))
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the running statement (as psql's Ctrl-C does)."""
+        if not self.conn.closed:
+            try:
+                self.conn.cancel()
+            except psycopg2.Error:
+                pass
+
+    def prepare(self, spec: SessionSpec, level: Level) -> None:
+        """Reset the connection and configure it for one run; called while the session is idle."""
+        if self.conn.closed:
+            self.conn = connect(self.dsn)
+            self.pid = self.conn.get_backend_pid()
+        self.name = spec.name
+        conn = self.conn
+        conn.reset()  # rolls back, and forgets psycopg2's own autocommit and set_session state
+        conn.autocommit = True
+        level = spec.level or level
+        with conn.cursor() as cur:
+            cur.execute("DISCARD ALL")
+            cur.execute("SET application_name = %s", [f"txnlab:{spec.name}"])
+            if spec.autocommit:
+                cur.execute(_characteristics_sql(level, spec))
+        for statement in spec.setup:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        take_notices(conn)
+        if not spec.autocommit:
+            conn.autocommit = False
+            conn.set_session(isolation_level=level.sql, readonly=spec.read_only, deferrable=spec.deferrable)
+
+    def finish(self, spec: SessionSpec) -> None:
+        """End the run for this session: roll back what is open, then run its teardown."""
+        if self.conn.closed:
+            return
+        self.conn.rollback()
+        if spec.teardown:
+            self.conn.autocommit = True
+            for statement in spec.teardown:
+                with self.conn.cursor() as cur:
+                    cur.execute(statement)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        if not self.conn.closed:
+            self.conn.close()
+
+
+def _characteristics_sql(level: Level, spec: SessionSpec) -> str:
+    """Session defaults for an autocommit session, so its explicit BEGIN gets the run's level."""
+    parts = [f"ISOLATION LEVEL {level.sql}"]
+    if spec.read_only is not None:
+        parts.append("READ ONLY" if spec.read_only else "READ WRITE")
+    if spec.deferrable is not None:
+        parts.append("DEFERRABLE" if spec.deferrable else "NOT DEFERRABLE")
+    return "SET SESSION CHARACTERISTICS AS TRANSACTION " + ", ".join(parts)
+
+
+class SessionPool:
+    """Workers kept across runs; `acquire(n)` hands out n of them, opening more when needed."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.completions: queue.Queue[Completion] = queue.Queue()
+        self._workers: list[SessionWorker] = []
+
+    def acquire(self, count: int) -> list[SessionWorker]:
+        while len(self._workers) < count:
+            self._workers.append(SessionWorker(self.dsn, self.completions))
+        return self._workers[:count]
+
+    def discard(self, worker: SessionWorker) -> None:
+        """Drop a worker whose thread or connection can no longer be trusted."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.close()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._workers.clear()

@@ -1,0 +1,126 @@
+"""The validated scenario model: plain frozen dataclasses, no I/O and no database.
+
+The shape follows PostgreSQL's isolationtester: setup SQL, sessions with their own
+setup and teardown, named steps each owned by one session, and permutations (orders
+in which to run the steps). On top of that a scenario carries what a reader needs
+(title, summary, narration) and what a checker needs (expectations per level).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from txnlab.levels import Level
+
+Rows = tuple[tuple[Any, ...], ...]
+
+# `${step.column}` in a step's SQL is replaced by that column's value in the first row
+# the named earlier step returned: how a scenario says "the application computed this
+# from what it read", like the 2017 blog's read-then-write update_balance.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One SQL command sent by one session."""
+
+    name: str
+    session: str
+    sql: str
+    narration: str | None = None
+
+    @property
+    def references(self) -> list[tuple[str, str]]:
+        """The (step, column) pairs this step's SQL reads through `${step.column}`."""
+        return PLACEHOLDER.findall(self.sql)
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """A connection taking part in the scenario.
+
+    By default a session behaves like application code using psycopg2: the first
+    statement implicitly opens a transaction at the run's isolation level. With
+    `autocommit` the statements run exactly as written, as in psql or
+    isolationtester, so a step must say `BEGIN` itself.
+    """
+
+    name: str
+    setup: tuple[str, ...] = ()
+    teardown: tuple[str, ...] = ()
+    autocommit: bool = False
+    level: Level | None = None  # pins this session's level whatever the run's level
+    read_only: bool | None = None
+    deferrable: bool | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A fact about a run: a step returned these rows, or an invariant held (or not)."""
+
+    step: str | None = None
+    rows: Rows | None = None
+    invariant: str | None = None
+    holds: bool | None = None
+
+    def describe(self) -> str:
+        if self.step is not None:
+            return f"{self.step} returned {list(map(list, self.rows or ()))}"
+        return f"invariant {self.invariant} {'holds' if self.holds else 'is broken'}"
+
+
+@dataclass(frozen=True)
+class AnomalyRule:
+    """How to tell from a run whether the anomaly happened: all conditions hold."""
+
+    name: str
+    observed_if: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What PostgreSQL does at one isolation level.
+
+    `blocked` and `errors` are exact: a step that blocks or fails without being
+    listed is a mismatch. `rows` and `invariants` are checked for the names given.
+    """
+
+    blocked: frozenset[str] = frozenset()
+    errors: Mapping[str, str] = field(default_factory=dict)  # step -> SQLSTATE
+    rows: Mapping[str, Rows] = field(default_factory=dict)
+    invariants: Mapping[str, bool] = field(default_factory=dict)
+    anomaly: bool | None = None  # True: the anomaly happens at this level
+    note: str | None = None  # one line for the reader: why this level behaves so
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario, ready for the runner."""
+
+    name: str
+    title: str
+    summary: str
+    source: Path
+    sessions: tuple[SessionSpec, ...]
+    steps: Mapping[str, Step]
+    permutations: tuple[tuple[str, ...], ...]
+    setup: tuple[str, ...] = ()
+    teardown: tuple[str, ...] = ()
+    invariants: Mapping[str, str] = field(default_factory=dict)  # name -> SQL returning one boolean
+    expectations: Mapping[Level, Expectation] = field(default_factory=dict)
+    anomaly: AnomalyRule | None = None
+    tags: tuple[str, ...] = ()
+    levels: tuple[Level, ...] = tuple(Level)
+    references: tuple[str, ...] = ()  # documentation a reader can check the claim against
+    play: Callable[..., None] | None = None  # Python scenarios: drives the sessions itself
+
+    def session(self, name: str) -> SessionSpec:
+        return next(s for s in self.sessions if s.name == name)
+
+    @property
+    def default_permutation(self) -> tuple[str, ...]:
+        return self.permutations[0]

@@ -1,0 +1,36 @@
+"""Load a Python scenario: a module in the catalogue with `SCENARIO` (the same document a
+YAML file holds) and `play(run)`, which drives the sessions through the same engine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from txnlab.errors import ScenarioError
+from txnlab.scenario.model import Scenario
+from txnlab.scenario.validate import build_scenario
+
+
+def load_python_scenario(path: Path) -> Scenario:
+    module_name = f"txnlab_scenario_{path.stem.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(str(path), "cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ScenarioError(str(path), f"Python syntax error: {exc.msg}", exc.lineno) from None
+    except Exception as exc:  # noqa: BLE001 - any import failure is the scenario's fault
+        raise ScenarioError(str(path), f"importing it failed: {type(exc).__name__}: {exc}") from None
+    document = getattr(module, "SCENARIO", None)
+    play = getattr(module, "play", None)
+    if not isinstance(document, Mapping):
+        raise ScenarioError(str(path), "a Python scenario must define SCENARIO = {...}")
+    if not callable(play):
+        raise ScenarioError(str(path), "a Python scenario must define play(run)")
+    return build_scenario(document, path, play=play)

@@ -1,0 +1,1 @@
+"""Where runs happen: choosing the server, the embedded server, and scratch databases."""

@@ -1,0 +1,31 @@
+"""Living documentation: every scenario in the catalogue, at every level it supports, run
+on a real server; each test asserts what PostgreSQL does (the scenario's expectations).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from txnlab.checks import check
+from txnlab.levels import Level
+from txnlab.render.describe import mismatch_lines
+from txnlab.render.report import RunReport
+from txnlab.render.text import render_timeline
+from txnlab.runner.lab import Lab
+from txnlab.scenario import Catalogue
+
+CELLS = [
+    pytest.param(name, level, id=f"{name}[{level.value}]")
+    for name, scenario in Catalogue().scenarios.items()
+    for level in scenario.levels
+]
+
+
+@pytest.mark.parametrize(("name", "level"), CELLS)
+def test_postgresql_behaves_as_the_scenario_says(lab: Lab, catalogue: Catalogue, name: str, level: Level) -> None:
+    scenario = catalogue.scenarios[name]
+    timeline = lab.run(scenario, level)
+    verdict = check(scenario, timeline)
+    if not verdict.matches_expectation:
+        report = render_timeline(RunReport(scenario, timeline, verdict), width=140)
+        pytest.fail("\n".join([*mismatch_lines(verdict), report]), pytrace=False)

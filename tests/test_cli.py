@@ -1,0 +1,202 @@
+"""The command line as a user meets it: exit codes, one-line errors, stable JSON, and no
+leftovers after a failure or Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from conftest import leftovers
+from txnlab.cli import main
+from txnlab.server.connect import with_params
+
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/postgres"
+
+HANGING = """\
+name: hanging
+title: A step that sleeps
+summary: Used to test Ctrl-C and timeouts.
+sessions: {a: {}, b: {}}
+steps:
+  - {name: sleepy, session: a, sql: SELECT pg_sleep(30)}
+  - {name: other, session: b, sql: SELECT 1}
+expect: {all: {}}
+"""
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
+    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
+    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return int(exited.value.code or 0), out, err
+
+    return run
+
+
+def scenario_file(tmp_path: Path, text: str, name: str = "scenario.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_run_exits_0_when_everything_is_as_expected(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", "atm-lost-update", "--level", "rc")
+    assert code == 0
+    assert "atm-lost-update at READ COMMITTED" in out
+    assert "waits for atm1" in out
+    assert "read committed: as expected" in out
+
+
+def test_run_exits_1_and_says_what_differs_when_an_expectation_is_wrong(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = scenario_file(tmp_path, """\
+        name: wrong
+        title: A wrong expectation
+        summary: Claims a read returns 2.
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: read, session: a, sql: SELECT 1 AS one}
+        expect: {all: {rows: {read: [[2]]}}}
+    """)
+    code, out, _ = cli("run", path, "--level", "rc")
+    assert code == 1
+    assert "rows of read: expected [[2]], observed [[1]]" in out
+
+
+def test_a_malformed_scenario_file_is_one_line_with_file_and_line_and_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = scenario_file(tmp_path, HANGING.replace("session: b", "session: c"))
+    code, out, err = cli("run", path)
+    assert code == 2
+    assert err.strip() == f"txnlab: error: {path}:7: step uses unknown session 'c'; sessions are: a, b"
+    assert out == ""
+
+
+def test_an_unknown_scenario_name_suggests_close_names_and_exits_2(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("show", "atm-lost-updat")
+    assert code == 2
+    assert "did you mean atm-lost-update" in err and "Traceback" not in err
+
+
+def test_list_and_show_need_no_database(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TXNLAB_DSN", UNREACHABLE)
+    code, out, _ = cli("list")
+    assert code == 0 and "atm-lost-update" in out
+    code, out, _ = cli("show", "atm-lost-update")
+    assert code == 0 and "What PostgreSQL does:" in out and "repeatable read" in out
+
+
+def test_an_unreachable_server_is_one_line_and_exit_3(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("run", "atm-lost-update", "--dsn", UNREACHABLE)
+    assert code == 3
+    assert err.startswith("txnlab: error: cannot connect to PostgreSQL") and err.count("\n") == 1
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers: a hung server."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_server_that_never_answers_fails_within_5_seconds(cli, silent_server: int) -> None:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    code, _, err = cli("run", "atm-lost-update", "--dsn", f"postgresql://x@127.0.0.1:{silent_server}/postgres")
+    assert code == 3 and "cannot connect" in err
+    assert time.monotonic() - started < 5
+
+
+def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, admin, server_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    with admin.cursor() as cur:
+        try:
+            cur.execute("DROP ROLE IF EXISTS txnlab_no_createdb; CREATE ROLE txnlab_no_createdb LOGIN NOCREATEDB")
+        except psycopg2.Error:
+            pytest.skip("the test role may not create roles")
+    try:
+        try:
+            psycopg2.connect(with_params(server_dsn, user="txnlab_no_createdb", password="")).close()
+        except psycopg2.OperationalError:
+            pytest.skip("the server does not let the new role log in without a password")
+        code, _, err = cli("run", "atm-lost-update", "--dsn", with_params(server_dsn, user="txnlab_no_createdb"))
+        assert code == 3
+        assert "role 'txnlab_no_createdb' may not create databases" in err
+        assert "ALTER ROLE txnlab_no_createdb CREATEDB" in err
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE txnlab_no_createdb")
+
+
+def test_matrix_json_is_a_list_with_scenario_level_and_verdict(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("matrix", "atm-lost-update", "--format", "json")
+    assert code == 0
+    cells = json.loads(out)
+    assert [c["level"] for c in cells] == ["read uncommitted", "read committed", "repeatable read", "serializable"]
+    assert all(c["scenario"] == "atm-lost-update" and c["matches_expectation"] is True for c in cells)
+    assert [c["prevented"] for c in cells] == [False, False, True, True]
+    assert [c["how"] for c in cells] == [None, None, "aborted", "aborted"]
+
+
+def test_run_json_holds_the_timeline_events_and_the_verdict(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", "atm-lost-update", "--level", "rr", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and document["schema_version"] == 1
+    (run,) = document["runs"]
+    blocked = [e for e in run["events"] if e["outcome"] == "blocked"]
+    assert blocked[0]["step"] == "atm2_write" and blocked[0]["blocked_by"] == ["atm1"]
+    failed = [e for e in run["events"] if e["error"]]
+    assert failed[0]["error"]["sqlstate"] == "40001"
+    assert failed[0]["error"]["exception"] == "psycopg2.errors.SerializationFailure"
+    assert run["verdict"]["matches_expectation"] is True
+
+
+def test_markdown_output_is_a_table_per_run(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--format", "markdown")
+    assert code == 0
+    assert out.startswith("### atm-lost-update at READ COMMITTED")
+    assert "| atm1 " in out and "waits for atm1" in out
+
+
+def test_ctrl_c_mid_run_exits_130_and_leaves_no_sessions_or_scratch_database(
+    tmp_path: Path, server_dsn: str, admin
+) -> None:  # type: ignore[no-untyped-def]
+    path = scenario_file(tmp_path, HANGING)
+    env = {**os.environ, "TXNLAB_DSN": server_dsn, "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "txnlab", "run", path, "--level", "rc", "--step-timeout", "60"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # wait until the sleeping step is running on the server
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'")
+            if cur.fetchone()[0]:
+                break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the step never started")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert leftovers(admin, process.pid) == ([], [])

@@ -1,0 +1,200 @@
+"""The runner against a real server: waits are detected by asking the server, errors keep
+their SQLSTATE, a hanging step is cancelled, and every run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+
+from scenario_text import scenario_from_yaml
+
+from txnlab.levels import Level
+from txnlab.runner.lab import Lab
+from txnlab.timeline import Outcome
+
+ROW_LOCK = """
+name: row-lock
+title: Row lock
+summary: b waits for a's row lock.
+setup: CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10);
+sessions: {a: {}, b: {}}
+steps:
+  - {name: a_update, session: a, sql: UPDATE t SET v = 11 WHERE id = 1}
+  - {name: b_update, session: b, sql: UPDATE t SET v = 12 WHERE id = 1 RETURNING v}
+  - {name: a_commit, session: a, sql: COMMIT}
+  - {name: b_commit, session: b, sql: COMMIT}
+expect:
+  all: {blocked: [b_update]}
+"""
+
+
+def test_a_step_waiting_for_a_lock_is_recorded_as_blocked_with_its_blocker(lab: Lab) -> None:
+    timeline = lab.run(scenario_from_yaml(ROW_LOCK), Level.READ_COMMITTED)
+    outcomes = [(e.step, e.outcome, e.after_wait) for e in timeline.events]
+    assert outcomes == [
+        ("a_update", Outcome.OK, False),
+        ("b_update", Outcome.BLOCKED, False),
+        ("a_commit", Outcome.OK, False),
+        ("b_update", Outcome.OK, True),  # completed after the wait, right after its cause
+        ("b_commit", Outcome.OK, False),
+    ]
+    blocked = timeline.events[1]
+    assert blocked.blocked_by == ("a",)
+    assert blocked.lock is not None and blocked.lock.locktype == "transactionid"
+    assert timeline.events[3].rows == ((12,),) and timeline.events[3].columns == ("v",)
+
+
+def test_the_connection_transaction_status_is_recorded_after_each_step(lab: Lab) -> None:
+    timeline = lab.run(scenario_from_yaml(ROW_LOCK), Level.READ_COMMITTED)
+    assert [e.transaction_status for e in timeline.events if e.outcome is not Outcome.BLOCKED] == [
+        "in transaction", "idle", "in transaction", "idle",
+    ]
+
+
+def test_the_same_blocking_scenario_gives_the_same_timeline_twenty_times(lab: Lab, catalogue) -> None:  # type: ignore[no-untyped-def]
+    scenario = catalogue.resolve("atm-lost-update")
+    first = lab.run(scenario, Level.READ_COMMITTED).transcript()
+    assert any(event[3] == "blocked" for event in first)
+    for _ in range(19):
+        assert lab.run(scenario, Level.READ_COMMITTED).transcript() == first
+
+
+def test_an_error_keeps_sqlstate_exception_class_and_message(lab: Lab) -> None:
+    scenario = scenario_from_yaml("""
+        name: errors
+        title: Errors
+        summary: A failed statement aborts the transaction.
+        setup: CREATE TABLE t (v int CHECK (v > 0));
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: bad, session: a, sql: INSERT INTO t VALUES (-1)}
+          - {name: ignored, session: a, sql: SELECT 1}
+          - {name: rollback, session: a, sql: ROLLBACK}
+          - {name: fine, session: b, sql: SELECT 1 AS one}
+        expect: {all: {errors: {bad: "23514", ignored: 25P02}}}
+    """)
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    bad, ignored = timeline.events[0], timeline.events[1]
+    assert bad.error is not None and bad.error.sqlstate == "23514"
+    assert bad.error.exception == "psycopg2.errors.CheckViolation"
+    assert "violates check constraint" in bad.error.message
+    assert bad.transaction_status == "in failed transaction"
+    assert ignored.error is not None and ignored.error.exception == "psycopg2.errors.InFailedSqlTransaction"
+    assert timeline.events[2].transaction_status == "idle"
+
+
+def test_notices_are_recorded_per_session(lab: Lab) -> None:
+    scenario = scenario_from_yaml("""
+        name: notices
+        title: Notices
+        summary: RAISE NOTICE reaches the session that caused it.
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: shout, session: a, sql: "DO $$ BEGIN RAISE NOTICE 'hello from a'; END $$"}
+          - {name: quiet, session: b, sql: SELECT 1}
+        expect: {all: {}}
+    """)
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    assert timeline.events[0].notices == ("NOTICE:  hello from a",)
+    assert timeline.events[1].notices == ()
+
+
+def test_a_hanging_step_is_cancelled_and_the_run_ends_cleanly(scratch_dsn: str) -> None:
+    scenario = scenario_from_yaml("""
+        name: hang
+        title: Hang
+        summary: A step that never finishes.
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: sleepy, session: a, sql: SELECT pg_sleep(60)}
+          - {name: never, session: b, sql: SELECT 1}
+        expect: {all: {}}
+    """)
+    lab = Lab(scratch_dsn, step_timeout=0.5)
+    try:
+        started = time.perf_counter()
+        timeline = lab.run(scenario, Level.READ_COMMITTED)
+        elapsed = time.perf_counter() - started
+        assert [(e.step, e.outcome) for e in timeline.events] == [("sleepy", Outcome.TIMEOUT)]
+        assert timeline.events[0].error is not None and timeline.events[0].error.sqlstate == "57014"
+        assert timeline.ended_early is not None and "sleepy" in timeline.ended_early
+        assert elapsed < 3
+        with lab.admin.cursor() as cur:  # the session is idle again and holds nothing
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'txnlab:%' "
+                "AND state <> 'idle' AND datname = current_database()"
+            )
+            assert cur.fetchone()[0] == 0
+    finally:
+        lab.close()
+
+
+def test_three_sessions_and_a_wait_queued_behind_another_wait(lab: Lab) -> None:
+    scenario = scenario_from_yaml("""
+        name: queue
+        title: Queue
+        summary: c queues behind b's pending ACCESS EXCLUSIVE request.
+        setup: CREATE TABLE t (id int);
+        sessions: {a: {}, b: {}, c: {}}
+        steps:
+          - {name: a_read, session: a, sql: SELECT count(*) FROM t}
+          - {name: b_alter, session: b, sql: ALTER TABLE t ADD COLUMN x int}
+          - {name: c_read, session: c, sql: SELECT count(*) FROM t}
+          - {name: a_commit, session: a, sql: COMMIT}
+          - {name: b_commit, session: b, sql: COMMIT}
+        expect: {all: {blocked: [b_alter, c_read]}}
+    """)
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    events = [(e.step, e.outcome.value, e.blocked_by) for e in timeline.events]
+    assert events == [
+        ("a_read", "ok", ()),
+        ("b_alter", "blocked", ("a",)),
+        ("c_read", "blocked", ("b",)),
+        ("a_commit", "ok", ()),
+        ("b_alter", "ok", ("a",)),
+        ("b_commit", "ok", ()),
+        ("c_read", "ok", ("b",)),
+    ]
+
+
+def test_a_value_read_by_an_earlier_step_is_substituted_as_a_literal(lab: Lab) -> None:
+    scenario = scenario_from_yaml("""
+        name: substitute
+        title: Substitute
+        summary: The second step uses what the first one read.
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: read, session: a, sql: "SELECT 'it''s' AS word, 41 AS n"}
+          - {name: use, session: b, sql: "SELECT ${read.word} AS word, ${read.n} + 1 AS n"}
+          - {name: missing, session: b, sql: "SELECT ${use.nothing}"}
+        expect: {all: {}}
+    """)
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    assert timeline.events[1].sql == "SELECT 'it''s' AS word, 41 + 1 AS n"
+    assert timeline.events[1].rows == (("it's", 42),)
+    assert timeline.events[2].error is not None and "no column 'nothing'" in timeline.events[2].error.message
+
+
+def test_a_deferrable_reader_waiting_for_a_safe_snapshot_counts_as_blocked(lab: Lab) -> None:
+    scenario = scenario_from_yaml("""
+        name: safe-snapshot
+        title: Safe snapshot
+        summary: A SERIALIZABLE READ ONLY DEFERRABLE transaction waits out a read-write one.
+        setup: CREATE TABLE t (v int); INSERT INTO t VALUES (1);
+        sessions:
+          writer: {}
+          reader: {read_only: true, deferrable: true}
+        steps:
+          - {name: w_read, session: writer, sql: SELECT v FROM t}
+          - {name: w_write, session: writer, sql: UPDATE t SET v = 2}
+          - {name: r_read, session: reader, sql: SELECT v FROM t}
+          - {name: w_commit, session: writer, sql: COMMIT}
+        levels: [ser]
+        expect: {ser: {blocked: [r_read]}}
+    """)
+    timeline = lab.run(scenario, Level.SERIALIZABLE)
+    r_read = [e for e in timeline.events if e.step == "r_read"]
+    assert [e.outcome for e in r_read] == [Outcome.BLOCKED, Outcome.OK]
+    assert r_read[0].blocked_by == ("writer",)
+    assert r_read[0].lock is not None and r_read[0].lock.locktype is None  # no lock: a snapshot wait
+    assert r_read[1].rows == ((1,),)  # its snapshot predates the commit; it waited until that was safe

@@ -4,7 +4,7 @@ scenario -> runner -> timeline -> checks -> report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from txnlab.checks import check
 from txnlab.levels import Level
@@ -21,11 +21,13 @@ def cells(scenarios: Iterable[Scenario], levels: Iterable[Level]) -> list[Cell]:
     return [(s, level) for s in scenarios for level in wanted if level in s.levels]
 
 
-def run_cell(lab: Lab, scenario: Scenario, level: Level) -> RunReport:
-    timeline = lab.run(scenario, level)
+def run_cell(lab: Lab, scenario: Scenario, level: Level, then: Scenario | None = None) -> RunReport:
+    timeline = lab.run(scenario, level, then=then)
     return RunReport(scenario, timeline, check(scenario, timeline))
 
 
-def run_cells(lab: Lab, planned: Iterable[Cell]) -> Iterator[RunReport]:
-    for scenario, level in planned:
-        yield run_cell(lab, scenario, level)
+def run_cells(lab: Lab, planned: Sequence[Cell]) -> Iterator[RunReport]:
+    """Run cells in order; each next cell's schema is built while the current one runs."""
+    for index, (scenario, level) in enumerate(planned):
+        following = planned[index + 1][0] if index + 1 < len(planned) else None
+        yield run_cell(lab, scenario, level, then=following)

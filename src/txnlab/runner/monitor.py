@@ -67,6 +67,14 @@ class LockMonitor:
             ),
         )
 
+    def cancel(self, pid: int) -> None:
+        """Cancel the session's running statement (what psql's Ctrl-C does).
+
+        Sent from this connection rather than with psycopg2's conn.cancel(), which keeps
+        the GIL while it waits and would stall a wire tap running in this process.
+        """
+        self._cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+
     def terminate(self, pid: int) -> None:
         self._cur.execute("SELECT pg_terminate_backend(%s)", [pid])
 

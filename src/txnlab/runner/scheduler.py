@@ -84,8 +84,8 @@ class Scheduler:
             sql = self._substitute(sql)
         except LookupError as exc:
             now = self._now()
-            problem = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
-            self._append(session, step, sql, Outcome.ERROR, now, now, error=problem)
+            reason = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
+            self._append(session, step, sql, Outcome.SKIPPED, now, now, error=reason)
             return
         worker = self.sessions[session]
         self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
@@ -116,7 +116,7 @@ class Scheduler:
     def stop(self) -> None:
         """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""
         for flight in list(self._in_flight.values()):
-            flight.worker.cancel()
+            self.monitor.cancel(flight.worker.pid)
         deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
         while self._in_flight and time.perf_counter() < deadline:
             try:
@@ -200,7 +200,7 @@ class Scheduler:
         )
         doomed = list(self._in_flight.values())
         for flight in doomed:
-            flight.worker.cancel()
+            self.monitor.cancel(flight.worker.pid)
         arrived: list[Arrival] = []
         deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
         while self._in_flight and time.perf_counter() < deadline:
@@ -276,15 +276,20 @@ class Scheduler:
 
 
 def _causal_order(arrivals: list[Arrival]) -> list[Arrival]:
-    """Order completions so that a session comes after the sessions it was waiting for."""
+    """Order completions so that a session comes after the sessions it was waiting for.
+
+    In a wait cycle (a deadlock) the step that failed, the victim, broke the cycle and
+    comes first; otherwise steps keep the order in which they were sent.
+    """
     remaining = sorted(arrivals, key=lambda a: a.flight.order)
     ordered = []
     while remaining:
         pending_sessions = {a.flight.worker.name for a in remaining}
-        ready = next(
-            (a for a in remaining if not set(a.flight.blocked_by) & (pending_sessions - {a.flight.worker.name})),
-            remaining[0],
-        )
-        ordered.append(ready)
-        remaining.remove(ready)
+        ready = [
+            a for a in remaining if not set(a.flight.blocked_by) & (pending_sessions - {a.flight.worker.name})
+        ]
+        failed = [a for a in remaining if a.result.error is not None]
+        chosen = (ready or failed or remaining)[0]
+        ordered.append(chosen)
+        remaining.remove(chosen)
     return ordered

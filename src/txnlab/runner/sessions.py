@@ -54,15 +54,7 @@ class SessionWorker:
             self.busy = False
             self._completions.put((self, result))
 
-    def cancel(self) -> None:
-        """Ask the server to cancel the running statement (as psql's Ctrl-C does)."""
-        if not self.conn.closed:
-            try:
-                self.conn.cancel()
-            except psycopg2.Error:
-                pass
-
-    def prepare(self, spec: SessionSpec, level: Level) -> None:
+    def prepare(self, spec: SessionSpec, level: Level, schema: str) -> None:
         """Reset the connection and configure it for one run; called while the session is idle."""
         if self.conn.closed:
             self.conn = connect(self.dsn)
@@ -74,7 +66,9 @@ class SessionWorker:
         level = spec.level or level
         with conn.cursor() as cur:
             cur.execute("DISCARD ALL")
-            cur.execute("SET application_name = %s", [f"txnlab:{spec.name}"])
+            cur.execute(
+                "SET application_name = %s; SET search_path = %s", [f"txnlab:{spec.name}", schema]
+            )
             if spec.autocommit:
                 cur.execute(_characteristics_sql(level, spec))
         for statement in spec.setup:

@@ -12,10 +12,12 @@ from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Scenario
-from txnlab.timeline import Outcome, Timeline
+from txnlab.timeline import ErrorInfo, Outcome, Timeline
 
-# Errors by which PostgreSQL refuses to let an anomaly through.
-PREVENTING_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock detected"}
+# SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
+# rollback (40001 serialization failure, 40P01 deadlock) and integrity constraint
+# violations (23505 unique, 23514 check, 23P01 exclusion...).
+PREVENTING_CLASSES = ("40", "23")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Verdict:
     anomaly: str | None  # the anomaly's name, when the scenario defines one
     anomaly_observed: bool | None
     how: str | None  # what prevented it: "blocked", "aborted", or None
+    prevented_by: ErrorInfo | None  # when aborted: the error, e.g. 40001 "... read/write dependencies ..."
     ended_early: str | None
     note: str | None
 
@@ -65,6 +68,7 @@ class Verdict:
 def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     expectation = scenario.expectations[timeline.level]
     blocked = sorted({e.step for e in timeline.events if e.outcome is Outcome.BLOCKED})
+    skipped = sorted({e.step for e in timeline.events if e.outcome is Outcome.SKIPPED})
     failed = _failures(timeline)
     findings = [
         Finding("blocked steps", _names(sorted(expectation.blocked)), _names(blocked)),
@@ -73,6 +77,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
             _names(f"{step} {code}" for step, code in sorted(expectation.errors.items())),
             _names(f"{step} {code}" for step, code in sorted(failed.items())),
         ),
+        Finding("skipped steps", _names(sorted(expectation.skipped)), _names(skipped)),
     ]
     for step, rows in expectation.rows.items():
         findings.append(Finding(f"rows of {step}", _rows(rows), _rows(_observed_rows(timeline, step))))
@@ -81,6 +86,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
 
     observed_anomaly = _anomaly_observed(scenario, timeline)
+    prevented_by = _refusal(timeline)
     if expectation.anomaly is not None and observed_anomaly is not None:
         findings.append(
             Finding(
@@ -95,7 +101,8 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         findings=tuple(findings),
         anomaly=scenario.anomaly.name if scenario.anomaly else None,
         anomaly_observed=observed_anomaly,
-        how=_how_prevented(timeline, failed, blocked) if observed_anomaly is False else None,
+        how=_how_prevented(prevented_by, blocked) if observed_anomaly is False else None,
+        prevented_by=prevented_by if observed_anomaly is False else None,
         ended_early=timeline.ended_early,
         note=expectation.note,
     )
@@ -132,8 +139,17 @@ def _condition_holds(condition: Condition, timeline: Timeline) -> bool:
     return timeline.invariants.get(condition.invariant or "") == condition.holds
 
 
-def _how_prevented(timeline: Timeline, failed: dict[str, str], blocked: list[str]) -> str | None:
-    if any(code in PREVENTING_SQLSTATES for code in failed.values()):
+def _refusal(timeline: Timeline) -> ErrorInfo | None:
+    """The first error by which the server refused a transaction, if any."""
+    for event in timeline.events:
+        code = event.error.sqlstate if event.error and event.outcome is Outcome.ERROR else None
+        if code and code.startswith(PREVENTING_CLASSES):
+            return event.error
+    return None
+
+
+def _how_prevented(refusal: ErrorInfo | None, blocked: list[str]) -> str | None:
+    if refusal is not None:
         return "aborted"
     if blocked:
         return "blocked"

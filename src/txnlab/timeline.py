@@ -26,6 +26,7 @@ class Outcome(str, Enum):
     ERROR = "error"
     BLOCKED = "blocked"  # waiting for a lock (or a safe snapshot); a later event completes it
     TIMEOUT = "timeout"  # cancelled by txnlab after the step timeout
+    SKIPPED = "skipped"  # never sent: it needs a value (${step.column}) an earlier step did not return
 
 
 TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}

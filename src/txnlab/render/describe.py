@@ -24,6 +24,8 @@ def result_phrase(event: Event) -> str:
         if lock and lock.locktype is None:
             detail = " (a safe snapshot)"
         return f"waits for {waits_for}{detail}"
+    if event.outcome is Outcome.SKIPPED:
+        return f"not sent: {event.error.message if event.error else 'a value it needs is missing'}"
     prefix = "completed after the wait: " if event.after_wait else ""
     if event.outcome is Outcome.TIMEOUT:
         return f"{prefix}cancelled after the step timeout"
@@ -88,3 +90,31 @@ def matrix_grid(reports: Sequence[RunReport], ok_mark: str, bad_mark: str) -> tu
                 row.append(f"{verdict.outcome} {ok_mark if verdict.matches_expectation else bad_mark}")
         rows.append(row)
     return ["scenario", *(level.value for level in levels)], rows
+
+
+def anomaly_cell(verdict: Verdict) -> str:
+    """Hermitage's words: the anomaly is possible, or prevented (by blocking or by aborting)."""
+    if verdict.anomaly_observed is None:
+        return "-"
+    if verdict.anomaly_observed:
+        return "possible"
+    return {"blocked": "blocks", "aborted": "aborts"}.get(verdict.how or "", "prevented")
+
+
+def anomaly_grid(reports: Sequence[RunReport], bad_mark: str) -> tuple[list[str], list[list[str]]]:
+    """Levels as rows, anomalies as columns, as in Hermitage's table, derived from the runs."""
+    anomalies = list(dict.fromkeys(r.verdict.anomaly or r.scenario.name for r in reports))
+    cells = {(r.verdict.level, r.verdict.anomaly or r.scenario.name): r.verdict for r in reports}
+    rows = []
+    for level in Level:
+        if not any(key[0] is level for key in cells):
+            continue
+        row = [level.value]
+        for anomaly in anomalies:
+            verdict = cells.get((level, anomaly))
+            if verdict is None:
+                row.append("-")
+            else:
+                row.append(anomaly_cell(verdict) + ("" if verdict.matches_expectation else f" {bad_mark}"))
+        rows.append(row)
+    return ["level", *anomalies], rows

@@ -21,6 +21,11 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "anomaly_observed": verdict.anomaly_observed,
         "prevented": None if verdict.anomaly_observed is None else not verdict.anomaly_observed,
         "how": verdict.how,
+        "prevented_by": (
+            {"sqlstate": verdict.prevented_by.sqlstate, "message": verdict.prevented_by.message}
+            if verdict.prevented_by
+            else None
+        ),
         "ended_early": verdict.ended_early,
         "findings": [
             {"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok}

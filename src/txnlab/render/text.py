@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 from tabulate import tabulate
 
-from txnlab.render.describe import matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import anomaly_grid, matrix_grid, mismatch_lines, result_phrase, verdict_line
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
@@ -33,7 +33,9 @@ class TextStyle:
 
 
 def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = True) -> str:
-    marker = {Outcome.BLOCKED: "⏳ ", Outcome.ERROR: "✗ ", Outcome.TIMEOUT: "✗ "}.get(event.outcome, "→ ")
+    marker = {Outcome.BLOCKED: "⏳ ", Outcome.ERROR: "✗ ", Outcome.TIMEOUT: "✗ ", Outcome.SKIPPED: "∅ "}.get(
+        event.outcome, "→ "
+    )
     if event.after_wait and event.outcome is Outcome.OK:
         marker = "↳ "
     lines = textwrap.wrap(" ".join(event.sql.split()), width) if show_sql and not event.after_wait else []
@@ -95,4 +97,21 @@ def render_matrix(reports: Sequence[RunReport], *, color: bool = False) -> str:
     for report in unexpected:
         lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
         lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
+    return "\n".join(lines) + "\n"
+
+
+def render_anomaly_table(reports: Sequence[RunReport], *, color: bool = False) -> str:
+    """The Hermitage-style table: possible, prevented, blocks (prevented by waiting), aborts."""
+    style = TextStyle(color)
+    headers, rows = anomaly_grid(reports, style("✗", fg="red", bold=True))
+    lines = [tabulate(rows, headers=headers, tablefmt="simple_grid")]
+    lines.append(
+        "possible: the anomaly happened; prevented: it did not; blocks / aborts: it was prevented "
+        "by making a session wait / by failing a transaction. ✗ marks a cell that differs from "
+        "the expectation."
+    )
+    for report in reports:
+        if not report.verdict.matches_expectation:
+            lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
+            lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines) + "\n"

@@ -85,12 +85,13 @@ class AnomalyRule:
 class Expectation:
     """What PostgreSQL does at one isolation level.
 
-    `blocked` and `errors` are exact: a step that blocks or fails without being
-    listed is a mismatch. `rows` and `invariants` are checked for the names given.
+    `blocked`, `errors` and `skipped` are exact: a step that blocks, fails or is
+    skipped without being listed is a mismatch. `rows` and `invariants` are checked for the names given.
     """
 
     blocked: frozenset[str] = frozenset()
     errors: Mapping[str, str] = field(default_factory=dict)  # step -> SQLSTATE
+    skipped: frozenset[str] = frozenset()  # steps never sent: a ${step.column} they need was not read
     rows: Mapping[str, Rows] = field(default_factory=dict)
     invariants: Mapping[str, bool] = field(default_factory=dict)
     anomaly: bool | None = None  # True: the anomaly happens at this level

@@ -34,7 +34,7 @@ TOP_KEYS = {
 }
 SESSION_KEYS = {"setup", "teardown", "autocommit", "level", "read_only", "deferrable"}
 STEP_KEYS = {"session", "name", "sql", "narration"}
-EXPECT_KEYS = {"blocked", "errors", "rows", "invariants", "anomaly", "note"}
+EXPECT_KEYS = {"blocked", "errors", "skipped", "rows", "invariants", "anomaly", "note"}
 CONDITION_KEYS = {"step", "rows", "invariant", "holds"}
 
 
@@ -389,11 +389,12 @@ def _expectation(
             raise check.fail(f"expectation names unknown step {name!r}", line)
         return name
 
-    blocked_line = check.line_of(body, "blocked") or where
-    blocked = frozenset(
-        step_name(n, blocked_line)
-        for n in check.sequence(body.get("blocked"), "blocked", blocked_line)
-    )
+    def step_set(key: str) -> frozenset[str]:
+        line = check.line_of(body, key) or where
+        return frozenset(step_name(n, line) for n in check.sequence(body.get(key), key, line))
+
+    blocked = step_set("blocked")
+    skipped = step_set("skipped")
     errors_raw = check.mapping(body.get("errors"), "errors", check.line_of(body, "errors") or where)
     errors = {}
     for name, code in errors_raw.items():
@@ -426,6 +427,7 @@ def _expectation(
     return Expectation(
         blocked=blocked,
         errors=errors,
+        skipped=skipped,
         rows=rows,
         invariants=expected_invariants,
         anomaly=anomaly_expected,

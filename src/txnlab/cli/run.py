@@ -90,27 +90,36 @@ def run_command(names: tuple[str, ...], level: str, output_format: str, color: b
 @click.command("matrix")
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option("--tag", help="Only scenarios with this tag.")
+@click.option("--suite", help="A suite of anomaly scenarios (e.g. hermitage), shown as an anomaly table.")
 @format_option
 @color_option
 @server_options
-def matrix_command(names: tuple[str, ...], tag: str | None, output_format: str, color: bool | None,
-                   dsn: str | None, step_timeout: float) -> int:
+def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, output_format: str,
+                   color: bool | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
-    Without NAME, the whole catalogue.
+    Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
+    suite's name, as a table of levels by anomalies: possible, prevented, blocks or
+    aborts, each derived from what the server did.
     """
     catalogue = Catalogue()
     if names:
         scenarios = _resolve(names)
+    elif suite or tag:
+        scenarios = catalogue.with_tag(suite or tag or "")
+        if not scenarios:
+            raise click.UsageError(f"no scenario is tagged {suite or tag!r}")
     else:
-        scenarios = catalogue.with_tag(tag) if tag else list(catalogue.scenarios.values())
+        scenarios = list(catalogue.scenarios.values())
     reports = _execute(cells(scenarios, ALL_LEVELS), dsn, step_timeout)
     if output_format == "json":
         click.echo(json_render.render_matrix(reports), nl=False)
     elif output_format == "markdown":
-        click.echo(markdown.render_matrix(reports), nl=False)
+        grid = markdown.render_anomaly_table if suite else markdown.render_matrix
+        click.echo(grid(reports), nl=False)
     else:
-        click.echo(text.render_matrix(reports, color=use_color(color)), nl=False)
+        grid = text.render_anomaly_table if suite else text.render_matrix
+        click.echo(grid(reports, color=use_color(color)), nl=False)
     return _exit_code(reports)
 
 

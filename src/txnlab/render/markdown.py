@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from txnlab.render.describe import matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import anomaly_grid, matrix_grid, mismatch_lines, result_phrase, verdict_line
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event
 
@@ -45,4 +45,9 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
     headers, rows = matrix_grid(reports, "", "(**unexpected**)")
+    return tabulate(rows, headers=headers, tablefmt="github") + "\n"
+
+
+def render_anomaly_table(reports: Sequence[RunReport]) -> str:
+    headers, rows = anomaly_grid(reports, "(**unexpected**)")
     return tabulate(rows, headers=headers, tablefmt="github") + "\n"

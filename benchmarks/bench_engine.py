@@ -4,7 +4,8 @@
 
 Runs every catalogue scenario at every level N times in one lab (the server already
 running, as for a workshop) and prints:
-- one matrix cell: wall time of run + check, including the reset of its state;
+- one matrix cell: wall time of run + check, including its fresh state (the schema of
+  each next cell is built during the current one, as `txnlab matrix` does);
 - detection latency: from the moment the server says a session started waiting
   (pg_locks.waitstart, server clock) to the moment the monitor saw it (same machine,
   same clock), over every blocked step of every run.
@@ -55,9 +56,10 @@ def main() -> None:
         for scenario, level in planned:  # warm-up: connections, caches
             run_cell(lab, scenario, level)
         for _ in range(args.repeat):
-            for scenario, level in planned:
+            for index, (scenario, level) in enumerate(planned):
+                following = planned[(index + 1) % len(planned)][0]  # built during this cell, as in a matrix
                 started = time.perf_counter()
-                report = run_cell(lab, scenario, level)
+                report = run_cell(lab, scenario, level, then=following)
                 elapsed = time.perf_counter() - started
                 cell_times.append(elapsed)
                 by_scenario.setdefault(scenario.name, []).append(elapsed)

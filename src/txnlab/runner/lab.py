@@ -17,7 +17,7 @@ from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.scheduler import Scheduler
-from txnlab.runner.schemas import SchemaSlots
+from txnlab.runner.schemas import SchemaSupply
 from txnlab.runner.script import ScriptedRun
 from txnlab.runner.sessions import SessionPool, SessionWorker
 from txnlab.scenario.model import Scenario
@@ -45,7 +45,7 @@ class Lab:
         self.admin = connect(self.dsn, autocommit=True)
         self.monitor = LockMonitor(self.dsn)
         self.pool = SessionPool(self.dsn)
-        self.schemas = SchemaSlots(self.dsn)
+        self.schemas = SchemaSupply(self.dsn)
         self.server_version = self._server_version()
 
     def run(

@@ -67,7 +67,7 @@ class Scheduler:
     _dispatched: int = 0
 
     @property
-    def completions(self) -> queue.Queue[Completion]:
+    def completions(self) -> queue.SimpleQueue[Completion]:
         return self.pool.completions
 
     @property

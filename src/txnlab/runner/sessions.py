@@ -3,7 +3,7 @@
 A step is handed to the session's thread and the scheduler goes on; that is what
 lets one session sit blocked on a lock while another runs the step that frees it.
 Connections are reused from run to run (opening one costs about 3 ms) and reset
-with DISCARD ALL, so every run starts from a session as fresh as a new one.
+with the equivalent of DISCARD ALL, so every run starts from a session as fresh as a new one.
 """
 
 from __future__ import annotations
@@ -23,17 +23,24 @@ from txnlab.server.connect import connect
 
 Completion = tuple["SessionWorker", Any]
 
+# DISCARD ALL, spelled out so that it can share one round trip with the run's settings
+# (DISCARD ALL itself refuses to run in the implicit transaction of a multi-statement query).
+FRESH_SESSION_SQL = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; "
+)
+
 
 class SessionWorker:
     """One connection and the thread that sends its statements."""
 
-    def __init__(self, dsn: str, completions: queue.Queue[Completion]) -> None:
+    def __init__(self, dsn: str, completions: queue.SimpleQueue[Completion]) -> None:
         self.dsn = dsn
         self.conn = connect(dsn)
         self.pid: int = self.conn.get_backend_pid()
         self.name = "?"
         self.busy = False
-        self._jobs: queue.Queue[Callable[[], Any] | None] = queue.Queue()
+        self._jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
         self._completions = completions
         self._thread = threading.Thread(target=self._serve, name="txnlab-session", daemon=True)
         self._thread.start()
@@ -61,16 +68,16 @@ class SessionWorker:
             self.pid = self.conn.get_backend_pid()
         self.name = spec.name
         conn = self.conn
-        conn.reset()  # rolls back, and forgets psycopg2's own autocommit and set_session state
+        conn.rollback()  # nothing to do unless a Python scenario left a transaction open
+        conn.autocommit = False
+        conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT", deferrable="DEFAULT")
         conn.autocommit = True
         level = spec.level or level
+        configure = FRESH_SESSION_SQL + "SET application_name = %s; SET search_path = %s;"
+        if spec.autocommit:
+            configure += _characteristics_sql(level, spec)
         with conn.cursor() as cur:
-            cur.execute("DISCARD ALL")
-            cur.execute(
-                "SET application_name = %s; SET search_path = %s", [f"txnlab:{spec.name}", schema]
-            )
-            if spec.autocommit:
-                cur.execute(_characteristics_sql(level, spec))
+            cur.execute(configure, [f"txnlab:{spec.name}", schema])
         for statement in spec.setup:
             with conn.cursor() as cur:
                 cur.execute(statement)
@@ -111,7 +118,7 @@ class SessionPool:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.completions: queue.Queue[Completion] = queue.Queue()
+        self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._workers: list[SessionWorker] = []
 
     def acquire(self, count: int) -> list[SessionWorker]:

@@ -1,0 +1,157 @@
+"""A wire tap: a loopback proxy between the driver and PostgreSQL that records what the
+driver really sent (psycopg2's implicit BEGIN, SQLAlchemy's SAVEPOINT and its ROLLBACK
+on return to the pool), rather than what we believe it sent.
+
+It parses the frontend/backend protocol just enough: the client's Query ('Q') and
+Parse ('P') messages, and the server's BackendKeyData ('K'), which names the backend
+process, so messages can be attributed to a session by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections import defaultdict
+
+import psycopg2.extensions
+
+CHUNK = 65536
+
+
+class WireTap:
+    """Listen on 127.0.0.1; forward each connection to the real server; record queries by pid."""
+
+    def __init__(self, server_dsn: str) -> None:
+        params = psycopg2.extensions.parse_dsn(server_dsn)
+        host = params.get("host") or "/var/run/postgresql"
+        port = int(params.get("port") or 5432)
+        self._upstream: tuple[int, object]
+        if host.startswith("/"):
+            self._upstream = (socket.AF_UNIX, os.path.join(host, f".s.PGSQL.{port}"))
+        else:
+            self._upstream = (socket.AF_INET, (host, port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._sent: dict[int, list[str]] = defaultdict(list)
+        self._closed = False
+        threading.Thread(target=self._accept, name="txnlab-wiretap", daemon=True).start()
+
+    def dsn(self, server_dsn: str) -> str:
+        """`server_dsn` rerouted through the tap (TLS off, so the messages can be read)."""
+        return psycopg2.extensions.make_dsn(
+            server_dsn, host="127.0.0.1", port=self.port, sslmode="disable", gssencmode="disable"
+        )
+
+    def take(self, pid: int) -> tuple[str, ...]:
+        """What the client of backend `pid` sent since the last call."""
+        with self._lock:
+            return tuple(self._sent.pop(pid, ()))
+
+    def take_except(self, pids: set[int]) -> tuple[str, ...]:
+        """What all other clients sent since the last call (pools, SQLAlchemy engines)."""
+        with self._lock:
+            others = [pid for pid in self._sent if pid not in pids]
+            return tuple(message for pid in others for message in self._sent.pop(pid))
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            family, address = self._upstream
+            server = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                server.connect(address)
+            except OSError:
+                client.close()
+                continue
+            pid_box: list[int] = []
+            threading.Thread(target=self._pump_client, args=(client, server, pid_box), daemon=True).start()
+            threading.Thread(target=self._pump_server, args=(server, client, pid_box), daemon=True).start()
+
+    def _pump_client(self, client: socket.socket, server: socket.socket, pid_box: list[int]) -> None:
+        """Forward client -> server, recording each Query and Parse message."""
+        buffer = b""
+        started = False
+        try:
+            while data := client.recv(CHUNK):
+                buffer += data
+                while True:
+                    if not started:  # startup, SSL or cancel request: length, then payload
+                        if len(buffer) < 4:
+                            break
+                        (length,) = struct.unpack("!I", buffer[:4])
+                        if len(buffer) < length:
+                            break
+                        buffer = buffer[length:]
+                        started = True
+                        continue
+                    if len(buffer) < 5:
+                        break
+                    kind = buffer[:1]
+                    (length,) = struct.unpack("!I", buffer[1:5])
+                    if len(buffer) < 1 + length:
+                        break
+                    body, buffer = buffer[5 : 1 + length], buffer[1 + length :]
+                    self._record(kind, body, pid_box)
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(server)
+
+    def _record(self, kind: bytes, body: bytes, pid_box: list[int]) -> None:
+        if kind == b"Q":
+            text = body.split(b"\0", 1)[0].decode("utf-8", "replace")
+        elif kind == b"P":
+            text = body.split(b"\0", 2)[1].decode("utf-8", "replace")
+        else:
+            return
+        if pid_box:
+            with self._lock:
+                self._sent[pid_box[0]].append(text)
+
+    def _pump_server(self, server: socket.socket, client: socket.socket, pid_box: list[int]) -> None:
+        """Forward server -> client, reading the backend's pid from BackendKeyData."""
+        buffer = b""
+        try:
+            while data := server.recv(CHUNK):
+                if not pid_box:
+                    buffer += data
+                    pid = _backend_pid(buffer)
+                    if pid is not None:
+                        pid_box.append(pid)
+                        buffer = b""
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(client)
+
+
+def _backend_pid(buffer: bytes) -> int | None:
+    """The pid in the first BackendKeyData message of the server's startup reply, if complete."""
+    offset = 0
+    while len(buffer) >= offset + 5:
+        kind = buffer[offset : offset + 1]
+        (length,) = struct.unpack("!I", buffer[offset + 1 : offset + 5])
+        if kind == b"K" and len(buffer) >= offset + 9:
+            return int(struct.unpack("!I", buffer[offset + 5 : offset + 9])[0])
+        offset += 1 + length
+    return None
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

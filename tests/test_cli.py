@@ -146,6 +146,21 @@ def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, admin, ser
             cur.execute("DROP ROLE txnlab_no_createdb")
 
 
+def test_a_scenario_needing_a_privilege_the_role_lacks_is_one_line_and_exit_3(cli, admin, server_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    with admin.cursor() as cur:
+        try:
+            cur.execute("DROP ROLE IF EXISTS txnlab_limited; CREATE ROLE txnlab_limited LOGIN CREATEDB NOSUPERUSER")
+        except psycopg2.Error:
+            pytest.skip("the test role may not create roles")
+    try:
+        code, _, err = cli("run", "deadlock", "--level", "rc", "--dsn", with_params(server_dsn, user="txnlab_limited"))
+        assert code == 3
+        assert 'permission denied to set parameter "deadlock_timeout"' in err and err.count("\n") == 1
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE txnlab_limited")
+
+
 def test_matrix_json_is_a_list_with_scenario_level_and_verdict(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("matrix", "atm-lost-update", "--format", "json")
     assert code == 0

@@ -57,6 +57,16 @@ class LockWait:
 
 
 @dataclass(frozen=True)
+class BackendView:
+    """The server's view of a connection after a step (pg_stat_activity and pg_locks)."""
+
+    label: str  # "this session", or "other connection (pid N)" for a pool's or an engine's
+    state: str | None  # idle, idle in transaction, active, idle in transaction (aborted)
+    xid: str | None  # the transaction id, once the transaction has written something
+    locks: tuple[str, ...]  # e.g. "AccessShareLock on accounts", "SIReadLock on accounts (tuple)"
+
+
+@dataclass(frozen=True)
 class Event:
     """One line of the timeline: a step's result, its blocking, or its late completion."""
 
@@ -77,6 +87,7 @@ class Event:
     lock: LockWait | None = None
     notices: tuple[str, ...] = ()
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
+    server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
 
     def transcript(self) -> tuple[Any, ...]:
         """Everything but the clock: two runs that behaved alike have equal transcripts."""
@@ -94,6 +105,8 @@ class Event:
             self.transaction_status,
             self.blocked_by,
             self.notices,
+            self.sent,
+            tuple((v.label, v.state, v.locks) for v in self.server),
         )
 
 
@@ -155,6 +168,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["sent"] = list(event.sent)
+    data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server]
     if event.error:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
     return data

@@ -39,6 +39,16 @@ def result_phrase(event: Event) -> str:
     return prefix + "ok"
 
 
+def driver_lines(event: Event) -> list[str]:
+    """For capture scenarios: what the driver sent, and the server's view afterwards."""
+    lines = [f"sent: {' ; '.join(' '.join(m.split()) for m in event.sent)}"] if event.sent else []
+    for view in event.server:
+        holds = f", holds {', '.join(view.locks)}" if view.locks else ""
+        who = "server" if view.label == "this session" else f"server, {view.label}"
+        lines.append(f"{who}: {view.state or 'unknown'}{holds}")
+    return lines
+
+
 def rows_phrase(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> str:
     if not rows:
         return "no rows"

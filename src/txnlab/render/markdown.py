@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from txnlab.render.describe import anomaly_grid, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event
 
@@ -14,9 +14,10 @@ from txnlab.timeline import Event
 def _cell(event: Event) -> str:
     sql = " ".join(event.sql.split()).replace("|", "\\|")
     result = result_phrase(event).replace("|", "\\|")
+    extra = "".join(f"<br>{line}".replace("|", "\\|") for line in driver_lines(event))
     if event.after_wait:
-        return f"*{result}*"
-    return f"`{sql}`<br>→ {result}"
+        return f"*{result}*{extra}"
+    return f"`{sql}`<br>→ {result}{extra}"
 
 
 def render_timeline(report: RunReport) -> str:

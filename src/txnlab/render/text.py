@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 from tabulate import tabulate
 
-from txnlab.render.describe import anomaly_grid, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
@@ -42,6 +42,8 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
     lines += [style.outcome(event, line) for line in textwrap.wrap(marker + result_phrase(event), width)]
     if event.notices:
         lines += [style(line, fg="cyan") for n in event.notices for line in textwrap.wrap(n, width)]
+    for line in driver_lines(event):
+        lines += [style(part, fg="blue") for part in textwrap.wrap(line, width)]
     if event.transaction_status and event.outcome is not Outcome.BLOCKED:
         lines.append(style(f"[{event.transaction_status}]", dim=True))
     return "\n".join(lines)

@@ -14,7 +14,11 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from txnlab.errors import ScenarioError, ServerError, TxnlabError
+from txnlab.scenario.model import Scenario
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, plain
+
+INSUFFICIENT_PRIVILEGE = "42501"
 
 # In a psycopg2-style session, COMMIT and ROLLBACK go through the driver, as application
 # code does: running them as SQL would leave psycopg2 believing a transaction is still
@@ -90,3 +94,12 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         transaction_status=transaction_status(conn),
         notices=take_notices(conn),
     )
+
+
+def scenario_sql_failure(scenario: Scenario, what: str, exc: psycopg2.Error) -> TxnlabError:
+    """A scenario's own SQL (setup, teardown, invariant) failed: the file's fault (exit 2),
+    unless the role lacks a privilege the scenario needs (exit 3)."""
+    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if exc.pgcode == INSUFFICIENT_PRIVILEGE:
+        return ServerError(f"scenario {scenario.name}: {what}: {message} (the role lacks a privilege it needs)")
+    return ScenarioError(str(scenario.source), f"{what} failed: {message}")

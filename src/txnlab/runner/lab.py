@@ -15,13 +15,16 @@ import psycopg2
 
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
+from txnlab.runner.execute import scenario_sql_failure
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler
 from txnlab.runner.schemas import SchemaSupply
 from txnlab.runner.script import ScriptedRun
 from txnlab.runner.sessions import SessionPool, SessionWorker
+from txnlab.runner.wiretap import WireTap
 from txnlab.scenario.model import Scenario
-from txnlab.server.connect import connect, first_line, with_params
+from txnlab.server.connect import connect, with_params
 from txnlab.server.scratch import ScratchDatabase
 from txnlab.timeline import Timeline
 
@@ -47,6 +50,8 @@ class Lab:
         self.pool = SessionPool(self.dsn)
         self.schemas = SchemaSupply(self.dsn)
         self.server_version = self._server_version()
+        self._tap: WireTap | None = None
+        self._tapped_pool: SessionPool | None = None
 
     def run(
         self,
@@ -66,27 +71,32 @@ class Lab:
             self.schemas.prepare(then)
         with self.admin.cursor() as cur:
             cur.execute(f"SET search_path = {schema}")
-        workers = self.pool.acquire(len(scenario.sessions))
+        pool = self._pool_for(scenario)
+        workers = pool.acquire(len(scenario.sessions))
         sessions: dict[str, SessionWorker] = {}
         for spec, worker in zip(scenario.sessions, workers):
             try:
                 worker.prepare(spec, level, schema)
             except psycopg2.Error as exc:
-                raise ScenarioError(
-                    str(scenario.source), f"session {spec.name}: setup failed: {first_line(exc)}"
-                ) from None
+                raise scenario_sql_failure(scenario, f"session {spec.name}: setup", exc) from None
             sessions[spec.name] = worker
+        if scenario.capture and self._tap is not None:
+            for worker in workers:  # what txnlab itself sent to reset the session is not the lesson
+                self._tap.take(worker.pid)
         scheduler = Scheduler(
             sessions=sessions,
             monitor=self.monitor,
-            pool=self.pool,
+            pool=pool,
             step_timeout=self.step_timeout,
             poll_interval=self.poll_interval,
+            observer=Observer(self._tap, self.monitor) if scenario.capture and self._tap else None,
+            lab_pids=(self.admin.get_backend_pid(), self.monitor.conn.get_backend_pid(), self.schemas.pid),
         )
         permutation = permutation or scenario.default_permutation
         try:
             if scenario.play is not None:
-                run_dsn = with_params(self.dsn, options=f"-c search_path={schema}")
+                base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
+                run_dsn = with_params(base, options=f"-c search_path={schema}")
                 scenario.play(ScriptedRun(scheduler, scenario, run_dsn))
             else:
                 for name in permutation:
@@ -95,7 +105,7 @@ class Lab:
             scheduler.finish()
         finally:
             scheduler.stop()
-            self._end_sessions(scenario, sessions)
+            self._end_sessions(scenario, sessions, pool)
         timeline = Timeline(
             scenario=scenario.name,
             level=level,
@@ -113,23 +123,35 @@ class Lab:
     def close(self) -> None:
         self.schemas.close()
         self.pool.close()
+        if self._tapped_pool is not None:
+            self._tapped_pool.close()
+        if self._tap is not None:
+            self._tap.close()
         self.monitor.close()
         self.admin.close()
+
+    def _pool_for(self, scenario: Scenario) -> SessionPool:
+        """Sessions that talk to the server directly, or through the wire tap for capture scenarios."""
+        if not scenario.capture:
+            return self.pool
+        if self._tap is None or self._tapped_pool is None:
+            self._tap = WireTap(self.dsn)
+            self._tapped_pool = SessionPool(self._tap.dsn(self.dsn))
+        return self._tapped_pool
 
     def _server_version(self) -> str:
         with self.admin.cursor() as cur:
             cur.execute("SHOW server_version")
             return str(cur.fetchone()[0]).split()[0]
 
-    def _end_sessions(self, scenario: Scenario, sessions: dict[str, SessionWorker]) -> None:
+    @staticmethod
+    def _end_sessions(scenario: Scenario, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         for name, worker in sessions.items():
             try:
                 worker.finish(scenario.session(name))
             except psycopg2.Error as exc:
-                self.pool.discard(worker)
-                raise ScenarioError(
-                    str(scenario.source), f"session {name}: teardown failed: {first_line(exc)}"
-                ) from None
+                pool.discard(worker)
+                raise scenario_sql_failure(scenario, f"session {name}: teardown", exc) from None
 
     def _teardown(self, scenario: Scenario) -> None:
         with self.admin.cursor() as cur:
@@ -137,7 +159,7 @@ class Lab:
                 try:
                     cur.execute(statement)
                 except psycopg2.Error as exc:
-                    raise ScenarioError(str(scenario.source), f"teardown SQL failed: {first_line(exc)}") from None
+                    raise scenario_sql_failure(scenario, "teardown SQL", exc) from None
 
     def _invariants(self, scenario: Scenario) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""
@@ -148,7 +170,7 @@ class Lab:
                     cur.execute(sql)
                     rows = cur.fetchall() if cur.description else []
                 except psycopg2.Error as exc:
-                    raise ScenarioError(str(scenario.source), f"invariant {name} failed: {first_line(exc)}") from None
+                    raise scenario_sql_failure(scenario, f"invariant {name}", exc) from None
                 if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool):
                     raise ScenarioError(
                         str(scenario.source), f"invariant {name} must return one boolean, got {rows!r}"

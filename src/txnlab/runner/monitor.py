@@ -24,7 +24,7 @@ BLOCKED_SQL = (
 # Who blocks the waiting session (lock holders, sessions ahead in the lock queue, or the
 # transactions a DEFERRABLE reader waits out) and the lock it asks for.
 WAIT_SQL = """
-SELECT blockers, l.locktype, l.mode, l.relation::regclass::text, extract(epoch FROM l.waitstart)
+SELECT blockers, l.locktype, l.mode, (SELECT relname FROM pg_class WHERE oid = l.relation), extract(epoch FROM l.waitstart)
 FROM (SELECT pg_blocking_pids(%(pid)s) || pg_safe_snapshot_blocking_pids(%(pid)s) AS blockers) b
 LEFT JOIN pg_locks l ON l.pid = %(pid)s AND NOT l.granted
 """

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
-from txnlab.runner.execute import StepResult, error_info, execute
+from txnlab.runner.execute import StepResult, error_info, execute, take_notices, transaction_status
+from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
 from txnlab.scenario.model import PLACEHOLDER
-from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome
+from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome, plain
 
 CANCEL_GRACE_SECONDS = 2.0
 
@@ -59,6 +60,8 @@ class Scheduler:
     pool: SessionPool
     step_timeout: float
     poll_interval: float
+    observer: Observer | None = None  # set for scenarios that capture the wire and the server's view
+    lab_pids: tuple[int, ...] = ()  # the lab's own connections, never part of a server view
     origin: float = field(default_factory=time.perf_counter)
     events: list[Event] = field(default_factory=list)
     results: dict[str, StepResult] = field(default_factory=dict)
@@ -245,6 +248,10 @@ class Scheduler:
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
                 ended: float, **details: Any) -> None:
+        if self.observer is not None and session in self.sessions:
+            pid = self.sessions[session].pid
+            details["sent"] = self.observer.sent(pid, self.run_pids)
+            details["server"] = self.observer.server_view(pid, [*self.run_pids, *self.lab_pids])
         self.events.append(
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)
@@ -256,10 +263,15 @@ class Scheduler:
     def _as_result(self, result: Any, flight: InFlight) -> StepResult:
         if isinstance(result, StepResult):
             return result
-        now = time.perf_counter()
+        now, conn = time.perf_counter(), flight.worker.conn
+        status = transaction_status(conn)
         if isinstance(result, BaseException):
-            return StepResult(started=flight.sent_at, ended=now, error=error_info(result))
-        return StepResult(started=flight.sent_at, ended=now, rows=((repr(result),),) if result is not None else None)
+            return StepResult(started=flight.sent_at, ended=now, error=error_info(result), transaction_status=status)
+        rows = ((plain(result),),) if result is not None else None
+        return StepResult(
+            started=flight.sent_at, ended=now, columns=("result",) if rows else None, rows=rows,
+            transaction_status=status, notices=take_notices(conn),
+        )
 
     def _substitute(self, sql: str) -> str:
         def value(match: Any) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
-from txnlab.errors import ScenarioError
+from txnlab.errors import TxnlabError
 from txnlab.scenario.model import Scenario
-from txnlab.server.connect import connect, first_line
+from txnlab.runner.execute import scenario_sql_failure
+from txnlab.server.connect import connect
 
 PREFIX = "txnlab_run_"
 
@@ -31,7 +32,7 @@ def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schem
             try:
                 cur.execute(batch)
             except psycopg2.Error as exc:
-                raise ScenarioError(str(scenario.source), f"setup SQL failed: {first_line(exc)}") from None
+                raise scenario_sql_failure(scenario, "setup SQL", exc) from None
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SchemaSupply:
 
     def __init__(self, dsn: str) -> None:
         self._conn = connect(dsn, autocommit=True)
+        self.pid = self._conn.get_backend_pid()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnlab-schema")
         self._pending: _Build | None = None
         self._prefix = f"{PREFIX}{secrets.token_hex(3)}_"  # two labs may share a database
@@ -57,7 +59,7 @@ class SchemaSupply:
         if pending is not None:
             try:
                 pending.done.result()
-            except ScenarioError:
+            except TxnlabError:
                 if pending.scenario is scenario:
                     raise
             else:

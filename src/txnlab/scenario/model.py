@@ -117,6 +117,7 @@ class Scenario:
     tags: tuple[str, ...] = ()
     levels: tuple[Level, ...] = tuple(Level)
     references: tuple[str, ...] = ()  # documentation a reader can check the claim against
+    capture: bool = False  # record what the driver sent and the server's view after each step
     play: Callable[..., None] | None = None  # Python scenarios: drives the sessions itself
 
     def session(self, name: str) -> SessionSpec:

@@ -30,7 +30,7 @@ SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 
 TOP_KEYS = {
     "name", "title", "summary", "tags", "references", "setup", "teardown", "sessions",
-    "steps", "permutations", "invariants", "anomaly", "levels", "expect",
+    "steps", "permutations", "invariants", "anomaly", "levels", "expect", "capture",
 }
 SESSION_KEYS = {"setup", "teardown", "autocommit", "level", "read_only", "deferrable"}
 STEP_KEYS = {"session", "name", "sql", "narration"}
@@ -171,6 +171,7 @@ def build_scenario(
             )
         ),
         play=play,
+        capture=bool(check.flag(document.get("capture"), "capture", check.line_of(document, "capture"))),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from txnlab.checks import check
+from txnlab.checks import check, check_claim
 from txnlab.errors import ServerError
 from txnlab.levels import Level
 from txnlab.render.describe import mismatch_lines
@@ -33,3 +33,14 @@ def test_postgresql_behaves_as_the_scenario_says(lab: Lab, catalogue: Catalogue,
     if not verdict.matches_expectation:
         report = render_timeline(RunReport(scenario, timeline, verdict), width=140)
         pytest.fail("\n".join([*mismatch_lines(verdict), report]), pytrace=False)
+
+
+CLAIMS = [pytest.param(name, id=name) for name, s in Catalogue().scenarios.items() if s.claim is not None]
+
+
+@pytest.mark.parametrize("name", CLAIMS)
+def test_each_claim_checked_on_the_server_is_what_the_scenario_says(lab: Lab, catalogue: Catalogue, name: str) -> None:
+    scenario = catalogue.scenarios[name]
+    assert scenario.claim is not None
+    verdict = check_claim(scenario, lab.run(scenario, scenario.claim.level))
+    assert verdict.true == scenario.claim.holds, f"{verdict.says}: evidence: {'; '.join(verdict.evidence)}"

@@ -215,3 +215,13 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_sessions_or_scratch_database(
     assert process.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert leftovers(admin, process.pid) == ([], [])
+
+
+def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("myths", "--format", "json")
+    claims = {c["scenario"]: c for c in json.loads(out)}
+    assert code == 0
+    assert claims["dirty-read"]["true"] is False and claims["dirty-read"]["level"] == "read uncommitted"
+    assert "report_read returned [[100]]" in claims["dirty-read"]["evidence"][0]
+    assert claims["phantom-read"]["true"] is False
+    assert claims["atm-lost-update"]["true"] is False

@@ -74,6 +74,10 @@ def test_a_valid_file_becomes_a_model_with_defaults_filled_in(tmp_path: Path) ->
         (("  all:\n", "  all:\n    anomaly: true\n"), 15, "the scenario defines no 'anomaly:' rule"),
         (("sessions:", "sessions:\n  a: {}\n"), 8, "duplicate key 'a'"),
         (("steps:", "steps: ["), 9, "invalid YAML"),
+        (("invariants:", "claim: {says: x, level: rc, true_if: [{step: a_read, rows: [[1]], blocked: true}], "
+          "holds: false}\ninvariants:"), 12, "exactly one of 'rows:', 'blocked:' or 'error:'"),
+        (("invariants:", "claim: {says: x, level: rc, true_if: [{anomaly: true}]}\ninvariants:"), 12,
+         "a claim needs 'holds: true' or 'holds: false'"),
     ],
 )
 def test_a_malformed_file_is_one_error_naming_file_line_and_problem(

@@ -133,10 +133,67 @@ def _anomaly_observed(scenario: Scenario, timeline: Timeline) -> bool | None:
     return all(_condition_holds(c, timeline) for c in scenario.anomaly.observed_if)
 
 
-def _condition_holds(condition: Condition, timeline: Timeline) -> bool:
+def _condition_holds(condition: Condition, timeline: Timeline, anomaly_observed: bool | None = None) -> bool:
     if condition.step is not None:
+        if condition.blocked is not None:
+            return timeline.was_blocked(condition.step) == condition.blocked
+        if condition.error is not None:
+            return _failures(timeline).get(condition.step, "none") == condition.error
         return _rows(_observed_rows(timeline, condition.step)) == _rows(condition.rows)
+    if condition.anomaly is not None:
+        return anomaly_observed == condition.anomaly
     return timeline.invariants.get(condition.invariant or "") == condition.holds
+
+
+def describe_condition(
+    condition: Condition, timeline: Timeline, anomaly_observed: bool | None, scenario: Scenario | None = None
+) -> str:
+    """What the run showed about one condition, in words: the evidence for or against a claim."""
+    if condition.step is not None:
+        if condition.blocked is not None:
+            return f"{condition.step} {'waited' if timeline.was_blocked(condition.step) else 'did not wait'}"
+        if condition.error is not None:
+            code = _failures(timeline).get(condition.step)
+            return f"{condition.step} {'failed with ' + code if code else 'succeeded'}"
+        return f"{condition.step} returned {_rows(_observed_rows(timeline, condition.step))}"
+    if condition.anomaly is not None:
+        rule = scenario.anomaly if scenario else None
+        name = rule.name if rule else "the anomaly"
+        facts = "; ".join(describe_condition(c, timeline, anomaly_observed) for c in rule.observed_if) if rule else ""
+        return f"{name} {'happened' if anomaly_observed else 'did not happen'}" + (f" ({facts})" if facts else "")
+    return f"invariant {condition.invariant} {_holds(timeline.invariants.get(condition.invariant or ''))}"
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """Is the claim true on this server? `as_expected` compares with what the scenario says."""
+
+    scenario: str
+    says: str
+    source: str | None
+    level: Level
+    true: bool
+    expected: bool
+    evidence: tuple[str, ...]
+
+    @property
+    def as_expected(self) -> bool:
+        return self.true == self.expected
+
+
+def check_claim(scenario: Scenario, timeline: Timeline) -> ClaimVerdict:
+    claim = scenario.claim
+    assert claim is not None and timeline.level is claim.level
+    observed = _anomaly_observed(scenario, timeline)
+    return ClaimVerdict(
+        scenario=scenario.name,
+        says=claim.says,
+        source=claim.source,
+        level=claim.level,
+        true=all(_condition_holds(c, timeline, observed) for c in claim.true_if),
+        expected=claim.holds,
+        evidence=tuple(describe_condition(c, timeline, observed, scenario) for c in claim.true_if),
+    )
 
 
 def _refusal(timeline: Timeline) -> ErrorInfo | None:

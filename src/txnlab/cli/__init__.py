@@ -1,4 +1,4 @@
-"""The `txnlab` command line: list, show, run, matrix, demo, server.
+"""The `txnlab` command line: list, show, run, matrix, myths, demo, server.
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
@@ -13,6 +13,7 @@ import click
 
 from txnlab import __version__
 from txnlab.cli.catalogue import list_command, show_command
+from txnlab.cli.myths import myths_command
 from txnlab.cli.run import demo_command, matrix_command, run_command
 from txnlab.cli.server import server_group
 from txnlab.errors import ExitCode, TxnlabError
@@ -43,6 +44,7 @@ cli.add_command(show_command)
 cli.add_command(run_command)
 cli.add_command(matrix_command)
 cli.add_command(demo_command)
+cli.add_command(myths_command)
 cli.add_command(server_group)
 
 

@@ -38,6 +38,10 @@ class InFlight:
     lock: LockWait | None = None
     blocked_recorded: bool = False
     detected_at: float = 0.0  # perf_counter when the monitor saw the wait
+    watched_pid: int = 0  # the backend whose waits count: the session's own, or a connection it borrowed
+
+    def __post_init__(self) -> None:
+        self.watched_pid = self.watched_pid or self.worker.pid
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Scheduler:
     events: list[Event] = field(default_factory=list)
     results: dict[str, StepResult] = field(default_factory=dict)
     ended_early: str | None = None
+    extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _dispatched: int = 0
 
@@ -75,7 +80,7 @@ class Scheduler:
 
     @property
     def run_pids(self) -> list[int]:
-        return [w.pid for w in self.sessions.values()]
+        return [*(w.pid for w in self.sessions.values()), *self.extra_connections]
 
     # -- the public moves -------------------------------------------------------------
 
@@ -93,10 +98,14 @@ class Scheduler:
         worker = self.sessions[session]
         self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
 
-    def call(self, session: str, step: str, description: str, job: Callable[[], Any]) -> None:
-        """Run a Python callable on a session's thread as one step (for Python scenarios)."""
+    def call(self, session: str, step: str, description: str, job: Callable[[], Any], watched_pid: int = 0) -> None:
+        """Run a Python callable on a session's thread as one step (for Python scenarios).
+
+        `watched_pid` is the backend whose lock waits count as this step's, when the
+        callable uses a connection other than the session's own.
+        """
         if self._session_ready(session):
-            self._dispatch(self.sessions[session], step, description, job)
+            self._dispatch(self.sessions[session], step, description, job, watched_pid)
 
     def _session_ready(self, session: str) -> bool:
         """Wait for the session's previous step if needed; False once the run has ended."""
@@ -104,9 +113,11 @@ class Scheduler:
             self._wait_for(session)
         return not self.ended_early
 
-    def _dispatch(self, worker: SessionWorker, step: str, text: str, job: Callable[[], Any]) -> None:
+    def _dispatch(
+        self, worker: SessionWorker, step: str, text: str, job: Callable[[], Any], watched_pid: int = 0
+    ) -> None:
         self._dispatched += 1
-        flight = InFlight(worker, step, text, time.perf_counter(), self._dispatched)
+        flight = InFlight(worker, step, text, time.perf_counter(), self._dispatched, watched_pid=watched_pid)
         self._in_flight[worker.name] = flight
         worker.submit(job)
         self._settle([], trigger=flight)
@@ -119,7 +130,7 @@ class Scheduler:
     def stop(self) -> None:
         """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""
         for flight in list(self._in_flight.values()):
-            self.monitor.cancel(flight.worker.pid)
+            self.monitor.cancel(flight.watched_pid)
         deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
         while self._in_flight and time.perf_counter() < deadline:
             try:
@@ -128,7 +139,7 @@ class Scheduler:
                 continue
             self._in_flight.pop(worker.name, None)
         for flight in self._in_flight.values():
-            self.monitor.terminate(flight.worker.pid)
+            self.monitor.terminate(flight.watched_pid)
             self.pool.discard(flight.worker)
         self._in_flight.clear()
 
@@ -156,10 +167,10 @@ class Scheduler:
             if not self._in_flight:
                 break
             flights = list(self._in_flight.values())
-            blocked = self.monitor.blocked([f.worker.pid for f in flights], self.run_pids)
+            blocked = self.monitor.blocked([f.watched_pid for f in flights], self.run_pids)
             if not self.completions.empty():
                 continue
-            waiting = [f for f in flights if f.worker.pid not in blocked]
+            waiting = [f for f in flights if f.watched_pid not in blocked]
             if not waiting:
                 detected = time.time()
                 newly_blocked = [f for f in flights if not f.blocked_recorded]
@@ -188,8 +199,8 @@ class Scheduler:
 
     def _describe_wait(self, flight: InFlight, detected: float) -> None:
         flight.detected_at = time.perf_counter()
-        info = self.monitor.wait_info(flight.worker.pid)
-        by_pid = {w.pid: name for name, w in self.sessions.items()}
+        info = self.monitor.wait_info(flight.watched_pid)
+        by_pid = {**self.extra_connections, **{w.pid: name for name, w in self.sessions.items()}}
         flight.blocked_by = tuple(by_pid[p] for p in info.blocker_pids if p in by_pid)
         lock = info.lock
         flight.lock = LockWait(lock.locktype, lock.mode, lock.relation, lock.wait_started, detected)
@@ -203,13 +214,13 @@ class Scheduler:
         )
         doomed = list(self._in_flight.values())
         for flight in doomed:
-            self.monitor.cancel(flight.worker.pid)
+            self.monitor.cancel(flight.watched_pid)
         arrived: list[Arrival] = []
         deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
         while self._in_flight and time.perf_counter() < deadline:
             self._drain(arrived, 0.05)
         for flight in list(self._in_flight.values()):  # cancel did not work: end the backend
-            self.monitor.terminate(flight.worker.pid)
+            self.monitor.terminate(flight.watched_pid)
             self.pool.discard(flight.worker)
             now = time.perf_counter()
             arrived.append(Arrival(flight, StepResult(started=flight.sent_at, ended=now)))

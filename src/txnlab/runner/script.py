@@ -40,10 +40,21 @@ class ScriptedRun:
         name: str,
         description: str,
         function: Callable[[psycopg2.extensions.connection], Any],
+        *,
+        on: psycopg2.extensions.connection | None = None,
     ) -> None:
-        """Run `function(connection)` on the session's thread; its return value is the step's result."""
-        conn = self._scheduler.sessions[session].conn
-        self._scheduler.call(session, name, description, lambda: function(conn))
+        """Run `function(connection)` on the session's thread; its return value is the step's result.
+
+        The session's thread is the step's thread; `on` is the connection it is given
+        (default: the session's own). Lock waits of `on` count as this step's waits,
+        so pass it for another session's connection, or one registered with `watch`.
+        """
+        conn = on if on is not None else self._scheduler.sessions[session].conn
+        self._scheduler.call(session, name, description, lambda: function(conn), conn.get_backend_pid())
+
+    def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
+        """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""
+        self._scheduler.extra_connections[conn.get_backend_pid()] = label
 
     def connection(self, session: str) -> psycopg2.extensions.connection:
         """The session's psycopg2 connection, to hand to code the scenario runs itself."""

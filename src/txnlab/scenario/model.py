@@ -60,17 +60,27 @@ class SessionSpec:
 
 @dataclass(frozen=True)
 class Condition:
-    """A fact about a run: a step returned these rows, or an invariant held (or not)."""
+    """A fact about a run: a step returned these rows, waited, failed with a SQLSTATE or
+    succeeded; an invariant held (or not); the scenario's anomaly happened (or not)."""
 
     step: str | None = None
     rows: Rows | None = None
+    blocked: bool | None = None
+    error: str | None = None  # a SQLSTATE, or "none" for a step that succeeded
     invariant: str | None = None
     holds: bool | None = None
+    anomaly: bool | None = None
 
-    def describe(self) -> str:
-        if self.step is not None:
-            return f"{self.step} returned {list(map(list, self.rows or ()))}"
-        return f"invariant {self.invariant} {'holds' if self.holds else 'is broken'}"
+
+@dataclass(frozen=True)
+class Claim:
+    """Something said about PostgreSQL (by the 2017 blog, say), checked by running the scenario."""
+
+    says: str
+    level: Level  # the level the claim is about
+    true_if: tuple[Condition, ...]  # the claim is true when all of these hold at that level
+    holds: bool  # what PostgreSQL really does: is the claim true?
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,7 @@ class Scenario:
     levels: tuple[Level, ...] = tuple(Level)
     references: tuple[str, ...] = ()  # documentation a reader can check the claim against
     capture: bool = False  # record what the driver sent and the server's view after each step
+    claim: Claim | None = None
     play: Callable[..., None] | None = None  # Python scenarios: drives the sessions itself
 
     def session(self, name: str) -> SessionSpec:

@@ -16,6 +16,7 @@ from txnlab.errors import ScenarioError, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.scenario.model import (
     AnomalyRule,
+    Claim,
     Condition,
     Expectation,
     Rows,
@@ -30,12 +31,13 @@ SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 
 TOP_KEYS = {
     "name", "title", "summary", "tags", "references", "setup", "teardown", "sessions",
-    "steps", "permutations", "invariants", "anomaly", "levels", "expect", "capture",
+    "steps", "permutations", "invariants", "anomaly", "levels", "expect", "capture", "claim",
 }
 SESSION_KEYS = {"setup", "teardown", "autocommit", "level", "read_only", "deferrable"}
 STEP_KEYS = {"session", "name", "sql", "narration"}
 EXPECT_KEYS = {"blocked", "errors", "skipped", "rows", "invariants", "anomaly", "note"}
-CONDITION_KEYS = {"step", "rows", "invariant", "holds"}
+CONDITION_KEYS = {"step", "rows", "blocked", "error", "invariant", "holds", "anomaly"}
+CLAIM_KEYS = {"says", "source", "level", "true_if", "holds"}
 
 
 class _Checker:
@@ -172,6 +174,7 @@ def build_scenario(
         ),
         play=play,
         capture=bool(check.flag(document.get("capture"), "capture", check.line_of(document, "capture"))),
+        claim=_claim(check, document, steps, invariants, anomaly, levels),
     )
 
 
@@ -302,15 +305,25 @@ def _condition(
     line: int | None,
     steps: Mapping[str, Step],
     invariants: Mapping[str, str],
+    anomaly: AnomalyRule | None = None,
 ) -> Condition:
     raw = check.mapping(raw, "a condition", line)
     check.known_keys(raw, CONDITION_KEYS, "a condition")
     if "step" in raw:
         if raw["step"] not in steps:
             raise check.fail(f"condition names unknown step {raw['step']!r}", line)
-        if "rows" not in raw:
-            raise check.fail("a step condition needs 'rows:'", line)
-        return Condition(step=raw["step"], rows=_rows(check, raw["rows"], "rows", line))
+        facts = [key for key in ("rows", "blocked", "error") if key in raw]
+        if len(facts) != 1:
+            raise check.fail("a step condition needs exactly one of 'rows:', 'blocked:' or 'error:'", line)
+        error = raw.get("error")
+        if error is not None and str(error) != "none" and not SQLSTATE.match(str(error)):
+            raise check.fail(f"error: {error!r} is not a SQLSTATE (or 'none' for success)", line)
+        return Condition(
+            step=raw["step"],
+            rows=_rows(check, raw["rows"], "rows", line) if "rows" in raw else None,
+            blocked=check.flag(raw.get("blocked"), "blocked", line),
+            error=str(error) if error is not None else None,
+        )
     if "invariant" in raw:
         if raw["invariant"] not in invariants:
             raise check.fail(f"condition names unknown invariant {raw['invariant']!r}", line)
@@ -318,7 +331,48 @@ def _condition(
         if holds is None:
             raise check.fail("an invariant condition needs 'holds: true' or 'holds: false'", line)
         return Condition(invariant=raw["invariant"], holds=holds)
-    raise check.fail("a condition needs 'step:' with 'rows:', or 'invariant:' with 'holds:'", line)
+    if "anomaly" in raw and anomaly is not None:
+        return Condition(anomaly=check.flag(raw.get("anomaly"), "anomaly", line))
+    raise check.fail(
+        "a condition needs 'step:' (with rows, blocked or error), 'invariant:' with 'holds:', "
+        "or, in a claim of a scenario with an anomaly rule, 'anomaly:'",
+        line,
+    )
+
+
+def _claim(
+    check: _Checker,
+    document: Mapping[str, Any],
+    steps: Mapping[str, Step],
+    invariants: Mapping[str, str],
+    anomaly: AnomalyRule | None,
+    levels: tuple[Level, ...],
+) -> Claim | None:
+    line = check.line_of(document, "claim")
+    raw = check.mapping(document.get("claim"), "claim", line)
+    if not raw:
+        return None
+    check.known_keys(raw, CLAIM_KEYS, "claim")
+    level = check.level(raw.get("level"), line)
+    if level not in levels:
+        raise check.fail(f"the claim is about {level.value}, which 'levels:' leaves out", line)
+    conditions = check.sequence(raw.get("true_if"), "claim true_if", line)
+    if not conditions:
+        raise check.fail("a claim needs 'true_if:', the conditions under which it would be true", line)
+    holds = check.flag(raw.get("holds"), "claim holds", line)
+    if holds is None:
+        raise check.fail("a claim needs 'holds: true' or 'holds: false' (what PostgreSQL really does)", line)
+    source = raw.get("source")
+    return Claim(
+        says=check.text(raw.get("says"), "claim says", line),
+        level=level,
+        true_if=tuple(
+            _condition(check, c, check.line_of(conditions, i), steps, invariants, anomaly)
+            for i, c in enumerate(conditions)
+        ),
+        holds=holds,
+        source=check.text(source, "claim source", line) if source is not None else None,
+    )
 
 
 def _anomaly(

@@ -225,3 +225,25 @@ def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # typ
     assert "report_read returned [[100]]" in claims["dirty-read"]["evidence"][0]
     assert claims["phantom-read"]["true"] is False
     assert claims["atm-lost-update"]["true"] is False
+
+
+def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("b\n" * 8))
+    code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
+    assert code == 0
+    assert out.count("── step ") == 8 and "── step 5 of 8 · atm2 · read committed" in out
+    assert "UPDATE accounts SET balance = 100 - 30 WHERE id = 1" in out  # the SQL as it will be sent
+    assert "The room said it blocks; it runs ok: wrong." in out
+    assert "The room said it blocks; it blocks: right." in out
+    assert "lock: atm2 waits for atm1: ShareLock on transactionid" in out
+    assert "The room predicted 1 of 8 steps right at read committed." in out
+
+
+def test_step_mode_shows_that_ssi_predicate_locks_block_nobody(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("\n" * 10))
+    code, out, _ = cli("run", "write-skew-doctors", "--level", "ser", "--step")
+    assert code == 0
+    assert "alice holds SIReadLock on doctors (SSI predicate locks: they block nobody)" in out
+    assert "\x1b[" not in out  # NO_COLOR: plain text for pipes and projectors that need it

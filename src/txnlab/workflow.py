@@ -10,6 +10,7 @@ from txnlab.checks import check
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab
+from txnlab.runner.scheduler import Watcher
 from txnlab.scenario.model import Scenario
 
 Cell = tuple[Scenario, Level]
@@ -21,8 +22,10 @@ def cells(scenarios: Iterable[Scenario], levels: Iterable[Level]) -> list[Cell]:
     return [(s, level) for s in scenarios for level in wanted if level in s.levels]
 
 
-def run_cell(lab: Lab, scenario: Scenario, level: Level, then: Scenario | None = None) -> RunReport:
-    timeline = lab.run(scenario, level, then=then)
+def run_cell(
+    lab: Lab, scenario: Scenario, level: Level, then: Scenario | None = None, watcher: Watcher | None = None
+) -> RunReport:
+    timeline = lab.run(scenario, level, then=then, watcher=watcher)
     return RunReport(scenario, timeline, check(scenario, timeline))
 
 

@@ -1,4 +1,4 @@
-"""The `txnlab` command line: list, show, run, matrix, myths, demo, server.
+"""The `txnlab` command line: list, show, run, matrix, myths, demo, new, edit, server.
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
@@ -12,6 +12,7 @@ import sys
 import click
 
 from txnlab import __version__
+from txnlab.cli.authoring import edit_command, new_command
 from txnlab.cli.catalogue import list_command, show_command
 from txnlab.cli.myths import myths_command
 from txnlab.cli.run import demo_command, matrix_command, run_command
@@ -45,6 +46,8 @@ cli.add_command(run_command)
 cli.add_command(matrix_command)
 cli.add_command(demo_command)
 cli.add_command(myths_command)
+cli.add_command(new_command)
+cli.add_command(edit_command)
 cli.add_command(server_group)
 
 

@@ -23,7 +23,8 @@ from txnlab.render.report import RunReport
 from txnlab.runner.lab import open_lab
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.server.selection import choose_server, resolve_dsn
-from txnlab.workflow import Cell, cells, run_cells
+from txnlab.cli.workshop import Workshop
+from txnlab.workflow import Cell, cells, run_cell, run_cells
 
 # The headline demo: the blog's read-then-write ATM, then the three ways to fix it.
 DEMO_SCENARIOS = (
@@ -58,20 +59,26 @@ def _resolve(names: Sequence[str]) -> list[Scenario]:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--level", type=click.Choice(LEVEL_CHOICES), default="all", show_default=True,
               help="Isolation level: ru, rc, rr, ser, or all four.")
+@click.option("--step", "step_through", is_flag=True,
+              help="Workshop mode: pause before each step (Enter runs it), then show what happened.")
+@click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
 @format_option
 @color_option
 @server_options
-def run_command(names: tuple[str, ...], level: str, output_format: str, color: bool | None,
-                dsn: str | None, step_timeout: float) -> int:
+def run_command(names: tuple[str, ...], level: str, step_through: bool, predict: bool, output_format: str,
+                color: bool | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios (catalogue names or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
     waits (and for whom), late completions, errors with their SQLSTATE, then
-    whether PostgreSQL did what the scenario expects.
+    whether PostgreSQL did what the scenario expects. With --step, a presenter
+    steps through it on a projector.
     """
     planned = cells(_resolve(names), levels_from(level))
     if not planned:
         raise click.UsageError(f"none of the scenarios runs at level {level}")
+    if step_through or predict:
+        return _step_through(planned, predict, use_color(color), dsn, step_timeout)
     if output_format == "text":
         width, colored = terminal_width(), use_color(color)
         reports = _execute(
@@ -145,4 +152,22 @@ def demo_command(color: bool | None, dsn: str | None, step_timeout: float) -> in
     click.echo(text.render_matrix([r for r in reports if r.scenario in fixes], color=colored))
     for scenario in fixes:
         click.echo(f"  {scenario.name}: {scenario.title}")
+    return _exit_code(reports)
+
+
+def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: str | None, step_timeout: float) -> int:
+    """Workshop mode: one cell at a time, each step announced, paused, then revealed."""
+    width, style = terminal_width(), text.TextStyle(colored)
+    reports = []
+    with open_lab(resolve_dsn(choose_server(dsn)), step_timeout=step_timeout) as lab:
+        for scenario, level in planned:
+            click.echo(style(f"{scenario.title} — {level.value.upper()}", bold=True, underline=True))
+            click.echo(scenario.summary.strip() + "\n")
+            workshop = Workshop(scenario, level, predict, style, width)
+            report = run_cell(lab, scenario, level, watcher=workshop)
+            reports.append(report)
+            click.echo(text.render_timeline(report, width=width, color=colored))
+            if (closing := workshop.closing_line()) is not None:
+                click.echo(style(closing, bold=True))
+            click.echo()
     return _exit_code(reports)

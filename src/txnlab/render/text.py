@@ -117,3 +117,43 @@ def render_anomaly_table(reports: Sequence[RunReport], *, color: bool = False) -
             lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
             lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines) + "\n"
+
+
+def wait_diagnosis(event: Event) -> str | None:
+    """Who waits for whom, and for which lock, in the scenario's session names."""
+    if event.outcome is not Outcome.BLOCKED:
+        return None
+    who = ", ".join(event.blocked_by) or "another session"
+    lock = event.lock
+    if lock is None or lock.locktype is None:
+        return f"{event.session} waits for {who} to finish: a SERIALIZABLE READ ONLY DEFERRABLE reader waits for a safe snapshot"
+    target = lock.relation or lock.locktype
+    meaning = {
+        "transactionid": "a row lock: it waits for that transaction to commit or roll back",
+        "relation": "a table lock",
+        "tuple": "a row lock, queued behind another waiter",
+        "advisory": "an advisory lock",
+    }.get(lock.locktype, lock.locktype)
+    return f"{event.session} waits for {who}: {lock.mode} on {target} ({meaning})"
+
+
+def predicate_locks(event: Event) -> list[str]:
+    """SSI's SIRead locks held after a step: they record reads and block nobody."""
+    held = [lock for view in event.server for lock in view.locks if lock.startswith("SIReadLock")]
+    return [f"{event.session} holds {', '.join(held)} (SSI predicate locks: they block nobody)"] if held else []
+
+
+def render_step_events(events: Sequence[Event], *, width: int = 100, style: TextStyle | None = None) -> str:
+    """What one workshop step produced: each event, the waits it caused and the locks behind them."""
+    style = style or TextStyle(False)
+    lines = []
+    for event in events:
+        cell = event_cell(event, width - len(event.session) - 2, style, show_sql=False)
+        first, *rest = cell.splitlines() or [""]
+        lines.append(f"{style(event.session, bold=True)}: {first}")
+        lines += [" " * (len(event.session) + 2) + line for line in rest]
+        diagnosis = wait_diagnosis(event)
+        if diagnosis:
+            lines.append(style(f"  lock: {diagnosis}", fg="yellow"))
+        lines += [style(f"  {line}", fg="magenta") for line in predicate_locks(event)]
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from txnlab.levels import Level
 from txnlab.runner.execute import scenario_sql_failure
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.observe import Observer
-from txnlab.runner.scheduler import Scheduler
+from txnlab.runner.scheduler import Scheduler, Watcher
 from txnlab.runner.schemas import SchemaSupply
 from txnlab.runner.script import ScriptedRun
 from txnlab.runner.sessions import SessionPool, SessionWorker
@@ -60,10 +60,13 @@ class Lab:
         permutation: tuple[str, ...] | None = None,
         *,
         then: Scenario | None = None,
+        watcher: Watcher | None = None,
     ) -> Timeline:
         """Run one scenario at one isolation level and return its timeline.
 
         `then` names the scenario that runs next, so its schema is built during this run.
+        A `watcher` follows the run step by step (workshop mode); its events also carry
+        the server's view of each session (state, locks, SIRead locks).
         """
         started = time.perf_counter()
         schema = self.schemas.claim(scenario)
@@ -89,7 +92,8 @@ class Lab:
             pool=pool,
             step_timeout=self.step_timeout,
             poll_interval=self.poll_interval,
-            observer=Observer(self._tap, self.monitor) if scenario.capture and self._tap else None,
+            observer=self._observer(scenario, watched=watcher is not None),
+            watcher=watcher,
             lab_pids=(self.admin.get_backend_pid(), self.monitor.conn.get_backend_pid(), self.schemas.pid),
         )
         permutation = permutation or scenario.default_permutation
@@ -129,6 +133,10 @@ class Lab:
             self._tap.close()
         self.monitor.close()
         self.admin.close()
+
+    def _observer(self, scenario: Scenario, watched: bool) -> Observer | None:
+        tap = self._tap if scenario.capture else None
+        return Observer(tap, self.monitor) if tap is not None or watched else None
 
     def _pool_for(self, scenario: Scenario) -> SessionPool:
         """Sessions that talk to the server directly, or through the wire tap for capture scenarios."""

@@ -28,14 +28,16 @@ ORDER BY a.pid <> %(pid)s, a.pid
 
 
 class Observer:
-    """Reads both views for one session; `known` are the lab's own and the other sessions' pids."""
+    """Reads the views for one session; without a tap (workshop mode) only the server's view."""
 
-    def __init__(self, tap: WireTap, monitor: LockMonitor) -> None:
+    def __init__(self, tap: WireTap | None, monitor: LockMonitor) -> None:
         self.tap = tap
         self.monitor = monitor
 
     def sent(self, pid: int, session_pids: Collection[int]) -> tuple[str, ...]:
         """The session's own messages, plus those of connections no session owns (pools, engines)."""
+        if self.tap is None:
+            return ()
         return self.tap.take(pid) + self.tap.take_except(set(session_pids))
 
     def server_view(self, pid: int, known_pids: Collection[int]) -> tuple[BackendView, ...]:

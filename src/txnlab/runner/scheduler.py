@@ -12,8 +12,9 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from txnlab.runner.execute import StepResult, error_info, execute, take_notices, transaction_status
 from txnlab.runner.observe import Observer
@@ -51,8 +52,13 @@ class Arrival:
     timed_out: bool = False
 
 
-class StepTimeout(Exception):
-    """Internal: a step outlived the step timeout; the run stops cleanly."""
+class Watcher(Protocol):
+    """Someone following the run step by step (workshop mode): told before each step is sent
+    and given the events each step produced. The runner formats nothing itself."""
+
+    def before_step(self, session: str, step: str, sql: str) -> None: ...
+
+    def after_step(self, events: Sequence[Event]) -> None: ...
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Scheduler:
     results: dict[str, StepResult] = field(default_factory=dict)
     ended_early: str | None = None
     extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
+    watcher: Watcher | None = None
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _dispatched: int = 0
 
@@ -86,17 +93,18 @@ class Scheduler:
 
     def perform(self, session: str, step: str, sql: str) -> None:
         """Send one SQL step: wait for the session if it is still busy, then let things settle."""
-        if not self._session_ready(session):
-            return
-        try:
-            sql = self._substitute(sql)
-        except LookupError as exc:
-            now = self._now()
-            reason = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
-            self._append(session, step, sql, Outcome.SKIPPED, now, now, error=reason)
-            return
-        worker = self.sessions[session]
-        self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
+        with self._watched(session, step, sql):
+            if not self._session_ready(session):
+                return
+            try:
+                sql = self._substitute(sql)
+            except LookupError as exc:
+                now = self._now()
+                reason = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
+                self._append(session, step, sql, Outcome.SKIPPED, now, now, error=reason)
+                return
+            worker = self.sessions[session]
+            self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
 
     def call(self, session: str, step: str, description: str, job: Callable[[], Any], watched_pid: int = 0) -> None:
         """Run a Python callable on a session's thread as one step (for Python scenarios).
@@ -104,8 +112,9 @@ class Scheduler:
         `watched_pid` is the backend whose lock waits count as this step's, when the
         callable uses a connection other than the session's own.
         """
-        if self._session_ready(session):
-            self._dispatch(self.sessions[session], step, description, job, watched_pid)
+        with self._watched(session, step, description):
+            if self._session_ready(session):
+                self._dispatch(self.sessions[session], step, description, job, watched_pid)
 
     def _session_ready(self, session: str) -> bool:
         """Wait for the session's previous step if needed; False once the run has ended."""
@@ -124,8 +133,26 @@ class Scheduler:
 
     def finish(self) -> None:
         """Wait for every step still in flight, as at the end of a permutation."""
+        mark = len(self.events)
         while self._in_flight and not self.ended_early:
             self._wait_for(min(self._in_flight.values(), key=lambda f: f.order).worker.name)
+        if self.watcher is not None and len(self.events) > mark:
+            self.watcher.after_step(self.events[mark:])
+
+    @contextmanager
+    def _watched(self, session: str, step: str, text: str) -> Iterator[None]:
+        """Tell the watcher (if any) about the step before it goes out and what it produced."""
+        if self.watcher is None or self.ended_early:
+            yield
+            return
+        try:
+            text = self._substitute(text)  # show the SQL as it will be sent, when it can be
+        except LookupError:
+            pass
+        self.watcher.before_step(session, step, text)
+        mark = len(self.events)
+        yield
+        self.watcher.after_step(self.events[mark:])
 
     def stop(self) -> None:
         """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -19,6 +20,7 @@ from txnlab.errors import ExitCode
 from txnlab.levels import ALL_LEVELS
 from txnlab.render import json as json_render
 from txnlab.render import markdown, text
+from txnlab.render.catalogue_page import render_catalogue_page
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import open_lab
 from txnlab.scenario import Catalogue, Scenario
@@ -170,4 +172,17 @@ def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: st
             if (closing := workshop.closing_line()) is not None:
                 click.echo(style(closing, bold=True))
             click.echo()
+    return _exit_code(reports)
+
+
+@click.command("docs")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/catalogue.md"),
+              show_default=True, help="Where to write the page.")
+@server_options
+def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
+    """Regenerate the living catalogue page from the scenarios and what the server did."""
+    reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_catalogue_page(reports), encoding="utf-8")
+    click.echo(f"Wrote {output} ({len(reports)} runs).")
     return _exit_code(reports)

@@ -126,39 +126,42 @@ def test_a_server_that_never_answers_fails_within_5_seconds(cli, silent_server: 
     assert time.monotonic() - started < 5
 
 
-def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, admin, server_dsn: str) -> None:  # type: ignore[no-untyped-def]
-    with admin.cursor() as cur:
+@pytest.fixture
+def role(admin, server_dsn: str):  # type: ignore[no-untyped-def]
+    """Make a login role with the given attributes; returns the DSN to use it. Dropped afterwards."""
+    made: list[str] = []
+
+    def make(name: str, attributes: str) -> str:
+        with admin.cursor() as cur:
+            try:
+                cur.execute(f"DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN {attributes}")
+            except psycopg2.Error:
+                pytest.skip("the test role may not create roles")
+        made.append(name)
+        dsn = with_params(server_dsn, user=name)
         try:
-            cur.execute("DROP ROLE IF EXISTS txnlab_no_createdb; CREATE ROLE txnlab_no_createdb LOGIN NOCREATEDB")
-        except psycopg2.Error:
-            pytest.skip("the test role may not create roles")
-    try:
-        try:
-            psycopg2.connect(with_params(server_dsn, user="txnlab_no_createdb", password="")).close()
+            psycopg2.connect(dsn).close()
         except psycopg2.OperationalError:
             pytest.skip("the server does not let the new role log in without a password")
-        code, _, err = cli("run", "atm-lost-update", "--dsn", with_params(server_dsn, user="txnlab_no_createdb"))
-        assert code == 3
-        assert "role 'txnlab_no_createdb' may not create databases" in err
-        assert "ALTER ROLE txnlab_no_createdb CREATEDB" in err
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP ROLE txnlab_no_createdb")
+        return dsn
 
-
-def test_a_scenario_needing_a_privilege_the_role_lacks_is_one_line_and_exit_3(cli, admin, server_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    yield make
     with admin.cursor() as cur:
-        try:
-            cur.execute("DROP ROLE IF EXISTS txnlab_limited; CREATE ROLE txnlab_limited LOGIN CREATEDB NOSUPERUSER")
-        except psycopg2.Error:
-            pytest.skip("the test role may not create roles")
-    try:
-        code, _, err = cli("run", "deadlock", "--level", "rc", "--dsn", with_params(server_dsn, user="txnlab_limited"))
-        assert code == 3
-        assert 'permission denied to set parameter "deadlock_timeout"' in err and err.count("\n") == 1
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP ROLE txnlab_limited")
+        for name in made:
+            cur.execute(f"DROP ROLE {name}")
+
+
+def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, role) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("run", "atm-lost-update", "--dsn", role("txnlab_no_createdb", "NOCREATEDB"))
+    assert code == 3
+    assert "role 'txnlab_no_createdb' may not create databases" in err
+    assert "ALTER ROLE txnlab_no_createdb CREATEDB" in err
+
+
+def test_a_scenario_needing_a_privilege_the_role_lacks_is_one_line_and_exit_3(cli, role) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("run", "deadlock", "--level", "rc", "--dsn", role("txnlab_limited", "CREATEDB NOSUPERUSER"))
+    assert code == 3
+    assert 'permission denied to set parameter "deadlock_timeout"' in err and err.count("\n") == 1
 
 
 def test_matrix_json_is_a_list_with_scenario_level_and_verdict(cli) -> None:  # type: ignore[no-untyped-def]

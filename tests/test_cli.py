@@ -250,3 +250,12 @@ def test_step_mode_shows_that_ssi_predicate_locks_block_nobody(cli, monkeypatch:
     assert code == 0
     assert "alice holds SIReadLock on doctors (SSI predicate locks: they block nobody)" in out
     assert "\x1b[" not in out  # NO_COLOR: plain text for pipes and projectors that need it
+
+
+def test_the_demo_shows_the_lost_update_then_every_fix_at_every_level(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("demo")
+    assert code == 0
+    assert "atm-lost-update at READ COMMITTED" in out
+    assert "read committed: as expected — lost update happens" in out
+    for fix in ("atm-atomic-update", "atm-select-for-update", "atm-retry-on-serialization-failure"):
+        assert f"│ {fix}" in out

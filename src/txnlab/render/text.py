@@ -95,7 +95,7 @@ def render_matrix(reports: Sequence[RunReport], *, color: bool = False) -> str:
     headers, rows = matrix_grid(reports, style("✓", fg="green"), style("✗ unexpected", fg="red", bold=True))
     table = tabulate(rows, headers=headers, tablefmt="simple_grid")
     unexpected = [r for r in reports if not r.verdict.matches_expectation]
-    lines = [table]
+    lines = [table, "✓: PostgreSQL did what the scenario says it does at that level."]
     for report in unexpected:
         lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
         lines += [f"  {line}" for line in mismatch_lines(report.verdict)]

@@ -1,4 +1,4 @@
-"""The `txnlab` command line: list, show, run, matrix, myths, demo, new, edit, server.
+"""The `txnlab` command line: list, show, run, matrix, myths, report, demo, new, edit, docs, server.
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
@@ -15,7 +15,7 @@ from txnlab import __version__
 from txnlab.cli.authoring import edit_command, new_command
 from txnlab.cli.catalogue import list_command, show_command
 from txnlab.cli.myths import myths_command
-from txnlab.cli.run import demo_command, docs_command, matrix_command, run_command
+from txnlab.cli.run import demo_command, docs_command, matrix_command, report_command, run_command
 from txnlab.cli.server import server_group
 from txnlab.errors import ExitCode, TxnlabError
 
@@ -49,6 +49,7 @@ cli.add_command(myths_command)
 cli.add_command(new_command)
 cli.add_command(edit_command)
 cli.add_command(docs_command)
+cli.add_command(report_command)
 cli.add_command(server_group)
 
 

@@ -18,8 +18,8 @@ from txnlab.cli.options import (
 )
 from txnlab.errors import ExitCode
 from txnlab.levels import ALL_LEVELS, Level
+from txnlab.render import html, markdown, text
 from txnlab.render import json as json_render
-from txnlab.render import markdown, text
 from txnlab.render.catalogue_page import render_catalogue_page
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import open_lab
@@ -186,5 +186,26 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
     reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_catalogue_page(reports), encoding="utf-8")
+    click.echo(f"Wrote {output} ({len(reports)} runs).")
+    return _exit_code(reports)
+
+
+@click.command("report")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
+@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="all", show_default=True,
+              help="Isolation level: ru, rc, rr, ser, or all four.")
+@server_options
+def report_command(names: tuple[str, ...], output: Path, level: str, dsn: str | None, step_timeout: float) -> int:
+    """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
+    if output.suffix.lower() not in (".html", ".htm", ".md"):
+        raise click.UsageError("the output file must end in .html or .md")
+    scenarios = _resolve(names)
+    reports = _execute(cells(scenarios, levels_from(level)), dsn, step_timeout)
+    title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
+    page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
     click.echo(f"Wrote {output} ({len(reports)} runs).")
     return _exit_code(reports)

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 MAX_ROWS_SHOWN = 4
 
+# One mark per outcome that needs attention, shared by every renderer (single-width glyphs,
+# so terminal tables stay aligned; shapes as well as colours, for colour-blind readers).
+OUTCOME_MARKS = {Outcome.BLOCKED: "◷", Outcome.ERROR: "✗", Outcome.TIMEOUT: "⚠", Outcome.SKIPPED: "∅"}
+
 
 def result_phrase(event: Event) -> str:
     """What a step's result looks like in a timeline cell: rows, a row count, an error, a wait."""

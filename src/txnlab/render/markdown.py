@@ -44,6 +44,20 @@ def render_runs(reports: Sequence[RunReport]) -> str:
     return "\n\n".join(render_timeline(r) for r in reports) + "\n"
 
 
+def render_handout(reports: Sequence[RunReport]) -> str:
+    """A Markdown handout: each scenario's explanation, then its runs."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    for report in reports:
+        scenario = report.scenario
+        if scenario.name not in seen:
+            seen.add(scenario.name)
+            references = "".join(f"\n- {ref}" for ref in scenario.references)
+            parts.append(f"## {scenario.title}\n\n{' '.join(scenario.summary.split())}\n{references}")
+        parts.append(render_timeline(report))
+    return "\n\n".join(parts) + "\n"
+
+
 def render_matrix(reports: Sequence[RunReport]) -> str:
     headers, rows = matrix_grid(reports, "", "(**unexpected**)")
     return tabulate(rows, headers=headers, tablefmt="github") + "\n"

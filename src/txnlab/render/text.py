@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 from tabulate import tabulate
 
-from txnlab.render.describe import anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import OUTCOME_MARKS, anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
@@ -33,9 +33,7 @@ class TextStyle:
 
 
 def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = True) -> str:
-    marker = {Outcome.BLOCKED: "⏳ ", Outcome.ERROR: "✗ ", Outcome.TIMEOUT: "✗ ", Outcome.SKIPPED: "∅ "}.get(
-        event.outcome, "→ "
-    )
+    marker = OUTCOME_MARKS.get(event.outcome, "→") + " "
     if event.after_wait and event.outcome is Outcome.OK:
         marker = "↳ "
     lines = textwrap.wrap(" ".join(event.sql.split()), width) if show_sql and not event.after_wait else []

@@ -40,13 +40,29 @@ class StepResult:
     notices: tuple[str, ...] = ()
 
 
+def _driver_error(exc: BaseException) -> psycopg2.Error | None:
+    """The psycopg2 error behind an exception: itself, or the one a library wrapped
+    (SQLAlchemy keeps it as `.orig`, others as the exception's cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, psycopg2.Error):
+            return current
+        seen.add(id(current))
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return None
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe a psycopg2 (or any) exception the way the timeline shows it."""
+    """Describe an exception the way the timeline shows it: its class, and the SQLSTATE and
+    primary message of the server error behind it, if any."""
     exception = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    if isinstance(exc, psycopg2.Error):
-        diag_message = exc.diag.message_primary if exc.diag else None
-        message = diag_message or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return ErrorInfo(exception=exception, message=message, sqlstate=exc.pgcode)
+    driver_error = _driver_error(exc)
+    if driver_error is not None:
+        diag_message = driver_error.diag.message_primary if driver_error.diag else None
+        message = diag_message or (str(driver_error).strip().splitlines() or [type(exc).__name__])[0]
+        return ErrorInfo(exception=exception, message=message, sqlstate=driver_error.pgcode)
     text = str(exc).strip()
     return ErrorInfo(exception=exception, message=text.splitlines()[0] if text else type(exc).__name__)
 

@@ -84,8 +84,7 @@ class Lab:
                 raise scenario_sql_failure(scenario, f"session {spec.name}: setup", exc) from None
             sessions[spec.name] = worker
         if scenario.capture and self._tap is not None:
-            for worker in workers:  # what txnlab itself sent to reset the session is not the lesson
-                self._tap.take(worker.pid)
+            self._tap.take_except(set())  # what txnlab sent to reset the sessions is not the lesson
         scheduler = Scheduler(
             sessions=sessions,
             monitor=self.monitor,
@@ -94,14 +93,14 @@ class Lab:
             poll_interval=self.poll_interval,
             observer=self._observer(scenario, watched=watcher is not None),
             watcher=watcher,
-            lab_pids=(self.admin.get_backend_pid(), self.monitor.conn.get_backend_pid(), self.schemas.pid),
+            lab_pids=self._own_pids(),
         )
         permutation = permutation or scenario.default_permutation
         try:
             if scenario.play is not None:
                 base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
                 run_dsn = with_params(base, options=f"-c search_path={schema}")
-                scenario.play(ScriptedRun(scheduler, scenario, run_dsn))
+                scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
             else:
                 for name in permutation:
                     step = scenario.steps[name]
@@ -133,6 +132,12 @@ class Lab:
             self._tap.close()
         self.monitor.close()
         self.admin.close()
+
+    def _own_pids(self) -> tuple[int, ...]:
+        """txnlab's connections: admin, monitor, schema builder, and every pooled worker."""
+        pools = [self.pool, *([self._tapped_pool] if self._tapped_pool else [])]
+        workers = tuple(pid for pool in pools for pid in pool.pids())
+        return (self.admin.get_backend_pid(), self.monitor.conn.get_backend_pid(), self.schemas.pid, *workers)
 
     def _observer(self, scenario: Scenario, watched: bool) -> Observer | None:
         tap = self._tap if scenario.capture else None

@@ -5,7 +5,7 @@ pg_stat_activity state, its transaction id, and the locks it holds).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.wiretap import WireTap
@@ -40,11 +40,15 @@ class Observer:
             return ()
         return self.tap.take(pid) + self.tap.take_except(set(session_pids))
 
-    def server_view(self, pid: int, known_pids: Collection[int]) -> tuple[BackendView, ...]:
+    def server_view(
+        self, pid: int, hidden_pids: Collection[int], labels: Mapping[int, str]
+    ) -> tuple[BackendView, ...]:
+        """This session, and every other connection in the run's database but the hidden
+        ones (txnlab's own, the other sessions); `labels` names the watched ones."""
         cur = self.monitor.conn.cursor()
-        cur.execute(VIEW_SQL, {"pid": pid, "known": list(known_pids)})
+        cur.execute(VIEW_SQL, {"pid": pid, "known": list(hidden_pids)})
         views = []
         for backend, state, xid, locks in cur.fetchall():
-            label = "this session" if backend == pid else f"other connection (pid {backend})"
+            label = "this session" if backend == pid else labels.get(backend, "other connection")
             views.append(BackendView(label=label, state=state, xid=xid, locks=tuple(sorted(locks))))
         return tuple(views)

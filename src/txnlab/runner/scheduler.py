@@ -71,7 +71,7 @@ class Scheduler:
     step_timeout: float
     poll_interval: float
     observer: Observer | None = None  # set for scenarios that capture the wire and the server's view
-    lab_pids: tuple[int, ...] = ()  # the lab's own connections, never part of a server view
+    lab_pids: tuple[int, ...] = ()  # txnlab's own connections (idle workers too), never in a server view
     origin: float = field(default_factory=time.perf_counter)
     events: list[Event] = field(default_factory=list)
     results: dict[str, StepResult] = field(default_factory=dict)
@@ -288,8 +288,11 @@ class Scheduler:
                 ended: float, **details: Any) -> None:
         if self.observer is not None and session in self.sessions:
             pid = self.sessions[session].pid
-            details["sent"] = self.observer.sent(pid, self.run_pids)
-            details["server"] = self.observer.server_view(pid, [*self.run_pids, *self.lab_pids])
+            session_pids = [w.pid for w in self.sessions.values()]
+            details["sent"] = self.observer.sent(pid, session_pids)
+            details["server"] = self.observer.server_view(
+                pid, [*session_pids, *self.lab_pids], self.extra_connections
+            )
         self.events.append(
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)

@@ -12,6 +12,8 @@ import psycopg2.extensions
 from txnlab.runner.execute import StepResult
 from txnlab.server.connect import connect
 
+from txnlab.levels import Level
+
 if TYPE_CHECKING:
     from txnlab.runner.scheduler import Scheduler
     from txnlab.scenario.model import Scenario
@@ -20,10 +22,11 @@ if TYPE_CHECKING:
 class ScriptedRun:
     """Drive a run from Python; every action becomes a timeline event."""
 
-    def __init__(self, scheduler: Scheduler, scenario: Scenario, dsn: str) -> None:
+    def __init__(self, scheduler: Scheduler, scenario: Scenario, dsn: str, level: Level) -> None:
         self._scheduler = scheduler
         self._scenario = scenario
         self.dsn = dsn  # the scratch database, with the run's schema on the search path
+        self.level = level  # the run's isolation level
 
     def step(self, name: str) -> None:
         """Run a step declared under `steps:` in SCENARIO."""

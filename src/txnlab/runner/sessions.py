@@ -126,6 +126,9 @@ class SessionPool:
             self._workers.append(SessionWorker(self.dsn, self.completions))
         return self._workers[:count]
 
+    def pids(self) -> list[int]:
+        return [w.pid for w in self._workers]
+
     def discard(self, worker: SessionWorker) -> None:
         """Drop a worker whose thread or connection can no longer be trusted."""
         if worker in self._workers:

@@ -91,7 +91,7 @@ class Lab:
             pool=pool,
             step_timeout=self.step_timeout,
             poll_interval=self.poll_interval,
-            observer=self._observer(scenario, watched=watcher is not None),
+            observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),
         )
@@ -139,9 +139,9 @@ class Lab:
         workers = tuple(pid for pool in pools for pid in pool.pids())
         return (self.admin.get_backend_pid(), self.monitor.conn.get_backend_pid(), self.schemas.pid, *workers)
 
-    def _observer(self, scenario: Scenario, watched: bool) -> Observer | None:
+    def _observer(self, scenario: Scenario, schema: str, watched: bool) -> Observer | None:
         tap = self._tap if scenario.capture else None
-        return Observer(tap, self.monitor) if tap is not None or watched else None
+        return Observer(tap, self.monitor, schema) if tap is not None or watched else None
 
     def _pool_for(self, scenario: Scenario) -> SessionPool:
         """Sessions that talk to the server directly, or through the wire tap for capture scenarios."""

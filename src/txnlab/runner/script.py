@@ -52,8 +52,10 @@ class ScriptedRun:
         (default: the session's own). Lock waits of `on` count as this step's waits,
         so pass it for another session's connection, or one registered with `watch`.
         """
-        conn = on if on is not None else self._scheduler.sessions[session].conn
-        self._scheduler.call(session, name, description, lambda: function(conn), conn.get_backend_pid())
+        worker = self._scheduler.sessions[session]
+        conn = on if on is not None else worker.conn
+        watched = worker.pid if conn is worker.conn or conn.closed else conn.get_backend_pid()
+        self._scheduler.call(session, name, description, lambda: function(conn), watched)
 
     def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
         """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""

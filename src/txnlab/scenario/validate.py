@@ -28,6 +28,8 @@ from txnlab.scenario.model import (
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][\w-]*$")
 SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
+# A failure without a SQLSTATE (a driver or Python exception) is named by its class.
+EXCEPTION_CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 TOP_KEYS = {
     "name", "title", "summary", "tags", "references", "setup", "teardown", "sessions",
@@ -316,8 +318,9 @@ def _condition(
         if len(facts) != 1:
             raise check.fail("a step condition needs exactly one of 'rows:', 'blocked:' or 'error:'", line)
         error = raw.get("error")
-        if error is not None and str(error) != "none" and not SQLSTATE.match(str(error)):
-            raise check.fail(f"error: {error!r} is not a SQLSTATE (or 'none' for success)", line)
+        if error is not None and str(error) != "none" and not SQLSTATE.match(str(error)) \
+                and not EXCEPTION_CLASS.match(str(error)):
+            raise check.fail(f"error: {error!r} is not a SQLSTATE, an exception class, or 'none'", line)
         return Condition(
             step=raw["step"],
             rows=_rows(check, raw["rows"], "rows", line) if "rows" in raw else None,
@@ -455,8 +458,12 @@ def _expectation(
     for name, code in errors_raw.items():
         line = check.line_of(errors_raw, name)
         code = str(code)
-        if not SQLSTATE.match(code):
-            raise check.fail(f"errors: {code!r} is not a SQLSTATE (five characters, e.g. 40001)", line)
+        if not SQLSTATE.match(code) and not EXCEPTION_CLASS.match(code):
+            raise check.fail(
+                f"errors: {code!r} is not a SQLSTATE (five characters, e.g. 40001) "
+                "or an exception class (e.g. psycopg2.ProgrammingError)",
+                line,
+            )
         errors[step_name(name, line)] = code
     rows_raw = check.mapping(body.get("rows"), "rows", check.line_of(body, "rows") or where)
     rows = {

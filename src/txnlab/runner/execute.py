@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -109,6 +110,27 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         error=error,
         transaction_status=transaction_status(conn),
         notices=take_notices(conn),
+    )
+
+
+def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -> StepResult:
+    """Run a Python scenario's `function(conn)` on the session's thread: its return value is
+    the step's result, an exception its error; the status is read from `conn` right after."""
+    started = time.perf_counter()
+    value, error = None, None
+    try:
+        value = function(conn)
+    except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
+        error = error_info(exc)
+    rows = ((plain(value),),) if value is not None else None
+    return StepResult(
+        started=started,
+        ended=time.perf_counter(),
+        columns=("result",) if rows else None,
+        rows=rows,
+        error=error,
+        transaction_status=transaction_status(conn),
+        notices=take_notices(conn) if not conn.closed else (),
     )
 
 

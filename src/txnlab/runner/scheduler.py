@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from txnlab.runner.execute import StepResult, error_info, execute, take_notices, transaction_status
+from txnlab.runner.execute import StepResult, error_info, execute
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
@@ -302,17 +302,13 @@ class Scheduler:
         return time.perf_counter() - self.origin
 
     def _as_result(self, result: Any, flight: InFlight) -> StepResult:
+        """A job's result; a job that raised past its own handling (Ctrl-C, a bug) is an error."""
         if isinstance(result, StepResult):
             return result
-        now, conn = time.perf_counter(), flight.worker.conn
-        status = transaction_status(conn)
+        now = time.perf_counter()
         if isinstance(result, BaseException):
-            return StepResult(started=flight.sent_at, ended=now, error=error_info(result), transaction_status=status)
-        rows = ((plain(result),),) if result is not None else None
-        return StepResult(
-            started=flight.sent_at, ended=now, columns=("result",) if rows else None, rows=rows,
-            transaction_status=status, notices=take_notices(conn),
-        )
+            return StepResult(started=flight.sent_at, ended=now, error=error_info(result))
+        return StepResult(started=flight.sent_at, ended=now, columns=("result",), rows=((plain(result),),))
 
     def _substitute(self, sql: str) -> str:
         def value(match: Any) -> str:

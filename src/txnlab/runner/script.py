@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
 
-from txnlab.runner.execute import StepResult
+from txnlab.runner.execute import StepResult, call
 from txnlab.server.connect import connect
 
 from txnlab.levels import Level
@@ -55,7 +55,7 @@ class ScriptedRun:
         worker = self._scheduler.sessions[session]
         conn = on if on is not None else worker.conn
         watched = worker.pid if conn is worker.conn or conn.closed else conn.get_backend_pid()
-        self._scheduler.call(session, name, description, lambda: function(conn), watched)
+        self._scheduler.call(session, name, description, lambda: call(conn, function), watched)
 
     def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
         """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""

@@ -1,0 +1,103 @@
+"""The blog's joint account, fix 1: one atomic UPDATE instead of read-then-write.
+
+A Python scenario, with the same threads and interleaving as
+threads-joint-account-lost-update; only update_balance() changed. `play` handles a
+failed statement like the blog's transaction() helper: roll back, log, no retry.
+"""
+
+from __future__ import annotations
+
+SCENARIO = {
+    "name": "threads-joint-account-atomic-update",
+    "title": "Joint account, fix 1: UPDATE ... SET balance = balance + amount keeps Alice's deposit",
+    "summary": (
+        "The joint account of threads-joint-account-lost-update (opens at 500; Alice's "
+        "thread deposits 100 then withdraws 50, Charlie's thread withdraws 80), with "
+        "update_balance() rewritten so that no balance travels through Python: one "
+        "statement, UPDATE accounts SET balance = balance + %s ... RETURNING balance, "
+        "plus the ledger line. Charlie's UPDATE still waits for Alice's row lock. At READ "
+        "COMMITTED, when Alice commits, PostgreSQL re-reads the row she committed (600) "
+        "and applies -80 to it: 520, then Alice's withdrawal leaves 470, and every "
+        "operation counts. At REPEATABLE READ and SERIALIZABLE the waiting UPDATE is "
+        "refused with 40001 because the row changed after Charlie's snapshot; the blog's "
+        "code rolls back without retrying, so the books balance but Charlie's withdrawal "
+        "is dropped. The atomic UPDATE is the complete fix at READ COMMITTED; at the "
+        "stricter levels it must be paired with a retry (threads-joint-account-retry)."
+    ),
+    "tags": ["threads", "blog", "lost-update", "fix", "python"],
+    "references": [
+        "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED",
+        "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ",
+        "https://www.postgresql.org/docs/current/sql-update.html",
+        "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
+    ],
+    "setup": (
+        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
+        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
+        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
+    ),
+    "sessions": {"alice": {}, "charlie": {}},
+    "steps": [
+        {"name": "alice_deposit", "session": "alice",
+         "sql": "UPDATE accounts SET balance = balance + 100 WHERE id = 1 RETURNING balance",
+         "narration": "Alice's deposit in one statement: the database does the arithmetic on the row itself."},
+        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
+        {"name": "charlie_withdraw", "session": "charlie",
+         "sql": "UPDATE accounts SET balance = balance - 80 WHERE id = 1 RETURNING balance",
+         "narration": "Charlie's withdrawal, the same way. It waits for Alice's row lock."},
+        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
+         "narration": "Alice commits. At READ COMMITTED the waiting UPDATE re-evaluates balance - 80 on the row "
+                      "Alice committed; at the stricter levels that row is newer than Charlie's snapshot."},
+        {"name": "charlie_withdraw_log", "session": "charlie",
+         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
+        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
+        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
+         "narration": "The blog's transaction() helper catches the error, rolls back and logs it; no retry."},
+        {"name": "alice_withdraw", "session": "alice",
+         "sql": "UPDATE accounts SET balance = balance - 50 WHERE id = 1 RETURNING balance"},
+        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
+        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+    ],
+    "invariants": {
+        "balance_matches_ledger": (
+            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
+        ),
+        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
+    },
+    "anomaly": {
+        "name": "lost update",
+        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
+    },
+    "expect": {
+        "ru, rc": {
+            "blocked": ["charlie_withdraw"],
+            "rows": {"alice_deposit": [[600]], "charlie_withdraw": [[520]], "alice_withdraw": [[470]]},
+            "invariants": {"balance_matches_ledger": True, "every_operation_counted": True},
+            "anomaly": False,
+            "note": "the waiting UPDATE re-reads the row Alice committed and subtracts 80 from 600: every "
+                    "operation counts (READ UNCOMMITTED runs as READ COMMITTED)",
+        },
+        "rr, ser": {
+            "blocked": ["charlie_withdraw"],
+            "errors": {"charlie_withdraw": "40001"},
+            "rows": {"alice_deposit": [[600]], "alice_withdraw": [[550]]},
+            "invariants": {"balance_matches_ledger": True, "every_operation_counted": False},
+            "anomaly": False,
+            "note": "the row changed after Charlie's snapshot, so his UPDATE fails with 40001; without a retry "
+                    "his withdrawal is dropped, though nothing is lost from the books",
+        },
+    },
+}
+
+
+def play(run) -> None:  # type: ignore[no-untyped-def]
+    for step in ("alice_deposit", "alice_deposit_log", "charlie_withdraw", "alice_deposit_commit"):
+        run.step(step)
+    withdraw = run.result("charlie_withdraw")
+    if withdraw is not None and withdraw.error is not None:
+        run.step("charlie_rollback")  # the blog's transaction(): rollback, log, move on
+    else:
+        run.step("charlie_withdraw_log")
+        run.step("charlie_withdraw_commit")
+    for step in ("alice_withdraw", "alice_withdraw_log", "alice_withdraw_commit"):
+        run.step(step)

@@ -1,0 +1,121 @@
+"""The blog's joint account, fix 2: read the balance with SELECT ... FOR UPDATE.
+
+A Python scenario, with the same threads as threads-joint-account-lost-update;
+update_balance() still reads, computes in Python and writes, but its read locks the
+row. `play` handles a failed statement like the blog's transaction() helper: roll
+back, log, no retry.
+"""
+
+from __future__ import annotations
+
+READ_FOR_UPDATE = "SELECT balance FROM accounts WHERE id = 1 FOR UPDATE"
+
+SCENARIO = {
+    "name": "threads-joint-account-for-update",
+    "title": "Joint account, fix 2: SELECT ... FOR UPDATE makes Charlie's thread wait before it reads",
+    "summary": (
+        "The joint account of threads-joint-account-lost-update (opens at 500; Alice's "
+        "thread deposits 100 then withdraws 50, Charlie's thread withdraws 80). "
+        "update_balance() keeps its shape, read, compute in Python, write, but the read is "
+        "SELECT balance ... FOR UPDATE, which takes the row lock before reading. Alice "
+        "reads 500 and holds the lock; Charlie's read now waits, before it has read "
+        "anything. At READ COMMITTED, when Alice commits, Charlie's locking read returns "
+        "the newly committed 600, so he writes 520 and Alice's withdrawal leaves 470: "
+        "every operation counts. At REPEATABLE READ and SERIALIZABLE the locking read "
+        "cannot return a row that changed after Charlie's snapshot: it fails with 40001, "
+        "and the blog's code rolls back without retrying, so Charlie's withdrawal is "
+        "dropped (with a retry it would count: threads-joint-account-retry). The lock "
+        "closes the gap between read and write at every level; the level decides whether "
+        "the waiting thread gets fresh data or an error to retry."
+    ),
+    "tags": ["threads", "blog", "lost-update", "fix", "locks", "python"],
+    "references": [
+        "https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE",
+        "https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-ROWS",
+        "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ",
+        "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
+    ],
+    "setup": (
+        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
+        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
+        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
+    ),
+    "sessions": {"alice": {}, "charlie": {}},
+    "steps": [
+        {"name": "alice_deposit_read", "session": "alice", "sql": READ_FOR_UPDATE,
+         "narration": "Alice's update_balance(+100) reads the balance and locks the row."},
+        {"name": "charlie_withdraw_read", "session": "charlie", "sql": READ_FOR_UPDATE,
+         "narration": "Charlie's update_balance(-80) wants the same lock: it waits before reading anything."},
+        {"name": "alice_deposit_write", "session": "alice",
+         "sql": "UPDATE accounts SET balance = ${alice_deposit_read.balance} + 100 WHERE id = 1 RETURNING balance"},
+        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
+        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
+         "narration": "Alice commits and releases the lock; Charlie's read goes on, and what it returns depends "
+                      "on the level."},
+        {"name": "charlie_withdraw_write", "session": "charlie",
+         "sql": "UPDATE accounts SET balance = ${charlie_withdraw_read.balance} - 80 WHERE id = 1 RETURNING balance"},
+        {"name": "charlie_withdraw_log", "session": "charlie",
+         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
+        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
+        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
+         "narration": "The blog's transaction() helper catches the error, rolls back and logs it; no retry."},
+        {"name": "alice_withdraw_read", "session": "alice", "sql": READ_FOR_UPDATE},
+        {"name": "alice_withdraw_write", "session": "alice",
+         "sql": "UPDATE accounts SET balance = ${alice_withdraw_read.balance} - 50 WHERE id = 1 RETURNING balance"},
+        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
+        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+    ],
+    "invariants": {
+        "balance_matches_ledger": (
+            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
+        ),
+        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
+    },
+    "anomaly": {
+        "name": "lost update",
+        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
+    },
+    "expect": {
+        "ru, rc": {
+            "blocked": ["charlie_withdraw_read"],
+            "rows": {
+                "alice_deposit_read": [[500]],
+                "charlie_withdraw_read": [[600]],
+                "charlie_withdraw_write": [[520]],
+                "alice_withdraw_read": [[520]],
+                "alice_withdraw_write": [[470]],
+            },
+            "invariants": {"balance_matches_ledger": True, "every_operation_counted": True},
+            "anomaly": False,
+            "note": "Charlie's locking read waits for Alice, then returns the 600 she committed: every operation "
+                    "counts (READ UNCOMMITTED runs as READ COMMITTED)",
+        },
+        "rr, ser": {
+            "blocked": ["charlie_withdraw_read"],
+            "errors": {"charlie_withdraw_read": "40001"},
+            "rows": {
+                "alice_deposit_read": [[500]],
+                "alice_withdraw_read": [[600]],
+                "alice_withdraw_write": [[550]],
+            },
+            "invariants": {"balance_matches_ledger": True, "every_operation_counted": False},
+            "anomaly": False,
+            "note": "the row changed after Charlie's snapshot, so his waiting FOR UPDATE fails with 40001; without "
+                    "a retry his withdrawal is dropped, though nothing is lost from the books",
+        },
+    },
+}
+
+
+def play(run) -> None:  # type: ignore[no-untyped-def]
+    for step in ("alice_deposit_read", "charlie_withdraw_read", "alice_deposit_write", "alice_deposit_log",
+                 "alice_deposit_commit"):
+        run.step(step)
+    read = run.result("charlie_withdraw_read")
+    if read is not None and read.error is not None:
+        run.step("charlie_rollback")  # the blog's transaction(): rollback, log, move on
+    else:
+        for step in ("charlie_withdraw_write", "charlie_withdraw_log", "charlie_withdraw_commit"):
+            run.step(step)
+    for step in ("alice_withdraw_read", "alice_withdraw_write", "alice_withdraw_log", "alice_withdraw_commit"):
+        run.step(step)

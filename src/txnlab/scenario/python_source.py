@@ -1,5 +1,7 @@
 """Load a Python scenario: a module in the catalogue with `SCENARIO` (the same document a
 YAML file holds) and `play(run)`, which drives the sessions through the same engine.
+Scenarios of one family may share code in a helper module beside them whose name starts
+with an underscore (the catalogue does not list those).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ def load_python_scenario(path: Path) -> Scenario:
         raise ScenarioError(str(path), "cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent))  # a scenario may import shared helpers (_name.py) beside it
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ScenarioError(str(path), f"Python syntax error: {exc.msg}", exc.lineno) from None
     except Exception as exc:  # noqa: BLE001 - any import failure is the scenario's fault
         raise ScenarioError(str(path), f"importing it failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(str(path.parent))
     document = getattr(module, "SCENARIO", None)
     play = getattr(module, "play", None)
     if not isinstance(document, Mapping):

@@ -5,7 +5,8 @@
 Runs every catalogue scenario at every level N times in one lab (the server already
 running, as for a workshop) and prints:
 - one matrix cell: wall time of run + check, including its fresh state (the schema of
-  each next cell is built during the current one, as `txnlab matrix` does);
+  each next cell is built during the current one, as `txnlab matrix` does), for the
+  whole catalogue and for the plain SQL scenarios alone;
 - detection latency: from the moment the server says a session started waiting
   (pg_locks.waitstart, server clock) to the moment the monitor saw it (same machine,
   same clock), over every blocked step of every run.
@@ -49,6 +50,7 @@ def main() -> None:
     planned = cells(scenarios, ALL_LEVELS)
     server_dsn = resolve_dsn(choose_server(args.dsn))
     cell_times: list[float] = []
+    plain_sql_times: list[float] = []
     by_scenario: dict[str, list[float]] = {}
     detection: list[float] = []
     mismatches = 0
@@ -62,6 +64,8 @@ def main() -> None:
                 report = run_cell(lab, scenario, level, then=following)
                 elapsed = time.perf_counter() - started
                 cell_times.append(elapsed)
+                if scenario.play is None and not scenario.capture:
+                    plain_sql_times.append(elapsed)
                 by_scenario.setdefault(scenario.name, []).append(elapsed)
                 mismatches += not report.verdict.matches_expectation
                 for event in report.timeline.events:
@@ -71,7 +75,9 @@ def main() -> None:
         version = lab.server_version
 
     print(f"PostgreSQL {version}; {len(planned)} cells x {args.repeat} repeats; mismatches: {mismatches}")
-    print(summarize("matrix cell (run + check + reset)", cell_times))
+    print(summarize("matrix cell, whole catalogue", cell_times))
+    print(summarize("matrix cell, SQL scenarios", plain_sql_times))
+    print("  (SQL scenarios: YAML, no wire capture; the rest run Python, SQLAlchemy or a wire tap)")
     if detection:
         print(summarize("blocked-step detection latency", detection))
     print("slowest scenarios (median per cell):")

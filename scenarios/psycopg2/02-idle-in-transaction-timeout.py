@@ -17,17 +17,12 @@ from __future__ import annotations
 import psycopg2
 import psycopg2.extensions
 
+from _psycopg2_app import qualified_name, transaction_status_name
+
 STATUS_NAMES = {
     psycopg2.extensions.STATUS_READY: "STATUS_READY",
     psycopg2.extensions.STATUS_BEGIN: "STATUS_BEGIN",
     psycopg2.extensions.STATUS_PREPARED: "STATUS_PREPARED",
-}
-TRANSACTION_STATUS_NAMES = {
-    psycopg2.extensions.TRANSACTION_STATUS_IDLE: "TRANSACTION_STATUS_IDLE",
-    psycopg2.extensions.TRANSACTION_STATUS_ACTIVE: "TRANSACTION_STATUS_ACTIVE",
-    psycopg2.extensions.TRANSACTION_STATUS_INTRANS: "TRANSACTION_STATUS_INTRANS",
-    psycopg2.extensions.TRANSACTION_STATUS_INERROR: "TRANSACTION_STATUS_INERROR",
-    psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN: "TRANSACTION_STATUS_UNKNOWN",
 }
 
 SELECT_BALANCE = "SELECT balance FROM accounts WHERE id = 1"
@@ -135,10 +130,6 @@ SCENARIO = {
     },
 }
 
-def _qualified_name(exc: BaseException) -> str:
-    return f"{type(exc).__module__}.{type(exc).__qualname__}"
-
-
 def next_statement_on_dead_connection(conn: psycopg2.extensions.connection) -> dict[str, object]:
     """Run the next statement as the application would, and report what psycopg2 shows."""
     try:
@@ -150,20 +141,18 @@ def next_statement_on_dead_connection(conn: psycopg2.extensions.connection) -> d
     else:
         return {"exception": None}
     evidence: dict[str, object] = {
-        "exception": _qualified_name(error),
+        "exception": qualified_name(error),
         "pgcode": error.pgcode,
         "message": str(error).strip().splitlines()[0],
         "conn.closed": conn.closed,
         "conn.status": STATUS_NAMES.get(conn.status, str(conn.status)),
-        "get_transaction_status()": TRANSACTION_STATUS_NAMES.get(
-            conn.get_transaction_status(), str(conn.get_transaction_status())
-        ),
+        "get_transaction_status()": transaction_status_name(conn),
     }
     try:
         conn.rollback()
         evidence["conn.rollback()"] = "ok"
     except psycopg2.Error as exc:
-        evidence["conn.rollback()"] = f"{_qualified_name(exc)}: {str(exc).strip()}"
+        evidence["conn.rollback()"] = f"{qualified_name(exc)}: {str(exc).strip()}"
     return evidence
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg2.extensions
 
+from _psycopg2_app import transaction_status_name
+
 SCENARIO = {
     "name": "psycopg2-cursors-share-transaction",
     "title": "Two cursors, one transaction: commit() keeps both inserts, rollback() loses both",
@@ -87,13 +89,6 @@ SCENARIO = {
     },
 }
 
-STATUS_NAMES = {
-    psycopg2.extensions.TRANSACTION_STATUS_IDLE: "TRANSACTION_STATUS_IDLE",
-    psycopg2.extensions.TRANSACTION_STATUS_INTRANS: "TRANSACTION_STATUS_INTRANS",
-    psycopg2.extensions.TRANSACTION_STATUS_INERROR: "TRANSACTION_STATUS_INERROR",
-}
-
-
 def two_cursors(round_name: str):  # type: ignore[no-untyped-def]
     """Two independent pieces of code, each with its own cursor on the same connection."""
 
@@ -108,7 +103,7 @@ def two_cursors(round_name: str):  # type: ignore[no-untyped-def]
             xid_b = cursor_b.fetchone()[0]
         return {
             "cursor A and cursor B in the same transaction": xid_a == xid_b,
-            "psycopg2 transaction status": STATUS_NAMES.get(conn.get_transaction_status(), "other"),
+            "psycopg2 transaction status": transaction_status_name(conn),
         }
 
     return write

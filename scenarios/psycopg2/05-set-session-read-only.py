@@ -13,6 +13,8 @@ from collections.abc import Callable
 import psycopg2
 import psycopg2.extensions
 
+from _psycopg2_app import qualified_name, transaction_status_name
+
 SCENARIO = {
     "name": "psycopg2-set-session-read-only",
     "title": "set_session() raises ProgrammingError inside a transaction; a READ ONLY session refuses writes with 25006",
@@ -124,13 +126,6 @@ SCENARIO = {
     },
 }
 
-TRANSACTION_STATUS_NAMES = {
-    psycopg2.extensions.TRANSACTION_STATUS_IDLE: "TRANSACTION_STATUS_IDLE",
-    psycopg2.extensions.TRANSACTION_STATUS_INTRANS: "TRANSACTION_STATUS_INTRANS",
-    psycopg2.extensions.TRANSACTION_STATUS_INERROR: "TRANSACTION_STATUS_INERROR",
-}
-
-
 def refused(action: Callable[[psycopg2.extensions.connection], None]):  # type: ignore[no-untyped-def]
     """Try `action` on the connection; report the exception and the transaction afterwards."""
 
@@ -139,15 +134,13 @@ def refused(action: Callable[[psycopg2.extensions.connection], None]):  # type: 
             action(conn)
         except psycopg2.Error as exc:
             outcome: dict[str, object] = {
-                "raised": f"{type(exc).__module__}.{type(exc).__qualname__}",
+                "raised": qualified_name(exc),
                 "pgcode": exc.pgcode,
                 "message": str(exc).strip(),
             }
         else:
             outcome = {"raised": None}
-        outcome["transaction status afterwards"] = TRANSACTION_STATUS_NAMES.get(
-            conn.get_transaction_status(), str(conn.get_transaction_status())
-        )
+        outcome["transaction status afterwards"] = transaction_status_name(conn)
         return outcome
 
     return attempt

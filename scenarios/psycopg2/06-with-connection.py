@@ -11,6 +11,8 @@ from __future__ import annotations
 import psycopg2
 import psycopg2.extensions
 
+from _psycopg2_app import qualified_name, transaction_status_name
+
 SCENARIO = {
     "name": "psycopg2-with-connection",
     "title": "`with conn:` commits or rolls back but does not close; `with conn.cursor():` closes the cursor and ends no transaction",
@@ -116,17 +118,6 @@ SCENARIO = {
     },
 }
 
-STATUS_NAMES = {
-    psycopg2.extensions.TRANSACTION_STATUS_IDLE: "TRANSACTION_STATUS_IDLE",
-    psycopg2.extensions.TRANSACTION_STATUS_INTRANS: "TRANSACTION_STATUS_INTRANS",
-    psycopg2.extensions.TRANSACTION_STATUS_INERROR: "TRANSACTION_STATUS_INERROR",
-}
-
-
-def _status(conn: psycopg2.extensions.connection) -> str:
-    return STATUS_NAMES.get(conn.get_transaction_status(), str(conn.get_transaction_status()))
-
-
 class InsufficientFunds(Exception):
     """The application's own reason to abandon a withdrawal."""
 
@@ -135,7 +126,7 @@ def deposit_in_with_conn(conn: psycopg2.extensions.connection) -> dict[str, obje
     with conn:
         with conn.cursor() as cur:
             cur.execute("INSERT INTO ledger VALUES (1, 'deposit', 50)")
-    return {"conn.closed": conn.closed, "transaction status": _status(conn)}
+    return {"conn.closed": conn.closed, "transaction status": transaction_status_name(conn)}
 
 
 def withdrawal_that_raises(conn: psycopg2.extensions.connection) -> dict[str, object]:
@@ -146,7 +137,8 @@ def withdrawal_that_raises(conn: psycopg2.extensions.connection) -> dict[str, ob
             raise InsufficientFunds("balance too low for 500")
     except InsufficientFunds as exc:
         seen = type(exc).__name__
-    return {"exception seen by the caller": seen, "conn.closed": conn.closed, "transaction status": _status(conn)}
+    return {"exception seen by the caller": seen, "conn.closed": conn.closed,
+            "transaction status": transaction_status_name(conn)}
 
 
 def count_in_new_block(conn: psycopg2.extensions.connection) -> dict[str, object]:
@@ -160,7 +152,7 @@ def count_in_new_block(conn: psycopg2.extensions.connection) -> dict[str, object
 def fee_in_cursor_block(conn: psycopg2.extensions.connection) -> dict[str, object]:
     with conn.cursor() as cur:
         cur.execute("INSERT INTO ledger VALUES (1, 'fee', -1)")
-    return {"cur.closed": cur.closed, "conn.closed": conn.closed, "transaction status": _status(conn)}
+    return {"cur.closed": cur.closed, "conn.closed": conn.closed, "transaction status": transaction_status_name(conn)}
 
 
 def failing_statement_in_cursor_block(conn: psycopg2.extensions.connection) -> dict[str, object]:
@@ -168,12 +160,12 @@ def failing_statement_in_cursor_block(conn: psycopg2.extensions.connection) -> d
         with conn.cursor() as cur:
             cur.execute("INSERT INTO ledger VALUES (1, 'fee', NULL)")
     except psycopg2.Error as exc:
-        caught, code = f"{type(exc).__module__}.{type(exc).__qualname__}", exc.pgcode
+        caught, code = qualified_name(exc), exc.pgcode
     return {
         "exception caught": caught,
         "pgcode": code,
         "cur.closed": cur.closed,
-        "transaction status": _status(conn),
+        "transaction status": transaction_status_name(conn),
     }
 
 

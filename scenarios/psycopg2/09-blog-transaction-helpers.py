@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.pool
 
-TELLER_SQL = "SELECT (SELECT balance FROM accounts WHERE id = 1) AS balance, (SELECT count(*) FROM ledger) AS ledger_rows"
+from _psycopg2_app import ATM_SETUP, TELLER_SQL, AtmCode, Log, unreachable, what_the_caller_sees
 
 SCENARIO = {
     "name": "psycopg2-blog-transaction-helpers",
@@ -60,12 +60,7 @@ SCENARIO = {
         "https://docs.python.org/3/library/contextlib.html#contextlib.contextmanager",
         "https://docs.python.org/3/reference/executionmodel.html#resolution-of-names",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL,\n"
-        "                       balance numeric NOT NULL CONSTRAINT positive_balance CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (account_id int NOT NULL REFERENCES accounts, type text NOT NULL, amount numeric NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice', 100);"
-    ),
+    "setup": ATM_SETUP,  # account 1 (alice) holds 100; CHECK (balance >= 0); a ledger
     "sessions": {"atm": {}, "teller": {"autocommit": True}},
     "steps": [
         {"name": "atm_decorated_withdraw", "session": "atm", "sql": "withdraw(1, 130)  # @transaction",
@@ -169,30 +164,12 @@ SCENARIO = {
 # --- the blog's code, rebuilt ----------------------------------------------------------
 
 
-class Log:
-    """Stands in for the blog's logging.getLogger('balance'): remembers what was logged."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def error(self, message: str) -> None:
-        self.lines.append(message.strip().splitlines()[0])
-
-    def info(self, message: str) -> None:
-        pass
-
-
-class BlogCode:
+class BlogCode(AtmCode):
     """The blog's helpers and ATM functions, bound to one database and one log."""
 
     def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.log = Log()
+        super().__init__(dsn)
         self.pool: psycopg2.pool.ThreadedConnectionPool | None = None
-
-    # connect(): the blog reads $DATABASE_URL; here, the run's database
-    def connect(self) -> psycopg2.extensions.connection:
-        return psycopg2.connect(self.dsn)
 
     # The first helper: a decorator that opens a connection per call.
     def transaction_decorator(self, func: Callable[..., Any]) -> Callable[..., None]:
@@ -256,25 +233,7 @@ class BlogCode:
             conn.reset()
             self.pool.putconn(conn)
 
-    # The ATM's building blocks, as in the blog (authentication left out).
-    @staticmethod
-    def balance(conn: psycopg2.extensions.connection, account: int) -> Decimal:
-        with conn.cursor() as curs:
-            curs.execute("SELECT balance FROM accounts WHERE id = %s", (account,))
-            return curs.fetchone()[0]
-
-    def update_balance(self, conn: psycopg2.extensions.connection, account: int, amount: Any) -> None:
-        amount = Decimal(amount)
-        with conn.cursor() as curs:
-            current = self.balance(conn, account)
-            curs.execute("UPDATE accounts SET balance = %s WHERE id = %s", (current + amount, account))
-
-    @staticmethod
-    def ledger(conn: psycopg2.extensions.connection, account: int, record: str, amount: Any) -> None:
-        with conn.cursor() as curs:
-            curs.execute("INSERT INTO ledger (account_id, type, amount) VALUES (%s, %s, %s)",
-                         (account, record, amount))
-
+    # The ATM's functions, as in the blog; balance(), update_balance() and ledger() come from AtmCode.
     def withdraw(self, conn: psycopg2.extensions.connection, account: int, amount: Any) -> None:
         self.ledger(conn, account, "debit", amount)
         self.update_balance(conn, account, -Decimal(amount))
@@ -289,34 +248,8 @@ class BlogCode:
 # --- what the caller sees ----------------------------------------------------------------
 
 
-def _name(exc: BaseException) -> str:
-    return f"{type(exc).__module__}.{type(exc).__qualname__}"
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain = []
-    current: BaseException | None = exc
-    while current is not None:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _real_error(exc: BaseException) -> str:
-    """The root of the chain, without the connection target (which differs between machines)."""
-    root = _chain(exc)[-1]
-    text = str(root).strip()
-    return text.split("FATAL:", 1)[-1].strip() if "FATAL:" in text else text
-
-
 def _failure(exc: BaseException, log: Log, *, with_message: bool) -> dict[str, object]:
-    seen: dict[str, object] = {"exception seen by the caller": _name(exc)}
-    if with_message:
-        seen["message"] = str(exc)
-    seen["exception chain (newest first)"] = [_name(e) for e in _chain(exc)]
-    seen["the real error"] = _real_error(exc)
-    seen["logged"] = log.lines
-    return seen
+    return {**what_the_caller_sees(exc, with_message=with_message), "logged": log.lines}
 
 
 def decorated_withdraw(dsn: str) -> Callable[[psycopg2.extensions.connection], dict[str, object]]:
@@ -361,10 +294,6 @@ def deposit_with_session_helper(dsn: str) -> Callable[[psycopg2.extensions.conne
                 "logged": code.log.lines}
 
     return caller
-
-
-def unreachable(dsn: str) -> str:
-    return psycopg2.extensions.make_dsn(dsn, dbname="txnlab_no_such_database")
 
 
 def context_manager_connect_fails(dsn: str) -> Callable[[psycopg2.extensions.connection], dict[str, object]]:

@@ -26,7 +26,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-TELLER_SQL = "SELECT (SELECT balance FROM accounts WHERE id = 1) AS balance, (SELECT count(*) FROM ledger) AS ledger_rows"
+from _psycopg2_app import ATM_SETUP, TELLER_SQL, AtmCode, qualified_name, unreachable, what_the_caller_sees
 
 SCENARIO = {
     "name": "psycopg2-transaction-helper-fixed",
@@ -58,12 +58,7 @@ SCENARIO = {
         "https://docs.python.org/3/library/contextlib.html#contextlib.contextmanager",
         "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL,\n"
-        "                       balance numeric NOT NULL CONSTRAINT positive_balance CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (account_id int NOT NULL REFERENCES accounts, type text NOT NULL, amount numeric NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice', 100);"
-    ),
+    "setup": ATM_SETUP,  # account 1 (alice) holds 100; CHECK (balance >= 0); a ledger
     "sessions": {"atm": {}, "teller": {"autocommit": True}},
     "steps": [
         {"name": "atm_withdraw_too_much", "session": "atm", "sql": "withdraw(1, 130)  # @transact, fixed",
@@ -126,23 +121,8 @@ SCENARIO = {
 }
 
 
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def error(self, message: str) -> None:
-        self.lines.append(message.strip().splitlines()[0])
-
-
-class FixedCode:
+class FixedCode(AtmCode):
     """Corrected helpers plus the ATM functions of psycopg2-blog-transaction-helpers."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.log = Log()
-
-    def connect(self) -> psycopg2.extensions.connection:
-        return psycopg2.connect(self.dsn)
 
     # The blog's decorator, repaired: connect first, return the result, re-raise.
     def transact(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -174,24 +154,7 @@ class FixedCode:
         finally:
             conn.close()  # `with conn:` does not close the connection
 
-    @staticmethod
-    def balance(conn: psycopg2.extensions.connection, account: int) -> Decimal:
-        with conn.cursor() as curs:
-            curs.execute("SELECT balance FROM accounts WHERE id = %s", (account,))
-            return curs.fetchone()[0]
-
-    def update_balance(self, conn: psycopg2.extensions.connection, account: int, amount: Any) -> None:
-        amount = Decimal(amount)
-        with conn.cursor() as curs:
-            current = self.balance(conn, account)
-            curs.execute("UPDATE accounts SET balance = %s WHERE id = %s", (current + amount, account))
-
-    @staticmethod
-    def ledger(conn: psycopg2.extensions.connection, account: int, record: str, amount: Any) -> None:
-        with conn.cursor() as curs:
-            curs.execute("INSERT INTO ledger (account_id, type, amount) VALUES (%s, %s, %s)",
-                         (account, record, amount))
-
+    # The ATM's functions return the new balance; balance(), update_balance() and ledger() come from AtmCode.
     def withdraw(self, conn: psycopg2.extensions.connection, account: int, amount: Any) -> Decimal:
         self.ledger(conn, account, "debit", amount)
         self.update_balance(conn, account, -Decimal(amount))
@@ -201,32 +164,6 @@ class FixedCode:
         self.ledger(conn, account, "credit", amount)
         self.update_balance(conn, account, amount)
         return self.balance(conn, account)
-
-
-def _name(exc: BaseException) -> str:
-    return f"{type(exc).__module__}.{type(exc).__qualname__}"
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain = []
-    current: BaseException | None = exc
-    while current is not None:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _failure(exc: BaseException) -> dict[str, object]:
-    root = str(_chain(exc)[-1]).strip()
-    return {
-        "exception seen by the caller": _name(exc),
-        "exception chain (newest first)": [_name(e) for e in _chain(exc)],
-        "the real error": root.split("FATAL:", 1)[-1].strip() if "FATAL:" in root else root,
-    }
-
-
-def unreachable(dsn: str) -> str:
-    return psycopg2.extensions.make_dsn(dsn, dbname="txnlab_no_such_database")
 
 
 Caller = Callable[[psycopg2.extensions.connection], Any]
@@ -251,7 +188,7 @@ def atm_declines(dsn: str) -> Caller:
         except psycopg2.errors.CheckViolation as exc:
             return {
                 "ATM shows": "declined: insufficient funds",
-                "exception caught by the caller": _name(exc),
+                "exception caught by the caller": qualified_name(exc),
                 "pgcode": exc.pgcode,
             }
 
@@ -275,7 +212,7 @@ def context_manager_connect_fails(dsn: str) -> Caller:
             with code.transaction() as conn:
                 code.withdraw(conn, 1, 10)
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
-            return _failure(exc)
+            return what_the_caller_sees(exc)
         return {"exception seen by the caller": None}
 
     return caller
@@ -287,7 +224,7 @@ def decorator_connect_fails(dsn: str) -> Caller:
         try:
             code.transact(code.withdraw)(1, 10)
         except Exception as exc:  # noqa: BLE001 - reported, not hidden
-            return _failure(exc)
+            return what_the_caller_sees(exc)
         return {"exception seen by the caller": None}
 
     return caller

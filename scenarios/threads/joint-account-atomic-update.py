@@ -7,6 +7,8 @@ failed statement like the blog's transaction() helper: roll back, log, no retry.
 
 from __future__ import annotations
 
+import _joint_account as ja  # the account, its invariants and the blog's ledger and commit steps
+
 SCENARIO = {
     "name": "threads-joint-account-atomic-update",
     "title": "Joint account, fix 1: UPDATE ... SET balance = balance + amount keeps Alice's deposit",
@@ -31,43 +33,27 @@ SCENARIO = {
         "https://www.postgresql.org/docs/current/sql-update.html",
         "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
-    ),
-    "sessions": {"alice": {}, "charlie": {}},
+    "setup": ja.SETUP,
+    "sessions": ja.SESSIONS,
     "steps": [
-        {"name": "alice_deposit", "session": "alice",
-         "sql": "UPDATE accounts SET balance = balance + 100 WHERE id = 1 RETURNING balance",
-         "narration": "Alice's deposit in one statement: the database does the arithmetic on the row itself."},
-        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
-        {"name": "charlie_withdraw", "session": "charlie",
-         "sql": "UPDATE accounts SET balance = balance - 80 WHERE id = 1 RETURNING balance",
-         "narration": "Charlie's withdrawal, the same way. It waits for Alice's row lock."},
-        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
-         "narration": "Alice commits. At READ COMMITTED the waiting UPDATE re-evaluates balance - 80 on the row "
-                      "Alice committed; at the stricter levels that row is newer than Charlie's snapshot."},
-        {"name": "charlie_withdraw_log", "session": "charlie",
-         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
-        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
-        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
-         "narration": "The blog's transaction() helper catches the error, rolls back and logs it; no retry."},
-        {"name": "alice_withdraw", "session": "alice",
-         "sql": "UPDATE accounts SET balance = balance - 50 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
-        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+        ja.step("alice", "alice_deposit", "UPDATE accounts SET balance = balance + 100 WHERE id = 1 RETURNING balance",
+                "Alice's deposit in one statement: the database does the arithmetic on the row itself."),
+        ja.log("alice", "deposit", 100),
+        ja.step("charlie", "charlie_withdraw",
+                "UPDATE accounts SET balance = balance - 80 WHERE id = 1 RETURNING balance",
+                "Charlie's withdrawal, the same way. It waits for Alice's row lock."),
+        ja.commit("alice", "deposit",
+                  narration="Alice commits. At READ COMMITTED the waiting UPDATE re-evaluates balance - 80 on the "
+                            "row Alice committed; at the stricter levels that row is newer than Charlie's snapshot."),
+        ja.log("charlie", "withdraw", -80),
+        ja.commit("charlie", "withdraw"),
+        ja.rollback("charlie"),
+        ja.step("alice", "alice_withdraw", "UPDATE accounts SET balance = balance - 50 WHERE id = 1 RETURNING balance"),
+        ja.log("alice", "withdraw", -50),
+        ja.commit("alice", "withdraw"),
     ],
-    "invariants": {
-        "balance_matches_ledger": (
-            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
-        ),
-        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
-    },
-    "anomaly": {
-        "name": "lost update",
-        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
-    },
+    "invariants": ja.INVARIANTS,
+    "anomaly": ja.LOST_UPDATE,
     "expect": {
         "ru, rc": {
             "blocked": ["charlie_withdraw"],
@@ -91,13 +77,9 @@ SCENARIO = {
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    for step in ("alice_deposit", "alice_deposit_log", "charlie_withdraw", "alice_deposit_commit"):
-        run.step(step)
-    withdraw = run.result("charlie_withdraw")
-    if withdraw is not None and withdraw.error is not None:
+    ja.run_steps(run, ("alice_deposit", "alice_deposit_log", "charlie_withdraw", "alice_deposit_commit"))
+    if ja.failed(run, "charlie_withdraw"):
         run.step("charlie_rollback")  # the blog's transaction(): rollback, log, move on
     else:
-        run.step("charlie_withdraw_log")
-        run.step("charlie_withdraw_commit")
-    for step in ("alice_withdraw", "alice_withdraw_log", "alice_withdraw_commit"):
-        run.step(step)
+        ja.run_steps(run, ("charlie_withdraw_log", "charlie_withdraw_commit"))
+    ja.run_steps(run, ("alice_withdraw", "alice_withdraw_log", "alice_withdraw_commit"))

@@ -8,7 +8,9 @@ back, log, no retry.
 
 from __future__ import annotations
 
-READ_FOR_UPDATE = "SELECT balance FROM accounts WHERE id = 1 FOR UPDATE"
+import _joint_account as ja  # the account, its invariants and update_balance()'s statements
+
+READ_FOR_UPDATE = ja.READ + " FOR UPDATE"  # the one change to update_balance(): a locking read
 
 SCENARIO = {
     "name": "threads-joint-account-for-update",
@@ -35,46 +37,26 @@ SCENARIO = {
         "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ",
         "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
-    ),
-    "sessions": {"alice": {}, "charlie": {}},
+    "setup": ja.SETUP,
+    "sessions": ja.SESSIONS,
     "steps": [
-        {"name": "alice_deposit_read", "session": "alice", "sql": READ_FOR_UPDATE,
-         "narration": "Alice's update_balance(+100) reads the balance and locks the row."},
-        {"name": "charlie_withdraw_read", "session": "charlie", "sql": READ_FOR_UPDATE,
-         "narration": "Charlie's update_balance(-80) wants the same lock: it waits before reading anything."},
-        {"name": "alice_deposit_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_deposit_read.balance} + 100 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
-        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
-         "narration": "Alice commits and releases the lock; Charlie's read goes on, and what it returns depends "
-                      "on the level."},
-        {"name": "charlie_withdraw_write", "session": "charlie",
-         "sql": "UPDATE accounts SET balance = ${charlie_withdraw_read.balance} - 80 WHERE id = 1 RETURNING balance"},
-        {"name": "charlie_withdraw_log", "session": "charlie",
-         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
-        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
-        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
-         "narration": "The blog's transaction() helper catches the error, rolls back and logs it; no retry."},
-        {"name": "alice_withdraw_read", "session": "alice", "sql": READ_FOR_UPDATE},
-        {"name": "alice_withdraw_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_withdraw_read.balance} - 50 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
-        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+        ja.read("alice", "deposit", sql=READ_FOR_UPDATE,
+                narration="Alice's update_balance(+100) reads the balance and locks the row."),
+        ja.read("charlie", "withdraw", sql=READ_FOR_UPDATE,
+                narration="Charlie's update_balance(-80) wants the same lock: it waits before reading anything."),
+        ja.write("alice", "deposit", +100),
+        ja.log("alice", "deposit", 100),
+        ja.commit("alice", "deposit",
+                  narration="Alice commits and releases the lock; Charlie's read goes on, and what it returns "
+                            "depends on the level."),
+        ja.write("charlie", "withdraw", -80),
+        ja.log("charlie", "withdraw", -80),
+        ja.commit("charlie", "withdraw"),
+        ja.rollback("charlie"),
+        *ja.update_balance("alice", "withdraw", -50, read_sql=READ_FOR_UPDATE),
     ],
-    "invariants": {
-        "balance_matches_ledger": (
-            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
-        ),
-        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
-    },
-    "anomaly": {
-        "name": "lost update",
-        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
-    },
+    "invariants": ja.INVARIANTS,
+    "anomaly": ja.LOST_UPDATE,
     "expect": {
         "ru, rc": {
             "blocked": ["charlie_withdraw_read"],
@@ -108,14 +90,10 @@ SCENARIO = {
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    for step in ("alice_deposit_read", "charlie_withdraw_read", "alice_deposit_write", "alice_deposit_log",
-                 "alice_deposit_commit"):
-        run.step(step)
-    read = run.result("charlie_withdraw_read")
-    if read is not None and read.error is not None:
+    ja.run_steps(run, ("alice_deposit_read", "charlie_withdraw_read", "alice_deposit_write", "alice_deposit_log",
+                       "alice_deposit_commit"))
+    if ja.failed(run, "charlie_withdraw_read"):
         run.step("charlie_rollback")  # the blog's transaction(): rollback, log, move on
     else:
-        for step in ("charlie_withdraw_write", "charlie_withdraw_log", "charlie_withdraw_commit"):
-            run.step(step)
-    for step in ("alice_withdraw_read", "alice_withdraw_write", "alice_withdraw_log", "alice_withdraw_commit"):
-        run.step(step)
+        ja.run_steps(run, ("charlie_withdraw_write", "charlie_withdraw_log", "charlie_withdraw_commit"))
+    ja.run_steps(run, ("alice_withdraw_read", "alice_withdraw_write", "alice_withdraw_log", "alice_withdraw_commit"))

@@ -12,8 +12,7 @@ error, with no retry.
 
 from __future__ import annotations
 
-SERIALIZATION_FAILURE = "40001"
-READ = "SELECT balance FROM accounts WHERE id = 1"
+import _joint_account as ja  # the account, its invariants and update_balance()'s statements
 
 SCENARIO = {
     "name": "threads-joint-account-lost-update",
@@ -43,48 +42,27 @@ SCENARIO = {
         "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ",
         "https://www.psycopg.org/docs/usage.html#thread-and-process-safety",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
-    ),
-    "sessions": {"alice": {}, "charlie": {}},
+    "setup": ja.SETUP,
+    "sessions": ja.SESSIONS,
     "steps": [
-        {"name": "alice_deposit_read", "session": "alice", "sql": READ,
-         "narration": "Alice's thread starts update_balance(+100): it reads the balance."},
-        {"name": "charlie_withdraw_read", "session": "charlie", "sql": READ,
-         "narration": "Charlie's thread starts update_balance(-80) and reads the same balance."},
-        {"name": "alice_deposit_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_deposit_read.balance} + 100 WHERE id = 1 RETURNING balance",
-         "narration": "Alice writes the balance computed in Python and holds the row lock."},
-        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
-        {"name": "charlie_withdraw_write", "session": "charlie",
-         "sql": "UPDATE accounts SET balance = ${charlie_withdraw_read.balance} - 80 WHERE id = 1 RETURNING balance",
-         "narration": "Charlie writes a balance computed from his read of 500, and waits for Alice's row lock."},
-        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
-         "narration": "Alice commits. What Charlie's waiting UPDATE does now depends on the level."},
-        {"name": "charlie_withdraw_log", "session": "charlie",
-         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
-        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
-        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
-         "narration": "The blog's transaction() helper catches the error, rolls back and logs it; no retry."},
-        {"name": "alice_withdraw_read", "session": "alice", "sql": READ,
-         "narration": "Alice's thread goes on with update_balance(-50), in a new transaction."},
-        {"name": "alice_withdraw_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_withdraw_read.balance} - 50 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
-        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+        ja.read("alice", "deposit", narration="Alice's thread starts update_balance(+100): it reads the balance."),
+        ja.read("charlie", "withdraw",
+                narration="Charlie's thread starts update_balance(-80) and reads the same balance."),
+        ja.write("alice", "deposit", +100,
+                 narration="Alice writes the balance computed in Python and holds the row lock."),
+        ja.log("alice", "deposit", 100),
+        ja.write("charlie", "withdraw", -80,
+                 narration="Charlie writes a balance computed from his read of 500, and waits for Alice's row lock."),
+        ja.commit("alice", "deposit",
+                  narration="Alice commits. What Charlie's waiting UPDATE does now depends on the level."),
+        ja.log("charlie", "withdraw", -80),
+        ja.commit("charlie", "withdraw"),
+        ja.rollback("charlie"),
+        *ja.update_balance("alice", "withdraw", -50,
+                           narration="Alice's thread goes on with update_balance(-50), in a new transaction."),
     ],
-    "invariants": {
-        "balance_matches_ledger": (
-            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
-        ),
-        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
-    },
-    "anomaly": {
-        "name": "lost update",
-        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
-    },
+    "invariants": ja.INVARIANTS,
+    "anomaly": ja.LOST_UPDATE,
     "expect": {
         "ru, rc": {
             "blocked": ["charlie_withdraw_write"],
@@ -125,13 +103,9 @@ ALICE_WITHDRAW = ("alice_withdraw_read", "alice_withdraw_write", "alice_withdraw
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    for step in ALICE_DEPOSIT:
-        run.step(step)
-    write = run.result("charlie_withdraw_write")
-    if write is not None and write.error is not None:
+    ja.run_steps(run, ALICE_DEPOSIT)
+    if ja.failed(run, "charlie_withdraw_write"):
         run.step("charlie_rollback")  # the blog's transaction(): rollback, log, move on
     else:
-        run.step("charlie_withdraw_log")
-        run.step("charlie_withdraw_commit")
-    for step in ALICE_WITHDRAW:
-        run.step(step)
+        ja.run_steps(run, ("charlie_withdraw_log", "charlie_withdraw_commit"))
+    ja.run_steps(run, ALICE_WITHDRAW)

@@ -9,8 +9,9 @@ second attempt happens.
 
 from __future__ import annotations
 
+import _joint_account as ja  # the account, its invariants and update_balance()'s statements
+
 SERIALIZATION_FAILURE = "40001"
-READ = "SELECT balance FROM accounts WHERE id = 1"
 
 SCENARIO = {
     "name": "threads-joint-account-retry",
@@ -37,51 +38,27 @@ SCENARIO = {
         "https://www.psycopg.org/docs/errors.html",
         "https://bbengfort.github.io/2017/12/psycopg2-transactions/",
     ],
-    "setup": (
-        "CREATE TABLE accounts (id int PRIMARY KEY, owners text NOT NULL, balance int NOT NULL CHECK (balance >= 0));\n"
-        "CREATE TABLE ledger (who text NOT NULL, operation text NOT NULL, amount int NOT NULL);\n"
-        "INSERT INTO accounts VALUES (1, 'alice and charlie', 500);"
-    ),
-    "sessions": {"alice": {}, "charlie": {}},
+    "setup": ja.SETUP,
+    "sessions": ja.SESSIONS,
     "steps": [
-        {"name": "alice_deposit_read", "session": "alice", "sql": READ},
-        {"name": "charlie_withdraw_read", "session": "charlie", "sql": READ},
-        {"name": "alice_deposit_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_deposit_read.balance} + 100 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_deposit_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'deposit', 100)"},
-        {"name": "charlie_withdraw_write", "session": "charlie",
-         "sql": "UPDATE accounts SET balance = ${charlie_withdraw_read.balance} - 80 WHERE id = 1 RETURNING balance",
-         "narration": "Charlie writes a balance computed from his read of 500 and waits for Alice's row lock."},
-        {"name": "alice_deposit_commit", "session": "alice", "sql": "COMMIT",
-         "narration": "Alice commits. At REPEATABLE READ and SERIALIZABLE Charlie's stale write is refused."},
-        {"name": "charlie_withdraw_log", "session": "charlie",
-         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
-        {"name": "charlie_withdraw_commit", "session": "charlie", "sql": "COMMIT"},
-        {"name": "charlie_rollback", "session": "charlie", "sql": "ROLLBACK",
-         "narration": "The retry loop caught SerializationFailure: roll back, then run update_balance() again."},
-        {"name": "charlie_retry_read", "session": "charlie", "sql": READ,
-         "narration": "A new transaction with a new snapshot: the retry sees Alice's deposit."},
-        {"name": "charlie_retry_write", "session": "charlie",
-         "sql": "UPDATE accounts SET balance = ${charlie_retry_read.balance} - 80 WHERE id = 1 RETURNING balance"},
-        {"name": "charlie_retry_log", "session": "charlie",
-         "sql": "INSERT INTO ledger VALUES ('charlie', 'withdraw', -80)"},
-        {"name": "charlie_retry_commit", "session": "charlie", "sql": "COMMIT"},
-        {"name": "alice_withdraw_read", "session": "alice", "sql": READ},
-        {"name": "alice_withdraw_write", "session": "alice",
-         "sql": "UPDATE accounts SET balance = ${alice_withdraw_read.balance} - 50 WHERE id = 1 RETURNING balance"},
-        {"name": "alice_withdraw_log", "session": "alice", "sql": "INSERT INTO ledger VALUES ('alice', 'withdraw', -50)"},
-        {"name": "alice_withdraw_commit", "session": "alice", "sql": "COMMIT"},
+        ja.read("alice", "deposit"),
+        ja.read("charlie", "withdraw"),
+        ja.write("alice", "deposit", +100),
+        ja.log("alice", "deposit", 100),
+        ja.write("charlie", "withdraw", -80,
+                 narration="Charlie writes a balance computed from his read of 500 and waits for Alice's row lock."),
+        ja.commit("alice", "deposit",
+                  narration="Alice commits. At REPEATABLE READ and SERIALIZABLE Charlie's stale write is refused."),
+        ja.log("charlie", "withdraw", -80),
+        ja.commit("charlie", "withdraw"),
+        ja.rollback("charlie",
+                    narration="The retry loop caught SerializationFailure: roll back, then run update_balance() again."),
+        *ja.update_balance("charlie", "retry", -80, ledger_operation="withdraw",
+                           narration="A new transaction with a new snapshot: the retry sees Alice's deposit."),
+        *ja.update_balance("alice", "withdraw", -50),
     ],
-    "invariants": {
-        "balance_matches_ledger": (
-            "SELECT balance = 500 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"
-        ),
-        "every_operation_counted": "SELECT balance = 500 + 100 - 80 - 50 FROM accounts WHERE id = 1",
-    },
-    "anomaly": {
-        "name": "lost update",
-        "observed_if": [{"invariant": "balance_matches_ledger", "holds": False}],
-    },
+    "invariants": ja.INVARIANTS,
+    "anomaly": ja.LOST_UPDATE,
     "expect": {
         "ru, rc": {
             "blocked": ["charlie_withdraw_write"],
@@ -120,14 +97,9 @@ ALICE_WITHDRAW = ("alice_withdraw_read", "alice_withdraw_write", "alice_withdraw
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    for step in FIRST_ATTEMPT:
-        run.step(step)
-    write = run.result("charlie_withdraw_write")
-    if write is not None and write.error is not None and write.error.sqlstate == SERIALIZATION_FAILURE:
-        for step in RETRY:
-            run.step(step)
+    ja.run_steps(run, FIRST_ATTEMPT)
+    if ja.failed(run, "charlie_withdraw_write", SERIALIZATION_FAILURE):  # except SerializationFailure:
+        ja.run_steps(run, RETRY)
     else:
-        run.step("charlie_withdraw_log")
-        run.step("charlie_withdraw_commit")
-    for step in ALICE_WITHDRAW:
-        run.step(step)
+        ja.run_steps(run, ("charlie_withdraw_log", "charlie_withdraw_commit"))
+    ja.run_steps(run, ALICE_WITHDRAW)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from psycopg2.pool import PoolError, ThreadedConnectionPool
 
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
+
 SCENARIO = {
     "name": "threads-pool-exhausted",
     "title": "The third thread asking a maxconn=2 pool for a connection gets PoolError at once",
@@ -80,22 +82,16 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     level = run.connection("thread_a").isolation_level  # the run's level, which txnlab set on each session
     pool = ThreadedConnectionPool(1, 2, run.dsn)
     held = {}
+    call = tc.declared_caller(run, SCENARIO)
 
     def take() -> object:
         conn = pool.getconn()
         conn.set_session(isolation_level=level)
         return conn
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function)
 
     def in_use() -> int:
         return len(pool._used)  # the pool's map of connections handed out

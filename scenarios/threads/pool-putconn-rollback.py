@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg2.pool import ThreadedConnectionPool
 
-TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
 
 SCENARIO = {
     "name": "threads-pool-putconn-rollback",
@@ -81,20 +81,12 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     level = run.connection("thread_a").isolation_level  # the run's level, which txnlab set on each session
     pool = ThreadedConnectionPool(1, 2, run.dsn)
     held = {}
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function)
-
-    def status(conn):  # type: ignore[no-untyped-def]
-        return TRANSACTION_STATUS[conn.info.transaction_status]
+    call = tc.declared_caller(run, SCENARIO)
+    status = tc.transaction_status  # the pooled connection's, not the session's own
 
     def a_getconn(_own):  # type: ignore[no-untyped-def]
         conn = held["a"] = pool.getconn()

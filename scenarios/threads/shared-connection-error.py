@@ -6,6 +6,8 @@ connection (`run.call(..., on=...)`), as in threads-shared-connection.
 
 from __future__ import annotations
 
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
+
 SCENARIO = {
     "name": "threads-shared-connection-error",
     "title": "A CHECK violation in thread A makes thread B's next statement fail with 25P02 on the shared connection",
@@ -82,24 +84,14 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-# psycopg2's view of a connection (conn.info.transaction_status). The timeline's
-# [status] under a step is that of the session's own connection, so thread B's steps
-# report the shared connection's status in their result.
-TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
-
-
-def status(conn) -> str:  # type: ignore[no-untyped-def]
-    return TRANSACTION_STATUS[conn.info.transaction_status]
+# The timeline's [status] under a step is that of the session's own connection, so
+# thread B's steps report the shared connection's status (tc.transaction_status) in their result.
+status = tc.transaction_status
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
     shared = run.connection("thread_a")
-
-    def on_shared(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function, on=shared)
+    on_shared = tc.declared_caller(run, SCENARIO, on=shared)
 
     def audit(event):  # type: ignore[no-untyped-def]
         def insert(conn):  # type: ignore[no-untyped-def]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 import time
 
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
+
 HOLD_SECONDS = 0.1  # how long thread C keeps the lock after thread A has called execute()
 ENTER_TIMEOUT = 2.0  # bound on waiting for thread A to reach execute()
 
@@ -105,19 +107,13 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     shared = run.connection("thread_a")
     shared_pid = shared.get_backend_pid()
     callers: list[str] = []  # who called cursor.execute(), in order
     seen: dict[str, object] = {}  # server clock readings and thread A's wait
     a_calls_execute = threading.Event()
-
-    def call(name, function, on=None):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function, on=on)
+    call = tc.declared_caller(run, SCENARIO)
 
     def b_locking_read(conn):  # type: ignore[no-untyped-def]
         with conn.cursor() as cur:

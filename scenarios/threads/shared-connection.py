@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
+
 SCENARIO = {
     "name": "threads-shared-connection",
     "title": "Two threads sharing one connection share one transaction: B's commit commits A's half-done work",
@@ -112,25 +114,15 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-# psycopg2's view of a connection (conn.info.transaction_status). The timeline's
-# [status] under a step is that of the session's own connection, so thread B's steps
-# report the shared connection's status in their result.
-TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
-
-
-def status(conn) -> str:  # type: ignore[no-untyped-def]
-    return TRANSACTION_STATUS[conn.info.transaction_status]
+# The timeline's [status] under a step is that of the session's own connection, so
+# thread B's steps report the shared connection's status (tc.transaction_status) in their result.
+status = tc.transaction_status
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
     shared = run.connection("thread_a")  # the application's one connection
     thread_of = {}
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function, on=shared)
+    call = tc.declared_caller(run, SCENARIO, on=shared)
 
     def a_debit(conn):  # type: ignore[no-untyped-def]
         thread_of["a"] = threading.get_ident()

@@ -7,6 +7,8 @@ exactly what it returned, plus the column name the cursor then describes.
 
 from __future__ import annotations
 
+import _thread_calls as tc  # run.call() for a declared step; a connection's transaction status
+
 SCENARIO = {
     "name": "threads-shared-cursor",
     "title": "Two threads sharing a cursor: thread A fetches thread B's rows, and B fetches nothing",
@@ -78,17 +80,11 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     conn = run.connection("thread_a")
     shared_cur = conn.cursor()
     cursors = {"shared": shared_cur}
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], function, on=conn)
+    call = tc.declared_caller(run, SCENARIO, on=conn)
 
     def column(cur) -> str:  # type: ignore[no-untyped-def]
         return cur.description[0].name if cur.description else None

@@ -62,6 +62,8 @@ class Catalogue:
         if candidate.suffix in SCENARIO_SUFFIXES or candidate.exists():
             if not candidate.is_file():
                 raise UsageError(f"no scenario file at {name_or_path}")
+            if candidate.name.startswith("_"):
+                raise UsageError(f"{name_or_path} is a helper module shared by scenarios (its name starts with _)")
             return load_scenario(candidate)
         if name_or_path in self.scenarios:
             return self.scenarios[name_or_path]

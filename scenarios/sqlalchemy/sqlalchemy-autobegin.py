@@ -101,9 +101,6 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def orm_models():  # type: ignore[no-untyped-def]
     """The mapped class, built when the scenario runs: loading the catalogue need not import SQLAlchemy."""
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -131,8 +128,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     held = {}  # what the application holds between steps: a Connection, a Session
 
     def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], lambda _own_conn: function())
+        run.step(name, lambda _own_conn: function())
 
     def core_connect():  # type: ignore[no-untyped-def]
         held["conn"] = engine.connect()

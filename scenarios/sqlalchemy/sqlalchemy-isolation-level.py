@@ -95,9 +95,6 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     import psycopg2  # imported here: loading the catalogue need not import SQLAlchemy
     import sqlalchemy
@@ -109,9 +106,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     held = {}  # name -> Connection, while the application holds it
     pids = {}  # name -> backend pid, read from psycopg2 (no query), for the dba's look at the server
 
-    def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], lambda own_conn: function(own_conn))
+    call = run.step  # call(name, function): the declared step, as Python code
 
     def connect(name, **options):  # type: ignore[no-untyped-def]
         conn = engine.connect()

@@ -98,9 +98,6 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def play(run) -> None:  # type: ignore[no-untyped-def]
     import psycopg2  # imported here: loading the catalogue need not import SQLAlchemy
     import sqlalchemy
@@ -118,8 +115,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     held = {}  # the pooled connection or the Connection the application holds
 
     def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], lambda _own_conn: function())
+        run.step(name, lambda _own_conn: function())
 
     def first_connect():  # type: ignore[no-untyped-def]
         with engine.connect():

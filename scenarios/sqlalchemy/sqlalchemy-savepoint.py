@@ -115,9 +115,6 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def orm_models():  # type: ignore[no-untyped-def]
     """The mapped class, built when the scenario runs: loading the catalogue need not import SQLAlchemy."""
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -145,8 +142,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     held = {}  # the Connection and the Session the application keeps between steps
 
     def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], lambda _own_conn: function())
+        run.step(name, lambda _own_conn: function())
 
     def connect():  # type: ignore[no-untyped-def]
         held["conn"] = engine.connect()

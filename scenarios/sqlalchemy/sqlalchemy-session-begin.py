@@ -89,9 +89,6 @@ SCENARIO = {
     },
 }
 
-STEPS = {step["name"]: step for step in SCENARIO["steps"]}
-
-
 def orm_models():  # type: ignore[no-untyped-def]
     """The mapped class, built when the scenario runs: loading the catalogue need not import SQLAlchemy."""
     from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,8 +115,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     Session = sessionmaker(engine)
 
     def call(name, function):  # type: ignore[no-untyped-def]
-        step = STEPS[name]
-        run.call(step["session"], name, step["sql"], lambda _own_conn: function())
+        run.step(name, lambda _own_conn: function())
 
     def first_connect():  # type: ignore[no-untyped-def]
         with engine.connect():

@@ -32,10 +32,7 @@ def declared_caller(run: Any, scenario: Mapping[str, Any],
     """`call(name, function, on=...)`: run `function` as the declared step `name`, on the
     thread of the step's session, with the connection `on` (default: the one given here,
     else the session's own)."""
-    steps = {step["name"]: step for step in scenario["steps"]}
-
     def call(name: str, function: Function, on: psycopg2.extensions.connection | None = on) -> None:
-        step = steps[name]
-        run.call(step["session"], name, step["sql"], function, on=on)
+        run.step(name, function, on=on)
 
     return call

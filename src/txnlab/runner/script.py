@@ -28,10 +28,20 @@ class ScriptedRun:
         self.dsn = dsn  # the scratch database, with the run's schema on the search path
         self.level = level  # the run's isolation level
 
-    def step(self, name: str) -> None:
-        """Run a step declared under `steps:` in SCENARIO."""
+    def step(
+        self,
+        name: str,
+        function: Callable[[psycopg2.extensions.connection], Any] | None = None,
+        *,
+        on: psycopg2.extensions.connection | None = None,
+    ) -> None:
+        """Run a step declared under `steps:` in SCENARIO: its SQL, or, given `function`,
+        that Python code (the declared `sql` then describes it for the timeline)."""
         step = self._scenario.steps[name]
-        self._scheduler.perform(step.session, step.name, step.sql)
+        if function is None:
+            self._scheduler.perform(step.session, step.name, step.sql)
+        else:
+            self.call(step.session, step.name, step.sql, function, on=on)
 
     def sql(self, session: str, name: str, sql: str) -> None:
         """Run SQL that is not declared in SCENARIO (built in Python, say)."""

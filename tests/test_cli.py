@@ -259,3 +259,12 @@ def test_the_demo_shows_the_lost_update_then_every_fix_at_every_level(cli) -> No
     assert "read committed: as expected — lost update happens" in out
     for fix in ("atm-atomic-update", "atm-select-for-update", "atm-retry-on-serialization-failure"):
         assert f"│ {fix}" in out
+
+
+def test_server_url_gives_a_connection_string_psql_and_psycopg2_accept(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("server", "url")
+    assert code == 0 and out.startswith("postgresql://postgres@/postgres?host=")
+    psycopg2.connect(out.strip()).close()
+    code, out, _ = cli("server", "status")
+    assert code == 0 and "embedded server: running, PostgreSQL" in out
+    assert "txnlab uses the server from TXNLAB_DSN" in out  # the cli fixture sets it

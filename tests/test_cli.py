@@ -107,6 +107,12 @@ def test_an_unreachable_server_is_one_line_and_exit_3(cli) -> None:  # type: ign
     assert err.startswith("txnlab: error: cannot connect to PostgreSQL") and err.count("\n") == 1
 
 
+def test_a_malformed_dsn_is_one_line_and_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("run", "atm-lost-update", "--dsn", "not a dsn at all")
+    assert code == 2
+    assert err.startswith("txnlab: error: the DSN from --dsn is not valid: invalid dsn") and err.count("\n") == 1
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A loopback port that accepts connections and never answers: a hung server."""

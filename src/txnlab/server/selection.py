@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import psycopg2
+import psycopg2.extensions
+
+from txnlab.errors import UsageError
+from txnlab.server.connect import first_line
+
 
 @dataclass(frozen=True)
 class ServerChoice:
@@ -27,6 +33,10 @@ def choose_server(cli_dsn: str | None = None, environ: dict[str, str] | None = N
 def resolve_dsn(choice: ServerChoice) -> str:
     """The DSN of a server that is up: the chosen one, or the embedded server, started if needed."""
     if choice.dsn is not None:
+        try:
+            psycopg2.extensions.parse_dsn(choice.dsn)
+        except psycopg2.ProgrammingError as exc:
+            raise UsageError(f"the DSN from {choice.origin} is not valid: {first_line(exc)}") from None
         return choice.dsn
     from txnlab.server.embedded import EmbeddedServer
 

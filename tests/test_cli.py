@@ -274,3 +274,22 @@ def test_server_url_gives_a_connection_string_psql_and_psycopg2_accept(cli) -> N
     code, out, _ = cli("server", "status")
     assert code == 0 and "embedded server: running, PostgreSQL" in out
     assert "txnlab uses the server from TXNLAB_DSN" in out  # the cli fixture sets it
+
+
+def test_a_python_scenario_whose_play_raises_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "boom.py"
+    path.write_text(textwrap.dedent("""
+        SCENARIO = {"name": "boom", "title": "t", "summary": "s", "sessions": {"a": {}, "b": {}},
+                    "expect": {"all": {}}}
+
+        def play(run):
+            run.result("nope").rows
+    """))
+    code, _, err = cli("run", str(path), "--level", "rc")
+    assert code == 2
+    assert err.strip() == f"txnlab: error: {path}: play() raised AttributeError: 'NoneType' object has no attribute 'rows'"
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("report", "dirty-read", "--level", "rc", "-o", "/proc/nowhere/x.html")
+    assert code == 2 and err.startswith("txnlab: error: cannot write /proc/nowhere/x.html")

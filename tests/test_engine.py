@@ -198,3 +198,27 @@ def test_a_deferrable_reader_waiting_for_a_safe_snapshot_counts_as_blocked(lab: 
     assert r_read[0].blocked_by == ("writer",)
     assert r_read[0].lock is not None and r_read[0].lock.locktype is None  # no lock: a snapshot wait
     assert r_read[1].rows == ((1,),)  # its snapshot predates the commit; it waited until that was safe
+
+
+def test_a_session_left_idle_by_a_smaller_scenario_holds_no_advisory_lock(lab: Lab) -> None:
+    holder = scenario_from_yaml("""
+        name: holder
+        title: Holder
+        summary: The third session takes a session-level advisory lock.
+        sessions: {a: {}, b: {}, c: {autocommit: true}}
+        steps:
+          - {name: take, session: c, sql: SELECT pg_advisory_lock(42)}
+        expect: {all: {}}
+    """)
+    taker = scenario_from_yaml("""
+        name: taker
+        title: Taker
+        summary: A later run with two sessions must find the lock free.
+        sessions: {a: {autocommit: true}, b: {}}
+        steps:
+          - {name: try_lock, session: a, sql: "SELECT pg_try_advisory_lock(42) AS got, pg_advisory_unlock(42)"}
+        expect: {all: {}}
+    """)
+    lab.run(holder, Level.READ_COMMITTED)
+    timeline = lab.run(taker, Level.READ_COMMITTED)
+    assert timeline.events[0].rows == ((True, True),)

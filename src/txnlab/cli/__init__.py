@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import click
+import psycopg2
 
 from txnlab import __version__
 from txnlab.cli.authoring import edit_command, new_command
@@ -18,6 +19,7 @@ from txnlab.cli.myths import myths_command
 from txnlab.cli.run import demo_command, docs_command, matrix_command, report_command, run_command
 from txnlab.cli.server import server_group
 from txnlab.errors import ExitCode, TxnlabError
+from txnlab.server.connect import first_line
 
 EPILOG = """\b
 Exit codes:
@@ -60,12 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     except TxnlabError as exc:
         click.echo(f"txnlab: error: {exc}", err=True)
         sys.exit(int(exc.exit_code))
-    except click.exceptions.Abort:
-        click.echo("txnlab: interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("txnlab: interrupted; sessions and the scratch database were cleaned up", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        click.echo(f"txnlab: error: lost the connection to PostgreSQL: {first_line(exc)}", err=True)
+        sys.exit(int(ExitCode.SERVER))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

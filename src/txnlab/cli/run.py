@@ -16,7 +16,7 @@ from txnlab.cli.options import (
     terminal_width,
     use_color,
 )
-from txnlab.errors import ExitCode
+from txnlab.errors import ExitCode, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, text
 from txnlab.render import json as json_render
@@ -46,6 +46,14 @@ def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_r
             if on_report is not None:
                 on_report(report)
     return reports
+
+
+def _write(output: Path, text_: str) -> None:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text_, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
 
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
@@ -184,8 +192,7 @@ def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: st
 def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
     """Regenerate the living catalogue page from the scenarios and what the server did."""
     reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_catalogue_page(reports), encoding="utf-8")
+    _write(output, render_catalogue_page(reports))
     click.echo(f"Wrote {output} ({len(reports)} runs).")
     return _exit_code(reports)
 
@@ -205,7 +212,6 @@ def report_command(names: tuple[str, ...], output: Path, level: str, dsn: str | 
     reports = _execute(cells(scenarios, levels_from(level)), dsn, step_timeout)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    _write(output, page)
     click.echo(f"Wrote {output} ({len(reports)} runs).")
     return _exit_code(reports)

@@ -138,6 +138,8 @@ def scenario_sql_failure(scenario: Scenario, what: str, exc: psycopg2.Error) -> 
     """A scenario's own SQL (setup, teardown, invariant) failed: the file's fault (exit 2),
     unless the role lacks a privilege the scenario needs (exit 3)."""
     message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if exc.pgcode is None or exc.pgcode.startswith(("08", "57P")):
+        return ServerError(f"scenario {scenario.name}: {what}: lost the connection to PostgreSQL: {message}")
     if exc.pgcode == INSUFFICIENT_PRIVILEGE:
         return ServerError(f"scenario {scenario.name}: {what}: {message} (the role lacks a privilege it needs)")
     return ScenarioError(str(scenario.source), f"{what} failed: {message}")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import psycopg2
 
-from txnlab.errors import ScenarioError
+from txnlab.errors import ScenarioError, TxnlabError
 from txnlab.levels import Level
 from txnlab.runner.execute import scenario_sql_failure
 from txnlab.runner.monitor import LockMonitor
@@ -100,7 +100,12 @@ class Lab:
             if scenario.play is not None:
                 base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
                 run_dsn = with_params(base, options=f"-c search_path={schema}")
-                scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
+                try:
+                    scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
+                except (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bug in the scenario, not in txnlab
+                    raise ScenarioError(str(scenario.source), f"play() raised {type(exc).__name__}: {exc}") from None
             else:
                 for name in permutation:
                     step = scenario.steps[name]
@@ -148,7 +153,8 @@ class Lab:
         if not scenario.capture:
             return self.pool
         if self._tap is None or self._tapped_pool is None:
-            self._tap = WireTap(self.dsn)
+            info = self.admin.info  # the effective host and port, also when they come from PGHOST/PGPORT
+            self._tap = WireTap(with_params(self.dsn, host=info.host, port=info.port))
             self._tapped_pool = SessionPool(self._tap.dsn(self.dsn))
         return self._tapped_pool
 

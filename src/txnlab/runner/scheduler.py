@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import queue
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import psycopg2
 
 from txnlab.runner.execute import StepResult, error_info, execute
 from txnlab.runner.observe import Observer
@@ -156,17 +158,17 @@ class Scheduler:
 
     def stop(self) -> None:
         """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""
-        for flight in list(self._in_flight.values()):
-            self.monitor.cancel(flight.watched_pid)
-        deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
-        while self._in_flight and time.perf_counter() < deadline:
-            try:
-                worker, _ = self.completions.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._in_flight.pop(worker.name, None)
+        try:
+            for flight in list(self._in_flight.values()):
+                self.monitor.cancel(flight.watched_pid)
+            deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
+            while self._in_flight and time.perf_counter() < deadline:
+                self._drain([], 0.05)
+            for flight in self._in_flight.values():
+                self.monitor.terminate(flight.watched_pid)
+        except psycopg2.Error:
+            pass  # the server is gone: the scratch database's forced drop ends what is left
         for flight in self._in_flight.values():
-            self.monitor.terminate(flight.watched_pid)
             self.pool.discard(flight.worker)
         self._in_flight.clear()
 
@@ -216,8 +218,9 @@ class Scheduler:
             return
         while True:
             worker, result = item
-            flight = self._in_flight.pop(worker.name, None)
-            if flight is not None:
+            flight = self._in_flight.get(worker.name)
+            if flight is not None and flight.worker is worker:  # not a late result of a discarded worker
+                del self._in_flight[worker.name]
                 arrived.append(Arrival(flight, self._as_result(result, flight)))
             try:
                 item = self.completions.get_nowait()

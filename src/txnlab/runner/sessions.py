@@ -91,11 +91,12 @@ class SessionWorker:
         if self.conn.closed:
             return
         self.conn.rollback()
-        if spec.teardown:
-            self.conn.autocommit = True
-            for statement in spec.teardown:
-                with self.conn.cursor() as cur:
-                    cur.execute(statement)
+        self.conn.autocommit = True
+        for statement in spec.teardown:
+            with self.conn.cursor() as cur:
+                cur.execute(statement)
+        with self.conn.cursor() as cur:  # an idle worker must hold no advisory lock, LISTEN or temp table
+            cur.execute(FRESH_SESSION_SQL)
 
     def close(self) -> None:
         self._jobs.put(None)

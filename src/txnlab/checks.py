@@ -46,10 +46,11 @@ class Verdict:
     prevented_by: ErrorInfo | None  # when aborted: the error, e.g. 40001 "... read/write dependencies ..."
     ended_early: str | None
     note: str | None
+    could_not_run: str | None = None  # the server's reason (one line) when the run never happened
 
     @property
     def matches_expectation(self) -> bool:
-        return self.ended_early is None and all(f.ok for f in self.findings)
+        return self.could_not_run is None and self.ended_early is None and all(f.ok for f in self.findings)
 
     @property
     def mismatches(self) -> list[Finding]:
@@ -57,7 +58,9 @@ class Verdict:
 
     @property
     def outcome(self) -> str:
-        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', ..."""
+        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', 'could not run: ...'"""
+        if self.could_not_run is not None:
+            return "could not run"  # the reason is in `could_not_run`, shown below tables
         if self.anomaly_observed is None:
             return "ran"
         if self.anomaly_observed:
@@ -66,7 +69,13 @@ class Verdict:
 
 
 def check(scenario: Scenario, timeline: Timeline) -> Verdict:
+    """Compare one run with the scenario's expectation at its level (see `Verdict`)."""
     expectation = scenario.expectations[timeline.level]
+    if timeline.could_not_run is not None:
+        return Verdict(
+            scenario=scenario.name, level=timeline.level, findings=(), anomaly=None, anomaly_observed=None,
+            how=None, prevented_by=None, ended_early=None, note=expectation.note, could_not_run=timeline.could_not_run,
+        )
     blocked = sorted({e.step for e in timeline.events if e.outcome is Outcome.BLOCKED})
     skipped = sorted({e.step for e in timeline.events if e.outcome is Outcome.SKIPPED})
     failed = _failures(timeline)

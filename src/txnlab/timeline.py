@@ -27,6 +27,7 @@ class Outcome(str, Enum):
     BLOCKED = "blocked"  # waiting for a lock (or a safe snapshot); a later event completes it
     TIMEOUT = "timeout"  # cancelled by txnlab after the step timeout
     SKIPPED = "skipped"  # never sent: it needs a value (${step.column}) an earlier step did not return
+    ENDED = "ended"  # not a step: the server ended the session after its last step (error says why)
 
 
 TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
@@ -122,6 +123,7 @@ class Timeline:
     events: list[Event] = field(default_factory=list)
     invariants: dict[str, bool] = field(default_factory=dict)
     ended_early: str | None = None  # why the run stopped before its last step (a timeout)
+    could_not_run: str | None = None  # why this server could not run it at all (a missing privilege...)
     duration: float = 0.0
 
     def step_events(self, step: str) -> list[Event]:
@@ -183,6 +185,7 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "server_version": timeline.server_version,
         "duration": round(timeline.duration, 6),
         "ended_early": timeline.ended_early,
+        "could_not_run": timeline.could_not_run,
         "invariants": dict(timeline.invariants),
         "events": [event_to_dict(e) for e in timeline.events],
     }

@@ -9,9 +9,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from txnlab.checks import check
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
+from txnlab.runner.execute import CannotRun
 from txnlab.runner.lab import Lab
 from txnlab.runner.scheduler import Watcher
 from txnlab.scenario.model import Scenario
+from txnlab.timeline import Timeline
 
 Cell = tuple[Scenario, Level]
 
@@ -25,7 +27,16 @@ def cells(scenarios: Iterable[Scenario], levels: Iterable[Level]) -> list[Cell]:
 def run_cell(
     lab: Lab, scenario: Scenario, level: Level, then: Scenario | None = None, watcher: Watcher | None = None
 ) -> RunReport:
-    timeline = lab.run(scenario, level, then=then, watcher=watcher)
+    """Run and check one cell. A cell this server cannot run (CannotRun: a missing privilege,
+    extension or resource) is reported as such, with the reason, instead of ending the whole
+    invocation; the CLI then exits 3 after showing every cell."""
+    try:
+        timeline = lab.run(scenario, level, then=then, watcher=watcher)
+    except CannotRun as exc:
+        timeline = Timeline(
+            scenario=scenario.name, level=level, sessions=tuple(s.name for s in scenario.sessions),
+            permutation=(), server_version=lab.server_version, could_not_run=str(exc),
+        )
     return RunReport(scenario, timeline, check(scenario, timeline))
 
 

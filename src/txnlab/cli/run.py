@@ -57,6 +57,14 @@ def _write(output: Path, text_: str) -> None:
 
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
+    """3 (after everything was shown) when a run could not run on this server, with one line
+    on stderr saying why; else 1 if an observation differs from its expectation; else 0."""
+    unable = [r for r in reports if r.verdict.could_not_run]
+    if unable:
+        first = unable[0].verdict
+        click.echo(f"txnlab: error: {len(unable)} of {len(reports)} runs could not run on this server; "
+                   f"{first.scenario} at {first.level.value}: {first.could_not_run}", err=True)
+        return int(ExitCode.SERVER)
     return int(ExitCode.OK if all(r.verdict.matches_expectation for r in reports) else ExitCode.MISMATCH)
 
 

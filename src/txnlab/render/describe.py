@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Verdict
 from txnlab.levels import Level
-from txnlab.timeline import Event, Outcome
+from txnlab.timeline import ErrorInfo, Event, Outcome
 
 if TYPE_CHECKING:
     from txnlab.render.report import RunReport
@@ -16,7 +16,9 @@ MAX_ROWS_SHOWN = 4
 
 # One mark per outcome that needs attention, shared by every renderer (single-width glyphs,
 # so terminal tables stay aligned; shapes as well as colours, for colour-blind readers).
-OUTCOME_MARKS = {Outcome.BLOCKED: "◷", Outcome.ERROR: "✗", Outcome.TIMEOUT: "⚠", Outcome.SKIPPED: "∅"}
+OUTCOME_MARKS = {
+    Outcome.BLOCKED: "◷", Outcome.ERROR: "✗", Outcome.TIMEOUT: "⚠", Outcome.SKIPPED: "∅", Outcome.ENDED: "⊘"
+}
 
 
 def result_phrase(event: Event) -> str:
@@ -30,17 +32,22 @@ def result_phrase(event: Event) -> str:
         return f"waits for {waits_for}{detail}"
     if event.outcome is Outcome.SKIPPED:
         return f"not sent: {event.error.message if event.error else 'a value it needs is missing'}"
+    if event.outcome is Outcome.ENDED:
+        return "the server ended the session" + (f": {error_phrase(event.error)}" if event.error else "")
     prefix = "completed after the wait: " if event.after_wait else ""
     if event.outcome is Outcome.TIMEOUT:
         return f"{prefix}cancelled after the step timeout"
     if event.error is not None:
-        code = f"{event.error.sqlstate} " if event.error.sqlstate else ""
-        return f"{prefix}ERROR {code}{event.error.message}"
+        return f"{prefix}ERROR {error_phrase(event.error)}"
     if event.rows is not None:
         return prefix + rows_phrase(event.columns or (), event.rows)
     if event.rowcount is not None and event.rowcount >= 0:
         return f"{prefix}{event.rowcount} row{'s' if event.rowcount != 1 else ''} affected"
     return prefix + "ok"
+
+
+def error_phrase(error: ErrorInfo) -> str:
+    return (f"{error.sqlstate} " if error.sqlstate else "") + error.message
 
 
 def driver_lines(event: Event) -> list[str]:
@@ -69,6 +76,8 @@ def rows_phrase(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> 
 def verdict_line(verdict: Verdict) -> str:
     """One line: does the run match its expectation, and what happened to the anomaly."""
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
+    if verdict.could_not_run:
+        status = "could not run on this server"
     parts = [f"{verdict.level.value}: {status}"]
     if verdict.anomaly is not None and verdict.anomaly_observed is not None:
         if verdict.anomaly_observed:
@@ -84,6 +93,8 @@ def mismatch_lines(verdict: Verdict) -> list[str]:
     lines = [f"{f.subject}: expected {f.expected}, observed {f.observed}" for f in verdict.mismatches]
     if verdict.ended_early:
         lines.append(f"the run ended early: {verdict.ended_early}")
+    if verdict.could_not_run:
+        lines.append(f"could not run: {verdict.could_not_run}")
     return lines
 
 

@@ -27,6 +27,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
             else None
         ),
         "ended_early": verdict.ended_early,
+        "could_not_run": verdict.could_not_run,
         "findings": [
             {"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok}
             for f in verdict.findings

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
@@ -134,12 +136,80 @@ def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -
     )
 
 
-def scenario_sql_failure(scenario: Scenario, what: str, exc: psycopg2.Error) -> TxnlabError:
-    """A scenario's own SQL (setup, teardown, invariant) failed: the file's fault (exit 2),
-    unless the role lacks a privilege the scenario needs (exit 3)."""
-    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if exc.pgcode is None or exc.pgcode.startswith(("08", "57P")):
-        return ServerError(f"scenario {scenario.name}: {what}: lost the connection to PostgreSQL: {message}")
-    if exc.pgcode == INSUFFICIENT_PRIVILEGE:
-        return ServerError(f"scenario {scenario.name}: {what}: {message} (the role lacks a privilege it needs)")
-    return ScenarioError(str(scenario.source), f"{what} failed: {message}")
+class ConnectionLost(ServerError):
+    """One of txnlab's own connections (admin, lock monitor, schema builder, a session) died:
+    the run cannot go on. The CLI ends with exit 3; the scratch database's forced drop ends the rest."""
+
+
+class CannotRun(ServerError):
+    """This server cannot run one scenario (a missing privilege, extension or resource), though
+    it can run others: the cell is reported as "could not run" and the rest go on."""
+
+
+# SQLSTATE classes that are the server's side rather than the scenario file's: connection
+# exceptions (08), operator intervention (57P: terminated, shutting down), insufficient
+# resources (53), system errors (58), internal errors (XX), and features this server lacks (0A000).
+# See https://www.postgresql.org/docs/current/errcodes-appendix.html
+LOST_CONNECTION_CLASSES = ("08", "57P")
+SERVER_SIDE_CLASSES = ("53", "58", "XX", "0A000", INSUFFICIENT_PRIVILEGE)
+
+
+def lost_connection(exc: BaseException, conn: psycopg2.extensions.connection | None = None) -> bool:
+    """Did `exc` come from a connection that is now unusable (terminated, network gone)?"""
+    if conn is not None and conn.closed:
+        return True
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    if exc.pgcode is None:
+        return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+    return exc.pgcode.startswith(LOST_CONNECTION_CLASSES)
+
+
+@contextmanager
+def guarded(conn: psycopg2.extensions.connection, label: str) -> Iterator[None]:
+    """Turn the loss of `conn` (txnlab's own connection named `label`, e.g. "the lock
+    monitor's connection") into ConnectionLost; other errors pass through."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        if lost_connection(exc, conn):
+            raise connection_lost(label, error_info(exc)) from None
+        raise
+
+
+def connection_lost(label: str, info: ErrorInfo | None) -> ConnectionLost:
+    """The one line that ends a run whose connection `label` died, with the server's reason."""
+    reason = (f"{info.sqlstate} " if info.sqlstate else "") + info.message if info else "the connection was closed"
+    return ConnectionLost(f"lost {label} to PostgreSQL: {reason}")
+
+
+def statement_line(sql: str, exc: psycopg2.Error, skipped: int = 0) -> int:
+    """Lines into `sql` (0 for its first) of the error's position, when the server gives one.
+
+    `statement_position` counts characters (1-based) in the statement as sent, which may
+    start with `skipped` characters txnlab put in front of the scenario's own SQL."""
+    position = getattr(exc.diag, "statement_position", None) if exc.diag else None
+    if not position or not str(position).isdigit():
+        return 0
+    offset = max(int(position) - 1 - skipped, 0)
+    return sql[:offset].count("\n")
+
+
+def scenario_sql_failure(
+    scenario: Scenario, key: str, what: str, exc: psycopg2.Error, sql: str = "", *, skipped: int = 0,
+    connection: psycopg2.extensions.connection | None = None, label: str = "the admin connection",
+) -> TxnlabError:
+    """A scenario's own SQL (`what`, found at `key` in `scenario.lines`) failed.
+
+    A SQL error (syntax, undefined table, constraint...) is the file's fault: ScenarioError,
+    exit 2. A missing privilege, resource, extension or feature is the server's side:
+    CannotRun, exit 3. A lost connection (`label` names it) is ConnectionLost. Either way the
+    message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`."""
+    if lost_connection(exc, connection):
+        return connection_lost(label, error_info(exc))
+    info = error_info(exc)
+    where = scenario.where(key, statement_line(sql, exc, skipped))
+    problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + info.message
+    if (info.sqlstate or "").startswith(SERVER_SIDE_CLASSES):
+        return CannotRun(f"{where}: {problem}")
+    return ScenarioError(where, problem)

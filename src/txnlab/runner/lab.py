@@ -7,29 +7,35 @@ reused from run to run.
 
 from __future__ import annotations
 
+import os
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from textwrap import shorten
 
 import psycopg2
 
-from txnlab.errors import ScenarioError, TxnlabError
+from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
-from txnlab.runner.execute import scenario_sql_failure
+from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
+from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
+from txnlab.runner.schemas import LABEL as BUILDER
 from txnlab.runner.schemas import SchemaSupply
 from txnlab.runner.script import ScriptedRun
 from txnlab.runner.sessions import SessionPool, SessionWorker
 from txnlab.runner.wiretap import WireTap
 from txnlab.scenario.model import Scenario
-from txnlab.server.connect import connect, with_params
+from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.scratch import ScratchDatabase
 from txnlab.timeline import Timeline
 
 DEFAULT_STEP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.0002
+ADMIN = "the admin connection"
 
 
 class Lab:
@@ -45,7 +51,7 @@ class Lab:
         self.dsn = database_dsn
         self.step_timeout = step_timeout
         self.poll_interval = poll_interval
-        self.admin = connect(self.dsn, autocommit=True)
+        self.admin = connect(self.dsn, autocommit=True, application_name="txnlab admin")
         self.monitor = LockMonitor(self.dsn)
         self.pool = SessionPool(self.dsn)
         self.schemas = SchemaSupply(self.dsn)
@@ -72,16 +78,13 @@ class Lab:
         schema = self.schemas.claim(scenario)
         if then is not None:
             self.schemas.prepare(then)
-        with self.admin.cursor() as cur:
+        with guarded(self.admin, ADMIN), self.admin.cursor() as cur:
             cur.execute(f"SET search_path = {schema}")
         pool = self._pool_for(scenario)
         workers = pool.acquire(len(scenario.sessions))
         sessions: dict[str, SessionWorker] = {}
         for spec, worker in zip(scenario.sessions, workers):
-            try:
-                worker.prepare(spec, level, schema)
-            except psycopg2.Error as exc:
-                raise scenario_sql_failure(scenario, f"session {spec.name}: setup", exc) from None
+            worker.prepare(scenario, spec, level, schema)
             sessions[spec.name] = worker
         if scenario.capture and self._tap is not None:
             self._tap.take_except(set())  # what txnlab sent to reset the sessions is not the lesson
@@ -94,26 +97,19 @@ class Lab:
             observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),
+            expected_errors=frozenset(scenario.expectations[level].errors) if level in scenario.expectations else frozenset(),
         )
         permutation = permutation or scenario.default_permutation
         try:
-            if scenario.play is not None:
-                base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
-                run_dsn = with_params(base, options=f"-c search_path={schema}")
-                try:
-                    scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
-                except (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a bug in the scenario, not in txnlab
-                    raise ScenarioError(str(scenario.source), f"play() raised {type(exc).__name__}: {exc}") from None
-            else:
-                for name in permutation:
-                    step = scenario.steps[name]
-                    scheduler.perform(step.session, step.name, step.sql)
+            self._perform(scenario, scheduler, permutation, schema, level)
             scheduler.finish()
-        finally:
-            scheduler.stop()
-            self._end_sessions(scenario, sessions, pool)
+        except BaseException as exc:
+            self._abandon(scheduler, sessions, pool)
+            if isinstance(exc, psycopg2.Error):
+                raise self._lost(exc) from None
+            raise
+        scheduler.stop()
+        self._end_sessions(scenario, sessions, pool, scheduler)
         timeline = Timeline(
             scenario=scenario.name,
             level=level,
@@ -127,6 +123,48 @@ class Lab:
         self._teardown(scenario)
         timeline.duration = time.perf_counter() - started
         return timeline
+
+    def _perform(
+        self, scenario: Scenario, scheduler: Scheduler, permutation: tuple[str, ...], schema: str, level: Level
+    ) -> None:
+        """Send the permutation's steps, or let a Python scenario's play() drive the sessions."""
+        if scenario.play is None:
+            for name in permutation:
+                step = scenario.steps[name]
+                scheduler.perform(step.session, step.name, step.sql)
+            return
+        base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
+        run_dsn = with_params(base, options=f"-c search_path={schema}")
+        try:
+            scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
+        except TxnlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in the scenario, not in txnlab
+            if isinstance(exc, psycopg2.Error) and (lost := self._lost(exc)) is not exc:
+                raise lost from None
+            where = scenario.where("play") if (line := _raised_at(exc, scenario)) is None else f"{scenario.source}:{line}"
+            raise ScenarioError(where, f"play() raised {type(exc).__name__}: {first_line(exc)}") from None
+
+    def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
+        """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in
+        flight and retire every session, never touching a connection whose thread may be blocked."""
+        try:
+            scheduler.stop()
+        except TxnlabError:
+            pass  # the monitor is gone too: dropping the scratch database ends what is left
+        finally:
+            for worker in sessions.values():
+                pool.discard(worker)
+
+    def _lost(self, exc: psycopg2.Error) -> BaseException:
+        """ConnectionLost naming which of txnlab's connections died, or `exc` if none did."""
+        own = [(self.admin, ADMIN), (self.monitor.conn, MONITOR), (self.schemas.conn, BUILDER)]
+        pools = [self.pool, *([self._tapped_pool] if self._tapped_pool else [])]
+        own += [(w.conn, w.label) for pool in pools for w in pool.workers]
+        for conn, label in own:
+            if conn.closed == 2:
+                return connection_lost(label, error_info(exc))
+        return exc
 
     def close(self) -> None:
         self.schemas.close()
@@ -159,43 +197,69 @@ class Lab:
         return self._tapped_pool
 
     def _server_version(self) -> str:
-        with self.admin.cursor() as cur:
+        with guarded(self.admin, ADMIN), self.admin.cursor() as cur:
             cur.execute("SHOW server_version")
             return str(cur.fetchone()[0]).split()[0]
 
     @staticmethod
-    def _end_sessions(scenario: Scenario, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
+    def _end_sessions(
+        scenario: Scenario, sessions: dict[str, SessionWorker], pool: SessionPool, scheduler: Scheduler
+    ) -> None:
+        """Roll back and tear down each session. One the server ended after its last step
+        (idle_in_transaction_session_timeout, a terminate) is reported in the timeline and replaced."""
         for name, worker in sessions.items():
+            if worker.conn.closed == 2:  # the run's steps already met the lost connection
+                pool.discard(worker)
+                continue
             try:
-                worker.finish(scenario.session(name))
+                worker.finish(scenario, scenario.session(name))
             except psycopg2.Error as exc:
                 pool.discard(worker)
-                raise scenario_sql_failure(scenario, f"session {name}: teardown", exc) from None
+                if not lost_connection(exc, worker.conn):
+                    raise ServerError(f"could not reset {worker.label}: {first_line(exc)}") from None
+                scheduler.session_ended(name, error_info(exc))
+            except TxnlabError:
+                pool.discard(worker)
+                raise
 
     def _teardown(self, scenario: Scenario) -> None:
         with self.admin.cursor() as cur:
-            for statement in scenario.teardown:
+            for index, statement in enumerate(scenario.teardown):
                 try:
                     cur.execute(statement)
                 except psycopg2.Error as exc:
-                    raise scenario_sql_failure(scenario, "teardown SQL", exc) from None
+                    raise scenario_sql_failure(
+                        scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN
+                    ) from None
 
     def _invariants(self, scenario: Scenario) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""
         results = {}
         with self.admin.cursor() as cur:
             for name, sql in scenario.invariants.items():
+                key = f"invariant.{name}"
                 try:
                     cur.execute(sql)
                     rows = cur.fetchall() if cur.description else []
                 except psycopg2.Error as exc:
-                    raise scenario_sql_failure(scenario, f"invariant {name}", exc) from None
+                    raise scenario_sql_failure(
+                        scenario, key, f"invariant {name}", exc, sql, connection=self.admin, label=ADMIN
+                    ) from None
                 if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool):
-                    raise ScenarioError(
-                        str(scenario.source), f"invariant {name} must return one boolean, got {rows!r}"
-                    )
+                    got = shorten(repr(rows), 80)
+                    raise ScenarioError(scenario.where(key), f"invariant {name} must return one boolean, got {got}")
                 results[name] = rows[0][0]
         return results
+
+
+def _raised_at(exc: BaseException, scenario: Scenario) -> int | None:
+    """The line of the scenario file where `exc` was raised (its innermost frame in that file)."""
+    source = os.path.realpath(scenario.source)
+    lines = [
+        line for frame, line in traceback.walk_tb(exc.__traceback__)
+        if os.path.realpath(frame.f_code.co_filename) == source
+    ]
+    return lines[-1] if lines else None
 
 
 @contextmanager

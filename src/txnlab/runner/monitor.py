@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+from txnlab.runner.execute import guarded
 from txnlab.server.connect import connect
 from txnlab.timeline import LockWait
+
+LABEL = "the lock monitor's connection"
 
 BLOCKED_SQL = (
     "PREPARE txnlab_blocked(int[], int[]) AS "
@@ -37,23 +40,30 @@ class WaitInfo:
 
 
 class LockMonitor:
-    """A connection of its own, outside the scenario, that watches the sessions."""
+    """A connection of its own, outside the scenario, that watches the sessions.
+
+    Every query raises ConnectionLost if the connection died: without the monitor a run
+    cannot tell a wait from a slow step, so it must end."""
 
     def __init__(self, dsn: str) -> None:
-        self.conn: psycopg2.extensions.connection = connect(dsn, autocommit=True)
+        self.conn: psycopg2.extensions.connection = connect(dsn, autocommit=True, application_name="txnlab monitor")
         self._cur = self.conn.cursor()
-        self._cur.execute(BLOCKED_SQL)
+        self._query(BLOCKED_SQL)
         self._has_waitstart = self.conn.server_version >= 140000
+
+    def _query(self, sql: str, params: object = None) -> None:
+        with guarded(self.conn, LABEL):
+            self._cur.execute(sql, params)
 
     def blocked(self, pids: Sequence[int], run_pids: Sequence[int]) -> set[int]:
         """Which of `pids` are waiting for another of `run_pids`."""
-        self._cur.execute("EXECUTE txnlab_blocked(%s, %s)", [list(pids), list(run_pids)])
+        self._query("EXECUTE txnlab_blocked(%s, %s)", [list(pids), list(run_pids)])
         row = self._cur.fetchone()
         return set(row[0]) if row else set()
 
     def wait_info(self, pid: int) -> WaitInfo:
         query = WAIT_SQL if self._has_waitstart else WAIT_SQL.replace("extract(epoch FROM l.waitstart)", "NULL")
-        self._cur.execute(query, {"pid": pid})
+        self._query(query, {"pid": pid})
         rows = self._cur.fetchall()
         blockers = tuple(dict.fromkeys(rows[0][0])) if rows else ()
         _, locktype, mode, relation, waitstart = rows[0] if rows else ((), None, None, None, None)
@@ -73,11 +83,13 @@ class LockMonitor:
         Sent from this connection rather than with psycopg2's conn.cancel(), which keeps
         the GIL while it waits and would stall a wire tap running in this process.
         """
-        self._cur.execute("SELECT pg_cancel_backend(%s)", [pid])
+        self._query("SELECT pg_cancel_backend(%s)", [pid])
 
     def terminate(self, pid: int) -> None:
-        self._cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+        """End the session's backend (its transaction rolls back): when a cancel did not work."""
+        self._query("SELECT pg_terminate_backend(%s)", [pid])
 
     def close(self) -> None:
+        """Close the connection (only the main thread ever uses it)."""
         if not self.conn.closed:
             self.conn.close()

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import psycopg2
 
-from txnlab.runner.execute import StepResult, error_info, execute
+from txnlab.runner.execute import StepResult, connection_lost, error_info, execute
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
@@ -80,6 +80,7 @@ class Scheduler:
     ended_early: str | None = None
     extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
     watcher: Watcher | None = None
+    expected_errors: frozenset[str] = frozenset()  # steps expected to fail at this level (any error)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _dispatched: int = 0
 
@@ -172,6 +173,12 @@ class Scheduler:
             self.pool.discard(flight.worker)
         self._in_flight.clear()
 
+    def session_ended(self, session: str, reason: ErrorInfo) -> None:
+        """Record that the server ended `session` after its last step (for example
+        idle_in_transaction_session_timeout, or pg_terminate_backend), with the server's reason."""
+        now = self._now()
+        self._append(session, "", "", Outcome.ENDED, now, now, error=reason, transaction_status="closed")
+
     # -- waiting ----------------------------------------------------------------------
 
     def _wait_for(self, session: str) -> None:
@@ -221,11 +228,21 @@ class Scheduler:
             flight = self._in_flight.get(worker.name)
             if flight is not None and flight.worker is worker:  # not a late result of a discarded worker
                 del self._in_flight[worker.name]
-                arrived.append(Arrival(flight, self._as_result(result, flight)))
+                step_result = self._as_result(result, flight)
+                if self._lost_by(worker, flight.step, step_result):
+                    self.pool.discard(worker)
+                    raise connection_lost(worker.label, step_result.error)
+                arrived.append(Arrival(flight, step_result))
             try:
                 item = self.completions.get_nowait()
             except queue.Empty:
                 return
+
+    def _lost_by(self, worker: SessionWorker, step: str, result: StepResult) -> bool:
+        """Did the step fail because the session's connection broke (closed == 2), when the
+        scenario does not expect that step to fail? Then the run cannot go on. A Python step
+        that caught the loss itself, or an expected failure, is part of the lesson."""
+        return worker.conn.closed == 2 and result.error is not None and step not in self.expected_errors
 
     def _describe_wait(self, flight: InFlight, detected: float) -> None:
         flight.detected_at = time.perf_counter()

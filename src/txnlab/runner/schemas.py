@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import psycopg2
@@ -21,18 +22,24 @@ from txnlab.runner.execute import scenario_sql_failure
 from txnlab.server.connect import connect
 
 PREFIX = "txnlab_run_"
+LABEL = "the schema builder's connection"
+CLOSE_WAIT_SECONDS = 1.0
 
 
 def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schema: str) -> None:
-    """Create `schema`, then run the setup SQL in it (one round trip per setup block)."""
+    """Create `schema`, then run the setup SQL in it (one round trip per setup block).
+
+    Raises what `scenario_sql_failure` makes of a failing block, pointing at its line."""
     fresh = f"CREATE SCHEMA {schema}; SET search_path = {schema};"
-    batches = [fresh + (scenario.setup[0] if scenario.setup else ""), *scenario.setup[1:]]
+    batches = [(fresh, scenario.setup[0] if scenario.setup else ""), *(("", sql) for sql in scenario.setup[1:])]
     with conn.cursor() as cur:
-        for batch in batches:
+        for index, (prefix, sql) in enumerate(batches):
             try:
-                cur.execute(batch)
+                cur.execute(prefix + sql)
             except psycopg2.Error as exc:
-                raise scenario_sql_failure(scenario, "setup SQL", exc) from None
+                raise scenario_sql_failure(
+                    scenario, f"setup.{index}", "setup SQL", exc, sql, skipped=len(prefix), connection=conn, label=LABEL
+                ) from None
 
 
 @dataclass
@@ -46,8 +53,8 @@ class SchemaSupply:
     """Hands out a fresh schema per run, building the next one ahead when told what comes next."""
 
     def __init__(self, dsn: str) -> None:
-        self._conn = connect(dsn, autocommit=True)
-        self.pid = self._conn.get_backend_pid()
+        self.conn = connect(dsn, autocommit=True, application_name="txnlab schema builder")
+        self.pid = self.conn.get_backend_pid()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnlab-schema")
         self._pending: _Build | None = None
         self._prefix = f"{PREFIX}{secrets.token_hex(3)}_"  # two labs may share a database
@@ -66,19 +73,25 @@ class SchemaSupply:
                 if pending.scenario is scenario:
                     return pending.schema
         schema = self._new_name()
-        build_schema(self._conn, scenario, schema)
+        build_schema(self.conn, scenario, schema)
         return schema
 
     def prepare(self, scenario: Scenario) -> None:
         """Start building a schema for `scenario`, the next run, on the builder's thread."""
         schema = self._new_name()
-        self._pending = _Build(scenario, schema, self._executor.submit(build_schema, self._conn, scenario, schema))
+        self._pending = _Build(scenario, schema, self._executor.submit(build_schema, self.conn, scenario, schema))
 
     def close(self) -> None:
+        """Close the builder's connection, once no build uses it. A build still blocked after
+        a second is left to the scratch database's forced drop, which ends it."""
         if self._pending is not None:
-            self._pending.done.exception()  # wait; its error no longer matters
+            try:
+                self._pending.done.exception(timeout=CLOSE_WAIT_SECONDS)  # its error no longer matters
+            except FutureTimeout:
+                self._executor.shutdown(wait=False)
+                return
         self._executor.shutdown(wait=True)
-        self._conn.close()
+        self.conn.close()
 
     def _new_name(self) -> str:
         self._count += 1

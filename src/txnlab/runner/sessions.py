@@ -17,8 +17,8 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.levels import Level
-from txnlab.runner.execute import take_notices
-from txnlab.scenario.model import SessionSpec
+from txnlab.runner.execute import guarded, lost_connection, scenario_sql_failure, take_notices
+from txnlab.scenario.model import Scenario, SessionSpec
 from txnlab.server.connect import connect
 
 Completion = tuple["SessionWorker", Any]
@@ -40,6 +40,7 @@ class SessionWorker:
         self.pid: int = self.conn.get_backend_pid()
         self.name = "?"
         self.busy = False
+        self.retired = False  # closed by the pool: its thread closes the connection when free
         self._jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
         self._completions = completions
         self._thread = threading.Thread(target=self._serve, name="txnlab-session", daemon=True)
@@ -52,6 +53,11 @@ class SessionWorker:
         self.busy = True
         self._jobs.put(job)
 
+    @property
+    def label(self) -> str:
+        """How an error message names this connection."""
+        return f"session {self.name}'s connection"
+
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
@@ -60,48 +66,74 @@ class SessionWorker:
                 result = exc
             self.busy = False
             self._completions.put((self, result))
+        self.conn.close()  # here, never from another thread: psycopg2 would wait for the running query
 
-    def prepare(self, spec: SessionSpec, level: Level, schema: str) -> None:
-        """Reset the connection and configure it for one run; called while the session is idle."""
-        if self.conn.closed:
+    def prepare(self, scenario: Scenario, spec: SessionSpec, level: Level, schema: str) -> None:
+        """Reset the connection and configure it for one run; called while the session is idle.
+
+        Raises ConnectionLost if the connection died, else what `scenario_sql_failure` makes
+        of a failing statement of the session's setup SQL."""
+        if self.conn.closed == 1:  # a Python scenario closed it; a broken one (2) is reported
             self.conn = connect(self.dsn)
             self.pid = self.conn.get_backend_pid()
         self.name = spec.name
         conn = self.conn
-        conn.rollback()  # nothing to do unless a Python scenario left a transaction open
-        conn.autocommit = False
-        conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT", deferrable="DEFAULT")
-        conn.autocommit = True
         level = spec.level or level
         configure = FRESH_SESSION_SQL + "SET application_name = %s; SET search_path = %s;"
         if spec.autocommit:
             configure += _characteristics_sql(level, spec)
-        with conn.cursor() as cur:
-            cur.execute(configure, [f"txnlab:{spec.name}", schema])
-        for statement in spec.setup:
+        with guarded(conn, self.label):
+            conn.rollback()  # nothing to do unless a Python scenario left a transaction open
+            conn.autocommit = False
+            conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT", deferrable="DEFAULT")
+            conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute(statement)
+                cur.execute(configure, [f"txnlab:{spec.name}", schema])
+        for index, statement in enumerate(spec.setup):
+            with conn.cursor() as cur:
+                try:
+                    cur.execute(statement)
+                except psycopg2.Error as exc:
+                    raise scenario_sql_failure(
+                        scenario, f"session.{spec.name}.setup.{index}", f"session {spec.name} setup SQL", exc,
+                        statement, connection=conn, label=self.label,
+                    ) from None
         take_notices(conn)
         if not spec.autocommit:
             conn.autocommit = False
             conn.set_session(isolation_level=level.sql, readonly=spec.read_only, deferrable=spec.deferrable)
 
-    def finish(self, spec: SessionSpec) -> None:
-        """End the run for this session: roll back what is open, then run its teardown."""
-        if self.conn.closed:
+    def finish(self, scenario: Scenario, spec: SessionSpec) -> None:
+        """End the run for this session: roll back what is open, then run its teardown.
+
+        Raises psycopg2.Error when the server ended the session (the caller reports it),
+        else what `scenario_sql_failure` makes of a failing teardown statement."""
+        conn = self.conn
+        if conn.closed == 1:  # a Python scenario closed it
             return
-        self.conn.rollback()
-        self.conn.autocommit = True
-        for statement in spec.teardown:
-            with self.conn.cursor() as cur:
-                cur.execute(statement)
-        with self.conn.cursor() as cur:  # an idle worker must hold no advisory lock, LISTEN or temp table
+        conn.rollback()
+        conn.autocommit = True
+        for index, statement in enumerate(spec.teardown):
+            with conn.cursor() as cur:
+                try:
+                    cur.execute(statement)
+                except psycopg2.Error as exc:
+                    if lost_connection(exc, conn):
+                        raise
+                    raise scenario_sql_failure(
+                        scenario, f"session.{spec.name}.teardown.{index}", f"session {spec.name} teardown SQL",
+                        exc, statement,
+                    ) from None
+        with conn.cursor() as cur:  # an idle worker must hold no advisory lock, LISTEN or temp table
             cur.execute(FRESH_SESSION_SQL)
 
     def close(self) -> None:
+        """Retire the worker. Its thread closes the connection once its current job (if any)
+        returns; a job blocked for good ends when the scratch database is dropped WITH (FORCE)."""
+        self.retired = True
         self._jobs.put(None)
-        if not self.conn.closed:
-            self.conn.close()
+        if not self.busy:
+            self._thread.join(timeout=1.0)
 
 
 def _characteristics_sql(level: Level, spec: SessionSpec) -> str:
@@ -120,23 +152,23 @@ class SessionPool:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
-        self._workers: list[SessionWorker] = []
+        self.workers: list[SessionWorker] = []  # idle between runs; handed out by `acquire`
 
     def acquire(self, count: int) -> list[SessionWorker]:
-        while len(self._workers) < count:
-            self._workers.append(SessionWorker(self.dsn, self.completions))
-        return self._workers[:count]
+        while len(self.workers) < count:
+            self.workers.append(SessionWorker(self.dsn, self.completions))
+        return self.workers[:count]
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self._workers]
+        return [w.pid for w in self.workers]
 
     def discard(self, worker: SessionWorker) -> None:
         """Drop a worker whose thread or connection can no longer be trusted."""
-        if worker in self._workers:
-            self._workers.remove(worker)
+        if worker in self.workers:
+            self.workers.remove(worker)
         worker.close()
 
     def close(self) -> None:
-        for worker in self._workers:
+        for worker in self.workers:
             worker.close()
-        self._workers.clear()
+        self.workers.clear()

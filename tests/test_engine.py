@@ -4,12 +4,19 @@ their SQLSTATE, a hanging step is cancelled, and every run leaves nothing behind
 
 from __future__ import annotations
 
+import textwrap
 import time
+from pathlib import Path
 
+import pytest
 from scenario_text import scenario_from_yaml
 
+from txnlab.checks import check
+from txnlab.errors import ExitCode, ScenarioError, TxnlabError
 from txnlab.levels import Level
+from txnlab.runner.execute import CannotRun
 from txnlab.runner.lab import Lab
+from txnlab.scenario import Catalogue
 from txnlab.timeline import Outcome
 
 ROW_LOCK = """
@@ -222,3 +229,142 @@ def test_a_session_left_idle_by_a_smaller_scenario_holds_no_advisory_lock(lab: L
     lab.run(holder, Level.READ_COMMITTED)
     timeline = lab.run(taker, Level.READ_COMMITTED)
     assert timeline.events[0].rows == ((True, True),)
+
+
+# -- the server ends a session; the scenario's own SQL fails ------------------------------
+
+IDLE_TIMEOUT = """
+name: idle
+title: Idle
+summary: The server ends session a, idle in its transaction, after a's last step.
+setup: CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10);
+sessions:
+  a: {setup: "SET idle_in_transaction_session_timeout = '50ms'"}
+  b: {}
+steps:
+  - {name: a_write, session: a, sql: UPDATE t SET v = 11 WHERE id = 1}
+  - {name: b_sleep, session: b, sql: SELECT pg_sleep(0.3)}
+expect: {all: {}}
+"""
+
+
+def test_a_session_the_server_ends_after_its_last_step_is_reported_and_the_run_finishes(lab: Lab) -> None:
+    scenario = scenario_from_yaml(IDLE_TIMEOUT)
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    ended = [e for e in timeline.events if e.outcome is Outcome.ENDED]
+    assert [(e.session, e.transaction_status) for e in ended] == [("a", "closed")]
+    assert ended[0].error is not None and ended[0].error.message  # the driver's reason
+    assert check(scenario, timeline).matches_expectation  # not a failed step: the run finished normally
+    again = lab.run(scenario_from_yaml(ROW_LOCK), Level.READ_COMMITTED)  # the worker was replaced
+    assert [e.outcome for e in again.events][:2] == [Outcome.OK, Outcome.BLOCKED]
+
+
+def _failure(lab: Lab, text: str) -> TxnlabError:
+    with pytest.raises(TxnlabError) as raised:
+        lab.run(scenario_from_yaml(text), Level.READ_COMMITTED)
+    return raised.value
+
+
+def test_setup_sql_that_fails_names_file_line_and_sqlstate_and_is_the_files_fault(lab: Lab) -> None:
+    error = _failure(lab, """
+        name: bad-setup
+        title: Bad setup
+        summary: The third line of the first setup block names a table that does not exist.
+        setup:
+          - |
+            CREATE TABLE t (id int);
+            INSERT INTO t VALUES (1);
+            INSERT INTO nope VALUES (1);
+          - CREATE TABLE u (id int)
+        sessions: {a: {}, b: {}}
+        steps: [{name: s, session: a, sql: SELECT 1}]
+        expect: {all: {}}
+    """)
+    assert isinstance(error, ScenarioError) and error.exit_code == ExitCode.BAD_INPUT
+    assert str(error) == 'inline.yaml:9: setup SQL failed: 42P01 relation "nope" does not exist'
+
+
+def test_a_syntax_error_in_a_later_setup_block_points_at_that_block(lab: Lab) -> None:
+    error = _failure(lab, """
+        name: bad-setup
+        title: Bad setup
+        summary: The second setup block has a syntax error on its second line.
+        setup:
+          - CREATE TABLE t (id int)
+          - |
+            CREATE TABLE u (id int);
+            SELEC 1;
+        sessions: {a: {}, b: {}}
+        steps: [{name: s, session: a, sql: SELECT 1}]
+        expect: {all: {}}
+    """)
+    assert str(error).startswith('inline.yaml:9: setup SQL failed: 42601 syntax error at or near "SELEC"')
+
+
+def test_session_setup_teardown_and_invariant_failures_point_at_their_lines(lab: Lab) -> None:
+    base = """
+        name: bad
+        title: Bad
+        summary: One piece of SQL fails.
+        setup: CREATE TABLE t (id int)
+        sessions:
+          a: {SESSION}
+          b: {}
+        steps: [{name: s, session: a, sql: SELECT 1}]
+        invariants:
+          fine: SELECT true
+          INVARIANT
+        expect: {all: {}}
+    """
+
+    def failing(session: str = "", invariant: str = "other: SELECT true") -> str:
+        return str(_failure(lab, base.replace("SESSION", session).replace("INVARIANT", invariant)))
+
+    assert failing(session="setup: [SELECT 1, SELECT nope]") == (
+        'inline.yaml:7: session a setup SQL failed: 42703 column "nope" does not exist'
+    )
+    assert failing(session="teardown: DROP TABLE nope") == (
+        'inline.yaml:7: session a teardown SQL failed: 42P01 table "nope" does not exist'
+    )
+    assert failing(invariant="broken: SELECT 1/0 = 1") == (
+        "inline.yaml:12: invariant broken failed: 22012 division by zero"
+    )
+    assert failing(invariant="counted: SELECT count(*) FROM t") == (
+        "inline.yaml:12: invariant counted must return one boolean, got [(0,)]"
+    )
+
+
+def test_a_missing_extension_is_the_servers_side_with_file_and_line(lab: Lab) -> None:
+    error = _failure(lab, """
+        name: needs-extension
+        title: Needs an extension
+        summary: The server has no such extension.
+        setup: |
+          CREATE TABLE t (id int);
+          CREATE EXTENSION txnlab_no_such_extension;
+        sessions: {a: {}, b: {}}
+        steps: [{name: s, session: a, sql: SELECT 1}]
+        expect: {all: {}}
+    """)
+    assert isinstance(error, CannotRun) and error.exit_code == ExitCode.SERVER
+    assert str(error) == 'inline.yaml:7: setup SQL failed: 0A000 extension "txnlab_no_such_extension" is not available'
+
+
+def test_an_exception_in_play_points_at_the_scenario_line_that_raised_it(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "raises.py"
+    path.write_text(textwrap.dedent("""\
+        SCENARIO = {"name": "raises", "title": "t", "summary": "s", "sessions": {"a": {}, "b": {}},
+                    "expect": {"all": {}}}
+
+
+        def helper(run):
+            return {}["missing"]
+
+
+        def play(run):
+            run.sql("a", "s", "SELECT 1")
+            helper(run)
+    """))
+    with pytest.raises(ScenarioError) as raised:
+        lab.run(Catalogue().resolve(str(path)), Level.READ_COMMITTED)
+    assert str(raised.value) == f"{path}:6: play() raised KeyError: 'missing'"

@@ -22,6 +22,7 @@ from txnlab.scenario.model import Scenario
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, plain
 
 INSUFFICIENT_PRIVILEGE = "42501"
+QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation "t", parameter "x"
 
 # In a psycopg2-style session, COMMIT and ROLLBACK go through the driver, as application
 # code does: running them as SQL would leave psycopg2 believing a transaction is still
@@ -184,14 +185,18 @@ def connection_lost(label: str, info: ErrorInfo | None) -> ConnectionLost:
 
 
 def statement_line(sql: str, exc: psycopg2.Error, skipped: int = 0) -> int:
-    """Lines into `sql` (0 for its first) of the error's position, when the server gives one.
+    """Lines into `sql` (0 for its first) where the error is, as far as the server says.
 
     `statement_position` counts characters (1-based) in the statement as sent, which may
-    start with `skipped` characters txnlab put in front of the scenario's own SQL."""
-    position = getattr(exc.diag, "statement_position", None) if exc.diag else None
-    if not position or not str(position).isdigit():
-        return 0
-    offset = max(int(position) - 1 - skipped, 0)
+    start with `skipped` characters txnlab put in front of the scenario's own SQL. Errors
+    without a position (a missing extension, a privilege) are placed at the first line
+    naming what the message quotes (`extension "x" is not available`), else the first line."""
+    position = exc.diag.statement_position if exc.diag else None
+    if position and position.isdigit():
+        offset = max(int(position) - 1 - skipped, 0)
+    else:
+        quoted = QUOTED_NAME.search(exc.diag.message_primary or "") if exc.diag else None
+        offset = max(sql.lower().find(quoted.group(1).lower()), 0) if quoted else 0
     return sql[:offset].count("\n")
 
 

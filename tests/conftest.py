@@ -70,6 +70,31 @@ def admin(server_dsn: str) -> Iterator[psycopg2.extensions.connection]:
         conn.close()
 
 
+@pytest.fixture
+def role(admin, server_dsn: str):  # type: ignore[no-untyped-def]
+    """Make a login role with the given attributes; returns the DSN to use it. Dropped afterwards."""
+    made: list[str] = []
+
+    def make(name: str, attributes: str) -> str:
+        with admin.cursor() as cur:
+            try:
+                cur.execute(f"DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN {attributes}")
+            except psycopg2.Error:
+                pytest.skip("the test role may not create roles")
+        made.append(name)
+        dsn = with_params(server_dsn, user=name)
+        try:
+            psycopg2.connect(dsn).close()
+        except psycopg2.OperationalError:
+            pytest.skip("the server does not let the new role log in without a password")
+        return dsn
+
+    yield make
+    with admin.cursor() as cur:
+        for name in made:
+            cur.execute(f"DROP ROLE {name}")
+
+
 def leftovers(conn: psycopg2.extensions.connection, pid: int) -> tuple[list[str], list[str]]:
     """Scratch databases and sessions that the txnlab process `pid` left on the server."""
     pattern = f"txnlab\\_scratch\\_{pid}\\_%"

@@ -19,7 +19,6 @@ import pytest
 
 from conftest import leftovers
 from txnlab.cli import main
-from txnlab.server.connect import with_params
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/postgres"
 
@@ -130,31 +129,6 @@ def test_a_server_that_never_answers_fails_within_5_seconds(cli, silent_server: 
     code, _, err = cli("run", "atm-lost-update", "--dsn", f"postgresql://x@127.0.0.1:{silent_server}/postgres")
     assert code == 3 and "cannot connect" in err
     assert time.monotonic() - started < 5
-
-
-@pytest.fixture
-def role(admin, server_dsn: str):  # type: ignore[no-untyped-def]
-    """Make a login role with the given attributes; returns the DSN to use it. Dropped afterwards."""
-    made: list[str] = []
-
-    def make(name: str, attributes: str) -> str:
-        with admin.cursor() as cur:
-            try:
-                cur.execute(f"DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN {attributes}")
-            except psycopg2.Error:
-                pytest.skip("the test role may not create roles")
-        made.append(name)
-        dsn = with_params(server_dsn, user=name)
-        try:
-            psycopg2.connect(dsn).close()
-        except psycopg2.OperationalError:
-            pytest.skip("the server does not let the new role log in without a password")
-        return dsn
-
-    yield make
-    with admin.cursor() as cur:
-        for name in made:
-            cur.execute(f"DROP ROLE {name}")
 
 
 def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, role) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,10 @@ their SQLSTATE, a hanging step is cancelled, and every run leaves nothing behind
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -368,3 +372,40 @@ def test_an_exception_in_play_points_at_the_scenario_line_that_raised_it(lab: La
     with pytest.raises(ScenarioError) as raised:
         lab.run(Catalogue().resolve(str(path)), Level.READ_COMMITTED)
     assert str(raised.value) == f"{path}:6: play() raised KeyError: 'missing'"
+
+
+# -- a server that cannot run one scenario ------------------------------------------------
+
+def _txnlab(*args: str) -> tuple[int, str, str]:
+    """The real CLI in a subprocess: (exit code, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "txnlab", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_cell_missing_a_privilege_is_shown_as_could_not_run_and_the_rest_still_run(role) -> None:  # type: ignore[no-untyped-def]
+    dsn = role("txnlab_no_deadlock_timeout", "CREATEDB NOSUPERUSER")  # may not SET deadlock_timeout
+    code, out, err = _txnlab("matrix", "atm-lost-update", "deadlock", "--format", "json", "--dsn", dsn)
+    assert code == ExitCode.SERVER
+    assert err.count("\n") == 1 and err.startswith("txnlab: error: 4 of 8 runs could not run on this server;")
+    cells = {(c["scenario"], c["level"]): c for c in json.loads(out)}
+    assert len(cells) == 8
+    assert [c["matches_expectation"] for (name, _), c in cells.items() if name == "atm-lost-update"] == [True] * 4
+    reasons = {c["could_not_run"] for (name, _), c in cells.items() if name == "deadlock"}
+    (reason,) = reasons
+    assert reason.endswith('deadlock.yaml:24: session transfer1 setup SQL failed: 42501 '
+                           'permission denied to set parameter "deadlock_timeout"')
+
+
+def test_run_and_report_show_every_cell_then_exit_3_when_one_could_not_run(role, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dsn = role("txnlab_no_deadlock_timeout", "CREATEDB NOSUPERUSER")
+    code, out, err = _txnlab("run", "deadlock", "atm-lost-update", "--level", "rc", "--dsn", dsn)
+    assert code == ExitCode.SERVER and err.count("\n") == 1
+    assert "deadlock at READ COMMITTED" in out and "could not run on this server" in out
+    assert "atm-lost-update at READ COMMITTED" in out and "read committed: as expected" in out
+    page = tmp_path / "handout.html"
+    code, out, err = _txnlab("report", "deadlock", "atm-lost-update", "--level", "rc", "-o", str(page), "--dsn", dsn)
+    assert code == ExitCode.SERVER and err.count("\n") == 1 and page.exists()
+    assert "could not run" in page.read_text()

@@ -18,6 +18,8 @@ from scenario_text import scenario_from_yaml
 from txnlab.checks import check
 from txnlab.errors import ExitCode, ScenarioError, TxnlabError
 from txnlab.levels import Level
+from txnlab.render import text
+from txnlab.render.report import RunReport
 from txnlab.runner.execute import CannotRun
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
@@ -258,7 +260,9 @@ def test_a_session_the_server_ends_after_its_last_step_is_reported_and_the_run_f
     ended = [e for e in timeline.events if e.outcome is Outcome.ENDED]
     assert [(e.session, e.transaction_status) for e in ended] == [("a", "closed")]
     assert ended[0].error is not None and ended[0].error.message  # the driver's reason
-    assert check(scenario, timeline).matches_expectation  # not a failed step: the run finished normally
+    verdict = check(scenario, timeline)
+    assert verdict.matches_expectation  # not a failed step: the run finished normally
+    assert "⊘ the server ended the session: " in text.render_timeline(RunReport(scenario, timeline, verdict))
     again = lab.run(scenario_from_yaml(ROW_LOCK), Level.READ_COMMITTED)  # the worker was replaced
     assert [e.outcome for e in again.events][:2] == [Outcome.OK, Outcome.BLOCKED]
 

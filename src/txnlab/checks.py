@@ -58,7 +58,7 @@ class Verdict:
 
     @property
     def outcome(self) -> str:
-        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', 'could not run: ...'"""
+        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', 'could not run'"""
         if self.could_not_run is not None:
             return "could not run"  # the reason is in `could_not_run`, shown below tables
         if self.anomaly_observed is None:

@@ -147,7 +147,8 @@ def _steps(report: RunReport) -> str:
         step = report.scenario.steps.get(event.step)
         narration = step.narration if step and step.narration and event.step not in narrated else ""
         narrated.add(event.step)
-        sql = "" if event.after_wait else f'<pre class="sql">{escape(textwrap.dedent(event.sql).strip())}</pre>'
+        shown = event.sql and not event.after_wait  # not a completion, nor the server ending the session
+        sql = f'<pre class="sql">{escape(textwrap.dedent(event.sql).strip())}</pre>' if shown else ""
         extra = [*event.notices, *driver_lines(event)]
         if event.transaction_status and event.outcome is not Outcome.BLOCKED:
             extra.append(f"[{event.transaction_status}]")

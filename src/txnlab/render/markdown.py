@@ -15,7 +15,7 @@ def _cell(event: Event) -> str:
     sql = " ".join(event.sql.split()).replace("|", "\\|")
     result = result_phrase(event).replace("|", "\\|")
     extra = "".join(f"<br>{line}".replace("|", "\\|") for line in driver_lines(event))
-    if event.after_wait:
+    if event.after_wait or not sql:  # a completion, or the server ending the session
         return f"*{result}*{extra}"
     return f"`{sql}`<br>→ {result}{extra}"
 

@@ -208,6 +208,8 @@ class Lab:
         """Roll back and tear down each session. One the server ended after its last step
         (idle_in_transaction_session_timeout, a terminate) is reported in the timeline and replaced."""
         for name, worker in sessions.items():
+            if worker.retired:  # discarded after a step timeout: its thread may still be blocked in it
+                continue
             if worker.conn.closed == 2:  # the run's steps already met the lost connection
                 pool.discard(worker)
                 continue

@@ -130,6 +130,8 @@ class SessionWorker:
     def close(self) -> None:
         """Retire the worker. Its thread closes the connection once its current job (if any)
         returns; a job blocked for good ends when the scratch database is dropped WITH (FORCE)."""
+        if self.retired:
+            return
         self.retired = True
         self._jobs.put(None)
         if not self.busy:

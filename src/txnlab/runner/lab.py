@@ -88,6 +88,7 @@ class Lab:
             sessions[spec.name] = worker
         if scenario.capture and self._tap is not None:
             self._tap.take_except(set())  # what txnlab sent to reset the sessions is not the lesson
+        expectation = scenario.expectations.get(level)
         scheduler = Scheduler(
             sessions=sessions,
             monitor=self.monitor,
@@ -97,16 +98,17 @@ class Lab:
             observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),
-            expected_errors=frozenset(scenario.expectations[level].errors) if level in scenario.expectations else frozenset(),
+            expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
         )
         permutation = permutation or scenario.default_permutation
         try:
             self._perform(scenario, scheduler, permutation, schema, level)
             scheduler.finish()
         except BaseException as exc:
+            lost = self._lost(exc) if isinstance(exc, psycopg2.Error) else exc
             self._abandon(scheduler, sessions, pool)
-            if isinstance(exc, psycopg2.Error):
-                raise self._lost(exc) from None
+            if lost is not exc:
+                raise lost from None
             raise
         scheduler.stop()
         self._end_sessions(scenario, sessions, pool, scheduler)

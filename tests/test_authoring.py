@@ -45,7 +45,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 
 def test_new_opens_a_template_and_saves_it_when_valid(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    editor = editor_script(tmp_path, "Bob's commit in the middle => Bob's commit in the middle")
+    editor = editor_script(tmp_path, "What this scenario shows, in one line => Bob's commit in the middle")
     code, out = run_cli(monkeypatch, capsys, editor, "new", "bob-commits", "--dir", str(tmp_path))
     assert code == 0 and "Saved" in out
     scenario = load_scenario(tmp_path / "bob-commits.yaml")
@@ -59,7 +59,7 @@ def test_new_abandoned_without_saving_writes_nothing(tmp_path, monkeypatch, caps
 
 
 def test_an_invalid_edit_shows_the_error_and_reopens_the_editor(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    editor = editor_script(tmp_path, "session: carol => session: carol", "session: carol => session: carol")
+    editor = editor_script(tmp_path, "session: bob => session: carol", "session: carol => session: bob")
     code, out = run_cli(monkeypatch, capsys, editor, "new", "retried", "--dir", str(tmp_path), answers="y\n")
     assert code == 0
     assert "Not valid: step uses unknown session 'carol'" in out and "(line " in out

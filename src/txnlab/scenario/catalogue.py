@@ -7,6 +7,11 @@ The user's directories, most precedent first: `--dir DIR`, the current project's
 scenario with the name of a catalogue scenario replaces it: that is how `txnlab edit`
 changes a catalogue scenario (it edits a copy in the user's directory), and `txnlab list`
 says so. Drafts (`NAME.draft.yaml`, kept when an edit did not validate) are not scenarios.
+
+From the user's folders only YAML files are scenarios by name: finding a name means
+loading every file, and loading a `.py` file runs it, and a project's `scenarios/`
+folder may hold Python files that are not txnlab's. A Python scenario of the user's runs
+by its path (`txnlab run scenarios/retry.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from txnlab.scenario.validate import build_scenario
 from txnlab.scenario.yaml_source import read_yaml
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".py")
+USER_SUFFIXES = (".yaml", ".yml")  # files of the user's folders that are scenarios by name (no .py: see above)
 DRAFT_SUFFIX = ".draft"  # NAME.draft.yaml: an edit kept because it did not validate
 
 
@@ -92,10 +98,12 @@ class Catalogue:
         self.replaced: dict[str, Path] = {}  # scenario name -> the folder whose scenario it hides
 
     def files(self, directory: Path | None = None) -> Iterator[Path]:
-        """Scenario files of one folder (default: the catalogue's), helpers and drafts left out."""
+        """Scenario files of one folder (default: the catalogue's), helpers and drafts left out;
+        of a user's folder, only the YAML files."""
+        suffixes = SCENARIO_SUFFIXES if directory in (None, self.directory) else USER_SUFFIXES
         for path in sorted((directory or self.directory).rglob("*")):
             if (
-                path.suffix in SCENARIO_SUFFIXES
+                path.suffix in suffixes
                 and not path.name.startswith(("_", "."))
                 and not path.stem.endswith(DRAFT_SUFFIX)
             ):

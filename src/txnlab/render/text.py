@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import click
+from tabulate import tabulate
 
 from txnlab.levels import Level
 from txnlab.render.describe import OUTCOME_MARKS, anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
@@ -64,7 +65,7 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
             cells = [""] * len(sessions)
             cells[sessions.index(event.session)] = event_cell(event, column, style)
             rows.append([str(event.seq), *cells])
-        table = fit_table(rows, ["#", *sessions], width=10**6, tablefmt="simple_grid")
+        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
         excess = display_width(table) - width
         if excess <= 0 or column <= MIN_COLUMN:
             break
@@ -106,7 +107,8 @@ def render_summary(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, 
 
 
 def _natural_width(rows: Sequence[Sequence[str]], headers: Sequence[str], tablefmt: str) -> int:
-    return display_width(fit_table(rows, headers, width=10**6, tablefmt=tablefmt))
+    """How wide the table is with no cell wrapped."""
+    return display_width(tabulate(rows, headers=list(headers), tablefmt=tablefmt, disable_numparse=True))
 
 
 def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:

@@ -8,6 +8,7 @@ characters (emoji such as ⏳, CJK) take two columns. The column counts come fro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import click
@@ -17,6 +18,24 @@ from wcwidth import wcswidth, wcwidth
 # Below this a column holds too little to read; tables narrower than that are left wider
 # than the terminal rather than cut into one-letter slivers.
 MIN_CELL = 6
+
+# Our own colours (SGR sequences, ESC [ ... m), and the control characters that are not.
+_SGR_OR_CONTROL = re.compile(r"(\x1b\[[0-9;]*m)|([\x00-\x08\x0b-\x1f\x7f-\x9f])")
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters shown as Unicode control pictures (BEL as ␇, ESC
+    as ␛): a scenario's text or a value must not ring, move the cursor or hide text on a
+    presenter's terminal, nor throw the width count off. Colour codes (SGR) are kept;
+    tab and newline are whitespace and kept too."""
+    return _SGR_OR_CONTROL.sub(lambda m: m.group(1) or _picture(m.group(2)), text)
+
+
+def _picture(char: str) -> str:
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "␡" if code == 0x7F else "�"
 
 
 def display_width(text: str) -> int:
@@ -35,13 +54,14 @@ def _line_width(line: str) -> int:
 def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
     """Word-wrap plain text (no colour codes) so that no line is wider than `width` columns.
 
-    Whitespace runs collapse to one space; a word wider than a line is cut. Every line
-    starts with `indent`; returns at least one line.
+    Whitespace runs collapse to one space; a word wider than a line is cut; control
+    characters become visible (see `visible`). Every line starts with `indent`; returns at
+    least one line.
     """
     room = max(1, width - display_width(indent))
     lines: list[str] = []
     current = ""
-    for word in text.split():
+    for word in visible(text).split():
         while display_width(word) > room:  # cut a word that cannot fit on any line
             if current:
                 lines.append(current)
@@ -95,7 +115,8 @@ def fit_table(rows: Sequence[Sequence[object]], headers: Sequence[str], *, width
     be narrower than `MIN_CELL` to fit is returned at that minimum, wider than `width`:
     callers with many columns offer a compact layout first.
     """
-    cells = [[str(cell) for cell in row] for row in rows]
+    cells = [[visible(str(cell)) for cell in row] for row in rows]
+    headers = [visible(header) for header in headers]
     natural = [
         max([display_width(headers[index])] + [display_width(row[index]) for row in cells])
         for index in range(len(headers))

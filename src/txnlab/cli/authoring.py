@@ -144,10 +144,14 @@ def edit_command(name: str, directory: Path | None) -> int:
     require_terminal("txnlab edit")
     catalogue = user_catalogue(directory)
     source = catalogue.resolve(name).source
-    if source.suffix not in (".yaml", ".yml"):
-        raise UsageError(f"{source} is a Python scenario; edit it in your editor directly")
     target, writable = source, writable_directory(directory)
-    if catalogue.origin.get(name) == catalogue.directory and not source.resolve().is_relative_to(writable.resolve()):
+    installed = (  # txnlab's own catalogue, outside the folder the user saves in (site-packages, say)
+        catalogue.origin.get(name) == catalogue.directory and not source.resolve().is_relative_to(writable.resolve())
+    )
+    if source.suffix not in (".yaml", ".yml"):
+        where = f"copy it into {writable} and edit the copy, then run it by its path" if installed else "edit it in your editor"
+        raise UsageError(f"{source} is a Python scenario; {where}")
+    if installed:
         target = writable / source.name
         click.echo(f"{name} is in txnlab's catalogue; your edit is saved as {target}, which replaces it.")
     elif not os.access(source, os.W_OK):

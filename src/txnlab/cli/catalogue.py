@@ -59,7 +59,7 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     lines = [click.style(line, bold=True) for line in wrap(f"{scenario.name}: {scenario.title}", width)] + [""]
     lines += wrap(scenario.summary, width)
     if scenario.setup:
-        lines += ["", "Setup:"] + [wrap_paragraphs(s, width, indent="  ") for s in scenario.setup]
+        lines += ["", "Setup:"] + [part for sql in scenario.setup for part in _code_lines(sql, width)]
     lines += ["", "Sessions:"]
     for session in scenario.sessions:
         style = "autocommit, statements as written" if session.autocommit else "psycopg2 default: implicit transactions"
@@ -83,6 +83,15 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     if scenario.references:
         lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
+
+
+def _code_lines(sql: str, width: int) -> list[str]:
+    """SQL as written, line by line, indented by two; a line too long wraps under itself."""
+    lines = []
+    for line in sql.strip("\n").splitlines():
+        margin = "  " + line[: len(line) - len(line.lstrip())]
+        lines += hanging(margin, line.strip(), width) if line.strip() else [""]
+    return lines
 
 
 def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:

@@ -101,10 +101,10 @@ def _prefix_within(word: str, room: int) -> str:
 
 
 def wrap_paragraphs(text: str, width: int, *, indent: str = "") -> str:
-    """`wrap` for each line of `text` separately, keeping its line breaks (blank lines too)."""
-    return "\n".join(
-        "\n".join(wrap(line, width, indent=indent)) if line.strip() else "" for line in text.splitlines()
-    )
+    """`wrap` for each paragraph of `text` (paragraphs end at blank lines; the line breaks
+    within one are reflowed, as a YAML block's hard-wrapped lines need), blank lines kept."""
+    paragraphs = re.split(r"\n[ \t]*\n", text.strip("\n"))
+    return "\n\n".join("\n".join(wrap(paragraph, width, indent=indent)) for paragraph in paragraphs)
 
 
 def fit_table(rows: Sequence[Sequence[object]], headers: Sequence[str], *, width: int, tablefmt: str) -> str:

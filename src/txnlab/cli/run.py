@@ -86,7 +86,7 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
                 output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
                 step_timeout: float) -> int:
-    """Run scenarios (catalogue names or file paths) and show their timelines.
+    """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
     waits (and for whom), late completions, errors with their SQLSTATE, then

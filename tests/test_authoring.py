@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from terminal import terminal_stdin
 from txnlab.cli import main
 from txnlab.scenario import Catalogue, load_scenario
 
 
 def editor_script(tmp_path: Path, *edits: str) -> str:
     """An $EDITOR that applies the n-th Python edit (a replace on the text) on its n-th call."""
-    script = tmp_path / "editor.py"
+    script = tmp_path / "_editor.py"  # a helper by its name: not a scenario of --dir tmp_path
     script.write_text(textwrap.dedent(f"""
         import pathlib, sys
         counter = pathlib.Path({str(tmp_path / 'calls')!r})
@@ -33,11 +34,14 @@ def editor_script(tmp_path: Path, *edits: str) -> str:
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], editor: str, *args: str,
             answers: str = "") -> tuple[int, str]:
+    """`txnlab ARGS` in this process, on a terminal where `answers` are typed; (exit code, stdout+stderr)."""
     monkeypatch.setenv("EDITOR", editor)
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(answers))
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    return int(exited.value.code or 0), capsys.readouterr().out
+    with terminal_stdin(answers) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out + err
 
 
 def test_new_opens_a_template_and_saves_it_when_valid(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -63,15 +67,18 @@ def test_an_invalid_edit_shows_the_error_and_reopens_the_editor(tmp_path, monkey
     assert load_scenario(tmp_path / "retried.yaml").name == "retried"
 
 
-def test_giving_up_on_an_invalid_edit_leaves_the_file_as_it_was(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_giving_up_on_an_invalid_edit_leaves_the_file_as_it_was_and_keeps_the_draft(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     original = Catalogue().resolve("dirty-read").source
     copy = tmp_path / "dirty-read.yaml"
     shutil.copy(original, copy)
     before = copy.read_bytes()
     editor = editor_script(tmp_path, "name: dirty-read => name: Dirty Read")
     code, out = run_cli(monkeypatch, capsys, editor, "edit", str(copy), answers="n\n")
-    assert code == 2 and "Discarded" in out
+    draft = tmp_path / "dirty-read.draft.yaml"
+    assert code == 2
+    assert f"txnlab: error: {copy} is unchanged: the edit is not valid; it is kept in {draft}" in out
     assert copy.read_bytes() == before
+    assert "name: Dirty Read" in draft.read_text()  # the work is not lost
     assert list(tmp_path.glob(".dirty-read*")) == []  # no temporary file left behind
 
 

@@ -18,6 +18,7 @@ import psycopg2
 import pytest
 
 from conftest import leftovers
+from terminal import terminal_stdin
 from txnlab.cli import main
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/postgres"
@@ -144,10 +145,12 @@ def test_a_scenario_needing_a_privilege_the_role_lacks_is_one_line_and_exit_3(cl
     assert 'permission denied to set parameter "deadlock_timeout"' in err and err.count("\n") == 1
 
 
-def test_matrix_json_is_a_list_with_scenario_level_and_verdict(cli) -> None:  # type: ignore[no-untyped-def]
+def test_matrix_json_is_a_versioned_list_with_scenario_level_and_verdict(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("matrix", "atm-lost-update", "--format", "json")
     assert code == 0
-    cells = json.loads(out)
+    document = json.loads(out)
+    assert document["schema_version"] == 1
+    cells = document["verdicts"]
     assert [c["level"] for c in cells] == ["read uncommitted", "read committed", "repeatable read", "serializable"]
     assert all(c["scenario"] == "atm-lost-update" and c["matches_expectation"] is True for c in cells)
     assert [c["prevented"] for c in cells] == [False, False, True, True]
@@ -202,7 +205,9 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_sessions_or_scratch_database(
 
 def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("myths", "--format", "json")
-    claims = {c["scenario"]: c for c in json.loads(out)}
+    document = json.loads(out)
+    assert document["schema_version"] == 1
+    claims = {c["scenario"]: c for c in document["claims"]}
     assert code == 0
     assert claims["dirty-read"]["true"] is False and claims["dirty-read"]["level"] == "read uncommitted"
     assert "report_read returned [[100]]" in claims["dirty-read"]["evidence"][0]
@@ -213,10 +218,11 @@ def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # typ
 def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("b\n" * 8))
-    code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
+    with terminal_stdin("b\n" * 8) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
     assert code == 0
-    assert out.count("── step ") == 8 and "── step 5 of 8 · atm2 · read committed" in out
+    assert out.count("── step ") == 8 and "── step 5 of 8 · atm2 ──" in out
     assert "UPDATE accounts SET balance = 100 - 30 WHERE id = 1" in out  # the SQL as it will be sent
     assert "The room said it blocks; it runs ok: wrong." in out
     assert "The room said it blocks; it blocks: right." in out
@@ -225,14 +231,16 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
 
 
 def test_step_mode_shows_that_ssi_predicate_locks_block_nobody(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("\n" * 10))
-    code, out, _ = cli("run", "write-skew-doctors", "--level", "ser", "--step")
+    with terminal_stdin("\n" * 10) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, _ = cli("run", "write-skew-doctors", "--level", "ser", "--step")
     assert code == 0
     assert "alice holds SIReadLock on doctors (SSI predicate locks: they block nobody)" in out
     assert "\x1b[" not in out  # NO_COLOR: plain text for pipes and projectors that need it
 
 
-def test_the_demo_shows_the_lost_update_then_every_fix_at_every_level(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_demo_shows_the_lost_update_then_every_fix_at_every_level(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "180")  # wide enough for the matrix to keep whole names in its cells
     code, out, _ = cli("demo")
     assert code == 0
     assert "atm-lost-update at READ COMMITTED" in out

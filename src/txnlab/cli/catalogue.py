@@ -1,61 +1,97 @@
-"""`txnlab list` and `txnlab show`: read the catalogue, no database needed."""
+"""`txnlab list` and `txnlab show`: read the catalogue and the user's scenarios, no database needed."""
 
 from __future__ import annotations
 
-import textwrap
+from pathlib import Path
 
 import click
-from tabulate import tabulate
 
+from txnlab.cli.options import scenario_dir_option, terminal_width, user_catalogue
+from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.scenario.model import Expectation
 
 
 @click.command("list")
 @click.option("--tag", help="Only scenarios with this tag (e.g. blog, lost-update, locks).")
-def list_command(tag: str | None) -> None:
-    """List the scenarios in the catalogue."""
-    catalogue = Catalogue()
+@scenario_dir_option
+def list_command(tag: str | None, directory: Path | None) -> None:
+    """List the scenarios: txnlab's catalogue and yours (--dir, ./scenarios, the user data folder).
+
+    A scenario of yours with a catalogue scenario's name replaces it everywhere; the
+    `from` column says so.
+    """
+    catalogue = user_catalogue(directory)
     scenarios = catalogue.with_tag(tag) if tag else list(catalogue.scenarios.values())
-    rows = [[s.name, s.title, ", ".join(s.tags)] for s in scenarios]
-    click.echo(tabulate(rows, headers=["name", "title", "tags"], tablefmt="simple"))
+    labels = _folder_labels(catalogue)
+    rows = [[s.name, s.title, ", ".join(s.tags), _origin(catalogue, s.name, labels)] for s in scenarios]
+    width = terminal_width()
+    click.echo(fit_table(rows, ["name", "title", "tags", "from"], width=width, tablefmt="simple"))
+    used = {label: folder for folder, label in labels.items() if any(label in row[3] for row in rows)}
+    for label, folder in used.items():
+        click.echo(wrap_paragraphs(f"{label}: {folder}", width))
+
+
+def _folder_labels(catalogue: Catalogue) -> dict[Path, str]:
+    """Short names for the folders scenarios come from, for the `from` column: catalogue, yours-1..."""
+    labels = {catalogue.directory: "catalogue"}
+    for number, folder in enumerate(catalogue.user, 1):
+        labels[folder] = "yours" if len(catalogue.user) == 1 else f"yours-{number}"
+    return labels
+
+
+def _origin(catalogue: Catalogue, name: str, labels: dict[Path, str]) -> str:
+    label = labels[catalogue.origin[name]]
+    replaced = catalogue.replaced.get(name)
+    return f"{label} (replaces {labels[replaced]})" if replaced is not None else label
 
 
 @click.command("show")
 @click.argument("name")
-def show_command(name: str) -> None:
+@scenario_dir_option
+def show_command(name: str, directory: Path | None) -> None:
     """Explain a scenario: what it does and what PostgreSQL will do, without running it."""
-    click.echo(describe(Catalogue().resolve(name)))
+    click.echo(describe(user_catalogue(directory).resolve(name), terminal_width()))
 
 
-def describe(scenario: Scenario) -> str:
-    lines = [click.style(f"{scenario.name}: {scenario.title}", bold=True), ""]
-    lines += textwrap.wrap(" ".join(scenario.summary.split()), 88)
+def describe(scenario: Scenario, width: int = 88) -> str:
+    """The scenario in words, wrapped to `width` display columns."""
+    lines = [click.style(line, bold=True) for line in wrap(f"{scenario.name}: {scenario.title}", width)] + [""]
+    lines += wrap(scenario.summary, width)
     if scenario.setup:
-        lines += ["", "Setup:"] + [textwrap.indent(s, "  ") for s in scenario.setup]
+        lines += ["", "Setup:"] + [part for sql in scenario.setup for part in _code_lines(sql, width)]
     lines += ["", "Sessions:"]
     for session in scenario.sessions:
         style = "autocommit, statements as written" if session.autocommit else "psycopg2 default: implicit transactions"
         extra = [f"level pinned to {session.level.value}"] if session.level else []
         extra += ["read only"] if session.read_only else []
         extra += ["deferrable"] if session.deferrable else []
-        lines.append(f"  {session.name} ({', '.join([style, *extra])})")
-        lines += [f"    setup: {s}" for s in session.setup]
+        lines += wrap(f"{session.name} ({', '.join([style, *extra])})", width, indent="  ")
+        lines += [line for s in session.setup for line in wrap(f"setup: {s}", width, indent="    ")]
     lines += ["", "Steps:"]
     for number, step_name in enumerate(scenario.default_permutation, 1):
         step = scenario.steps[step_name]
-        lines.append(f"  {number:>2}. {step.session:<10} {step.name:<18} {' '.join(step.sql.split())}")
+        lines += hanging(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width)
         if step.narration:
-            lines += textwrap.wrap(step.narration, 80, initial_indent=" " * 8, subsequent_indent=" " * 8)
+            lines += wrap(step.narration, min(width, 88), indent=" " * 8)
     if scenario.invariants:
         lines += ["", "Invariants (checked on the final state):"]
-        lines += [f"  {name}: {sql}" for name, sql in scenario.invariants.items()]
+        lines += [line for name, sql in scenario.invariants.items() for line in wrap(f"{name}: {sql}", width, indent="  ")]
     lines += ["", "What PostgreSQL does:"]
     for level, expectation in scenario.expectations.items():
-        lines.append(f"  {level.value}: {expectation_phrase(scenario, expectation)}")
+        lines += wrap(f"{level.value}: {expectation_phrase(scenario, expectation)}", width, indent="  ")
     if scenario.references:
-        lines += ["", "References:"] + [f"  {ref}" for ref in scenario.references]
+        lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
+
+
+def _code_lines(sql: str, width: int) -> list[str]:
+    """SQL as written, line by line, indented by two; a line too long wraps under itself."""
+    lines = []
+    for line in sql.strip("\n").splitlines():
+        margin = "  " + line[: len(line) - len(line.lstrip())]
+        lines += hanging(margin, line.strip(), width) if line.strip() else [""]
+    return lines
 
 
 def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:

@@ -8,11 +8,14 @@ import click
 from tabulate import tabulate
 
 from txnlab.checks import ClaimVerdict, check_claim
-from txnlab.cli.options import color_option, format_option, server_options, use_color
+from txnlab.cli.options import color_option, format_option, server_options, terminal_width, use_color
 from txnlab.errors import ExitCode
+from txnlab.render.fit import fit_table
+from txnlab.render.markdown import inline
 from txnlab.runner.lab import open_lab
 from txnlab.scenario import Catalogue
 from txnlab.server.selection import choose_server, resolve_dsn
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 
 @click.command("myths")
@@ -33,9 +36,12 @@ def myths_command(output_format: str, color: bool | None, dsn: str | None, step_
             verdicts.append(check_claim(scenario, lab.run(scenario, scenario.claim.level)))
         version = lab.server_version
     if output_format == "json":
-        click.echo(json.dumps([_as_dict(v) for v in verdicts], indent=2))
+        document = {"schema_version": JSON_SCHEMA_VERSION, "claims": [_as_dict(v) for v in verdicts]}
+        click.echo(json.dumps(document, indent=2))
+    elif output_format == "markdown":
+        click.echo(_markdown(verdicts, version))
     else:
-        click.echo(_table(verdicts, version, output_format, use_color(color) and output_format == "text"))
+        click.echo(_table(verdicts, version, use_color(color), terminal_width()))
     return int(ExitCode.OK if all(v.as_expected for v in verdicts) else ExitCode.MISMATCH)
 
 
@@ -51,18 +57,28 @@ def _as_dict(verdict: ClaimVerdict) -> dict[str, object]:
     }
 
 
-def _table(verdicts: list[ClaimVerdict], version: str, output_format: str, color: bool) -> str:
-    def mark(verdict: ClaimVerdict) -> str:
-        text = "TRUE" if verdict.true else "FALSE"
-        if not verdict.as_expected:
-            text += " (unexpected)"
-        return click.style(text, fg="green" if verdict.true else "red", bold=True) if color else text
+def _mark(verdict: ClaimVerdict) -> str:
+    return ("TRUE" if verdict.true else "FALSE") + ("" if verdict.as_expected else " (unexpected)")
 
-    rows = [
-        [v.says, v.source or "", mark(v), f"at {v.level.value}: " + "; ".join(v.evidence) + f" (txnlab run {v.scenario})"]
-        for v in verdicts
-    ]
-    headers = ["claim", "source", f"on PostgreSQL {version}", "evidence"]
-    if output_format == "markdown":
-        return tabulate(rows, headers=headers, tablefmt="github")
-    return tabulate(rows, headers=headers, tablefmt="simple_grid", maxcolwidths=[40, 20, None, 50])
+
+def _evidence(verdict: ClaimVerdict) -> str:
+    return f"at {verdict.level.value}: " + "; ".join(verdict.evidence) + f" (txnlab run {verdict.scenario})"
+
+
+def _headers(version: str) -> list[str]:
+    return ["claim", "source", f"on PostgreSQL {version}", "evidence"]
+
+
+def _table(verdicts: list[ClaimVerdict], version: str, color: bool, width: int) -> str:
+    """Claims, verdicts and evidence as a grid no wider than `width` display columns."""
+    def mark(verdict: ClaimVerdict) -> str:
+        return click.style(_mark(verdict), fg="green" if verdict.true else "red", bold=True) if color else _mark(verdict)
+
+    rows = [[v.says, v.source or "", mark(v), _evidence(v)] for v in verdicts]
+    return fit_table(rows, _headers(version), width=width, tablefmt="simple_grid")
+
+
+def _markdown(verdicts: list[ClaimVerdict], version: str) -> str:
+    """Claims as a Markdown table, every value escaped."""
+    rows = [[inline(v.says), inline(v.source or ""), inline(_mark(v)), inline(_evidence(v))] for v in verdicts]
+    return tabulate(rows, headers=[inline(h) for h in _headers(version)], tablefmt="github")

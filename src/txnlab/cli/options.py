@@ -6,14 +6,71 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from txnlab.errors import UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.runner.lab import DEFAULT_STEP_TIMEOUT
+from txnlab.scenario import Catalogue
+from txnlab.scenario.catalogue import user_directories
 
-LEVEL_CHOICES = ["ru", "rc", "rr", "ser", "all"]
+LEVEL_HELP = (
+    "Isolation levels: ru, rc, rr, ser, their names (\"read committed\", serializable), "
+    "a comma-separated list of them (rc,rr), or all."
+)
+
+
+class LevelsType(click.ParamType):
+    """`--level`: one level or a comma-separated list, short names or PostgreSQL's, or `all`.
+
+    Converts to a tuple of `Level` in PostgreSQL's order, without repeats."""
+
+    name = "LEVELS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[Level, ...]:
+        if isinstance(value, tuple):
+            return value
+        wanted: set[Level] = set()
+        for part in str(value).split(","):
+            if part.strip().lower() == "all":
+                wanted.update(ALL_LEVELS)
+                continue
+            try:
+                wanted.add(Level.parse(part))
+            except UsageError as exc:  # one line, exit 2, like every bad input
+                raise UsageError(f"--level: {exc}") from None
+        return tuple(level for level in ALL_LEVELS if level in wanted)
+
+
+def level_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--level LEVELS` (default all four), converted to a tuple of `Level`."""
+    return click.option("--level", "levels", type=LevelsType(), default="all", show_default=True,
+                        help=LEVEL_HELP)(command)
+
+
+def scenario_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--dir DIR`: a folder of the user's scenarios, found before all others."""
+    return click.option(
+        "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+        help="A folder of your scenarios, searched first (then ./scenarios, then the user data folder).",
+    )(command)
+
+
+def user_catalogue(directory: Path | None) -> Catalogue:
+    """The catalogue with the user's scenarios (--dir, ./scenarios, the user data folder)."""
+    if directory is not None and not directory.is_dir():
+        raise UsageError(f"--dir {directory}: no such directory")
+    return Catalogue(user=user_directories(directory))
+
+
+def require_terminal(what: str) -> None:
+    """Refuse to start an interactive command whose stdin is not a terminal (piped, /dev/null,
+    a CI job): its questions could never be answered. Raises UsageError (exit 2)."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what} is interactive and needs a terminal, but stdin is not one")
 
 
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,15 +107,17 @@ def color_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def levels_from(choice: str) -> tuple[Level, ...]:
-    return ALL_LEVELS if choice == "all" else (Level.parse(choice),)
-
-
 def use_color(flag: bool | None) -> bool:
+    """Colour: the flag, else on when stdout is a terminal and NO_COLOR is unset."""
     if flag is not None:
         return flag
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+# Text output is fitted to the terminal (or $COLUMNS), within these bounds; 120 when piped.
+MIN_WIDTH, MAX_WIDTH, PIPED_WIDTH = 40, 180, 120
+
+
 def terminal_width() -> int:
-    return max(80, min(shutil.get_terminal_size((120, 40)).columns, 180))
+    """Display columns text output may use: $COLUMNS, else the terminal's width, else 120."""
+    return max(MIN_WIDTH, min(shutil.get_terminal_size((PIPED_WIDTH, 40)).columns, MAX_WIDTH))

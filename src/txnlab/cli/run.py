@@ -8,19 +8,22 @@ from pathlib import Path
 import click
 
 from txnlab.cli.options import (
-    LEVEL_CHOICES,
     color_option,
     format_option,
-    levels_from,
+    level_option,
+    require_terminal,
+    scenario_dir_option,
     server_options,
     terminal_width,
     use_color,
+    user_catalogue,
 )
 from txnlab.errors import ExitCode, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import open_lab
 from txnlab.scenario import Catalogue, Scenario
@@ -48,9 +51,14 @@ def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_r
     return reports
 
 
+def _check_writable(output: Path) -> None:
+    """Refuse, before any run, an output file whose folder does not exist (a typo, usually)."""
+    if not output.parent.is_dir():
+        raise UsageError(f"cannot write {output}: the directory {output.parent} does not exist")
+
+
 def _write(output: Path, text_: str) -> None:
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text_, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
@@ -68,33 +76,38 @@ def _exit_code(reports: Sequence[RunReport]) -> int:
     return int(ExitCode.OK if all(r.verdict.matches_expectation for r in reports) else ExitCode.MISMATCH)
 
 
-def _resolve(names: Sequence[str]) -> list[Scenario]:
-    catalogue = Catalogue()
+def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenario]:
+    catalogue = user_catalogue(directory)
     return [catalogue.resolve(name) for name in names]
 
 
 @click.command("run")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="all", show_default=True,
-              help="Isolation level: ru, rc, rr, ser, or all four.")
+@level_option
 @click.option("--step", "step_through", is_flag=True,
               help="Workshop mode: pause before each step (Enter runs it), then show what happened.")
 @click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
 @format_option
 @color_option
+@scenario_dir_option
 @server_options
-def run_command(names: tuple[str, ...], level: str, step_through: bool, predict: bool, output_format: str,
-                color: bool | None, dsn: str | None, step_timeout: float) -> int:
-    """Run scenarios (catalogue names or file paths) and show their timelines.
+def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
+                output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
+                step_timeout: float) -> int:
+    """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
     waits (and for whom), late completions, errors with their SQLSTATE, then
     whether PostgreSQL did what the scenario expects. With --step, a presenter
     steps through it on a projector.
     """
-    planned = cells(_resolve(names), levels_from(level))
+    if (step_through or predict) and output_format != "text":
+        raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
+    if step_through or predict:
+        require_terminal("--step")
+    planned = cells(_resolve(names, directory), levels)
     if not planned:
-        raise click.UsageError(f"none of the scenarios runs at level {level}")
+        raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
     if output_format == "text":
@@ -104,7 +117,7 @@ def run_command(names: tuple[str, ...], level: str, step_through: bool, predict:
             on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"),
         )
         if len(reports) > 1:
-            click.echo(text.render_summary(reports, color=colored))
+            click.echo(text.render_summary(reports, width=width, color=colored))
     else:
         reports = _execute(planned, dsn, step_timeout)
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
@@ -116,27 +129,28 @@ def run_command(names: tuple[str, ...], level: str, step_through: bool, predict:
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option("--tag", help="Only scenarios with this tag.")
 @click.option("--suite", help="A suite of anomaly scenarios (e.g. hermitage), shown as an anomaly table.")
+@level_option
 @format_option
 @color_option
+@scenario_dir_option
 @server_options
-def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, output_format: str,
-                   color: bool | None, dsn: str | None, step_timeout: float) -> int:
+def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, levels: tuple[Level, ...],
+                   output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
+                   step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
     Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
     suite's name, as a table of levels by anomalies: possible, prevented, blocks or
     aborts, each derived from what the server did.
     """
-    catalogue = Catalogue()
+    catalogue = user_catalogue(directory)
     if names:
-        scenarios = _resolve(names)
+        scenarios = [catalogue.resolve(name) for name in names]
     elif suite or tag:
         scenarios = catalogue.with_tag(suite or tag or "")
-        if not scenarios:
-            raise click.UsageError(f"no scenario is tagged {suite or tag!r}")
     else:
         scenarios = list(catalogue.scenarios.values())
-    reports = _execute(cells(scenarios, ALL_LEVELS), dsn, step_timeout)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
     if output_format == "json":
         click.echo(json_render.render_matrix(reports), nl=False)
     elif output_format == "markdown":
@@ -144,7 +158,7 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, o
         click.echo(grid(reports), nl=False)
     else:
         grid = text.render_anomaly_table if suite else text.render_matrix
-        click.echo(grid(reports, color=use_color(color)), nl=False)
+        click.echo(grid(reports, width=terminal_width(), color=use_color(color)), nl=False)
     return _exit_code(reports)
 
 
@@ -162,15 +176,15 @@ def demo_command(color: bool | None, dsn: str | None, step_timeout: float) -> in
     colored, width = use_color(color), terminal_width()
     style = text.TextStyle(colored)
     headline = scenarios[0]
-    click.echo(style(headline.title, bold=True))
-    click.echo(headline.summary.strip() + "\n")
+    click.echo(style(wrap_paragraphs(headline.title, width), bold=True))
+    click.echo(wrap_paragraphs(headline.summary.strip(), width) + "\n")
     reports = _execute(cells(scenarios, ALL_LEVELS), dsn, step_timeout)
     default_level = next(r for r in reports if r.scenario is headline and r.verdict.level is Level.READ_COMMITTED)
     click.echo(text.render_timeline(default_level, width=width, color=colored) + "\n")
     click.echo(style("The same ATMs at every level, and the three fixes:", bold=True))
-    click.echo(text.render_matrix(reports, color=colored))
+    click.echo(text.render_matrix(reports, width=width, color=colored))
     for scenario in scenarios:
-        click.echo(f"  {scenario.name}: {scenario.title}")
+        click.echo(wrap_paragraphs(f"{scenario.name}: {scenario.title}", width, indent="  "))
     click.echo("\nStep through any of them: txnlab run NAME --level rr --step")
     return _exit_code(reports)
 
@@ -181,14 +195,15 @@ def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: st
     reports = []
     with open_lab(resolve_dsn(choose_server(dsn)), step_timeout=step_timeout) as lab:
         for scenario, level in planned:
-            click.echo(style(f"{scenario.title} — {level.value.upper()}", bold=True, underline=True))
-            click.echo(scenario.summary.strip() + "\n")
+            click.echo(style(f"{scenario.name} at {level.sql}", bold=True, underline=True))
+            click.echo(style(wrap_paragraphs(scenario.title, width), bold=True))
+            click.echo(wrap_paragraphs(scenario.summary.strip(), width) + "\n")
             workshop = Workshop(scenario, level, predict, style, width)
             report = run_cell(lab, scenario, level, watcher=workshop)
             reports.append(report)
             click.echo(text.render_timeline(report, width=width, color=colored))
             if (closing := workshop.closing_line()) is not None:
-                click.echo(style(closing, bold=True))
+                click.echo(style(wrap_paragraphs(closing, width), bold=True))
             click.echo()
     return _exit_code(reports)
 
@@ -199,6 +214,7 @@ def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: st
 @server_options
 def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
     """Regenerate the living catalogue page from the scenarios and what the server did."""
+    _check_writable(output)
     reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
     _write(output, render_catalogue_page(reports))
     click.echo(f"Wrote {output} ({len(reports)} runs).")
@@ -209,15 +225,17 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
-@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="all", show_default=True,
-              help="Isolation level: ru, rc, rr, ser, or all four.")
+@level_option
+@scenario_dir_option
 @server_options
-def report_command(names: tuple[str, ...], output: Path, level: str, dsn: str | None, step_timeout: float) -> int:
+def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], directory: Path | None,
+                   dsn: str | None, step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
-        raise click.UsageError("the output file must end in .html or .md")
-    scenarios = _resolve(names)
-    reports = _execute(cells(scenarios, levels_from(level)), dsn, step_timeout)
+        raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
+    _check_writable(output)
+    scenarios = _resolve(names, directory)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import click
 
 from txnlab.levels import Level
+from txnlab.render.fit import display_width, wrap
 from txnlab.render.text import TextStyle, render_step_events
 from txnlab.scenario import Scenario
 from txnlab.timeline import Event, Outcome
@@ -40,12 +41,13 @@ class Workshop:
     def before_step(self, session: str, step: str, sql: str) -> None:
         self._number += 1
         total = len(self.scenario.default_permutation)
-        header = f"── step {self._number} of {total} · {session} · {self.level.value} "
-        click.echo(self.style(header.ljust(self.width, "─"), bold=True))
-        click.echo(self.style(" ".join(sql.split()), fg="cyan", bold=True))
+        header = f"── step {self._number} of {total} · {session} "  # the level is in the scenario's heading
+        click.echo(self.style(header + "─" * max(0, self.width - display_width(header)), bold=True))
+        for line in wrap(sql, self.width):
+            click.echo(self.style(line, fg="cyan", bold=True))
         narration = self.scenario.steps[step].narration if step in self.scenario.steps else None
-        if narration:
-            click.echo(self.style(narration, italic=True))
+        for line in wrap(narration, self.width) if narration else []:
+            click.echo(self.style(line, italic=True))
         if self.predict:
             answer = click.prompt(
                 "Will it run (o)k, (b)lock or (f)ail?", type=click.Choice(list(CHOICES)), show_choices=True
@@ -66,7 +68,8 @@ class Workshop:
         self._asked += 1
         self._right += guess == actual
         verdict = self.style("right", fg="green", bold=True) if guess == actual else self.style("wrong", fg="red", bold=True)
-        click.echo(f"The room said it {CHOICES[guess]}; it {CHOICES[actual]}: {verdict}.")
+        said = wrap(f"The room said it {CHOICES[guess]}; it {CHOICES[actual]}:", self.width - 7)
+        click.echo("\n".join(said) + f" {verdict}.")
 
     def closing_line(self) -> str | None:
         if not self._asked:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Verdict
@@ -98,21 +98,28 @@ def mismatch_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
-def matrix_grid(reports: Sequence[RunReport], ok_mark: str, bad_mark: str) -> tuple[list[str], list[list[str]]]:
-    """Scenario rows by level columns; each cell the observed outcome and whether it was expected."""
+def _as_is(text: str) -> str:
+    return text
+
+
+def matrix_grid(
+    reports: Sequence[RunReport], ok_mark: str, bad_mark: str, escape: Callable[[str], str] = _as_is
+) -> tuple[list[str], list[list[str]]]:
+    """Scenario rows by level columns; each cell the observed outcome and whether it was expected.
+    `escape` is applied to every word that comes from a scenario (Markdown needs it)."""
     levels = [level for level in Level if any(r.verdict.level is level for r in reports)]
     by_scenario: dict[str, dict[Level, Verdict]] = {}
     for report in reports:
         by_scenario.setdefault(report.scenario.name, {})[report.verdict.level] = report.verdict
     rows = []
     for name, verdicts in by_scenario.items():
-        row = [name]
+        row = [escape(name)]
         for level in levels:
             verdict = verdicts.get(level)
             if verdict is None:
                 row.append("-")
             else:
-                row.append(f"{verdict.outcome} {ok_mark if verdict.matches_expectation else bad_mark}")
+                row.append(f"{escape(verdict.outcome)} {ok_mark if verdict.matches_expectation else bad_mark}")
         rows.append(row)
     return ["scenario", *(level.value for level in levels)], rows
 
@@ -126,8 +133,11 @@ def anomaly_cell(verdict: Verdict) -> str:
     return {"blocked": "blocks", "aborted": "aborts"}.get(verdict.how or "", "prevented")
 
 
-def anomaly_grid(reports: Sequence[RunReport], bad_mark: str) -> tuple[list[str], list[list[str]]]:
-    """Levels as rows, anomalies as columns, as in Hermitage's table, derived from the runs."""
+def anomaly_grid(
+    reports: Sequence[RunReport], bad_mark: str, escape: Callable[[str], str] = _as_is
+) -> tuple[list[str], list[list[str]]]:
+    """Levels as rows, anomalies as columns, as in Hermitage's table, derived from the runs.
+    `escape` is applied to the anomaly names, which come from the scenarios."""
     anomalies = list(dict.fromkeys(r.verdict.anomaly or r.scenario.name for r in reports))
     cells = {(r.verdict.level, r.verdict.anomaly or r.scenario.name): r.verdict for r in reports}
     rows = []
@@ -142,4 +152,4 @@ def anomaly_grid(reports: Sequence[RunReport], bad_mark: str) -> tuple[list[str]
             else:
                 row.append(anomaly_cell(verdict) + ("" if verdict.matches_expectation else f" {bad_mark}"))
         rows.append(row)
-    return ["level", *anomalies], rows
+    return ["level", *map(escape, anomalies)], rows

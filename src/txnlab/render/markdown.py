@@ -1,7 +1,15 @@
-"""Markdown output for handouts and issue reports."""
+"""Markdown output for handouts and issue reports.
+
+Everything that comes from a scenario file or from the server (titles, summaries, SQL,
+values, error messages, names) is escaped: a scenario is other people's text, and a
+Markdown page is often shown as HTML, so `<script>` must stay text and `|` must not
+split a table cell. SQL goes in code spans, where HTML is not interpreted.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 
 from tabulate import tabulate
@@ -10,14 +18,35 @@ from txnlab.render.describe import anomaly_grid, driver_lines, matrix_grid, mism
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event
 
+# Characters with a meaning in Markdown inline text (CommonMark and GitHub's tables).
+_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#!])")
+_LINE_START = re.compile(r"^([-+>=]|\d+[.)])")
+
+
+def inline(text: str) -> str:
+    """Plain text as Markdown inline text that shows exactly that text, on one line:
+    HTML escaped (`<` becomes `&lt;`), Markdown punctuation and `|` backslash-escaped."""
+    flat = " ".join(str(text).split())
+    escaped = html.escape(_PUNCTUATION.sub(r"\\\1", flat), quote=False)
+    return _LINE_START.sub(r"\\\1", escaped)
+
+
+def code(text: str) -> str:
+    """Text as a Markdown code span on one line, safe inside a table cell: the fence is one
+    backtick longer than any run of backticks inside, and `|` is escaped (GitHub's rule)."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
 
 def _cell(event: Event) -> str:
-    sql = " ".join(event.sql.split()).replace("|", "\\|")
-    result = result_phrase(event).replace("|", "\\|")
-    extra = "".join(f"<br>{line}".replace("|", "\\|") for line in driver_lines(event))
-    if event.after_wait or not sql:  # a completion, or the server ending the session
+    result = inline(result_phrase(event))
+    extra = "".join(f"<br>{inline(line)}" for line in driver_lines(event))
+    if event.after_wait or not event.sql.strip():  # a completion, or the server ending the session
         return f"*{result}*{extra}"
-    return f"`{sql}`<br>→ {result}{extra}"
+    return f"{code(event.sql)}<br>→ {result}{extra}"
 
 
 def render_timeline(report: RunReport) -> str:
@@ -28,15 +57,15 @@ def render_timeline(report: RunReport) -> str:
         cells[timeline.sessions.index(event.session)] = _cell(event)
         rows.append([str(event.seq), *cells])
     lines = [
-        f"### {report.scenario.name} at {timeline.level.value.upper()}",
+        f"### {inline(report.scenario.name)} at {timeline.level.sql}",
         "",
-        f"PostgreSQL {timeline.server_version}. {report.scenario.title}.",
+        f"PostgreSQL {inline(timeline.server_version)}. {inline(report.scenario.title)}.",
         "",
-        tabulate(rows, headers=["#", *timeline.sessions], tablefmt="github", disable_numparse=True),
+        tabulate(rows, headers=["#", *map(inline, timeline.sessions)], tablefmt="github", disable_numparse=True),
         "",
-        f"**{verdict_line(report.verdict)}**",
+        f"**{inline(verdict_line(report.verdict))}**",
     ]
-    lines += [f"- {line}" for line in mismatch_lines(report.verdict)]
+    lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines)
 
 
@@ -52,17 +81,17 @@ def render_handout(reports: Sequence[RunReport]) -> str:
         scenario = report.scenario
         if scenario.name not in seen:
             seen.add(scenario.name)
-            references = "".join(f"\n- {ref}" for ref in scenario.references)
-            parts.append(f"## {scenario.title}\n\n{' '.join(scenario.summary.split())}\n{references}")
+            references = "".join(f"\n- {inline(ref)}" for ref in scenario.references)
+            parts.append(f"## {inline(scenario.title)}\n\n{inline(scenario.summary)}\n{references}")
         parts.append(render_timeline(report))
     return "\n\n".join(parts) + "\n"
 
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
-    headers, rows = matrix_grid(reports, "", "(**unexpected**)")
-    return tabulate(rows, headers=headers, tablefmt="github") + "\n"
+    headers, rows = matrix_grid(reports, "", "(**unexpected**)", escape=inline)
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def render_anomaly_table(reports: Sequence[RunReport]) -> str:
-    headers, rows = anomaly_grid(reports, "(**unexpected**)")
-    return tabulate(rows, headers=headers, tablefmt="github") + "\n"
+    headers, rows = anomaly_grid(reports, "(**unexpected**)", escape=inline)
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"

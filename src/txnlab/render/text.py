@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 import click
 from tabulate import tabulate
 
+from txnlab.levels import Level
 from txnlab.render.describe import OUTCOME_MARKS, anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
-MIN_COLUMN = 24
+# The narrowest session column of a timeline: four sessions still fit 80 columns.
+MIN_COLUMN = 12
+DEFAULT_WIDTH = 100
+
+LEVEL_LEGEND = "levels: " + ", ".join(f"{level.short} = {level.value}" for level in Level)
 
 
 class TextStyle:
@@ -36,84 +41,124 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
     marker = OUTCOME_MARKS.get(event.outcome, "→") + " "
     if event.after_wait and event.outcome is Outcome.OK:
         marker = "↳ "
-    lines = textwrap.wrap(" ".join(event.sql.split()), width) if show_sql and not event.after_wait else []
-    lines += [style.outcome(event, line) for line in textwrap.wrap(marker + result_phrase(event), width)]
+    lines = wrap(event.sql, width) if show_sql and not event.after_wait and event.sql.strip() else []
+    lines += [style.outcome(event, line) for line in wrap(marker + result_phrase(event), width)]
     if event.notices:
-        lines += [style(line, fg="cyan") for n in event.notices for line in textwrap.wrap(n, width)]
+        lines += [style(line, fg="cyan") for n in event.notices for line in wrap(n, width)]
     for line in driver_lines(event):
-        lines += [style(part, fg="blue") for part in textwrap.wrap(line, width)]
+        lines += [style(part, fg="blue") for part in wrap(line, width)]
     if event.transaction_status and event.outcome is not Outcome.BLOCKED:
         lines.append(style(f"[{event.transaction_status}]", dim=True))
     return "\n".join(lines)
 
 
-def render_timeline(report: RunReport, *, width: int = 100, color: bool = False) -> str:
+def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+    """A run as a table, one column per session, no wider than `width` display columns
+    (unless each session would get fewer than MIN_COLUMN columns)."""
     style = TextStyle(color)
     timeline, verdict = report.timeline, report.verdict
     sessions: Sequence[str] = timeline.sessions
     column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
-    rows = []
-    for event in timeline.events:
-        cells = [""] * len(sessions)
-        cells[sessions.index(event.session)] = event_cell(event, column, style)
-        rows.append([event.seq, *cells])
-    header = style(
+    while True:  # the first guess misses by the width of the # column at most
+        rows = []
+        for event in timeline.events:
+            cells = [""] * len(sessions)
+            cells[sessions.index(event.session)] = event_cell(event, column, style)
+            rows.append([str(event.seq), *cells])
+        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
+        excess = display_width(table) - width
+        if excess <= 0 or column <= MIN_COLUMN:
+            break
+        column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
+    header = (
         f"{report.scenario.name} at {timeline.level.value.upper()} "
-        f"(PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)",
-        bold=True,
+        f"(PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)"
     )
-    table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
-    lines = [header, table]
+    lines = [style(line, bold=True) for line in wrap(header, width)]
+    lines.append(table)
     status_color = "green" if verdict.matches_expectation else "red"
-    lines.append(style(verdict_line(verdict), fg=status_color, bold=True))
-    lines += [style(f"  {line}", fg="red") for line in mismatch_lines(verdict)]
+    lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
+    lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
 
 
-def render_runs(reports: Sequence[RunReport], *, width: int = 100, color: bool = False) -> str:
+def _mismatches(lines: Sequence[str], width: int, style: TextStyle) -> list[str]:
+    """What differs from the expectation, indented and wrapped, in red."""
+    return [style(part, fg="red") for line in lines for part in wrap(line, width, indent="  ")]
+
+
+def render_runs(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
     """Each run's timeline, then a summary when several runs were made."""
     parts = [render_timeline(r, width=width, color=color) for r in reports]
     if len(reports) > 1:
-        parts.append(render_summary(reports, color=color))
+        parts.append(render_summary(reports, width=width, color=color))
     return "\n\n".join(parts) + "\n"
 
 
-def render_summary(reports: Sequence[RunReport], *, color: bool = False) -> str:
+def render_summary(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+    """One line per run: scenario, level, outcome, and whether it was as expected."""
     style = TextStyle(color)
     rows = []
     for report in reports:
         verdict = report.verdict
         mark = style("yes", fg="green") if verdict.matches_expectation else style("NO", fg="red", bold=True)
         rows.append([report.scenario.name, verdict.level.value, verdict.outcome, mark])
-    return tabulate(rows, headers=["scenario", "level", "outcome", "as expected"], tablefmt="simple")
+    return fit_table(rows, ["scenario", "level", "outcome", "as expected"], width=width, tablefmt="simple")
 
 
-def render_matrix(reports: Sequence[RunReport], *, color: bool = False) -> str:
+def _natural_width(rows: Sequence[Sequence[str]], headers: Sequence[str], tablefmt: str) -> int:
+    """How wide the table is with no cell wrapped."""
+    return display_width(tabulate(rows, headers=list(headers), tablefmt=tablefmt, disable_numparse=True))
+
+
+def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+    """Scenarios by levels. When the full level names do not fit, the compact layout for
+    projectors: levels abbreviated (ru, rc, rr, ser, with a legend), cells wrapped."""
     style = TextStyle(color)
-    headers, rows = matrix_grid(reports, style("✓", fg="green"), style("✗ unexpected", fg="red", bold=True))
-    table = tabulate(rows, headers=headers, tablefmt="simple_grid")
-    unexpected = [r for r in reports if not r.verdict.matches_expectation]
-    lines = [table, "✓: PostgreSQL did what the scenario says it does at that level."]
-    for report in unexpected:
-        lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
-        lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
+    bad_mark = style("✗", fg="red", bold=True) + " " + style("unexpected", fg="red", bold=True)
+    headers, rows = matrix_grid(reports, style("✓", fg="green"), bad_mark)
+    notes = ["✓: PostgreSQL did what the scenario says it does at that level."]
+    if _natural_width(rows, headers, "simple_grid") > width:
+        headers = [headers[0], *(Level(name).short for name in headers[1:])]
+        notes.append(LEVEL_LEGEND)
+    lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
+    lines += [part for note in notes for part in wrap(note, width)]
+    lines += _unexpected(reports, width, style)
     return "\n".join(lines) + "\n"
 
 
-def render_anomaly_table(reports: Sequence[RunReport], *, color: bool = False) -> str:
-    """The Hermitage-style table: possible, prevented, blocks (prevented by waiting), aborts."""
+def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> list[str]:
+    """For each run that differs from its expectation: which, and how."""
+    lines = []
+    for report in reports:
+        if not report.verdict.matches_expectation:
+            title = f"{report.scenario.name} at {report.verdict.level.value}:"
+            lines += [style(line, fg="red", bold=True) for line in wrap(title, width)]
+            lines += [part for line in mismatch_lines(report.verdict) for part in wrap(line, width, indent="  ")]
+    return lines
+
+
+def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+    """The Hermitage-style table: possible, prevented, blocks (prevented by waiting), aborts.
+
+    Levels are rows and anomalies columns, as in Hermitage; when that is wider than
+    `width`, the compact layout: anomalies as rows, levels abbreviated as columns.
+    """
     style = TextStyle(color)
     headers, rows = anomaly_grid(reports, style("✗", fg="red", bold=True))
-    lines = [tabulate(rows, headers=headers, tablefmt="simple_grid")]
-    lines.append(
+    notes = [
         "possible: the anomaly happened; prevented: it did not; blocks / aborts: it was prevented "
         "by making a session wait / by failing a transaction. ✗ marks a cell that differs from "
         "the expectation."
-    )
-    for report in reports:
-        if not report.verdict.matches_expectation:
-            lines.append(style(f"{report.scenario.name} at {report.verdict.level.value}:", fg="red", bold=True))
-            lines += [f"  {line}" for line in mismatch_lines(report.verdict)]
+    ]
+    if _natural_width(rows, headers, "simple_grid") > width:
+        columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
+        headers = ["anomaly", *(Level(level).short for level in columns[0][1:])]
+        rows = columns[1:]
+        notes.append(LEVEL_LEGEND)
+    lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
+    lines += [part for note in notes for part in wrap(note, width)]
+    lines += _unexpected(reports, width, style)
     return "\n".join(lines) + "\n"
 
 
@@ -141,17 +186,19 @@ def predicate_locks(event: Event) -> list[str]:
     return [f"{event.session} holds {', '.join(held)} (SSI predicate locks: they block nobody)"] if held else []
 
 
-def render_step_events(events: Sequence[Event], *, width: int = 100, style: TextStyle | None = None) -> str:
-    """What one workshop step produced: each event, the waits it caused and the locks behind them."""
+def render_step_events(events: Sequence[Event], *, width: int = DEFAULT_WIDTH, style: TextStyle | None = None) -> str:
+    """What one workshop step produced: each event, the waits it caused and the locks behind them,
+    wrapped to `width` display columns."""
     style = style or TextStyle(False)
     lines = []
     for event in events:
-        cell = event_cell(event, width - len(event.session) - 2, style, show_sql=False)
+        margin = display_width(event.session) + 2
+        cell = event_cell(event, max(MIN_COLUMN, width - margin), style, show_sql=False)
         first, *rest = cell.splitlines() or [""]
         lines.append(f"{style(event.session, bold=True)}: {first}")
-        lines += [" " * (len(event.session) + 2) + line for line in rest]
+        lines += [" " * margin + line for line in rest]
         diagnosis = wait_diagnosis(event)
         if diagnosis:
-            lines.append(style(f"  lock: {diagnosis}", fg="yellow"))
-        lines += [style(f"  {line}", fg="magenta") for line in predicate_locks(event)]
+            lines += [style(line, fg="yellow") for line in wrap(f"lock: {diagnosis}", width, indent="  ")]
+        lines += [style(part, fg="magenta") for line in predicate_locks(event) for part in wrap(line, width, indent="  ")]
     return "\n".join(lines)

@@ -1,12 +1,28 @@
-"""Find scenarios: the packaged catalogue (the repository's `scenarios/` folder) or a file path."""
+"""Find scenarios: the packaged catalogue (the repository's `scenarios/` folder), the
+scenarios a user wrote (in directories the user owns), or a file path.
+
+The user's directories, most precedent first: `--dir DIR`, the current project's
+`scenarios/` (when present), and `<user data dir>/scenarios` (platformdirs'
+`user_data_dir("txnlab")`, e.g. `~/.local/share/txnlab/scenarios` on Linux). A user's
+scenario with the name of a catalogue scenario replaces it: that is how `txnlab edit`
+changes a catalogue scenario (it edits a copy in the user's directory), and `txnlab list`
+says so. Drafts (`NAME.draft.yaml`, kept when an edit did not validate) are not scenarios.
+
+From the user's folders only YAML files are scenarios by name: finding a name means
+loading every file, and loading a `.py` file runs it, and a project's `scenarios/`
+folder may hold Python files that are not txnlab's. A Python scenario of the user's runs
+by its path (`txnlab run scenarios/retry.py`).
+"""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+
+import platformdirs
 
 from txnlab.errors import UsageError
 from txnlab.scenario.model import Scenario
@@ -15,6 +31,41 @@ from txnlab.scenario.validate import build_scenario
 from txnlab.scenario.yaml_source import read_yaml
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".py")
+USER_SUFFIXES = (".yaml", ".yml")  # files of the user's folders that are scenarios by name (no .py: see above)
+DRAFT_SUFFIX = ".draft"  # NAME.draft.yaml: an edit kept because it did not validate
+
+
+def user_data_scenarios() -> Path:
+    """The per-user scenario directory: platformdirs' user_data_dir("txnlab") / scenarios."""
+    return Path(platformdirs.user_data_dir("txnlab")) / "scenarios"
+
+
+def user_directories(chosen: Path | None = None) -> list[Path]:
+    """Where the user's scenarios live, most precedent first: `chosen` (--dir), ./scenarios
+    when it exists and is not the catalogue itself (as in txnlab's own checkout), the user
+    data directory. Directories that do not exist are left out."""
+    project = Path.cwd() / "scenarios"
+    candidates = [chosen, project, user_data_scenarios()]
+    catalogue = default_catalogue_dir().resolve()
+    found: list[Path] = []
+    for directory in candidates:
+        if directory is not None and directory.is_dir() and directory.resolve() not in (catalogue, *found):
+            found.append(directory.resolve())
+    return found
+
+
+def writable_directory(chosen: Path | None = None) -> Path:
+    """Where `txnlab new` and `txnlab edit` save: `chosen` (--dir), else ./scenarios when
+    it exists, else the user data directory (created when first written to)."""
+    if chosen is not None:
+        return chosen
+    project = Path.cwd() / "scenarios"
+    return project if project.is_dir() else user_data_scenarios()
+
+
+def draft_path(target: Path) -> Path:
+    """Where an edit of `target` that did not validate is kept: NAME.draft.yaml beside it."""
+    return target.with_name(f"{target.stem}{DRAFT_SUFFIX}{target.suffix}")
 
 
 def default_catalogue_dir() -> Path:
@@ -33,27 +84,50 @@ def load_scenario(path: Path) -> Scenario:
 
 
 class Catalogue:
-    """The scenarios of one folder, by name."""
+    """The scenarios of the catalogue folder and of the user's folders, by name.
 
-    def __init__(self, directory: Path | None = None) -> None:
+    `user` lists the user's directories, most precedent first (see `user_directories`);
+    a name found in several folders is the most precedent one's, and `replaced` says
+    which folder's scenario it hides. Two files of one folder with one name are an error.
+    """
+
+    def __init__(self, directory: Path | None = None, user: Sequence[Path] = ()) -> None:
         self.directory = directory or default_catalogue_dir()
+        self.user = list(user)
+        self.origin: dict[str, Path] = {}  # scenario name -> the folder it was found in
+        self.replaced: dict[str, Path] = {}  # scenario name -> the folder whose scenario it hides
 
-    def files(self) -> Iterator[Path]:
-        for path in sorted(self.directory.rglob("*")):
-            if path.suffix in SCENARIO_SUFFIXES and not path.name.startswith(("_", ".")):
+    def files(self, directory: Path | None = None) -> Iterator[Path]:
+        """Scenario files of one folder (default: the catalogue's), helpers and drafts left out;
+        of a user's folder, only the YAML files."""
+        suffixes = SCENARIO_SUFFIXES if directory in (None, self.directory) else USER_SUFFIXES
+        for path in sorted((directory or self.directory).rglob("*")):
+            if (
+                path.suffix in suffixes
+                and not path.name.startswith(("_", "."))
+                and not path.stem.endswith(DRAFT_SUFFIX)
+            ):
                 yield path
 
     @cached_property
     def scenarios(self) -> dict[str, Scenario]:
+        """Every scenario by name, the most precedent folder's first when names repeat."""
         loaded: dict[str, Scenario] = {}
-        for path in self.files():
-            scenario = load_scenario(path)
-            if scenario.name in loaded:
-                raise UsageError(
-                    f"{path}: scenario name {scenario.name!r} is already used by "
-                    f"{loaded[scenario.name].source}"
-                )
-            loaded[scenario.name] = scenario
+        for directory in [self.directory, *reversed(self.user)]:  # least precedent first
+            found: dict[str, Scenario] = {}
+            for path in self.files(directory):
+                scenario = load_scenario(path)
+                if scenario.name in found:
+                    raise UsageError(
+                        f"{path}: scenario name {scenario.name!r} is already used by "
+                        f"{found[scenario.name].source}"
+                    )
+                found[scenario.name] = scenario
+            for name, scenario in found.items():
+                if name in loaded:
+                    self.replaced[name] = self.origin[name]
+                loaded[name] = scenario
+                self.origin[name] = directory
         return loaded
 
     def resolve(self, name_or_path: str) -> Scenario:
@@ -72,4 +146,11 @@ class Catalogue:
         raise UsageError(f"no scenario named {name_or_path!r}{hint}")
 
     def with_tag(self, tag: str) -> list[Scenario]:
-        return [s for s in self.scenarios.values() if tag in s.tags]
+        """The scenarios tagged `tag`; a tag no scenario has is an error naming the known ones."""
+        tagged = [s for s in self.scenarios.values() if tag in s.tags]
+        if not tagged:
+            known = sorted({t for s in self.scenarios.values() for t in s.tags})
+            close = difflib.get_close_matches(tag, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"no scenario is tagged {tag!r}; {hint}known tags: {', '.join(known)}")
+        return tagged

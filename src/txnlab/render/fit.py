@@ -1,0 +1,152 @@
+"""Fitting text output to a terminal's width, measured in display columns.
+
+Lengths here are what a terminal shows, not `len()`: colour codes take no room and wide
+characters (emoji such as ⏳, CJK) take two columns. The column counts come from the
+`wcwidth` library, which implements Unicode's East Asian Width and zero-width rules
+(tabulate uses it too when it is installed, so its tables line up with these figures).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import click
+from tabulate import tabulate
+from wcwidth import wcswidth, wcwidth
+
+# Below this a column holds too little to read; tables narrower than that are left wider
+# than the terminal rather than cut into one-letter slivers.
+MIN_CELL = 6
+
+# Our own colours (SGR sequences, ESC [ ... m), and the control characters that are not.
+_SGR_OR_CONTROL = re.compile(r"(\x1b\[[0-9;]*m)|([\x00-\x08\x0b-\x1f\x7f-\x9f])")
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters shown as Unicode control pictures (BEL as ␇, ESC
+    as ␛): a scenario's text or a value must not ring, move the cursor or hide text on a
+    presenter's terminal, nor throw the width count off. Colour codes (SGR) are kept;
+    tab and newline are whitespace and kept too."""
+    return _SGR_OR_CONTROL.sub(lambda m: m.group(1) or _picture(m.group(2)), text)
+
+
+def _picture(char: str) -> str:
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "␡" if code == 0x7F else "�"
+
+
+def display_width(text: str) -> int:
+    """Columns the widest line of `text` takes on a terminal (ANSI colour codes ignored)."""
+    return max((_line_width(line) for line in text.splitlines()), default=0)
+
+
+def _line_width(line: str) -> int:
+    plain = click.unstyle(line)
+    width = wcswidth(plain)
+    if width >= 0:
+        return width
+    return sum(max(wcwidth(char), 0) for char in plain)  # control characters take no room
+
+
+def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
+    """Word-wrap plain text (no colour codes) so that no line is wider than `width` columns.
+
+    Whitespace runs collapse to one space; a word wider than a line is cut; control
+    characters become visible (see `visible`). Every line starts with `indent`; returns at
+    least one line.
+    """
+    room = max(1, width - display_width(indent))
+    lines: list[str] = []
+    current = ""
+    for word in visible(text).split():
+        while display_width(word) > room:  # cut a word that cannot fit on any line
+            if current:
+                lines.append(current)
+                current = ""
+            head = _prefix_within(word, room)
+            lines.append(head)
+            word = word[len(head):]
+        if not current:
+            current = word
+        elif display_width(current) + 1 + display_width(word) <= room:
+            current += " " + word
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    return [indent + line for line in lines]
+
+
+def hanging(prefix: str, text: str, width: int) -> list[str]:
+    """`prefix` then `text` wrapped beside it, continuation lines aligned under the text
+    (as in `  3. alice  read  SELECT ...`); the prefix keeps its own spacing."""
+    margin = display_width(prefix)
+    if width - margin < 2 * MIN_CELL:
+        return wrap(prefix + text, width)
+    first, *rest = wrap(text, width - margin)
+    return [prefix + first] + [" " * margin + line for line in rest]
+
+
+def _prefix_within(word: str, room: int) -> str:
+    """The longest prefix of `word` at most `room` columns wide (at least one character)."""
+    used = 0
+    for index, char in enumerate(word):
+        used += max(wcwidth(char), 0)
+        if used > room:
+            return word[: max(index, 1)]
+    return word
+
+
+def wrap_paragraphs(text: str, width: int, *, indent: str = "") -> str:
+    """`wrap` for each paragraph of `text` (paragraphs end at blank lines; the line breaks
+    within one are reflowed, as a YAML block's hard-wrapped lines need), blank lines kept."""
+    paragraphs = re.split(r"\n[ \t]*\n", text.strip("\n"))
+    return "\n\n".join("\n".join(wrap(paragraph, width, indent=indent)) for paragraph in paragraphs)
+
+
+def fit_table(rows: Sequence[Sequence[object]], headers: Sequence[str], *, width: int, tablefmt: str) -> str:
+    """A tabulate table no wider than `width` columns, wrapping cells (headers too) as needed.
+
+    Columns narrower than their fair share keep their natural width; the others share
+    what is left, so a table that fits is unchanged. A table whose columns would have to
+    be narrower than `MIN_CELL` to fit is returned at that minimum, wider than `width`:
+    callers with many columns offer a compact layout first.
+    """
+    cells = [[visible(str(cell)) for cell in row] for row in rows]
+    headers = [visible(header) for header in headers]
+    natural = [
+        max([display_width(headers[index])] + [display_width(row[index]) for row in cells])
+        for index in range(len(headers))
+    ]
+    table = _render(cells, headers, tablefmt, [None] * len(headers))
+    overhead = display_width(table) - sum(natural)
+    limits = _share(natural, width - overhead)
+    while True:
+        table = _render(cells, headers, tablefmt, limits)
+        excess = display_width(table) - width
+        if excess <= 0 or max(limits) <= MIN_CELL:
+            return table
+        widest = limits.index(max(limits))  # a word cut or a header padding: shrink and retry
+        limits[widest] = max(MIN_CELL, limits[widest] - excess)
+
+
+def _share(natural: list[int], budget: int) -> list[int]:
+    """Column widths within `budget`: the narrow columns whole, the wide ones share the rest."""
+    limits = list(natural)
+    order = sorted(range(len(natural)), key=lambda i: natural[i])
+    left = budget
+    for position, index in enumerate(order):
+        fair = left // (len(order) - position)
+        limits[index] = min(natural[index], max(MIN_CELL, fair))
+        left -= limits[index]
+    return limits
+
+
+def _render(cells: list[list[str]], headers: Sequence[str], tablefmt: str, limits: list[int | None]) -> str:
+    return tabulate(
+        cells, headers=list(headers), tablefmt=tablefmt, disable_numparse=True,
+        maxcolwidths=limits, maxheadercolwidths=limits,
+    )

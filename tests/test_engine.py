@@ -394,7 +394,7 @@ def test_a_cell_missing_a_privilege_is_shown_as_could_not_run_and_the_rest_still
     code, out, err = _txnlab("matrix", "atm-lost-update", "deadlock", "--format", "json", "--dsn", dsn)
     assert code == ExitCode.SERVER
     assert err.count("\n") == 1 and err.startswith("txnlab: error: 4 of 8 runs could not run on this server;")
-    cells = {(c["scenario"], c["level"]): c for c in json.loads(out)}
+    cells = {(c["scenario"], c["level"]): c for c in json.loads(out)["verdicts"]}
     assert len(cells) == 8
     assert [c["matches_expectation"] for (name, _), c in cells.items() if name == "atm-lost-update"] == [True] * 4
     reasons = {c["could_not_run"] for (name, _), c in cells.items() if name == "deadlock"}

@@ -10,9 +10,8 @@ from tabulate import tabulate
 from txnlab.checks import ClaimVerdict, check_claim
 from txnlab.cli.options import color_option, format_option, server_options, use_color
 from txnlab.errors import ExitCode
-from txnlab.runner.lab import open_lab
+from txnlab.cli.run import lab_on_server
 from txnlab.scenario import Catalogue
-from txnlab.server.selection import choose_server, resolve_dsn
 
 
 @click.command("myths")
@@ -27,7 +26,7 @@ def myths_command(output_format: str, color: bool | None, dsn: str | None, step_
     """
     claimed = [s for s in Catalogue().scenarios.values() if s.claim is not None]
     verdicts: list[ClaimVerdict] = []
-    with open_lab(resolve_dsn(choose_server(dsn)), step_timeout=step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout) as lab:
         for scenario in claimed:
             assert scenario.claim is not None
             verdicts.append(check_claim(scenario, lab.run(scenario, scenario.claim.level)))

@@ -14,7 +14,14 @@ import pytest
 from txnlab.runner.wiretap import WireTap
 from txnlab.server.access import allowed_os_users, hba_conf, ident_conf
 from txnlab.server.connect import with_params
-from txnlab.server.embedded import EmbeddedServer, ServerBusy, default_data_dir, installed_postgres
+from txnlab.server.embedded import (
+    EmbeddedServer,
+    PostmasterState,
+    ServerBusy,
+    default_data_dir,
+    installed_postgres,
+    legacy_data_dir_name,
+)
 from txnlab.server.footprint import Footprint, ServerChange
 from txnlab.server.selection import choose_server
 
@@ -31,8 +38,9 @@ def is_superuser(conn: psycopg2.extensions.connection) -> bool:
 
 
 def test_each_installation_has_its_own_data_directory_keyed_by_its_postgres_binary() -> None:
+    prefix = legacy_data_dir_name() + "-"
     name = default_data_dir().name
-    assert name.startswith("postgres-18-") and len(name) == len("postgres-18-") + 10
+    assert name.startswith(prefix) and len(name) == len(prefix) + 10
     assert installed_postgres().exists()
 
 
@@ -41,25 +49,26 @@ def test_a_running_server_counts_as_this_installation_only_when_it_runs_this_bin
     server = EmbeddedServer()
     state = server.state()
     assert state is not None and server._runs_this_installation(state)
-    assert not EmbeddedServer(Path("/nonexistent"))._runs_this_installation(
-        type(state)(pid=os.getpid(), port=state.port, socket_dir=state.socket_dir, status="ready")
-    )
+    python = PostmasterState(pid=os.getpid(), port=state.port, socket_dir=state.socket_dir, status="ready")
+    assert not server._runs_this_installation(python)  # this process runs python, not that postgres
 
 
 def test_the_tap_listens_on_a_unix_socket_in_a_directory_only_this_user_can_enter(server_dsn: str) -> None:
     tap = WireTap(server_dsn)
     directory = Path(tap.socket_dir)
-    info = directory.stat()
-    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
-    assert psycopg2.extensions.parse_dsn(tap.dsn(server_dsn))["host"] == str(directory)
-    conn = psycopg2.connect(tap.dsn(server_dsn))
-    with conn.cursor() as cur:
-        cur.execute("SELECT 42")
-        assert cur.fetchone() == (42,)
-    pid = conn.get_backend_pid()
-    conn.close()
-    assert "SELECT 42" in tap.take(pid)
-    tap.close()
+    try:
+        info = directory.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
+        assert psycopg2.extensions.parse_dsn(tap.dsn(server_dsn))["host"] == str(directory)
+        conn = psycopg2.connect(tap.dsn(server_dsn))
+        with conn.cursor() as cur:
+            cur.execute("SELECT 42")
+            assert cur.fetchone() == (42,)
+        pid = conn.get_backend_pid()
+        conn.close()
+        assert "SELECT 42" in tap.take(pid)
+    finally:
+        tap.close()
     assert not directory.exists()
 
 

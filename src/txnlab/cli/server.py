@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from txnlab.server.embedded import EmbeddedServer, installed_postgres, maintenance_connection
+from pathlib import Path
+
+from txnlab.server.embedded import (
+    EmbeddedServer,
+    installed_postgres,
+    maintenance_connection,
+    other_data_dirs,
+    read_postmaster,
+)
 from txnlab.server.selection import choose_server
 
 
@@ -22,6 +30,10 @@ def status_command() -> None:
     if choice.origin != "embedded":
         click.echo(f"txnlab uses the server from {choice.origin}; the embedded server is not used.")
     click.echo(f"installation: {installed_postgres()}")
+    for data_dir, binary in other_data_dirs(server.data_dir):
+        running = "running" if read_postmaster(data_dir) else "stopped"
+        gone = "" if Path(binary).exists() else " (deleted)"
+        click.echo(f"other installation's server: {running}, data directory {data_dir}, binary {binary}{gone}")
     if state is None:
         click.echo(f"embedded server: stopped (data directory {server.data_dir})")
         return

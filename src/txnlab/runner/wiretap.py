@@ -42,8 +42,12 @@ class WireTap:
         self.socket_dir = tempfile.mkdtemp(prefix="txnlab-tap-")  # mode 0700: only this user enters
         self.port = SOCKET_PORT
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(os.path.join(self.socket_dir, f".s.PGSQL.{self.port}"))
-        self._listener.listen()
+        try:
+            self._listener.bind(os.path.join(self.socket_dir, f".s.PGSQL.{self.port}"))
+            self._listener.listen()
+        except OSError:
+            self.close()
+            raise
         self._lock = threading.Lock()
         self._sent: dict[int, list[str]] = defaultdict(list)
         self._closed = False

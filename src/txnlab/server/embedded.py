@@ -104,23 +104,25 @@ class EmbeddedServer:
         A server idle and running binaries other than this installation's (replaced or
         deleted files at the same path) is restarted from this one: its own files, such
         as plpgsql, may be gone. A busy one is reused as it is. Every time, the access
-        rules are checked (see `access`) and a dropped maintenance database is recreated.
+        rules are checked (see `access`), a dropped maintenance database is recreated,
+        and servers of deleted installations are retired (see retire_abandoned_servers).
         """
         state = self.state()
-        if state is not None and not self._runs_this_installation(state) and not self.runs_in_progress(state):
-            self.stop()
-            state = None
+        if state is not None and not self._runs_this_installation(state):
+            with contextlib.suppress(ServerBusy):
+                self.stop()
+                state = None
         if state is None:
             self._start()
             state = self.state()
             if state is None:
                 raise ServerError(f"the embedded PostgreSQL did not start; see {self.data_dir / 'log'}")
-            tighten_socket_dir(Path(state.socket_dir), self.data_dir)
             self._secure(state.dsn, rewrite_access_files(self.data_dir))
             self._apply_lab_settings(state.dsn)
         else:
             self._secure(state.dsn, rewrite_access_files(self.data_dir))
             maintenance_connection(state.dsn).close()  # recreates a dropped maintenance database
+        tighten_socket_dir(Path(state.socket_dir), self.data_dir)
         retire_abandoned_servers(self.data_dir)
         return state.dsn
 
@@ -289,21 +291,24 @@ def stop_postmaster(data_dir: Path, state: PostmasterState) -> None:
         raise ServerError(f"the embedded server (pid {state.pid}) did not stop within 10 s; see {data_dir / 'log'}")
 
 
+def other_data_dirs(own_data_dir: Path) -> list[tuple[Path, str]]:
+    """Data directories of other installations in the same cache (same PostgreSQL major), each with
+    the postgres binary it was last started from; never-started ones are left out."""
+    siblings = sorted(own_data_dir.parent.glob(f"{legacy_data_dir_name()}*"))
+    return [(d, binary) for d in siblings if d != own_data_dir and (binary := postmaster_binary(d)) is not None]
+
+
 def retire_abandoned_servers(own_data_dir: Path) -> list[Path]:
     """Stop and remove the data directories of installations that no longer exist, when idle.
 
-    A sibling data directory (same PostgreSQL major) is abandoned when the postgres binary
-    it was started from is gone, or when it is the shared directory of txnlab versions
-    before per-installation directories and was started from this installation. Those
-    with runs in progress, or whose server cannot be asked, are left for next time.
-    Returns the directories removed.
+    A data directory is abandoned when the postgres binary it was started from is gone,
+    or when it is the shared directory of txnlab versions before per-installation
+    directories and was started from this installation. Those with runs in progress,
+    or whose server cannot be asked, are left for next time. Returns those removed.
     """
     legacy = own_data_dir.parent / legacy_data_dir_name()
     removed = []
-    for data_dir in sorted(own_data_dir.parent.glob(f"{legacy_data_dir_name()}*")):
-        binary = postmaster_binary(data_dir)
-        if data_dir == own_data_dir or binary is None:
-            continue
+    for data_dir, binary in other_data_dirs(own_data_dir):
         gone = not Path(binary).exists()
         if not gone and not (data_dir == legacy and binary == str(installed_postgres())):
             continue

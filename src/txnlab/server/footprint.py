@@ -88,33 +88,35 @@ class Footprint:
     def __init__(self, dsn: str, maintenance_db: str) -> None:
         self.dsn = dsn
         self.maintenance_db = maintenance_db
+        self._conn = connect(dsn, autocommit=True)  # kept for settle(): a connection costs more than the reads
         self.before = self._snapshot()
 
     def settle(self) -> list[ServerChange]:
-        """Compare with the state before and undo what the run created; the changes, catalog by catalog."""
-        after = self._snapshot()
-        changes = [change for kind in CATALOGS for change in _compare(kind, self.before[kind], after[kind])]
-        if not changes:
-            return []
-        created = {(c.kind, c.key[0]) for c in changes if c.action == "created"}
-        changes = [c for c in changes if not _goes_with(c, created)]
-        conn = connect(self.dsn, autocommit=True)
+        """Compare with the state before and undo what the run created; the changes, catalog by catalog.
+
+        Closes the connection; reconnects first if the run terminated it.
+        """
         try:
-            with conn.cursor() as cur:
+            try:
+                after = self._snapshot()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self._conn.close()
+                self._conn = connect(self.dsn, autocommit=True)
+                after = self._snapshot()
+            changes = [change for kind in CATALOGS for change in _compare(kind, self.before[kind], after[kind])]
+            created = {(c.kind, c.key[0]) for c in changes if c.action == "created"}
+            changes = [c for c in changes if not _goes_with(c, created)]
+            with self._conn.cursor() as cur:
                 settled = [self._undo(cur, change) for change in changes]
                 if any(c.kind == "setting" and c.undone for c in settled):
                     cur.execute("SELECT pg_reload_conf()")
+            return settled
         finally:
-            conn.close()
-        return settled
+            self._conn.close()
 
     def _snapshot(self) -> Snapshot:
-        conn = connect(self.dsn, autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                return {kind: _read(cur, query) for kind, query in CATALOGS.items()}
-        finally:
-            conn.close()
+        with self._conn.cursor() as cur:
+            return {kind: _read(cur, query) for kind, query in CATALOGS.items()}
 
     def _undo(self, cur: psycopg2.extensions.cursor, change: ServerChange) -> ServerChange:
         """Remove what the run created; recreate a dropped maintenance database; leave the rest."""

@@ -140,8 +140,7 @@ def test_roles_databases_and_settings_a_run_creates_are_reported_and_removed(foo
     footprint = Footprint(dsn, "postgres")
     with conn.cursor() as cur:
         cur.execute("CREATE ROLE txnlab_fp_new")
-        cur.execute("CREATE TABLE owned_by_new (id int)")
-        cur.execute("ALTER TABLE owned_by_new OWNER TO txnlab_fp_new")
+        cur.execute("CREATE TABLE granted_to_new (id int); GRANT SELECT ON granted_to_new TO txnlab_fp_new")
         cur.execute("CREATE DATABASE txnlab_fp_db")
         cur.execute("ALTER DATABASE txnlab_fp_db SET work_mem = '5MB'")
     changes = footprint.settle()

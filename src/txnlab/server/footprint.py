@@ -124,7 +124,16 @@ class Footprint:
         if statement is None:
             return change
         try:
-            cur.execute(statement)
+            try:
+                cur.execute(statement)
+            except psycopg2.errors.DependentObjectsStillExist:
+                if change.kind != "role":
+                    raise
+                # It owns objects or holds privileges in the scratch database: drop those first.
+                # DROP OWNED needs the role's privileges: its creator may grant itself the role
+                # (CREATEROLE, or ADMIN OPTION from creating it on PostgreSQL 16+).
+                role = sql.Identifier(change.key[0])
+                cur.execute(sql.SQL("GRANT {0} TO CURRENT_USER; DROP OWNED BY {0}; DROP ROLE {0}").format(role))
         except psycopg2.Error as exc:
             return replace(change, problem=first_line(exc))
         return replace(change, undone=True)
@@ -135,8 +144,8 @@ class Footprint:
             return sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(name)
         if change.action != "created":
             return None
-        if change.kind == "role":  # what it owns in the scratch database goes first
-            return sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(name)
+        if change.kind == "role":
+            return sql.SQL("DROP ROLE {}").format(name)
         if change.kind == "database":
             return sql.SQL("DROP DATABASE {}").format(name)  # no FORCE: one still in use is left
         if change.kind == "setting":

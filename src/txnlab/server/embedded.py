@@ -113,6 +113,8 @@ class EmbeddedServer:
                 self.stop()
                 state = None
         if state is None:
+            if (self.data_dir / "PG_VERSION").exists():
+                rewrite_access_files(self.data_dir)  # an existing data directory starts with them already
             self._start()
             state = self.state()
             if state is None:

@@ -89,7 +89,11 @@ class Footprint:
         self.dsn = dsn
         self.maintenance_db = maintenance_db
         self._conn = connect(dsn, autocommit=True)  # kept for settle(): a connection costs more than the reads
-        self.before = self._snapshot()
+        try:
+            self.before = self._snapshot()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def settle(self) -> list[ServerChange]:
         """Compare with the state before and undo what the run created; the changes, catalog by catalog.

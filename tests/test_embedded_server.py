@@ -192,3 +192,18 @@ def test_a_run_that_changes_nothing_outside_its_database_reports_nothing(footpri
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE inside (id int); SET work_mem = '9MB'")
     assert footprint.settle() == []
+
+
+def test_each_server_change_is_one_calm_line_saying_what_txnlab_did() -> None:
+    from txnlab.cli.run import describe_change
+
+    lines = [
+        describe_change(ServerChange("role", ("alice",), "changed", "LOGIN", "SUPERUSER LOGIN")),
+        describe_change(ServerChange("database", ("shop",), "dropped", undone=False)),
+        describe_change(ServerChange("setting", ("work_mem",), "created", after="7MB", problem="permission denied")),
+    ]
+    assert lines == [
+        'a run changed role "alice" (was LOGIN, now SUPERUSER LOGIN); it existed before, so it is left as it is',
+        'a run dropped database "shop", which existed before; it cannot be restored',
+        "a run set work_mem = 7MB with ALTER SYSTEM; txnlab could not undo it: permission denied",
+    ]

@@ -1,17 +1,209 @@
-"""The embedded server is reused only when it runs this installation's binaries: one left
-running from a deleted or replaced virtualenv has lost its own files (plpgsql, ...)."""
+"""The embedded server and the wire tap: one server per installation, reused safely; access only
+for the installing OS user; a private tap; a server that survives what scenario SQL does to it."""
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-from txnlab.server.embedded import EmbeddedServer, installed_postgres
+import psycopg2
+import pytest
+
+from txnlab.runner.wiretap import WireTap
+from txnlab.server.access import allowed_os_users, hba_conf, ident_conf
+from txnlab.server.connect import with_params
+from txnlab.server.embedded import (
+    EmbeddedServer,
+    PostmasterState,
+    ServerBusy,
+    default_data_dir,
+    installed_postgres,
+    legacy_data_dir_name,
+)
+from txnlab.server.footprint import Footprint, ServerChange
+from txnlab.server.selection import choose_server
 
 
-def test_a_server_from_another_installation_is_not_reused(tmp_path: Path) -> None:
-    server = EmbeddedServer(tmp_path)
-    (tmp_path / "postmaster.opts").write_text('/gone/venv/bin/postgres "-D" "x"\n')
-    assert not server._runs_this_installation()
-    (tmp_path / "postmaster.opts").write_text(f'{installed_postgres()} "-D" "x"\n')
-    assert server._runs_this_installation()
+def embedded_only() -> None:
+    if choose_server().origin != "embedded":
+        pytest.skip("needs the embedded server (TXNLAB_DSN or DATABASE_URL names another one)")
+
+
+def is_superuser(conn: psycopg2.extensions.connection) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        return bool(cur.fetchone()[0])
+
+
+def test_each_installation_has_its_own_data_directory_keyed_by_its_postgres_binary() -> None:
+    prefix = legacy_data_dir_name() + "-"
+    name = default_data_dir().name
+    assert name.startswith(prefix) and len(name) == len(prefix) + 10
     assert installed_postgres().exists()
+
+
+def test_a_running_server_counts_as_this_installation_only_when_it_runs_this_binary_file(server_dsn: str) -> None:
+    embedded_only()
+    server = EmbeddedServer()
+    state = server.state()
+    assert state is not None and server._runs_this_installation(state)
+    python = PostmasterState(pid=os.getpid(), port=state.port, socket_dir=state.socket_dir, status="ready")
+    assert not server._runs_this_installation(python)  # this process runs python, not that postgres
+
+
+def test_the_tap_listens_on_a_unix_socket_in_a_directory_only_this_user_can_enter(server_dsn: str) -> None:
+    tap = WireTap(server_dsn)
+    directory = Path(tap.socket_dir)
+    try:
+        info = directory.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
+        assert psycopg2.extensions.parse_dsn(tap.dsn(server_dsn))["host"] == str(directory)
+        conn = psycopg2.connect(tap.dsn(server_dsn))
+        with conn.cursor() as cur:
+            cur.execute("SELECT 42")
+            assert cur.fetchone() == (42,)
+        pid = conn.get_backend_pid()
+        conn.close()
+        assert "SELECT 42" in tap.take(pid)
+    finally:
+        tap.close()
+    assert not directory.exists()
+
+
+def test_the_embedded_server_admits_only_peer_connections_of_allowed_os_users(server_dsn: str, admin) -> None:  # type: ignore[no-untyped-def]
+    embedded_only()
+    with admin.cursor() as cur:
+        cur.execute("SELECT type, auth_method, options FROM pg_hba_file_rules ORDER BY rule_number")
+        assert cur.fetchall() == [("local", "peer", ["map=txnlab"]), ("host", "reject", None)]
+        cur.execute("SELECT sys_name, pg_username FROM pg_ident_file_mappings WHERE map_name = 'txnlab'")
+        assert sorted(cur.fetchall()) == sorted((user, "all") for user in allowed_os_users())
+
+
+def test_an_existing_data_directory_that_trusts_everyone_is_rewritten_and_reloaded(server_dsn: str, admin) -> None:  # type: ignore[no-untyped-def]
+    embedded_only()
+    server = EmbeddedServer()
+    hba = server.data_dir / "pg_hba.conf"
+    with hba.open("w") as file:  # as initdb --auth=trust wrote it for earlier txnlab versions
+        file.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    server.ensure_running()
+    assert hba.read_text() == hba_conf()
+    assert (server.data_dir / "pg_ident.conf").read_text() == ident_conf(allowed_os_users())
+    with admin.cursor() as cur:
+        cur.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules")
+        assert sorted(r[0] for r in cur.fetchall()) == ["peer", "reject"]
+
+
+def test_a_dropped_maintenance_database_is_recreated_on_the_next_start(server_dsn: str) -> None:
+    embedded_only()
+    conn = psycopg2.connect(with_params(server_dsn, dbname="template1"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE postgres WITH (FORCE)")
+        EmbeddedServer().ensure_running()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
+            assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_stop_refuses_while_a_txnlab_run_is_connected(server_dsn: str) -> None:
+    embedded_only()
+    run = psycopg2.connect(server_dsn, application_name="txnlab:alice")
+    try:
+        with pytest.raises(ServerBusy, match="runs in progress.*--force"):
+            EmbeddedServer().stop()
+        assert EmbeddedServer().state() is not None
+        assert [r.pid for r in EmbeddedServer().runs_in_progress()] == [run.get_backend_pid()]
+    finally:
+        run.close()
+
+
+@pytest.fixture
+def footprint_db(scratch_dsn: str, admin) -> Iterator[tuple[str, psycopg2.extensions.connection]]:  # type: ignore[no-untyped-def]
+    """A connection that plays the scenario, and cleanup of the names the tests use."""
+    conn = psycopg2.connect(scratch_dsn)
+    conn.autocommit = True
+    yield scratch_dsn, conn
+    conn.close()
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS txnlab_fp_db")
+        cur.execute("DROP ROLE IF EXISTS txnlab_fp_new")
+        cur.execute("DROP ROLE IF EXISTS txnlab_fp_old")
+
+
+def test_roles_databases_and_settings_a_run_creates_are_reported_and_removed(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
+    dsn, conn = footprint_db
+    footprint = Footprint(dsn, "postgres")
+    with conn.cursor() as cur:
+        cur.execute("CREATE ROLE txnlab_fp_new")
+        cur.execute("CREATE TABLE granted_to_new (id int); GRANT SELECT ON granted_to_new TO txnlab_fp_new")
+        cur.execute("CREATE DATABASE txnlab_fp_db")
+        cur.execute("ALTER DATABASE txnlab_fp_db SET work_mem = '5MB'")
+    changes = footprint.settle()
+    assert {(c.kind, c.key, c.action, c.undone) for c in changes} == {
+        ("database", ("txnlab_fp_db",), "created", True),
+        ("role", ("txnlab_fp_new",), "created", True),
+    }  # the database's work_mem setting went with it
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_fp_new'")
+        assert cur.fetchone() == (0,)
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'txnlab_fp_db'")
+        assert cur.fetchone() == (0,)
+
+
+def test_what_existed_before_and_was_changed_is_reported_not_reverted(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
+    dsn, conn = footprint_db
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE txnlab_fp_old")
+    footprint = Footprint(dsn, "postgres")
+    with conn.cursor() as cur:
+        cur.execute("ALTER ROLE txnlab_fp_old CREATEDB")
+        cur.execute("ALTER ROLE txnlab_fp_old SET lock_timeout = '3s'")
+    changes = footprint.settle()
+    assert ServerChange("role", ("txnlab_fp_old",), "changed", "CONNECTION LIMIT -1",
+                        "CREATEDB CONNECTION LIMIT -1") in changes
+    assert ServerChange("role/database setting", ("txnlab_fp_old", "", "lock_timeout"), "created",
+                        after="3s", undone=True) in changes
+    with admin.cursor() as cur:
+        cur.execute("SELECT rolcreatedb, rolconfig FROM pg_roles WHERE rolname = 'txnlab_fp_old'")
+        assert cur.fetchone() == (True, None)
+
+
+def test_alter_system_by_a_run_is_reset_and_reloaded(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
+    dsn, conn = footprint_db
+    if not is_superuser(admin):
+        pytest.skip("ALTER SYSTEM and pg_file_settings need a superuser")
+    footprint = Footprint(dsn, "postgres")
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET work_mem = '7MB'")
+    assert footprint.settle() == [ServerChange("setting", ("work_mem",), "created", after="7MB", undone=True)]
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_file_settings WHERE name = 'work_mem' AND sourcefile LIKE '%auto.conf'")
+        assert cur.fetchone() == (0,)
+
+
+def test_a_run_that_changes_nothing_outside_its_database_reports_nothing(footprint_db) -> None:  # type: ignore[no-untyped-def]
+    dsn, conn = footprint_db
+    footprint = Footprint(dsn, "postgres")
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE inside (id int); SET work_mem = '9MB'")
+    assert footprint.settle() == []
+
+
+def test_each_server_change_is_one_calm_line_saying_what_txnlab_did() -> None:
+    from txnlab.cli.run import describe_change
+
+    lines = [
+        describe_change(ServerChange("role", ("alice",), "changed", "LOGIN", "SUPERUSER LOGIN")),
+        describe_change(ServerChange("database", ("shop",), "dropped", undone=False)),
+        describe_change(ServerChange("setting", ("work_mem",), "created", after="7MB", problem="permission denied")),
+    ]
+    assert lines == [
+        'a run changed role "alice" (was LOGIN, now SUPERUSER LOGIN); it existed before, so it is left as it is',
+        'a run dropped database "shop", which existed before; it cannot be restored',
+        "a run set work_mem = 7MB with ALTER SYSTEM; txnlab could not undo it: permission denied",
+    ]

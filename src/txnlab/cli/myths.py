@@ -10,11 +10,10 @@ from tabulate import tabulate
 from txnlab.checks import ClaimVerdict, check_claim
 from txnlab.cli.options import color_option, format_option, server_options, terminal_width, use_color
 from txnlab.errors import ExitCode
+from txnlab.cli.run import lab_on_server
 from txnlab.render.fit import fit_table
 from txnlab.render.markdown import inline
-from txnlab.runner.lab import open_lab
 from txnlab.scenario import Catalogue
-from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.timeline import JSON_SCHEMA_VERSION
 
 
@@ -30,7 +29,7 @@ def myths_command(output_format: str, color: bool | None, dsn: str | None, step_
     """
     claimed = [s for s in Catalogue().scenarios.values() if s.claim is not None]
     verdicts: list[ClaimVerdict] = []
-    with open_lab(resolve_dsn(choose_server(dsn)), step_timeout=step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout) as lab:
         for scenario in claimed:
             assert scenario.claim is not None
             verdicts.append(check_claim(scenario, lab.run(scenario, scenario.claim.level)))

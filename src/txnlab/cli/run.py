@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -25,8 +26,9 @@ from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.report import RunReport
-from txnlab.runner.lab import open_lab
+from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
+from txnlab.server.footprint import ServerChange
 from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.cli.workshop import Workshop
 from txnlab.workflow import Cell, cells, run_cell, run_cells
@@ -40,10 +42,45 @@ DEMO_SCENARIOS = (
 )
 
 
+@contextmanager
+def lab_on_server(dsn: str | None, step_timeout: float) -> Iterator[Lab]:
+    """A lab on the chosen server; afterwards, one warning line on stderr per change the runs
+    left on the server outside their scratch database (see txnlab.server.footprint)."""
+    changes: list[ServerChange] = []
+    try:
+        with open_lab(resolve_dsn(choose_server(dsn)), server_changes=changes, step_timeout=step_timeout) as lab:
+            yield lab
+    finally:
+        for change in changes:
+            click.echo(f"txnlab: warning: {describe_change(change)}", err=True)
+
+
+def describe_change(change: ServerChange) -> str:
+    """One calm sentence: what a run did outside its scratch database, and what txnlab did about it."""
+    if change.kind == "role/database setting":
+        role, database, setting = change.key
+        scope = " in ".join(filter(None, [f'role "{role}"' if role else "", f'database "{database}"' if database else ""]))
+        what, verb = f"{setting} for {scope}", "reset"
+    elif change.kind == "setting":
+        what, verb = f"{change.key[0]} with ALTER SYSTEM", "reset"
+    else:
+        what, verb = f'{change.kind} "{change.key[0]}"', "dropped"
+    if change.action == "created" and "setting" in change.kind:
+        did = f"a run set {what.replace(' ', f' = {change.after} ', 1)}"
+    else:
+        did = f"a run {change.action} {what}"
+    if change.action == "created":
+        return f"{did}; " + (f"txnlab {verb} it" if change.undone else f"txnlab could not undo it: {change.problem}")
+    if change.action == "changed":
+        return f"{did} (was {change.before or 'unset'}, now {change.after or 'unset'}); it existed before, so it is left as it is"
+    if change.undone:
+        return f"{did}; txnlab recreated it, empty"
+    return f"{did}, which existed before; it cannot be restored" + (f" ({change.problem})" if change.problem else "")
+
+
 def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None) -> list[RunReport]:  # type: ignore[no-untyped-def]
-    server_dsn = resolve_dsn(choose_server(dsn))
     reports = []
-    with open_lab(server_dsn, step_timeout=step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout) as lab:
         for report in run_cells(lab, planned):
             reports.append(report)
             if on_report is not None:
@@ -193,7 +230,7 @@ def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: st
     """Workshop mode: one cell at a time, each step announced, paused, then revealed."""
     width, style = terminal_width(), text.TextStyle(colored)
     reports = []
-    with open_lab(resolve_dsn(choose_server(dsn)), step_timeout=step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout) as lab:
         for scenario, level in planned:
             click.echo(style(f"{scenario.name} at {level.sql}", bold=True, underline=True))
             click.echo(style(wrap_paragraphs(scenario.title, width), bold=True))

@@ -30,6 +30,7 @@ from txnlab.runner.sessions import SessionPool, SessionWorker
 from txnlab.runner.wiretap import WireTap
 from txnlab.scenario.model import Scenario
 from txnlab.server.connect import connect, first_line, with_params
+from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
 from txnlab.server.scratch import ScratchDatabase
 from txnlab.timeline import Timeline
 
@@ -267,12 +268,22 @@ def _raised_at(exc: BaseException, scenario: Scenario) -> int | None:
 
 
 @contextmanager
-def open_lab(server_dsn: str, **options: float) -> Iterator[Lab]:
-    """A Lab in a fresh scratch database on the given server, dropped however the block ends."""
+def open_lab(server_dsn: str, *, server_changes: list[ServerChange] | None = None, **options: float) -> Iterator[Lab]:
+    """A Lab in a fresh scratch database on the given server, dropped however the block ends.
+
+    What the run changed on the server outside the scratch database is appended to
+    `server_changes` (see `footprint`), and what it created is removed.
+    """
     scratch = ScratchDatabase(server_dsn)
     with scratch as dsn:
-        lab = Lab(dsn, **options)
+        footprint = Footprint(dsn, maintenance_database(server_dsn))
         try:
-            yield lab
+            lab = Lab(dsn, **options)
+            try:
+                yield lab
+            finally:
+                lab.close()
         finally:
-            lab.close()
+            changes = footprint.settle()
+            if server_changes is not None:
+                server_changes.extend(changes)

@@ -1,6 +1,10 @@
-"""A wire tap: a loopback proxy between the driver and PostgreSQL that records what the
-driver really sent (psycopg2's implicit BEGIN, SQLAlchemy's SAVEPOINT and its ROLLBACK
-on return to the pool), rather than what we believe it sent.
+"""A wire tap: a proxy between the driver and PostgreSQL that records what the driver
+really sent (psycopg2's implicit BEGIN, SQLAlchemy's SAVEPOINT and its ROLLBACK on return
+to the pool), rather than what we believe it sent.
+
+It forwards to the server as the txnlab process itself, so it must admit nobody else: it
+listens on a unix socket in a fresh directory only this OS user can enter (mode 0700,
+removed on close), and also checks each client's uid (SO_PEERCRED) before forwarding.
 
 It parses the frontend/backend protocol just enough: the client's Query ('Q') and
 Parse ('P') messages, and the server's BackendKeyData ('K'), which names the backend
@@ -10,18 +14,21 @@ process, so messages can be attributed to a session by its pid.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
+import tempfile
 import threading
 from collections import defaultdict
 
 import psycopg2.extensions
 
 CHUNK = 65536
+SOCKET_PORT = 5432  # libpq finds the socket as <host dir>/.s.PGSQL.<port>
 
 
 class WireTap:
-    """Listen on 127.0.0.1; forward each connection to the real server; record queries by pid."""
+    """Listen on a private unix socket; forward each connection to the real server; record queries by pid."""
 
     def __init__(self, server_dsn: str) -> None:
         params = psycopg2.extensions.parse_dsn(server_dsn)
@@ -32,8 +39,15 @@ class WireTap:
             self._upstream = (socket.AF_UNIX, os.path.join(host, f".s.PGSQL.{port}"))
         else:
             self._upstream = (socket.AF_INET, (host, port))
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.socket_dir = tempfile.mkdtemp(prefix="txnlab-tap-")  # mode 0700: only this user enters
+        self.port = SOCKET_PORT
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._listener.bind(os.path.join(self.socket_dir, f".s.PGSQL.{self.port}"))
+            self._listener.listen()
+        except OSError:
+            self.close()
+            raise
         self._lock = threading.Lock()
         self._sent: dict[int, list[str]] = defaultdict(list)
         self._closed = False
@@ -42,7 +56,7 @@ class WireTap:
     def dsn(self, server_dsn: str) -> str:
         """`server_dsn` rerouted through the tap (TLS off, so the messages can be read)."""
         return psycopg2.extensions.make_dsn(
-            server_dsn, host="127.0.0.1", port=self.port, sslmode="disable", gssencmode="disable"
+            server_dsn, host=self.socket_dir, port=self.port, sslmode="disable", gssencmode="disable"
         )
 
     def take(self, pid: int) -> tuple[str, ...]:
@@ -57,8 +71,10 @@ class WireTap:
             return tuple(message for pid in others for message in self._sent.pop(pid))
 
     def close(self) -> None:
+        """Stop listening and remove the socket and its directory."""
         self._closed = True
         self._listener.close()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def _accept(self) -> None:
         while not self._closed:
@@ -66,6 +82,9 @@ class WireTap:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if not _same_user(client):
+                client.close()
+                continue
             family, address = self._upstream
             server = socket.socket(family, socket.SOCK_STREAM)
             try:
@@ -147,6 +166,16 @@ def _backend_pid(buffer: bytes) -> int | None:
             return int(struct.unpack("!I", buffer[offset + 5 : offset + 9])[0])
         offset += 1 + length
     return None
+
+
+def _same_user(client: socket.socket) -> bool:
+    """Whether the peer process runs as this process's OS user (Linux SO_PEERCRED; elsewhere the
+    directory's mode is the only guard)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    credentials = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid == os.geteuid()
 
 
 def _close(sock: socket.socket) -> None:

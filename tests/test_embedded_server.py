@@ -117,7 +117,7 @@ def test_stop_refuses_while_a_txnlab_run_is_connected(server_dsn: str) -> None:
         with pytest.raises(ServerBusy, match="runs in progress.*--force"):
             EmbeddedServer().stop()
         assert EmbeddedServer().state() is not None
-        assert [r.pid for r in EmbeddedServer().runs_in_progress()] == [run.get_backend_pid()]
+        assert run.get_backend_pid() in [r.pid for r in EmbeddedServer().runs_in_progress()]  # the suite's lab may be there too
     finally:
         run.close()
 

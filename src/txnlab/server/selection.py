@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import UsageError
-from txnlab.server.connect import first_line
+from txnlab.redaction import dsn_problem
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def resolve_dsn(choice: ServerChoice) -> str:
         try:
             psycopg2.extensions.parse_dsn(choice.dsn)
         except psycopg2.ProgrammingError as exc:
-            raise UsageError(f"the DSN from {choice.origin} is not valid: {first_line(exc)}") from None
+            raise UsageError(f"the DSN from {choice.origin} is not valid: {dsn_problem(exc)}") from None
         return choice.dsn
     from txnlab.server.embedded import EmbeddedServer
 

@@ -1,0 +1,183 @@
+"""Keeping passwords out of everything txnlab prints.
+
+Two layers. `describe_dsn` and `dsn_problem` build the only texts about a DSN that
+txnlab itself composes: they name the server from a whitelist of keys (host, port,
+user, dbname) and drop the quoted fragments of libpq's DSN-parse errors. Then
+`redacted_output`, wrapped around the CLI's `main()`, replaces every secret it can
+find in the DSNs the command was given (--dsn, $TXNLAB_DSN, $DATABASE_URL) and in
+$PGPASSWORD in every text written to stdout or stderr, so that a libpq or server
+message quoting part of a DSN cannot show a password either.
+
+Secrets are looked for in every form libpq accepts (libpq docs, "Connection
+Strings"): `password`/`sslpassword` in keyword/value strings (quoted, with backslash
+escapes), in URI userinfo (`postgresql://user:password@host`, also when the password
+holds an unencoded `@`, `/` or `%` that libpq itself misreads) and in URI query
+parameters, both as written and percent-decoded, whether or not libpq can parse
+the DSN.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
+from urllib.parse import unquote
+
+import psycopg2
+import psycopg2.extensions
+
+DSN_VARIABLES = ("TXNLAB_DSN", "DATABASE_URL")
+PASSWORD_VARIABLES = ("PGPASSWORD",)
+SHOWN_KEYS = ("host", "hostaddr", "port", "user", "dbname")  # a whitelist: new secret keys stay hidden
+SECRET_KEY = re.compile(r"(?:ssl)?password", re.IGNORECASE)
+MASK = "***"
+MIN_SECRET_LENGTH = 3  # shorter pieces of a password would mask ordinary words
+
+_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+_KEYWORD_VALUE = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)", re.IGNORECASE)
+_QUERY_VALUE = re.compile(r"[?&](?:ssl)?password=([^&]*)", re.IGNORECASE)
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def describe_dsn(dsn: str) -> str:
+    """Which server a DSN names, for a message: host, hostaddr, port, user, dbname; nothing else."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        return "an unparsable DSN"
+    shown = " ".join(f"{key}={params[key]}" for key in SHOWN_KEYS if params.get(key))
+    return shown or "libpq defaults"
+
+
+def dsn_problem(exc: psycopg2.ProgrammingError) -> str:
+    """libpq's reason for rejecting a DSN, without the parts of the DSN it quotes."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid DSN"
+    text = text.split(': "', 1)[0]  # libpq ends most of these messages with the DSN, quoted
+    text = _QUOTED.sub(lambda quoted: quoted[0] if len(quoted[0]) <= 3 else '"…"', text)
+    if "percent-encoded" in text:
+        text += " (write a % in a URI as %25, an @ as %40)"
+    return text
+
+
+def secrets_in_dsn(dsn: str) -> set[str]:
+    """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it."""
+    found: set[str] = set()
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        params = {}
+    found.update(value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value)
+    if _URI.match(dsn):
+        found.update(_uri_userinfo_passwords(dsn))
+        found.update(match.group(1) for match in _QUERY_VALUE.finditer(dsn))
+    else:
+        for match in _KEYWORD_VALUE.finditer(dsn):
+            value = match.group(1)
+            if value.startswith("'"):
+                value = value[1:-1] if len(value) > 1 and value.endswith("'") else value[1:]
+            found.update({value, re.sub(r"\\(.)", r"\1", value)})
+    return _with_pieces(found)
+
+
+def _uri_userinfo_passwords(uri: str) -> set[str]:
+    """Candidates for the password in `scheme://user:password@host`: the text after the first
+    `:` up to each `@` (a person may have left an `@` unencoded, where libpq stops at the first)."""
+    rest = _URI.sub("", uri, count=1)
+    user_end = rest.find(":")
+    if user_end < 0:
+        return set()
+    candidates = set()
+    at = rest.find("@", user_end)
+    while at >= 0:
+        candidates.add(rest[user_end + 1:at])
+        at = rest.find("@", at + 1)
+    return candidates
+
+
+def _with_pieces(candidates: Iterable[str]) -> set[str]:
+    """The candidates, percent-decoded too, and their pieces between the characters at which
+    libpq cuts a misread URI (`@`, `/`, `:`, `,`, `?`, `[`, `]`) or a keyword string (space)."""
+    found = set()
+    for candidate in candidates:
+        for form in {candidate, unquote(candidate)}:
+            found.add(form)
+            found.update(re.split(r"[@/:,?\[\]\s]+", form))
+    return {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
+
+
+def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
+    """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD."""
+    dsns = [environ[name] for name in DSN_VARIABLES if environ.get(name)]
+    words = list(argv)
+    for index, word in enumerate(words):
+        if word == "--dsn" and index + 1 < len(words):
+            dsns.append(words[index + 1])
+        elif word.startswith("--dsn="):
+            dsns.append(word.removeprefix("--dsn="))
+    found = {environ[name] for name in PASSWORD_VARIABLES if len(environ.get(name, "")) >= MIN_SECRET_LENGTH}
+    for dsn in dsns:
+        found |= secrets_in_dsn(dsn)
+    return found
+
+
+class Redactor:
+    """Replaces each secret by `***` in a text; the longest first, so pieces cannot unmask a whole."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        ordered = sorted(set(secrets), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub(MASK, text) if self._pattern else text
+
+
+class RedactingStream:
+    """A text stream that writes through a Redactor to the stream it wraps (stdout or stderr)."""
+
+    buffer = None  # no way around the redactor: click then writes text here, not bytes below it
+
+    def __init__(self, stream: TextIO, redact: Redactor) -> None:
+        self._stream = stream
+        self._redact = redact
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._redact(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, flush, encoding...: the wrapped stream's
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def redacted_output(argv: Iterable[str], environ: Mapping[str, str]) -> Iterator[Redactor]:
+    """While inside, everything written to sys.stdout and sys.stderr is scrubbed of the secrets
+    the command was given."""
+    redact = Redactor(secrets_given(argv, environ))
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout, redact), RedactingStream(sys.stderr, redact)  # type: ignore[assignment]
+    try:
+        yield redact
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def redacting_main(main: F) -> F:
+    """Decorates the CLI entry point `main(argv=None)`: all it prints goes through `redacted_output`."""
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> Any:
+        with redacted_output(sys.argv[1:] if argv is None else argv, os.environ):
+            return main(argv)
+
+    return wrapper  # type: ignore[return-value]

@@ -253,3 +253,24 @@ def test_a_txnlab_in_another_pid_namespace_leaves_a_live_scratch_database_alone(
 ) -> None:
     """Containers sharing a server: there, the first process's PID does not exist."""
     concurrent_runs_leave_each_other_alone(tmp_path, server_dsn, admin, ("unshare", "--pid", "--fork", "--mount-proc"))
+
+
+def test_the_owner_session_outlives_a_server_wide_idle_session_timeout(server_dsn: str, admin) -> None:  # type: ignore[no-untyped-def]
+    """Idle for the whole run, the owner's session must not be timed out: its lock is the proof."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int, current_database()")
+        version, maintenance = cur.fetchone()
+        if version < 140000:
+            pytest.skip("idle_session_timeout exists from PostgreSQL 14")
+        try:
+            cur.execute(sql.SQL("ALTER DATABASE {} SET idle_session_timeout = '500ms'").format(sql.Identifier(maintenance)))
+        except psycopg2.errors.InsufficientPrivilege:
+            pytest.skip("needs a role that may alter the maintenance database")
+        try:
+            with ScratchDatabase(server_dsn) as dsn:
+                time.sleep(1.5)
+                name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+                assert name not in janitor(admin) and database_exists(admin, name)
+        finally:
+            cur.execute(sql.SQL("ALTER DATABASE {} RESET idle_session_timeout").format(sql.Identifier(maintenance)))
+    assert not database_exists(admin, name)

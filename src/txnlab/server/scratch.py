@@ -71,6 +71,10 @@ class ScratchDatabase:
         self._owner = connect(self.server_dsn, autocommit=True)
         try:
             with self._owner.cursor() as cur:
+                cur.execute(  # idle for the whole run, it must not be timed out: its lock proves us alive
+                    "SELECT set_config('idle_session_timeout', '0', false) "
+                    "WHERE current_setting('server_version_num')::int >= 140000"
+                )
                 cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
                 (lock_database,) = cur.fetchone()
                 self.name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(6)}_{lock_database}"

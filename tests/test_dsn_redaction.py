@@ -86,3 +86,18 @@ def test_the_password_libpq_misreads_is_found_as_the_person_meant_it() -> None:
     found = secrets_in_dsn("postgresql://u:pwOne@pwTwo@host/db")
     assert {"pwOne", "pwOne@pwTwo", "pwTwo"} <= found
     assert Redactor(found)('could not translate host name "pwTwo@host"') == 'could not translate host name "***@host"'
+
+
+def test_a_dsn_holding_bytes_that_are_not_utf8_is_one_line_and_exit_2() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TXNLAB_DSN", "DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"txnlab", *(a.encode() for a in RUN), b"--dsn", b"host=x password=pwSe\xffcret"],
+        env=env, capture_output=True, timeout=30,
+    )
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr == b"txnlab: error: the DSN from --dsn is not valid: it holds bytes that are not UTF-8 text\n"
+
+
+def test_a_dsn_holding_a_newline_is_reported_on_one_line() -> None:
+    code, output = run_txnlab(RUN, "--dsn", "postgresql://u@127.0.0.1:1/a\nb")
+    assert code == 3 and output.count("\n") == 1 and "dbname=a\\nb" in output

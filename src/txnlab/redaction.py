@@ -47,14 +47,21 @@ def describe_dsn(dsn: str) -> str:
     """Which server a DSN names, for a message: host, hostaddr, port, user, dbname; nothing else."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError:
+    except (psycopg2.ProgrammingError, UnicodeEncodeError):
         return "an unparsable DSN"
-    shown = " ".join(f"{key}={params[key]}" for key in SHOWN_KEYS if params.get(key))
+    shown = " ".join(f"{key}={_printable(params[key])}" for key in SHOWN_KEYS if params.get(key))
     return shown or "libpq defaults"
 
 
-def dsn_problem(exc: psycopg2.ProgrammingError) -> str:
+def _printable(value: str) -> str:
+    """A value on one line: control characters written as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+
+
+def dsn_problem(exc: psycopg2.ProgrammingError | UnicodeEncodeError) -> str:
     """libpq's reason for rejecting a DSN, without the parts of the DSN it quotes."""
+    if isinstance(exc, UnicodeEncodeError):  # bytes that are not UTF-8 in argv or the environment
+        return "it holds bytes that are not UTF-8 text"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid DSN"
     text = text.split(': "', 1)[0]  # libpq ends most of these messages with the DSN, quoted
     text = _QUOTED.sub(lambda quoted: quoted[0] if len(quoted[0]) <= 3 else '"…"', text)
@@ -68,7 +75,7 @@ def secrets_in_dsn(dsn: str) -> set[str]:
     found: set[str] = set()
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError:
+    except (psycopg2.ProgrammingError, UnicodeEncodeError):
         params = {}
     found.update(value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value)
     if _URI.match(dsn):

@@ -39,7 +39,7 @@ def connect(dsn: str, *, autocommit: bool = False, **params: Any) -> psycopg2.ex
     says), and turn failures into one ServerError line that names the server but no secret."""
     try:
         parsed = psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError as exc:
+    except (psycopg2.ProgrammingError, UnicodeEncodeError) as exc:
         raise ServerError(f"invalid DSN: {dsn_problem(exc)}") from None
     users_choice = "connect_timeout" in parsed or "connect_timeout" in params or os.environ.get("PGCONNECT_TIMEOUT")
     deadline = None if users_choice else CONNECT_DEADLINE_SECONDS

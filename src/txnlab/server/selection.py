@@ -35,7 +35,7 @@ def resolve_dsn(choice: ServerChoice) -> str:
     if choice.dsn is not None:
         try:
             psycopg2.extensions.parse_dsn(choice.dsn)
-        except psycopg2.ProgrammingError as exc:
+        except (psycopg2.ProgrammingError, UnicodeEncodeError) as exc:
             raise UsageError(f"the DSN from {choice.origin} is not valid: {dsn_problem(exc)}") from None
         return choice.dsn
     from txnlab.server.embedded import EmbeddedServer

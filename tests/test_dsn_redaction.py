@@ -101,3 +101,9 @@ def test_a_dsn_holding_bytes_that_are_not_utf8_is_one_line_and_exit_2() -> None:
 def test_a_dsn_holding_a_newline_is_reported_on_one_line() -> None:
     code, output = run_txnlab(RUN, "--dsn", "postgresql://u@127.0.0.1:1/a\nb")
     assert code == 3 and output.count("\n") == 1 and "dbname=a\\nb" in output
+
+
+def test_a_password_equal_to_the_user_name_does_not_mask_txnlabs_own_words() -> None:
+    """The README's docker example, txnlab:txnlab: the line still starts `txnlab: error:`."""
+    code, output = run_txnlab(RUN, "--dsn", "postgresql://txnlab:txnlab@127.0.0.1:1/postgres")
+    assert code == 3 and output.startswith("txnlab: error: cannot connect to PostgreSQL (host=127.0.0.1 port=1 user=txnlab")

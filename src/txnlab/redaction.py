@@ -39,6 +39,7 @@ MIN_SECRET_LENGTH = 3  # shorter pieces of a password would mask ordinary words
 
 _URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 _KEYWORD_VALUE = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)", re.IGNORECASE)
+_KEYWORD_RAW = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*(\S+)", re.IGNORECASE)  # as typed, even if malformed
 _QUERY_VALUE = re.compile(r"[?&](?:ssl)?password=([^&]*)", re.IGNORECASE)
 _QUOTED = re.compile(r'"[^"]*"')
 
@@ -64,21 +65,31 @@ def dsn_problem(exc: psycopg2.ProgrammingError | UnicodeEncodeError) -> str:
         return "it holds bytes that are not UTF-8 text"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid DSN"
     text = text.split(': "', 1)[0]  # libpq ends most of these messages with the DSN, quoted
-    text = _QUOTED.sub(lambda quoted: quoted[0] if len(quoted[0]) <= 3 else '"…"', text)
+    for quoted in _QUOTED.finditer(text):  # keep quoted punctuation ("=", "]"); a quoted piece of
+        if len(quoted[0]) > 3:  # the DSN may hold quotes itself: hide up to the last one
+            text = text[: quoted.start()] + '"…"' + text[text.rindex('"') + 1 :]
+            break
     if "percent-encoded" in text:
         text += " (write a % in a URI as %25, an @ as %40)"
     return text
 
 
 def secrets_in_dsn(dsn: str) -> set[str]:
-    """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it."""
+    """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it.
+
+    Except the user name: messages name the user on purpose, and a password equal to it
+    (postgres:postgres, the README's txnlab:txnlab) would otherwise mask txnlab's own name
+    in every line; it is no secret from anyone who can read the user name.
+    """
     found: set[str] = set()
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except (psycopg2.ProgrammingError, UnicodeEncodeError):
         params = {}
     found.update(value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value)
+    users = {params.get("user")}
     if _URI.match(dsn):
+        users.add(unquote(_URI.sub("", dsn, count=1).partition(":")[0]))
         found.update(_uri_userinfo_passwords(dsn))
         found.update(match.group(1) for match in _QUERY_VALUE.finditer(dsn))
     else:
@@ -87,7 +98,8 @@ def secrets_in_dsn(dsn: str) -> set[str]:
             if value.startswith("'"):
                 value = value[1:-1] if len(value) > 1 and value.endswith("'") else value[1:]
             found.update({value, re.sub(r"\\(.)", r"\1", value)})
-    return _with_pieces(found)
+        found.update(match.group(1) for match in _KEYWORD_RAW.finditer(dsn))
+    return _with_pieces(found) - users
 
 
 def _uri_userinfo_passwords(uri: str) -> set[str]:
@@ -107,12 +119,12 @@ def _uri_userinfo_passwords(uri: str) -> set[str]:
 
 def _with_pieces(candidates: Iterable[str]) -> set[str]:
     """The candidates, percent-decoded too, and their pieces between the characters at which
-    libpq cuts a misread URI (`@`, `/`, `:`, `,`, `?`, `[`, `]`) or a keyword string (space)."""
+    libpq cuts a misread URI (`@`, `/`, `:`, `,`, `?`, `[`, `]`) or a keyword string (space, quotes)."""
     found = set()
     for candidate in candidates:
         for form in {candidate, unquote(candidate)}:
             found.add(form)
-            found.update(re.split(r"[@/:,?\[\]\s]+", form))
+            found.update(re.split(r"[@/:,?\[\]\s'\"]+", form))
     return {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
 
 

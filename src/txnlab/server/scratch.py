@@ -26,6 +26,8 @@ import secrets
 import signal
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import psycopg2
@@ -112,15 +114,15 @@ class ScratchDatabase:
         freed, for the next txnlab run on this server to drop.
         """
         owner, self._owner = self._owner, None
-        if owner is None:
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if owner is not None:
+            with _sigint_ignored():
+                self._drop_from(owner)
+
+    def _drop_from(self, owner: psycopg2.extensions.connection) -> None:
         try:
-            with owner.cursor() as cur:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            if self.name:  # empty if creation stopped before the name was chosen
+                with owner.cursor() as cur:
+                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
         except psycopg2.Error as exc:
             raise ServerError(
                 f"could not drop the scratch database {self.name}: {first_line(exc)}; "
@@ -128,8 +130,19 @@ class ScratchDatabase:
             ) from None
         finally:
             owner.close()
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored inside (main thread only: Python handles signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def ownership_key(name: str) -> int:

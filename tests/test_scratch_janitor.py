@@ -22,6 +22,7 @@ import pytest
 from psycopg2 import sql
 
 from conftest import leftovers
+from txnlab.server.connect import with_params
 from txnlab.server.scratch import ScratchDatabase, drop_abandoned, ownership_key
 
 DEAD_PID_COMMENT = f"txnlab scratch database; pid 4999999 on {socket.gethostname()}"  # what txnlab wrote before
@@ -73,20 +74,17 @@ def txnlab(*args: str, server_dsn: str, prefix: tuple[str, ...] = ()) -> subproc
     )
 
 
-def query_count(admin: psycopg2.extensions.connection, like: str, *, waiting: bool = False) -> int:
-    """Sessions running a query LIKE `like` (and waiting for a lock, if `waiting`)."""
+def query_count(admin: psycopg2.extensions.connection, like: str) -> int:
+    """Sessions running a query LIKE `like`."""
     with admin.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND (NOT %s OR wait_event_type = 'Lock')",
-            [like, waiting],
-        )
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s", [like])
         return int(cur.fetchone()[0])
 
 
-def wait_for_query(admin: psycopg2.extensions.connection, like: str, *, waiting: bool = False) -> None:
+def wait_for_query(admin: psycopg2.extensions.connection, like: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if query_count(admin, like, waiting=waiting):
+        if query_count(admin, like):
             return
         time.sleep(0.02)
     pytest.fail(f"no query like {like!r} started")
@@ -166,31 +164,28 @@ def test_a_killed_owners_scratch_database_is_dropped_by_the_next_run(
 
 
 @pytest.fixture
-def pg_database_locked(server_dsn: str) -> Iterator[psycopg2.extensions.connection]:
-    """A transaction holding pg_database in SHARE mode: CREATE DATABASE waits until it ends."""
-    blocker = psycopg2.connect(server_dsn)
+def template_in_use(server_dsn: str) -> Iterator[psycopg2.extensions.connection]:
+    """A session on template1: CREATE DATABASE waits (up to 5 s) until it leaves; no privilege needed."""
+    visitor = psycopg2.connect(with_params(server_dsn, dbname="template1"))
     try:
-        with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE pg_database IN SHARE MODE")
-    except psycopg2.errors.InsufficientPrivilege:
-        blocker.close()
-        pytest.skip("holding CREATE DATABASE back needs a role that may lock pg_database (a superuser)")
-    try:
-        yield blocker
+        yield visitor
     finally:
-        blocker.close()
+        visitor.close()
+
+
+CREATING = 'CREATE DATABASE "txnlab\\_scratch\\_%'
 
 
 def test_ctrl_c_during_create_database_exits_130_and_leaves_no_database(
-    server_dsn: str, admin: psycopg2.extensions.connection, pg_database_locked: psycopg2.extensions.connection
+    server_dsn: str, admin: psycopg2.extensions.connection, template_in_use: psycopg2.extensions.connection
 ) -> None:
     process = txnlab("run", "atm-lost-update", "--level", "rc", server_dsn=server_dsn)
     try:
-        wait_for_query(admin, "CREATE DATABASE %", waiting=True)
+        wait_for_query(admin, CREATING)
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
     finally:
-        pg_database_locked.rollback()  # CREATE DATABASE now completes, after the Ctrl-C
+        template_in_use.close()  # CREATE DATABASE now completes, after the Ctrl-C
     _, err = process.communicate(timeout=20)
     assert process.returncode == 130
     assert err.strip() == "txnlab: interrupted; sessions and the scratch database were cleaned up"
@@ -198,17 +193,17 @@ def test_ctrl_c_during_create_database_exits_130_and_leaves_no_database(
 
 
 def test_a_process_killed_during_create_database_leaves_what_the_next_run_drops(
-    server_dsn: str, admin: psycopg2.extensions.connection, pg_database_locked: psycopg2.extensions.connection
+    server_dsn: str, admin: psycopg2.extensions.connection, template_in_use: psycopg2.extensions.connection
 ) -> None:
     process = txnlab("run", "atm-lost-update", "--level", "rc", server_dsn=server_dsn)
     try:
-        wait_for_query(admin, "CREATE DATABASE %", waiting=True)
+        wait_for_query(admin, CREATING)
         process.kill()
         process.communicate(timeout=20)
     finally:
-        pg_database_locked.rollback()
+        template_in_use.close()
     deadline = time.monotonic() + 10
-    while query_count(admin, "CREATE DATABASE %") and time.monotonic() < deadline:
+    while query_count(admin, CREATING) and time.monotonic() < deadline:
         time.sleep(0.05)  # the orphaned CREATE DATABASE completes, then its session ends
     assert leftovers(admin, process.pid)[0], "the database the killed process was creating exists"
     janitor(admin)

@@ -24,6 +24,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import unquote
 
@@ -128,8 +129,38 @@ def _with_pieces(candidates: Iterable[str]) -> set[str]:
     return {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
 
 
+def secrets_in_libpq_files(environ: Mapping[str, str]) -> set[str]:
+    """The passwords libpq may send on its own, from its password file ($PGPASSFILE, else
+    ~/.pgpass) and its service file ($PGSERVICEFILE, else ~/.pg_service.conf): a server may
+    quote back what it was sent."""
+    home = Path(environ.get("HOME") or Path.home())
+    found = _pgpass_passwords(Path(environ.get("PGPASSFILE") or home / ".pgpass"))
+    found |= _service_passwords(Path(environ.get("PGSERVICEFILE") or home / ".pg_service.conf"))
+    return {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _pgpass_passwords(path: Path) -> set[str]:
+    """Lines `hostname:port:database:username:password`; `\\:` and `\\\\` are escapes (libpq docs)."""
+    fields = (re.split(r"(?<!\\):", line, maxsplit=4) for line in _read_lines(path) if not line.startswith("#"))
+    return {re.sub(r"\\(.)", r"\1", parts[4]) for parts in fields if len(parts) == 5}
+
+
+def _service_passwords(path: Path) -> set[str]:
+    """`password=` and `sslpassword=` lines of a connection service file."""
+    pairs = (line.partition("=") for line in _read_lines(path))
+    return {value.strip() for key, _, value in pairs if SECRET_KEY.fullmatch(key.strip())}
+
+
 def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
-    """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD."""
+    """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD,
+    and in libpq's password and service files."""
     dsns = [environ[name] for name in DSN_VARIABLES if environ.get(name)]
     words = list(argv)
     for index, word in enumerate(words):
@@ -138,6 +169,7 @@ def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
         elif word.startswith("--dsn="):
             dsns.append(word.removeprefix("--dsn="))
     found = {environ[name] for name in PASSWORD_VARIABLES if len(environ.get(name, "")) >= MIN_SECRET_LENGTH}
+    found |= secrets_in_libpq_files(environ)
     for dsn in dsns:
         found |= secrets_in_dsn(dsn)
     return found

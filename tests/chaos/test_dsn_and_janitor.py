@@ -7,11 +7,17 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
+import socketserver
 import string
+import struct
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
+import psycopg2
 import psycopg2.extensions
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,12 +34,50 @@ NOISE = st.text(
 )
 
 
+class EchoingServer(socketserver.ThreadingTCPServer):
+    """A hostile server: asks for the password in clear text (protocol 3.0, AuthenticationCleartextPassword)
+    and rejects it with an error that quotes it, as libpq then shows the user."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that leaves early (no password to send) is no error of the trial's."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            sock: socket.socket = self.request
+            sock.settimeout(5)
+            while True:  # SSLRequest and GSSENCRequest: "N", then the startup message
+                length, code = struct.unpack("!ii", sock.recv(8, socket.MSG_WAITALL))
+                sock.recv(length - 8, socket.MSG_WAITALL)
+                if code not in (80877103, 80877104):
+                    break
+                sock.sendall(b"N")
+            sock.sendall(b"R" + struct.pack("!ii", 8, 3))
+            kind, length = struct.unpack("!ci", sock.recv(5, socket.MSG_WAITALL))
+            password = sock.recv(length - 4, socket.MSG_WAITALL).rstrip(b"\0")
+            fields = b"SFATAL\0C28P01\0M" + b"password " + password + b" is wrong\0\0"
+            sock.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
+
+
 @pytest.fixture(scope="module")
-def servers(server_dsn: str) -> dict[str, dict[str, str]]:
-    """Where a generated DSN points: nowhere (refused), or the test server with a role it refuses."""
+def servers(server_dsn: str) -> Iterator[dict[str, dict[str, str]]]:
+    """Where a generated DSN points: nowhere (refused), the test server with a role it refuses,
+    or a hostile server that quotes the password it was sent."""
     params = psycopg2.extensions.parse_dsn(server_dsn)
     refusing = {"host": params.get("host") or "localhost", "port": params.get("port") or "5432", "user": "txnlab_nobody"}
-    return {"unreachable": UNREACHABLE, "refusing": refusing}
+    with EchoingServer(("127.0.0.1", 0), EchoingServer.Handler) as echoing:
+        threading.Thread(target=echoing.serve_forever, daemon=True).start()
+        quoting = {"host": "127.0.0.1", "port": str(echoing.server_address[1]), "user": "u"}
+        yield {"unreachable": UNREACHABLE, "refusing": refusing, "quoting": quoting}
+        echoing.shutdown()
+
+
+def test_the_hostile_server_does_quote_the_password(servers: dict[str, dict[str, str]]) -> None:
+    """The trial below means something only if libpq passes the server's words on."""
+    with pytest.raises(psycopg2.OperationalError, match="password pwPlain is wrong"):
+        psycopg2.connect(FORMS["uri, password encoded"](servers["quoting"], "pwPlain"), sslmode="disable")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -41,7 +85,7 @@ def servers(server_dsn: str) -> dict[str, dict[str, str]]:
     password=passwords(),
     form=st.sampled_from(sorted(FORMS)),
     source=st.sampled_from(SOURCES),
-    server=st.sampled_from(["unreachable", "refusing"]),
+    server=st.sampled_from(["unreachable", "refusing", "quoting"]),
     pgpassword=WORDS,
 )
 def test_hostile_generated_dsns_never_show_a_piece_of_any_password(
@@ -115,11 +159,19 @@ def test_ctrl_c_at_random_moments_while_starting_leaves_nothing_the_next_run_can
     assert set(outcomes) <= {0, 130, -signal.SIGINT}, outcomes
 
 
-def test_a_password_in_the_environment_is_never_printed_even_when_the_dsn_has_none(
-    servers: dict[str, dict[str, str]],
+@pytest.mark.parametrize("supplier", ["PGPASSWORD", "PGPASSFILE"])
+def test_a_password_libpq_takes_from_the_environment_or_pgpass_is_never_printed(
+    servers: dict[str, dict[str, str]], tmp_path, supplier: str  # type: ignore[no-untyped-def]
 ) -> None:
+    """Even when the server quotes it back: the DSN itself holds no password."""
     word = "pw" + "".join(random.choices(string.ascii_letters, k=8))
-    for server in servers.values():
-        dsn = FORMS["keyword/value, quoted"](server, "")
-        code, output = run_txnlab(RUN, "TXNLAB_DSN", dsn, {"PGPASSWORD": word})
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:*:{word}\n")
+    passfile.chmod(0o600)
+    env = {"PGPASSWORD": word} if supplier == "PGPASSWORD" else {"PGPASSFILE": str(passfile)}
+    for name, server in servers.items():
+        dsn = f"host={server['host']} port={server['port']} user={server['user']}"
+        code, output = run_txnlab(RUN, "TXNLAB_DSN", dsn, env)
         assert code == 3 and word not in output, output
+        if name == "quoting":
+            assert "password *** is wrong" in output, output

@@ -1,19 +1,21 @@
 """Keeping passwords out of everything txnlab prints.
 
 Two layers. `describe_dsn` and `dsn_problem` build the only texts about a DSN that
-txnlab itself composes: they name the server from a whitelist of keys (host, port,
-user, dbname) and drop the quoted fragments of libpq's DSN-parse errors. Then
-`redacted_output`, wrapped around the CLI's `main()`, replaces every secret it can
-find in the DSNs the command was given (--dsn, $TXNLAB_DSN, $DATABASE_URL) and in
-$PGPASSWORD in every text written to stdout or stderr, so that a libpq or server
-message quoting part of a DSN cannot show a password either.
+txnlab itself composes: they name the server from a whitelist of keys (host, hostaddr,
+port, user, dbname) and drop the DSN pieces libpq quotes in its parse errors. Then
+`redacting_main`, around the CLI's `main()`, passes every text written to stdout or
+stderr through a Redactor that masks every secret the command was handed: those in
+the DSNs (--dsn, $TXNLAB_DSN, $DATABASE_URL), $PGPASSWORD, and libpq's password and
+service files. So a libpq or server message quoting part of a DSN, or a password
+libpq sent, cannot show it either.
 
 Secrets are looked for in every form libpq accepts (libpq docs, "Connection
 Strings"): `password`/`sslpassword` in keyword/value strings (quoted, with backslash
 escapes), in URI userinfo (`postgresql://user:password@host`, also when the password
 holds an unencoded `@`, `/` or `%` that libpq itself misreads) and in URI query
-parameters, both as written and percent-decoded, whether or not libpq can parse
-the DSN.
+parameters, as written and percent-decoded, with their pieces, whether or not libpq
+can parse the DSN. Pieces shorter than MIN_SECRET_LENGTH, and a password equal to the
+user name, are not masked (see `secrets_in_dsn`).
 """
 
 from __future__ import annotations

@@ -67,10 +67,11 @@ def create_database(conn: psycopg2.extensions.connection, name: str, comment: st
 
 
 def txnlab(*args: str, server_dsn: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """`txnlab ARGS` in a process group of its own (for Ctrl-C as a terminal sends it), after `prefix`."""
     env = {**os.environ, "TXNLAB_DSN": server_dsn, "NO_COLOR": "1"}
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "txnlab", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
 
 
@@ -217,55 +218,49 @@ def unshare_works() -> bool:
     return done.returncode == 0
 
 
+def scratch_databases(conn: psycopg2.extensions.connection) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'txnlab\\_scratch\\_%'")
+        return {name for (name,) in cur.fetchall()}
+
+
 def concurrent_runs_leave_each_other_alone(
-    tmp_path: Path, server_dsn: str, admin: psycopg2.extensions.connection, prefix: tuple[str, ...]
+    tmp_path: Path, server_dsn: str, admin: psycopg2.extensions.connection,
+    first_prefix: tuple[str, ...], second_prefix: tuple[str, ...],
 ) -> None:
-    """A runs a scenario that sleeps; meanwhile B (started with `prefix`) runs its own and its janitor."""
+    """A (started with `first_prefix`) runs a scenario that sleeps; meanwhile B (started with
+    `second_prefix`) runs its own, and its janitor meets A's live database. Then Ctrl-C ends A."""
     path = tmp_path / "sleeper.yaml"
     path.write_text(textwrap.dedent(SLEEPER))
-    first = txnlab("run", str(path), "--level", "rc", "--step-timeout", "90", server_dsn=server_dsn)
+    before = scratch_databases(admin)
+    first = txnlab("run", str(path), "--level", "rc", "--step-timeout", "90", server_dsn=server_dsn, prefix=first_prefix)
     wait_for_query(admin, "SELECT pg_sleep(60)")
-    (first_database,), _ = leftovers(admin, first.pid)
-    second = txnlab("run", "atm-lost-update", "--level", "rc", server_dsn=server_dsn, prefix=prefix)
+    (first_database,) = scratch_databases(admin) - before
+    second = txnlab("run", "atm-lost-update", "--level", "rc", server_dsn=server_dsn, prefix=second_prefix)
     _, second_err = second.communicate(timeout=30)
     assert second.returncode == 0, second_err
     assert first.poll() is None and database_exists(admin, first_database)
-    first.send_signal(signal.SIGINT)
+    os.killpg(first.pid, signal.SIGINT)  # as a terminal does: unshare passes it on to its child
     _, first_err = first.communicate(timeout=30)
     assert first.returncode == 130, first_err
-    assert leftovers(admin, first.pid) == ([], [])
+    assert not database_exists(admin, first_database)
 
 
 def test_two_concurrent_txnlab_processes_leave_each_others_scratch_databases_alone(
     tmp_path: Path, server_dsn: str, admin: psycopg2.extensions.connection
 ) -> None:
-    concurrent_runs_leave_each_other_alone(tmp_path, server_dsn, admin, ())
+    concurrent_runs_leave_each_other_alone(tmp_path, server_dsn, admin, (), ())
+
+
+UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc")
 
 
 @pytest.mark.skipif(not unshare_works(), reason="needs `unshare --pid --fork --mount-proc` (root on Linux)")
+@pytest.mark.parametrize(
+    "first_prefix", [(), UNSHARE], ids=["first on the host, pid unknown there", "both in namespaces, both pid 1"]
+)
 def test_a_txnlab_in_another_pid_namespace_leaves_a_live_scratch_database_alone(
-    tmp_path: Path, server_dsn: str, admin: psycopg2.extensions.connection
+    tmp_path: Path, server_dsn: str, admin: psycopg2.extensions.connection, first_prefix: tuple[str, ...]
 ) -> None:
-    """Containers sharing a server: there, the first process's PID does not exist."""
-    concurrent_runs_leave_each_other_alone(tmp_path, server_dsn, admin, ("unshare", "--pid", "--fork", "--mount-proc"))
-
-
-def test_the_owner_session_outlives_a_server_wide_idle_session_timeout(server_dsn: str, admin) -> None:  # type: ignore[no-untyped-def]
-    """Idle for the whole run, the owner's session must not be timed out: its lock is the proof."""
-    with admin.cursor() as cur:
-        cur.execute("SELECT current_setting('server_version_num')::int, current_database()")
-        version, maintenance = cur.fetchone()
-        if version < 140000:
-            pytest.skip("idle_session_timeout exists from PostgreSQL 14")
-        try:
-            cur.execute(sql.SQL("ALTER DATABASE {} SET idle_session_timeout = '500ms'").format(sql.Identifier(maintenance)))
-        except psycopg2.errors.InsufficientPrivilege:
-            pytest.skip("needs a role that may alter the maintenance database")
-        try:
-            with ScratchDatabase(server_dsn) as dsn:
-                time.sleep(1.5)
-                name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
-                assert name not in janitor(admin) and database_exists(admin, name)
-        finally:
-            cur.execute(sql.SQL("ALTER DATABASE {} RESET idle_session_timeout").format(sql.Identifier(maintenance)))
-    assert not database_exists(admin, name)
+    """Containers sharing a server: there, the first process's PID does not exist, or is another process."""
+    concurrent_runs_leave_each_other_alone(tmp_path, server_dsn, admin, first_prefix, UNSHARE)

@@ -107,3 +107,8 @@ def test_a_password_equal_to_the_user_name_does_not_mask_txnlabs_own_words() -> 
     """The README's docker example, txnlab:txnlab: the line still starts `txnlab: error:`."""
     code, output = run_txnlab(RUN, "--dsn", "postgresql://txnlab:txnlab@127.0.0.1:1/postgres")
     assert code == 3 and output.startswith("txnlab: error: cannot connect to PostgreSQL (host=127.0.0.1 port=1 user=txnlab")
+
+
+def test_a_pgpassword_equal_to_the_user_name_does_not_mask_txnlabs_own_words() -> None:
+    code, output = run_txnlab(RUN, "TXNLAB_DSN", "postgresql://txnlab@127.0.0.1:1/postgres", {"PGPASSWORD": "txnlab"})
+    assert code == 3 and output.startswith("txnlab: error: cannot connect to PostgreSQL (host=127.0.0.1 port=1 user=txnlab")

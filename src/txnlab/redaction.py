@@ -15,7 +15,7 @@ escapes), in URI userinfo (`postgresql://user:password@host`, also when the pass
 holds an unencoded `@`, `/` or `%` that libpq itself misreads) and in URI query
 parameters, as written and percent-decoded, with their pieces, whether or not libpq
 can parse the DSN. Pieces shorter than MIN_SECRET_LENGTH, and a password equal to the
-user name, are not masked (see `secrets_in_dsn`).
+user name, are not masked (see `secrets_given`).
 """
 
 from __future__ import annotations
@@ -78,21 +78,14 @@ def dsn_problem(exc: psycopg2.ProgrammingError | UnicodeEncodeError) -> str:
 
 
 def secrets_in_dsn(dsn: str) -> set[str]:
-    """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it.
-
-    Except the user name: messages name the user on purpose, and a password equal to it
-    (postgres:postgres, the README's txnlab:txnlab) would otherwise mask txnlab's own name
-    in every line; it is no secret from anyone who can read the user name.
-    """
+    """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it."""
     found: set[str] = set()
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except (psycopg2.ProgrammingError, UnicodeEncodeError):
         params = {}
     found.update(value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value)
-    users = {params.get("user")}
     if _URI.match(dsn):
-        users.add(unquote(_URI.sub("", dsn, count=1).partition(":")[0]))
         found.update(_uri_userinfo_passwords(dsn))
         found.update(match.group(1) for match in _QUERY_VALUE.finditer(dsn))
     else:
@@ -102,7 +95,18 @@ def secrets_in_dsn(dsn: str) -> set[str]:
                 value = value[1:-1] if len(value) > 1 and value.endswith("'") else value[1:]
             found.update({value, re.sub(r"\\(.)", r"\1", value)})
         found.update(match.group(1) for match in _KEYWORD_RAW.finditer(dsn))
-    return _with_pieces(found) - users
+    return _with_pieces(found)
+
+
+def users_in_dsn(dsn: str) -> set[str]:
+    """The user names a DSN gives: as libpq reads it and, in a URI, as written before the first `:`."""
+    try:
+        users = {psycopg2.extensions.parse_dsn(dsn).get("user") or ""}
+    except (psycopg2.ProgrammingError, UnicodeEncodeError):
+        users = set()
+    if _URI.match(dsn):
+        users.add(unquote(_URI.sub("", dsn, count=1).partition(":")[0]))
+    return users - {""}
 
 
 def _uri_userinfo_passwords(uri: str) -> set[str]:
@@ -162,7 +166,7 @@ def _service_passwords(path: Path) -> set[str]:
 
 def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
     """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD,
-    and in libpq's password and service files."""
+    and in libpq's password and service files; none equal to a user name it was given."""
     dsns = [environ[name] for name in DSN_VARIABLES if environ.get(name)]
     words = list(argv)
     for index, word in enumerate(words):
@@ -172,9 +176,14 @@ def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
             dsns.append(word.removeprefix("--dsn="))
     found = {environ[name] for name in PASSWORD_VARIABLES if len(environ.get(name, "")) >= MIN_SECRET_LENGTH}
     found |= secrets_in_libpq_files(environ)
+    users = {environ.get("PGUSER", "")}
     for dsn in dsns:
         found |= secrets_in_dsn(dsn)
-    return found
+        users |= users_in_dsn(dsn)
+    # Messages name the user on purpose; a password equal to it (postgres:postgres, the README's
+    # txnlab:txnlab) is no secret from anyone who reads the user name, and masking it would turn
+    # txnlab's own name in every line into ***.
+    return found - users
 
 
 class Redactor:

@@ -19,6 +19,7 @@ from txnlab.cli.myths import myths_command
 from txnlab.cli.run import demo_command, docs_command, matrix_command, report_command, run_command
 from txnlab.cli.server import server_group
 from txnlab.errors import ExitCode, TxnlabError
+from txnlab.redaction import redacting_main
 from txnlab.server.connect import first_line
 
 EPILOG = """\b
@@ -55,6 +56,7 @@ cli.add_command(report_command)
 cli.add_command(server_group)
 
 
+@redacting_main  # every line printed, on stdout or stderr, is scrubbed of the DSN's passwords
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turns every failure a user can cause into one line and an exit code."""
     try:

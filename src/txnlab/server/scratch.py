@@ -1,36 +1,59 @@
 """The scratch database: txnlab's only place to write, created per invocation and always dropped.
 
-Like pytest-postgresql's janitor, this module only creates and drops databases. A
-scratch database left behind by a killed process (kill -9, a power cut) is dropped
-by the next txnlab run on the same host, once its process is gone.
+Ownership is proven, never guessed. Before it creates its database, the owning process
+takes a session-level advisory lock, keyed from the database's name, on a connection
+to the maintenance database (the DSN's own database), and keeps that connection, and so
+the lock, until it has dropped the database from it. The server releases the lock the
+moment that session ends, however the process died (kill -9, a power cut, a container
+stopped), so a lock that anyone can take proves the owner gone; a process ID proves
+nothing across hosts and PID namespaces.
+
+Advisory locks belong to one database (PostgreSQL docs, "Advisory Locks"), so the
+name records the OID of the database the lock lives in:
+`txnlab_scratch_<pid>_<12 hex random>_<lock database OID>`. The janitor (`drop_abandoned`)
+drops a database only if all of these hold: its name has exactly this form, it is owned
+by the current role, and the janitor took that lock itself in that database (or that
+database no longer exists, which ends every session in it). Comments are for people
+and never read: a database that carries a copied comment, or any name txnlab did not
+generate, is never dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 from psycopg2 import sql
 
 from txnlab.errors import ServerError
 from txnlab.server.connect import connect, first_line, with_params
 
 PREFIX = "txnlab_scratch_"
+NAME_PATTERN = rf"^{PREFIX}([0-9]+)_([0-9a-f]{{12}})_([0-9]+)$"  # pid, random, lock database OID; also a PostgreSQL regex
 
 
 class ScratchDatabase:
-    """`with ScratchDatabase(server_dsn) as dsn:` a fresh database, dropped on the way out."""
+    """`with ScratchDatabase(server_dsn) as dsn:` a fresh database, dropped on the way out.
+
+    Holds one connection to the maintenance database for its whole life: it carries the
+    ownership lock, and it drops the database at the end without connecting again.
+    """
 
     def __init__(self, server_dsn: str) -> None:
         self.server_dsn = server_dsn
-        self.name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(3)}"
-        self.dsn = with_params(server_dsn, dbname=self.name)
-        self.created = False
+        self.name = ""
+        self.dsn = ""
+        self._owner: psycopg2.extensions.connection | None = None
 
     def __enter__(self) -> str:
         self.create()
@@ -42,94 +65,130 @@ class ScratchDatabase:
         self.drop()
 
     def create(self) -> None:
-        conn = connect(self.server_dsn, autocommit=True)
+        """Lock a fresh name, clear away abandoned scratch databases, create ours.
+
+        Raises ServerError when the role may not create databases or the server refuses.
+        Interrupted anywhere (Ctrl-C included), it drops what it may have created first.
+        """
+        self._owner = connect(self.server_dsn, autocommit=True)
         try:
-            with conn.cursor() as cur:
-                drop_abandoned(cur)
-                try:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-                except psycopg2.errors.InsufficientPrivilege:
-                    cur.execute("SELECT current_user")
-                    (user,) = cur.fetchone()
-                    raise ServerError(
-                        f"role {user!r} may not create databases, and txnlab only ever works in a "
-                        f"scratch database of its own; allow it with: ALTER ROLE {user} CREATEDB"
-                    ) from None
-                except psycopg2.Error as exc:
-                    raise ServerError(f"could not create a scratch database: {first_line(exc)}") from None
-                self.created = True
-                cur.execute(
-                    sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(self.name)),
-                    [owner_comment()],
+            with self._owner.cursor() as cur:
+                cur.execute(  # idle for the whole run, it must not be timed out: its lock proves us alive
+                    "SELECT set_config('idle_session_timeout', '0', false) "
+                    "WHERE current_setting('server_version_num')::int >= 140000"
                 )
-        finally:
-            conn.close()
+                cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+                (lock_database,) = cur.fetchone()
+                self.name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(6)}_{lock_database}"
+                self.dsn = with_params(self.server_dsn, dbname=self.name)
+                cur.execute("SELECT pg_try_advisory_lock(%s::bigint)", [ownership_key(self.name)])
+                if not cur.fetchone()[0]:
+                    raise ServerError(f"another session holds the lock of the new scratch database {self.name}")
+                drop_abandoned(cur)
+                self._create_database(cur)
+                cur.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(self.name)), [owner_comment()]
+                )
+        except BaseException:
+            self.drop()
+            raise
+
+    def _create_database(self, cur: psycopg2.extensions.cursor) -> None:
+        try:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        except psycopg2.errors.InsufficientPrivilege:
+            cur.execute("SELECT current_user")
+            (user,) = cur.fetchone()
+            raise ServerError(
+                f"role {user!r} may not create databases, and txnlab only ever works in a "
+                f"scratch database of its own; allow it with: ALTER ROLE {user} CREATEDB"
+            ) from None
+        except psycopg2.Error as exc:
+            raise ServerError(f"could not create a scratch database: {first_line(exc)}") from None
 
     def drop(self) -> None:
-        """Drop it even while Ctrl-C is pressed again: a second interrupt must not leave it behind."""
-        if not self.created:
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        in_main_thread = _in_main_thread()
-        if in_main_thread:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        """Drop the database from the owner connection, then close it (which frees the lock).
+
+        A second Ctrl-C must not leave the database behind, so SIGINT is ignored meanwhile.
+        Raises ServerError if the server refuses; the database is then left with its lock
+        freed, for the next txnlab run on this server to drop.
+        """
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            with _sigint_ignored():
+                self._drop_from(owner)
+
+    def _drop_from(self, owner: psycopg2.extensions.connection) -> None:
         try:
-            conn = connect(self.server_dsn, autocommit=True)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-                    )
-                self.created = False
-            finally:
-                conn.close()
+            if self.name:  # empty if creation stopped before the name was chosen
+                with owner.cursor() as cur:
+                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+        except psycopg2.Error as exc:
+            raise ServerError(
+                f"could not drop the scratch database {self.name}: {first_line(exc)}; "
+                "the next txnlab run on this server drops it"
+            ) from None
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous)
+            owner.close()
 
 
-def owner_comment(pid: int | None = None) -> str:
-    return f"txnlab scratch database; pid {pid or os.getpid()} on {socket.gethostname()}"
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored inside (main thread only: Python handles signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ownership_key(name: str) -> int:
+    """The advisory lock key (a signed 64-bit integer) that proves a scratch database's owner alive."""
+    digest = hashlib.sha256(f"txnlab scratch database {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def owner_comment() -> str:
+    """For people reading `\\l+`; never read back by txnlab."""
+    return (
+        f"txnlab scratch database of pid {os.getpid()} on {socket.gethostname()}; "
+        "dropped when that run ends, or by a later run once its owner's lock is free"
+    )
 
 
 def drop_abandoned(cur: psycopg2.extensions.cursor) -> list[str]:
-    """Drop scratch databases of this host whose txnlab process no longer exists."""
+    """Drop the current role's scratch databases whose owner is provably gone; return their names.
+
+    `cur` is on the maintenance database, autocommit. Proof: this session takes the
+    owner's advisory lock itself (in the database the name records), or that database
+    no longer exists. A database in use by a live owner, or one being dropped by another
+    txnlab at the same moment, is left alone.
+    """
     cur.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-        "WHERE datname LIKE %s AND pg_get_userbyid(datdba) = current_user",
-        [PREFIX.replace("_", r"\_") + "%"],
+        "SELECT d.datname, (SELECT oid FROM pg_database WHERE datname = current_database()), "
+        "EXISTS (SELECT FROM pg_database l WHERE l.oid::text = substring(d.datname FROM '[0-9]+$')) "
+        "FROM pg_database d WHERE d.datname ~ %s AND d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+        [NAME_PATTERN],
     )
     dropped = []
-    for name, comment in cur.fetchall():
-        pid = _abandoned_pid(comment or "")
-        if pid is None:
-            continue
+    for name, here, lock_database_exists in cur.fetchall():
+        lock_database = int(name.rpartition("_")[2])
+        if lock_database_exists and lock_database != here:
+            continue  # its owner's lock lives in another database: a run there can tell
+        key = ownership_key(name)
+        if lock_database_exists:
+            cur.execute("SELECT pg_try_advisory_lock(%s::bigint)", [key])
+            if not cur.fetchone()[0]:
+                continue  # the owner is alive (or another janitor is dropping it)
         try:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             dropped.append(name)
         except psycopg2.Error:
-            continue  # another txnlab is dropping it, or it is in use: leave it
+            pass  # the server refused (in use as a template, say): try again next run
+        finally:
+            if lock_database_exists:
+                cur.execute("SELECT pg_advisory_unlock(%s::bigint)", [key])
     return dropped
-
-
-def _abandoned_pid(comment: str) -> int | None:
-    prefix = "txnlab scratch database; pid "
-    if not comment.startswith(prefix):
-        return None
-    pid_text, _, host = comment[len(prefix):].partition(" on ")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return pid
-    except PermissionError:
-        return None
-    return None
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

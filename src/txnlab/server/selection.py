@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import UsageError
-from txnlab.server.connect import first_line
+from txnlab.redaction import dsn_problem
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def resolve_dsn(choice: ServerChoice) -> str:
     if choice.dsn is not None:
         try:
             psycopg2.extensions.parse_dsn(choice.dsn)
-        except psycopg2.ProgrammingError as exc:
-            raise UsageError(f"the DSN from {choice.origin} is not valid: {first_line(exc)}") from None
+        except (psycopg2.ProgrammingError, UnicodeEncodeError) as exc:
+            raise UsageError(f"the DSN from {choice.origin} is not valid: {dsn_problem(exc)}") from None
         return choice.dsn
     from txnlab.server.embedded import EmbeddedServer
 

@@ -112,3 +112,15 @@ def test_a_password_equal_to_the_user_name_does_not_mask_txnlabs_own_words() -> 
 def test_a_pgpassword_equal_to_the_user_name_does_not_mask_txnlabs_own_words() -> None:
     code, output = run_txnlab(RUN, "TXNLAB_DSN", "postgresql://txnlab@127.0.0.1:1/postgres", {"PGPASSWORD": "txnlab"})
     assert code == 3 and output.startswith("txnlab: error: cannot connect to PostgreSQL (host=127.0.0.1 port=1 user=txnlab")
+
+
+def test_standard_output_shows_values_exactly_even_where_they_equal_a_short_password(server_dsn: str) -> None:
+    """Masking must never falsify what the server returned: a balance of 100 stays 100 on
+    standard output although the DSN's (unused) password is "100"; error lines still mask it."""
+    dsn = psycopg2.extensions.make_dsn(server_dsn, password="100")
+    done = subprocess.run(
+        [sys.executable, "-m", "txnlab", "run", "atm-lost-update", "--level", "rc", "--dsn", dsn],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "balance = 100" in done.stdout and "***" not in done.stdout

@@ -39,6 +39,10 @@ SHOWN_KEYS = ("host", "hostaddr", "port", "user", "dbname")  # a whitelist: new 
 SECRET_KEY = re.compile(r"(?:ssl)?password", re.IGNORECASE)
 MASK = "***"
 MIN_SECRET_LENGTH = 3  # shorter pieces of a password would mask ordinary words
+# Standard output carries the product (values the server returned, SQL), where masking a
+# short string such as "100" would falsify what the server did; txnlab itself never writes
+# a DSN there. So standard output masks only secrets at least this long.
+STDOUT_MIN_SECRET_LENGTH = 8
 
 _URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 _KEYWORD_VALUE = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)", re.IGNORECASE)
@@ -220,11 +224,14 @@ class RedactingStream:
 
 @contextmanager
 def redacted_output(argv: Iterable[str], environ: Mapping[str, str]) -> Iterator[Redactor]:
-    """While inside, everything written to sys.stdout and sys.stderr is scrubbed of the secrets
-    the command was given."""
-    redact = Redactor(secrets_given(argv, environ))
+    """While inside, everything written to sys.stderr is scrubbed of the secrets the command
+    was given, and sys.stdout of those at least STDOUT_MIN_SECRET_LENGTH long."""
+    secrets = secrets_given(argv, environ)
+    redact = Redactor(secrets)
+    redact_output = Redactor(s for s in secrets if len(s) >= STDOUT_MIN_SECRET_LENGTH)
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(sys.stdout, redact), RedactingStream(sys.stderr, redact)  # type: ignore[assignment]
+    sys.stdout = RedactingStream(sys.stdout, redact_output)  # type: ignore[assignment]
+    sys.stderr = RedactingStream(sys.stderr, redact)  # type: ignore[assignment]
     try:
         yield redact
     finally:

@@ -46,7 +46,7 @@ steps:
   - {name: db, session: mallory, sql: CREATE DATABASE txnlab_mallory_db}
   - {name: sys, session: mallory, sql: "ALTER SYSTEM SET work_mem = '7MB'"}
   - {name: roleset, session: mallory, sql: "ALTER ROLE postgres SET statement_timeout = '99s'"}
-  - {name: drop, session: mallory, sql: DROP DATABASE postgres}
+  - {name: drop, session: mallory, sql: DROP DATABASE postgres WITH (FORCE)}  # also ends txnlab's owner connection
   - {name: other, session: bob, sql: SELECT 1}
 expect: {all: {}}
 """

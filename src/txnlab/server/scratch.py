@@ -119,17 +119,31 @@ class ScratchDatabase:
                 self._drop_from(owner)
 
     def _drop_from(self, owner: psycopg2.extensions.connection) -> None:
+        """Drop from the owner connection; if scenario SQL ended it (`DROP DATABASE postgres
+        WITH (FORCE)`, pg_terminate_backend), from a new connection to the server."""
+        if not self.name:  # creation stopped before the name was chosen
+            owner.close()
+            return
         try:
-            if self.name:  # empty if creation stopped before the name was chosen
-                with owner.cursor() as cur:
-                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
-        except psycopg2.Error as exc:
+            try:
+                self._drop_database(owner)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if not owner.closed:
+                    raise
+                owner = connect(self.server_dsn, autocommit=True)
+                self._drop_database(owner)
+        except (psycopg2.Error, ServerError) as exc:
+            reason = first_line(exc) if isinstance(exc, psycopg2.Error) else str(exc)
             raise ServerError(
-                f"could not drop the scratch database {self.name}: {first_line(exc)}; "
+                f"could not drop the scratch database {self.name}: {reason}; "
                 "the next txnlab run on this server drops it"
             ) from None
         finally:
             owner.close()
+
+    def _drop_database(self, conn: psycopg2.extensions.connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
 
 @contextmanager

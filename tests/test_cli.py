@@ -287,7 +287,7 @@ def test_a_python_scenario_whose_play_raises_is_one_line_and_exit_2(cli, tmp_pat
     """))
     code, _, err = cli("run", str(path), "--level", "rc")
     assert code == 2
-    assert err.strip() == f"txnlab: error: {path}: play() raised AttributeError: 'NoneType' object has no attribute 'rows'"
+    assert err.strip() == f"txnlab: error: {path}:6: play() raised AttributeError: 'NoneType' object has no attribute 'rows'"
 
 
 def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(cli) -> None:  # type: ignore[no-untyped-def]

@@ -13,14 +13,14 @@ from contextlib import contextmanager
 
 import psycopg2
 
-from txnlab.errors import ScenarioError, TxnlabError
+from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.runner.execute import scenario_sql_failure
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
 from txnlab.runner.schemas import SchemaSupply
-from txnlab.runner.script import ScriptedRun
+from txnlab.runner.script import play_scenario
 from txnlab.runner.sessions import SessionPool, SessionWorker
 from txnlab.runner.wiretap import WireTap
 from txnlab.scenario.model import Scenario
@@ -100,12 +100,7 @@ class Lab:
             if scenario.play is not None:
                 base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
                 run_dsn = with_params(base, options=f"-c search_path={schema}")
-                try:
-                    scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
-                except (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a bug in the scenario, not in txnlab
-                    raise ScenarioError(str(scenario.source), f"play() raised {type(exc).__name__}: {exc}") from None
+                play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
             else:
                 for name in permutation:
                     step = scenario.steps[name]

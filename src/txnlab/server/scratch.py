@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 from types import TracebackType
 
@@ -18,6 +17,7 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from txnlab.errors import ServerError
+from txnlab.signals import deferred_signals
 from txnlab.server.connect import connect, first_line, with_params
 
 PREFIX = "txnlab_scratch_"
@@ -33,7 +33,11 @@ class ScratchDatabase:
         self.created = False
 
     def __enter__(self) -> str:
-        self.create()
+        try:
+            self.create()
+        except BaseException:  # a signal, a failed COMMENT: the half-made database goes too
+            self.drop()
+            raise
         return self.dsn
 
     def __exit__(
@@ -47,7 +51,9 @@ class ScratchDatabase:
             with conn.cursor() as cur:
                 drop_abandoned(cur)
                 try:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+                    with deferred_signals():  # a signal must not come between CREATE and `created`
+                        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+                        self.created = True
                 except psycopg2.errors.InsufficientPrivilege:
                     cur.execute("SELECT current_user")
                     (user,) = cur.fetchone()
@@ -57,7 +63,6 @@ class ScratchDatabase:
                     ) from None
                 except psycopg2.Error as exc:
                     raise ServerError(f"could not create a scratch database: {first_line(exc)}") from None
-                self.created = True
                 cur.execute(
                     sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(self.name)),
                     [owner_comment()],
@@ -66,14 +71,10 @@ class ScratchDatabase:
             conn.close()
 
     def drop(self) -> None:
-        """Drop it even while Ctrl-C is pressed again: a second interrupt must not leave it behind."""
+        """Drop it even while a signal arrives: the signal takes effect once it is gone."""
         if not self.created:
             return
-        previous = signal.getsignal(signal.SIGINT)
-        in_main_thread = _in_main_thread()
-        if in_main_thread:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with deferred_signals():
             conn = connect(self.server_dsn, autocommit=True)
             try:
                 with conn.cursor() as cur:
@@ -83,9 +84,6 @@ class ScratchDatabase:
                 self.created = False
             finally:
                 conn.close()
-        finally:
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous)
 
 
 def owner_comment(pid: int | None = None) -> str:
@@ -127,9 +125,3 @@ def _abandoned_pid(comment: str) -> int | None:
     except PermissionError:
         return None
     return None
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

@@ -60,9 +60,12 @@ def exit_code(signum: int) -> int:
 
 
 def install() -> None:
-    """Handle every signal in HANDLED from now on (main thread only, as Python requires)."""
+    """Handle every signal in HANDLED from now on (main thread only, as Python requires),
+    except those the process was started with ignored: `nohup txnlab ...` ignores SIGHUP,
+    a shell's background job SIGINT and SIGQUIT, and they stay ignored."""
     for signum in HANDLED:
-        signal.signal(signum, _handle)
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _handle)
 
 
 def received() -> int | None:
@@ -91,7 +94,11 @@ def deferred_signals() -> Iterator[None]:
         yield
         return
     arrived: list[int] = []
-    previous = {signum: signal.signal(signum, lambda n, _: arrived.append(n)) for signum in HANDLED}
+    previous = {
+        signum: signal.signal(signum, lambda n, _: arrived.append(n))
+        for signum in HANDLED
+        if signal.getsignal(signum) != signal.SIG_IGN
+    }
     try:
         yield
     finally:

@@ -222,3 +222,58 @@ def test_the_exit_codes_of_signals_are_128_plus_their_number() -> None:
     assert [signals.exit_code(s) for s in SIGNALS] == [
         ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.HANGUP, ExitCode.QUIT
     ]
+
+
+EDITOR = """\
+import os, signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as vim does: Ctrl-C is the editor's own
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+open(os.environ["EDITOR_PID_FILE"], "w").write(str(os.getpid()))
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+@pytest.mark.parametrize("to_group", [True, False], ids=["terminal", "kill"])
+def test_a_signal_while_the_editor_is_open_ends_editor_and_txnlab_and_saves_nothing(
+    tmp_path: Path, env: dict[str, str], signum: int, to_group: bool
+) -> None:
+    """`txnlab new` waits on $EDITOR: the terminal signals both (the group), `kill` only txnlab."""
+    editor, pid_file, temporary = tmp_path / "editor.py", tmp_path / "editor.pid", tmp_path / "tmp"
+    editor.write_text(EDITOR)
+    temporary.mkdir()
+    environment = {**env, "EDITOR": f"{sys.executable} {editor}", "EDITOR_PID_FILE": str(pid_file),
+                   "TMPDIR": str(temporary)}
+    process = subprocess.Popen([TXNLAB, "new", "draft", "--dir", str(tmp_path)], env=environment,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and process.poll() is None, "the editor never started"
+        time.sleep(0.02)
+    (os.killpg if to_group else os.kill)(process.pid, signum)
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=HUNG_SECONDS)
+    assert time.monotonic() - sent < EXIT_WITHIN_SECONDS
+    assert process.returncode == signals.exit_code(signum)
+    assert stderr == f"txnlab: interrupted by {signals.describe(signum)}; nothing was left behind\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)  # the editor is gone too
+    assert list(temporary.iterdir()) == [] and not (tmp_path / "draft.yaml").exists()
+
+
+def test_a_hangup_that_nohup_ignores_stays_ignored(tmp_path: Path, env: dict[str, str]) -> None:
+    hanging = tmp_path / "hanging.yaml"
+    hanging.write_text(HANGING)
+    process = subprocess.Popen(
+        [TXNLAB, "run", str(hanging), "--level", "rc", "--step-timeout", "30"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # what nohup does
+    )
+    time.sleep(1.5)
+    os.kill(process.pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert process.poll() is None  # still running
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=HUNG_SECONDS)
+    assert process.returncode == ExitCode.TERMINATED

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from txnlab.cli.editor import edit
 from txnlab.errors import ScenarioError, UsageError
 from txnlab.scenario import Catalogue
 from txnlab.scenario.validate import NAME, build_scenario
@@ -64,7 +65,7 @@ def edit_until_valid(text: str, target: Path) -> int:
     """Open the editor until the scenario validates; the exit code: 0 saved or abandoned,
     2 an invalid edit was discarded. `target` is written only with a valid scenario."""
     while True:
-        edited = click.edit(text, extension=".yaml", require_save=True)
+        edited = edit(text, extension=".yaml")
         if edited is None:
             click.echo(f"No changes saved; {target} is unchanged.")
             return 0

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         if (signum := signals.received()) is not None:  # cleaning up after the signal failed
             _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
             sys.exit(signals.exit_code(signum))
-        if isinstance(exc, click.ClickException) and not isinstance(exc, TxnlabError):
+        if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
         if not isinstance(exc, (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError)):
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _describe(exc: BaseException) -> str:
+    """The one-line account of an error that ended the run."""
     if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return f"lost the connection to PostgreSQL: {first_line(exc)}"
     return first_line(exc) if not isinstance(exc, TxnlabError) else str(exc)

@@ -27,9 +27,9 @@ def main() -> None:
         from txnlab.cli import main as cli_main
 
         cli_main()
-    except signals.Interrupted as exc:  # before the CLI's own handling was in place
+    except signals.Interrupted as exc:  # before the CLI's own handling began, or after it ended
         try:
-            sys.stderr.write(f"txnlab: interrupted by {signals.describe(exc.signum)}; nothing had started yet\n")
+            sys.stderr.write(f"txnlab: interrupted by {signals.describe(exc.signum)}; nothing was left behind\n")
         except OSError:
             pass  # the terminal is gone (SIGHUP)
         sys.exit(signals.exit_code(exc.signum))

@@ -36,6 +36,7 @@ DESCRIPTIONS = {
 }
 
 _received: int | None = None  # the first handled signal, once one has arrived
+_over = False  # set by ignore_further()
 
 
 class Interrupted(BaseException):
@@ -73,10 +74,17 @@ def received() -> int | None:
     return _received
 
 
+def ignore_further() -> None:
+    """The run is over and its exit code chosen: a signal from now on (while the
+    interpreter shuts down, in an atexit callback of a library, say) changes nothing."""
+    global _over
+    _over = True
+
+
 def _handle(signum: int, frame: FrameType | None) -> None:
     global _received
-    if _received is not None:
-        return  # the run is ending already; let its cleanup finish
+    if _received is not None or _over:
+        return  # the run is ending or over already; let its cleanup finish
     _received = signum
     raise Interrupted(signum)
 

@@ -78,29 +78,43 @@ def main(argv: list[str] | None = None) -> None:
 
     The run's `finally` blocks have cleaned up by the time an exception gets here, so a
     signal's message can say so: had cleaning up failed, its error would have replaced
-    the signal's exception (see txnlab.signals for which signals are handled).
+    the signal's exception (see txnlab.signals for which signals are handled). Once the
+    exit code is chosen, further signals are ignored.
     """
+    try:
+        code = _run(argv)
+    except signals.Interrupted as exc:  # after the run's own handling: its cleanup is done
+        code = _interrupted(exc.signum)
+    signals.ignore_further()
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command; its exit code, its one line about how it ended printed."""
     try:
         code = cli.main(args=argv, prog_name="txnlab", standalone_mode=False)
     except _OutputClosed:  # `txnlab ... | head`: the reader has what it wanted; say nothing
         signals.silence_stdout()
-        sys.exit(int(ExitCode.BROKEN_PIPE))
+        return int(ExitCode.BROKEN_PIPE)
     except (click.exceptions.Abort, KeyboardInterrupt, signals.Interrupted):  # click turns Ctrl-C into Abort
-        signum = signals.received() or signal.SIGINT
-        _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")
-        sys.exit(signals.exit_code(signum))
+        return _interrupted(signals.received() or signal.SIGINT)
     except Exception as exc:
         if (signum := signals.received()) is not None:  # cleaning up after the signal failed
             _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
-            sys.exit(signals.exit_code(signum))
+            return signals.exit_code(signum)
         if isinstance(exc, click.ClickException):
             exc.show()
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         if not isinstance(exc, (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError)):
             raise  # a bug in txnlab: the traceback is what a bug report needs
         _say(f"error: {_describe(exc)}")
-        sys.exit(int(exc.exit_code) if isinstance(exc, TxnlabError) else int(ExitCode.SERVER))
-    sys.exit(code if isinstance(code, int) else 0)
+        return int(exc.exit_code) if isinstance(exc, TxnlabError) else int(ExitCode.SERVER)
+    return code if isinstance(code, int) else 0
+
+
+def _interrupted(signum: int) -> int:
+    _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")
+    return signals.exit_code(signum)
 
 
 def _describe(exc: BaseException) -> str:

@@ -277,3 +277,16 @@ def test_a_hangup_that_nohup_ignores_stays_ignored(tmp_path: Path, env: dict[str
     os.kill(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=HUNG_SECONDS)
     assert process.returncode == ExitCode.TERMINATED
+
+
+def test_a_signal_inside_deferred_signals_takes_effect_when_the_section_ends() -> None:
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGHUP, lambda signum, _: arrived.append(signum))
+    try:
+        with signals.deferred_signals():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)  # Python runs handlers between bytecodes: time enough for it to have run
+            assert arrived == []  # held back
+        assert arrived == [signal.SIGHUP]  # delivered through the handler that was there before
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -12,7 +12,13 @@ class ExitCode(IntEnum):
     MISMATCH = 1  # an observation differs from its expectation
     BAD_INPUT = 2  # bad scenario file, unknown name, bad usage
     SERVER = 3  # server unreachable, missing privilege, setup failed
-    INTERRUPTED = 130  # Ctrl-C; everything was cleaned up first
+    # A signal ended the run (after cleaning up): 128 + the signal's number, as shells
+    # report it. The handled ones (see txnlab.signals):
+    HANGUP = 129  # SIGHUP: the terminal closed
+    INTERRUPTED = 130  # SIGINT: Ctrl-C
+    QUIT = 131  # SIGQUIT: Ctrl-\
+    BROKEN_PIPE = 141  # SIGPIPE: the reader of the output went away (`txnlab ... | head`); no message
+    TERMINATED = 143  # SIGTERM: kill, a service manager, a CI runner's cancel
 
 
 class TxnlabError(Exception):

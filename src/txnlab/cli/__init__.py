@@ -2,17 +2,19 @@
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
-  2 bad input or usage, 3 server unreachable or setup failed, 130 interrupted.
+  2 bad input or usage, 3 server unreachable or setup failed, 128+n ended by signal n
+  (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT, 141 a closed output pipe).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 import psycopg2
 
-from txnlab import __version__
+from txnlab import __version__, signals
 from txnlab.cli.authoring import edit_command, new_command
 from txnlab.cli.catalogue import list_command, show_command
 from txnlab.cli.myths import myths_command
@@ -24,11 +26,13 @@ from txnlab.server.connect import first_line
 
 EPILOG = """\b
 Exit codes:
-  0    every observation matched its expectation
-  1    an observation differs from its expectation
-  2    bad input: unknown scenario, malformed scenario file, bad option
-  3    the server is unreachable, a privilege is missing, or setup failed
-  130  interrupted (Ctrl-C); sessions and the scratch database were cleaned up
+  0      every observation matched its expectation
+  1      an observation differs from its expectation
+  2      bad input: unknown scenario, malformed scenario file, bad option
+  3      the server is unreachable, a privilege is missing, or setup failed
+  128+n  ended by signal n, after cleaning up (no sessions, no scratch database):
+         129 SIGHUP (terminal closed), 130 SIGINT (Ctrl-C), 131 SIGQUIT (Ctrl-\\),
+         143 SIGTERM, 141 the reader of the output went away (| head; no message)
 \b
 Server: --dsn, else $TXNLAB_DSN, else $DATABASE_URL, else an embedded
 PostgreSQL that txnlab starts in your cache directory and keeps running
@@ -37,7 +41,21 @@ that txnlab creates and drops; it never writes anywhere else.
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+class _OutputClosed(BaseException):
+    """The reader of stdout went away (EPIPE)."""
+
+
+class _Group(click.Group):
+    """click's group, except that a closed stdout reaches `main` (click itself would exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _OutputClosed() from None
+
+
+@click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="txnlab")
 def cli() -> None:
     """Watch PostgreSQL transactions behave, step by step, on a real server."""
@@ -58,19 +76,59 @@ cli.add_command(server_group)
 
 @redacting_main  # every line printed, on stdout or stderr, is scrubbed of the DSN's passwords
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: turns every failure a user can cause into one line and an exit code."""
+    """Entry point: turns every failure a user can cause into one line and an exit code.
+
+    The run's `finally` blocks have cleaned up by the time an exception gets here, so a
+    signal's message can say so: had cleaning up failed, its error would have replaced
+    the signal's exception (see txnlab.signals for which signals are handled). Once the
+    exit code is chosen, further signals are ignored.
+    """
+    try:
+        code = _run(argv)
+    except signals.Interrupted as exc:  # after the run's own handling: its cleanup is done
+        code = _interrupted(exc.signum)
+    signals.ignore_further()
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command; its exit code, its one line about how it ended printed."""
     try:
         code = cli.main(args=argv, prog_name="txnlab", standalone_mode=False)
-    except TxnlabError as exc:
-        click.echo(f"txnlab: error: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("txnlab: interrupted; sessions and the scratch database were cleaned up", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        click.echo(f"txnlab: error: lost the connection to PostgreSQL: {first_line(exc)}", err=True)
-        sys.exit(int(ExitCode.SERVER))
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    except _OutputClosed:  # `txnlab ... | head`: the reader has what it wanted; say nothing
+        signals.silence_stdout()
+        return int(ExitCode.BROKEN_PIPE)
+    except (click.exceptions.Abort, KeyboardInterrupt, signals.Interrupted):  # click turns Ctrl-C into Abort
+        return _interrupted(signals.received() or signal.SIGINT)
+    except Exception as exc:
+        if (signum := signals.received()) is not None:  # cleaning up after the signal failed
+            _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
+            return signals.exit_code(signum)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if not isinstance(exc, (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError)):
+            raise  # a bug in txnlab: the traceback is what a bug report needs
+        _say(f"error: {_describe(exc)}")
+        return int(exc.exit_code) if isinstance(exc, TxnlabError) else int(ExitCode.SERVER)
+    return code if isinstance(code, int) else 0
+
+
+def _interrupted(signum: int) -> int:
+    _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")
+    return signals.exit_code(signum)
+
+
+def _describe(exc: BaseException) -> str:
+    """The one-line account of an error that ended the run."""
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return f"lost the connection to PostgreSQL: {first_line(exc)}"
+    return first_line(exc) if not isinstance(exc, TxnlabError) else str(exc)
+
+
+def _say(message: str) -> None:
+    """Every line the CLI prints about how it ended goes through here, on stderr."""
+    try:
+        click.echo(f"txnlab: {message}", err=True)
+    except OSError:  # stderr is a closed pipe or a terminal that hung up: nobody to tell
+        signals.silence_stdout()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from txnlab.cli.editor import edit
 from txnlab.cli.options import require_terminal, scenario_dir_option, user_catalogue
 from txnlab.errors import ScenarioError, UsageError
 from txnlab.scenario.catalogue import draft_path, writable_directory
@@ -79,7 +80,7 @@ def edit_until_valid(text: str, target: Path) -> int:
         click.echo(f"Resuming your draft {draft}.")
         text = draft.read_text(encoding="utf-8")
     while True:
-        edited = click.edit(text, extension=".yaml", require_save=True)
+        edited = edit(text, extension=".yaml")
         if edited is None:
             kept = f" Your draft is still in {draft}." if draft.is_file() else ""
             click.echo(f"No changes saved; {target} is unchanged.{kept}")

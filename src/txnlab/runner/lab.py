@@ -7,9 +7,7 @@ reused from run to run.
 
 from __future__ import annotations
 
-import os
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from textwrap import shorten
@@ -25,7 +23,7 @@ from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
 from txnlab.runner.schemas import LABEL as BUILDER
 from txnlab.runner.schemas import SchemaSupply
-from txnlab.runner.script import ScriptedRun
+from txnlab.runner.script import play_scenario
 from txnlab.runner.sessions import SessionPool, SessionWorker
 from txnlab.runner.wiretap import WireTap
 from txnlab.scenario.model import Scenario
@@ -138,15 +136,7 @@ class Lab:
             return
         base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
         run_dsn = with_params(base, options=f"-c search_path={schema}")
-        try:
-            scenario.play(ScriptedRun(scheduler, scenario, run_dsn, level))
-        except TxnlabError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug in the scenario, not in txnlab
-            if isinstance(exc, psycopg2.Error) and (lost := self._lost(exc)) is not exc:
-                raise lost from None
-            where = scenario.where("play") if (line := _raised_at(exc, scenario)) is None else f"{scenario.source}:{line}"
-            raise ScenarioError(where, f"play() raised {type(exc).__name__}: {first_line(exc)}") from None
+        play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
 
     def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in
@@ -255,16 +245,6 @@ class Lab:
                     raise ScenarioError(scenario.where(key), f"invariant {name} must return one boolean, got {got}")
                 results[name] = rows[0][0]
         return results
-
-
-def _raised_at(exc: BaseException, scenario: Scenario) -> int | None:
-    """The line of the scenario file where `exc` was raised (its innermost frame in that file)."""
-    source = os.path.realpath(scenario.source)
-    lines = [
-        line for frame, line in traceback.walk_tb(exc.__traceback__)
-        if os.path.realpath(frame.f_code.co_filename) == source
-    ]
-    return lines[-1] if lines else None
 
 
 @contextmanager

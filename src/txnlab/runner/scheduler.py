@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import psycopg2
 
-from txnlab.runner.execute import StepResult, connection_lost, error_info, execute
+from txnlab import signals
+from txnlab.runner.execute import ConnectionLost, StepResult, connection_lost, error_info, execute
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
@@ -157,21 +158,45 @@ class Scheduler:
         yield
         self.watcher.after_step(self.events[mark:])
 
-    def stop(self) -> None:
-        """Cancel whatever is still running (Ctrl-C, or an error in a Python scenario)."""
+    def stop(self, *, abandon: bool | None = None) -> None:
+        """End whatever the run still has going on the server.
+
+        Normally (an error in a Python scenario, a lost connection) the steps in flight
+        are cancelled and given CANCEL_GRACE_SECONDS to end before their backends are
+        terminated. A run that is abandoned (`abandon`; by default, when a signal has
+        arrived: see txnlab.signals) waits for nothing: every backend of the run, idle or
+        not, is terminated at once and its worker dropped, so that no connection is left
+        that a stuck thread could still be using (a Python scenario's, say) and closing
+        one never waits for a statement; the scratch database's DROP ... WITH (FORCE)
+        ends whatever else is connected to it.
+        """
+        if abandon is None:
+            abandon = signals.received() is not None
+        interrupted: signals.Interrupted | None = None
+        if not abandon:
+            try:
+                for flight in list(self._in_flight.values()):
+                    self.monitor.cancel(flight.watched_pid)
+                deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
+                while self._in_flight and time.perf_counter() < deadline:
+                    self._drain([], 0.05)
+            except signals.Interrupted as exc:  # a signal during the grace period: stop waiting
+                interrupted, abandon = exc, True
+            except (psycopg2.Error, ConnectionLost):
+                pass  # the server or the monitor is gone: the scratch database's forced drop ends what is left
+        flights = list(self._in_flight.values())
+        workers = list(self.sessions.values()) if abandon else [f.worker for f in flights]
+        doomed = {*(self.run_pids if abandon else ()), *(f.watched_pid for f in flights)}
         try:
-            for flight in list(self._in_flight.values()):
-                self.monitor.cancel(flight.watched_pid)
-            deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
-            while self._in_flight and time.perf_counter() < deadline:
-                self._drain([], 0.05)
-            for flight in self._in_flight.values():
-                self.monitor.terminate(flight.watched_pid)
-        except psycopg2.Error:
-            pass  # the server is gone: the scratch database's forced drop ends what is left
-        for flight in self._in_flight.values():
-            self.pool.discard(flight.worker)
+            for pid in doomed:
+                self.monitor.terminate(pid)
+        except (psycopg2.Error, ConnectionLost):
+            pass  # as above; a lost monitor is named at its next use
+        for worker in workers:
+            self.pool.discard(worker)
         self._in_flight.clear()
+        if interrupted is not None:
+            raise interrupted
 
     def session_ended(self, session: str, reason: ErrorInfo) -> None:
         """Record that the server ended `session` after its last step (for example

@@ -1,18 +1,22 @@
 """The handle a Python scenario's `play(run)` receives: the same sessions, scheduler and
 timeline as a YAML scenario, plus a way to run Python code on a session's thread.
+
+`play` runs contained (see txnlab.runner.contained): in a thread of its own, each of its
+requests carried out by the main thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import psycopg2.extensions
 
+from txnlab.levels import Level
+from txnlab.runner.contained import Relay, play_contained
 from txnlab.runner.execute import StepResult, call
 from txnlab.server.connect import connect
-
-from txnlab.levels import Level
 
 if TYPE_CHECKING:
     from txnlab.runner.scheduler import Scheduler
@@ -27,6 +31,7 @@ class ScriptedRun:
         self._scenario = scenario
         self.dsn = dsn  # the scratch database, with the run's schema on the search path
         self.level = level  # the run's isolation level
+        self._relay = Relay()
 
     def step(
         self,
@@ -39,13 +44,13 @@ class ScriptedRun:
         that Python code (the declared `sql` then describes it for the timeline)."""
         step = self._scenario.steps[name]
         if function is None:
-            self._scheduler.perform(step.session, step.name, step.sql)
+            self._relay.perform(self._scheduler.perform, step.session, step.name, step.sql)
         else:
             self.call(step.session, step.name, step.sql, function, on=on)
 
     def sql(self, session: str, name: str, sql: str) -> None:
         """Run SQL that is not declared in SCENARIO (built in Python, say)."""
-        self._scheduler.perform(session, name, sql)
+        self._relay.perform(self._scheduler.perform, session, name, sql)
 
     def call(
         self,
@@ -65,11 +70,11 @@ class ScriptedRun:
         worker = self._scheduler.sessions[session]
         conn = on if on is not None else worker.conn
         watched = worker.pid if conn is worker.conn or conn.closed else conn.get_backend_pid()
-        self._scheduler.call(session, name, description, lambda: call(conn, function), watched)
+        self._relay.perform(self._scheduler.call, session, name, description, lambda: call(conn, function), watched)
 
     def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
         """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""
-        self._scheduler.extra_connections[conn.get_backend_pid()] = label
+        self._relay.perform(self._scheduler.extra_connections.__setitem__, conn.get_backend_pid(), label)
 
     def connection(self, session: str) -> psycopg2.extensions.connection:
         """The session's psycopg2 connection, to hand to code the scenario runs itself."""
@@ -84,4 +89,15 @@ class ScriptedRun:
 
     def finish(self) -> None:
         """Wait for every step still in flight."""
-        self._scheduler.finish()
+        self._relay.perform(self._scheduler.finish)
+
+
+def play_scenario(scheduler: Scheduler, scenario: Scenario, dsn: str, level: Level, stall_seconds: float) -> None:
+    """Run a Python scenario's `play(run)` contained; ScenarioError (exit 2) when it raises
+    anything or makes no progress for `stall_seconds` (see txnlab.runner.contained)."""
+    assert scenario.play is not None
+    run = ScriptedRun(scheduler, scenario, dsn, level)
+    play_contained(
+        partial(scenario.play, run), run._relay, scenario.source, scenario.lines.get("play"), stall_seconds,
+        abandon_run=partial(scheduler.stop, abandon=True),
+    )

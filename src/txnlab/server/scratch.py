@@ -23,11 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 
 import psycopg2
@@ -36,6 +32,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from txnlab.errors import ServerError
+from txnlab.signals import deferred_signals
 from txnlab.server.connect import connect, first_line, with_params
 
 PREFIX = "txnlab_scratch_"
@@ -109,13 +106,13 @@ class ScratchDatabase:
     def drop(self) -> None:
         """Drop the database from the owner connection, then close it (which frees the lock).
 
-        A second Ctrl-C must not leave the database behind, so SIGINT is ignored meanwhile.
+        A signal must not leave the database behind: it takes effect once the drop is done.
         Raises ServerError if the server refuses; the database is then left with its lock
         freed, for the next txnlab run on this server to drop.
         """
         owner, self._owner = self._owner, None
         if owner is not None:
-            with _sigint_ignored():
+            with deferred_signals():
                 self._drop_from(owner)
 
     def _drop_from(self, owner: psycopg2.extensions.connection) -> None:
@@ -144,19 +141,6 @@ class ScratchDatabase:
     def _drop_database(self, conn: psycopg2.extensions.connection) -> None:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored inside (main thread only: Python handles signals there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def ownership_key(name: str) -> int:

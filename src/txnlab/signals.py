@@ -1,0 +1,134 @@
+"""Signals: whatever a user or a terminal sends ends the run cleanly, with exit code 128+n.
+
+The handled signals are SIGINT (Ctrl-C), SIGQUIT (Ctrl-\\), SIGTERM (`kill`, a service
+manager) and SIGHUP (the terminal window closed). The first one raises `Interrupted` in
+the main thread, as Ctrl-C's KeyboardInterrupt would be; the run's `finally` blocks end the
+sessions and drop the scratch database, and the CLI exits 128+n (130 for SIGINT). Any
+further signal is ignored while that cleanup runs: a second Ctrl-C must not cut it short.
+
+SIGPIPE stays ignored, as Python sets it: output piped into `head` that stops reading
+raises BrokenPipeError, which ends the run through the same `finally` blocks; the CLI
+then exits 141 (128 + SIGPIPE) without a word, as `yes | head` does.
+
+This module imports only the standard library: the entry point (`txnlab.__main__`)
+installs the handlers before it imports anything heavy, so a signal that arrives while
+the CLI's modules load ends the process with the same one line and exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+DESCRIPTIONS = {
+    signal.SIGINT: "SIGINT (Ctrl-C)",
+    signal.SIGQUIT: "SIGQUIT (Ctrl-\\)",
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGHUP: "SIGHUP (the terminal hung up)",
+    signal.SIGPIPE: "SIGPIPE (the output was closed)",
+}
+
+_received: int | None = None  # the first handled signal, once one has arrived
+_over = False  # set by ignore_further()
+
+
+class Interrupted(BaseException):
+    """A handled signal arrived; raised in the main thread by the handler.
+
+    Like KeyboardInterrupt it is no Exception, so only `finally` blocks see it on its way
+    out; unlike it, click's prompts do not turn it into Abort (or print a newline)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(describe(signum))
+        self.signum = signum
+
+
+def describe(signum: int) -> str:
+    """The signal's name as a user knows it, e.g. "SIGINT (Ctrl-C)"."""
+    return DESCRIPTIONS.get(signum) or signal.Signals(signum).name
+
+
+def exit_code(signum: int) -> int:
+    """128 + the signal's number: what a shell reports for a process a signal ended."""
+    return 128 + signum
+
+
+def install() -> None:
+    """Handle every signal in HANDLED from now on (main thread only, as Python requires),
+    except those the process was started with ignored: `nohup txnlab ...` ignores SIGHUP,
+    a shell's background job SIGINT and SIGQUIT, and they stay ignored."""
+    for signum in HANDLED:
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _handle)
+
+
+def received() -> int | None:
+    """The first handled signal that arrived, or None: the run is being abandoned when set."""
+    return _received
+
+
+def ignore_further() -> None:
+    """The run is over and its exit code chosen: a signal from now on (while the
+    interpreter shuts down, in an atexit callback of a library, say) changes nothing."""
+    global _over
+    _over = True
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    global _received
+    if _received is not None or _over:
+        return  # the run is ending or over already; let its cleanup finish
+    _received = signum
+    raise Interrupted(signum)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold every handled signal back for a short critical section (creating or dropping
+    the scratch database) so that it is never cut in half; a signal that arrived meanwhile
+    takes effect when the section ends, through whatever handler was there before
+    (txnlab's, Python's KeyboardInterrupt, or the default action), unless an exception
+    is already on its way out. Outside the main thread, where Python runs no signal
+    handler, it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda n, _: arrived.append(n))
+        for signum in HANDLED
+        if signal.getsignal(signum) != signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if arrived and sys.exc_info()[0] is None:
+        _redeliver(arrived[0], previous[arrived[0]])
+
+
+def _redeliver(signum: int, handler: signal.Handlers | object) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (EPIPE) or the terminal hung up
+    (EIO), so that the interpreter's last flush at exit does not print a complaint."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (captured by a test): nothing will flush it to a closed pipe

@@ -11,6 +11,7 @@ The trials are seeded (SEED) and bounded (TRIALS); `-s` prints the signal-to-exi
 from __future__ import annotations
 
 import os
+import pty
 import random
 import signal
 import subprocess
@@ -236,7 +237,7 @@ time.sleep(30)
 @pytest.mark.parametrize("signum", SIGNALS)
 @pytest.mark.parametrize("to_group", [True, False], ids=["terminal", "kill"])
 def test_a_signal_while_the_editor_is_open_ends_editor_and_txnlab_and_saves_nothing(
-    tmp_path: Path, env: dict[str, str], signum: int, to_group: bool
+    tmp_path: Path, env: dict[str, str], signum: int, to_group: bool, request: pytest.FixtureRequest
 ) -> None:
     """`txnlab new` waits on $EDITOR: the terminal signals both (the group), `kill` only txnlab."""
     editor, pid_file, temporary = tmp_path / "editor.py", tmp_path / "editor.pid", tmp_path / "tmp"
@@ -244,9 +245,12 @@ def test_a_signal_while_the_editor_is_open_ends_editor_and_txnlab_and_saves_noth
     temporary.mkdir()
     environment = {**env, "EDITOR": f"{sys.executable} {editor}", "EDITOR_PID_FILE": str(pid_file),
                    "TMPDIR": str(temporary)}
+    terminal, stdin = pty.openpty()  # `new` is interactive: it needs a terminal
     process = subprocess.Popen([TXNLAB, "new", "draft", "--dir", str(tmp_path)], env=environment,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
+    os.close(stdin)
+    request.addfinalizer(lambda: os.close(terminal))
     deadline = time.monotonic() + 20
     while not pid_file.exists() or not pid_file.read_text():
         assert time.monotonic() < deadline and process.poll() is None, "the editor never started"

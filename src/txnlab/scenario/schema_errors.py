@@ -23,7 +23,9 @@ from txnlab.scenario.quote import kind, quote
 Loc = tuple[int | str, ...]
 
 # What a key of a dict field is called in a message ("session name 'x y' must be an identifier").
-KEY_NAMES = {"sessions": "session name", "invariants": "invariant name"}
+KEY_NAMES = {
+    "sessions": "session name", "invariants": "invariant name", "errors": "step name", "rows": "step name",
+}
 PATTERN_PROBLEMS = {
     schema.NAME.pattern: "must be lowercase letters, digits and dashes",
     schema.IDENTIFIER.pattern: "must be an identifier",

@@ -2,9 +2,10 @@
 
 YAML files and Python `SCENARIO` dicts are both validated against `ScenarioDocument`;
 `docs/scenario.schema.json` is generated from it (`json_schema()`; a test fails when
-the file is stale) so editors can check files as they are typed. The models check shapes and types;
-the rules that relate parts of a document (a step's session exists, expectations name
-known steps...) are checked afterwards, in code (validate.py, expectations.py).
+the file is stale) so editors can check files as they are typed. The models check
+shapes and types; the rules that relate parts of a document (a step's session exists,
+expectations name known steps...) are checked afterwards, in code (validate.py,
+expectations.py).
 
 Strictness, decided once: no coercion between types, because YAML's would surprise
 (`"true"` in quotes is text, not a flag; `1984` is a number, not a title). One

@@ -12,7 +12,7 @@ from txnlab.scenario.quote import quote
 from txnlab.scenario.schema import ConditionDocument, ExpectationDocument, ScenarioDocument
 from txnlab.scenario.source_lines import Where
 
-Path = tuple[int | str, ...]
+DocumentPath = tuple[int | str, ...]  # keys and indexes from the document root
 
 
 def _rows(rows: Iterable[Iterable[object]]) -> Rows:
@@ -22,7 +22,7 @@ def _rows(rows: Iterable[Iterable[object]]) -> Rows:
 def _condition(
     where: Where,
     raw: ConditionDocument,
-    path: Path,
+    path: DocumentPath,
     steps: Mapping[str, Step],
     invariants: Mapping[str, str],
     anomaly: AnomalyRule | None = None,
@@ -135,7 +135,7 @@ def expectations(
 def _expectation(
     where: Where,
     body: ExpectationDocument,
-    path: Path,
+    path: DocumentPath,
     steps: Mapping[str, Step],
     invariants: Mapping[str, str],
     anomaly: AnomalyRule | None,

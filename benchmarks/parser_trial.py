@@ -1,12 +1,12 @@
 """The big parser trial: load thousands of mutated catalogue files and count the outcomes.
 
-    python benchmarks/parser_trial.py [TRIALS] [SEED]
+    python benchmarks/parser_trial.py [TRIALS] [SEED] [MUTATION]
 
 Each file is loaded in this process through `load_scenario` (what `txnlab show/run`
 call) with a 2 s alarm and a 1 GB address-space budget, and classified: loaded, a clean
 error (one line, `file:N: ...`), a clean error without a line number, or a failure by
 kind (traceback by exception class, multi-line or overlong message, hang, memory).
-Not part of the test suite: tests/chaos/test_parser_fuzz.py is the bounded version.
+MUTATION limits the trial to one kind (e.g. alias_bomb). Not part of the test suite: tests/chaos/test_parser_fuzz.py is the bounded version.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
 
-from parser_mutations import YAML_FILES, mutate  # noqa: E402
+from parser_mutations import MUTATIONS, YAML_FILES, mutate  # noqa: E402
 
 from txnlab.errors import TxnlabError  # noqa: E402
 from txnlab.scenario import load_scenario  # noqa: E402
@@ -58,6 +58,8 @@ def classify(path: Path) -> str:
             return "failure: overlong message"
         if re.match(re.escape(str(path)) + r":\d+: ", message):
             return "clean error with file:line"
+        if "larger than" in message:
+            return "clean error without a line: file too large"
         return "clean error without a line"
     except BaseException as exc:  # noqa: BLE001 - every escape is what we count
         return f"failure: traceback {type(exc).__name__}"
@@ -80,7 +82,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(trials):
             original = rnd.choice(YAML_FILES)
-            data, names = mutate(original.read_bytes(), rnd, rnd.choice([1, 1, 2, 3]))
+            if len(sys.argv) > 3:
+                names = [sys.argv[3]]
+                data = MUTATIONS[names[0]](original.read_bytes(), rnd)
+            else:
+                data, names = mutate(original.read_bytes(), rnd, rnd.choice([1, 1, 2, 3]))
             path = Path(tmp) / f"{n:05d}-{original.name}"
             path.write_bytes(data)
             t0 = time.perf_counter()

@@ -79,15 +79,18 @@ def deep_nesting(data: bytes, rnd: random.Random) -> bytes:
 
 
 def alias_bomb(data: bytes, rnd: random.Random) -> bytes:
-    """The billion laughs: each level lists the previous one nine times (a few KB of text)."""
+    """The billion laughs: each list in `tags:` holds the previous one nine times (a few
+    hundred bytes), and a later value is the last one: 9**levels items once expanded."""
     levels = rnd.randrange(3, 12)
-    lines = [b"bomb0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    for n in range(1, levels):
-        refs = b", ".join(b"*l%d" % (n - 1) for _ in range(9))
-        lines.append(b"bomb%d: &l%d [%s]" % (n, n, refs))
-    key = rnd.choice([b"tags", b"references", b"bomb", b"steps", b"setup"])
-    lines.append(key + b": *l%d" % (levels - 1))
-    return b"\n".join(lines) + b"\n" + data
+    anchors = [b"&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    anchors += [b"&l%d [%s]" % (n, b", ".join([b"*l%d" % (n - 1)] * 9)) for n in range(1, levels)]
+    lines = [line for line in _lines(data) if not line.startswith(b"tags:")]
+    lines.insert(0, b"tags: [" + b", ".join(anchors) + b"]")
+    later = [i for i, line in enumerate(lines) if i and b": " in line and not line.rstrip().endswith(b"|")]
+    if later:
+        i = rnd.choice(later)
+        lines[i] = lines[i].partition(b": ")[0] + b": *l%d" % (levels - 1)
+    return b"\n".join(lines)
 
 
 def control_characters(data: bytes, rnd: random.Random) -> bytes:

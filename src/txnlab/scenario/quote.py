@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,4 +34,8 @@ def kind(value: Any) -> str:
         return "a number"
     if value is None:
         return "null"
+    if isinstance(value, datetime.date):  # YAML reads 2017-01-01 as a date
+        return "a date"
+    if isinstance(value, bytes):  # YAML's !!binary
+        return "binary data"
     return type(value).__name__

@@ -51,7 +51,8 @@ def bounded(seconds: float, memory: int) -> Iterator[None]:
     previous = signal.signal(signal.SIGALRM, _raise)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     in_use = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
-    resource.setrlimit(resource.RLIMIT_AS, (in_use + memory, hard))
+    limit = in_use + memory if hard == resource.RLIM_INFINITY else min(in_use + memory, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield

@@ -4,14 +4,20 @@ file, the line and the problem. No database is needed for any of these tests.
 
 from __future__ import annotations
 
+import json
+import re
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from txnlab.errors import ScenarioError, UsageError
 from txnlab.levels import Level
 from txnlab.scenario import Catalogue, load_scenario
+from txnlab.scenario.schema import json_schema
 
 VALID = """\
 name: tiny
@@ -126,3 +132,153 @@ def test_the_catalogue_resolves_names_paths_and_suggests_close_names(catalogue: 
         catalogue.resolve("atm-lost-updat")
     with pytest.raises(UsageError, match="no scenario file at"):
         catalogue.resolve(str(tmp_path / "missing.yaml"))
+
+
+# --- The declared format: the published JSON Schema and the documentation agree with it.
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_the_published_json_schema_is_generated_from_the_models() -> None:
+    published = (DOCS / "scenario.schema.json").read_text()
+    assert published == json_schema(), (
+        "docs/scenario.schema.json is stale; regenerate it with: python -c "
+        "\"from txnlab.scenario.schema import json_schema; print(json_schema(), end='')\" > docs/scenario.schema.json"
+    )
+
+
+def _documented_keys(schema: dict[str, Any], node: dict[str, Any], value: Any, found: set[tuple[str, str]],
+                     owner: str) -> None:
+    """Walk an example document along the schema; record (definition, key) for each key."""
+    if "$ref" in node:
+        owner = node["$ref"].rsplit("/", 1)[-1]
+        node = schema["$defs"][owner]
+    for variant in node.get("anyOf", []):
+        _documented_keys(schema, variant, value, found, owner)
+    if isinstance(value, dict) and "properties" in node:
+        for key, item in value.items():
+            found.add((owner, key))
+            if key in node["properties"]:
+                _documented_keys(schema, node["properties"][key], item, found, owner)
+    elif isinstance(value, dict):  # a mapping of names (sessions, expect, errors...) to values
+        shapes = [*node.get("patternProperties", {}).values(), node.get("additionalProperties")]
+        for shape in (s for s in shapes if isinstance(s, dict)):
+            for item in value.values():
+                _documented_keys(schema, shape, item, found, owner)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for item in value:
+            _documented_keys(schema, node["items"], item, found, owner)
+
+
+def test_every_key_of_the_documented_example_is_in_the_schema_and_the_other_way_round() -> None:
+    schema = json.loads(json_schema())
+    declared = {("ScenarioDocument", key) for key in schema["properties"]} | {
+        (name, key) for name, definition in schema["$defs"].items() for key in definition["properties"]
+    }
+    text = (DOCS / "scenario-format.md").read_text()
+    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    documented: set[tuple[str, str]] = set()
+    for example in examples:
+        if isinstance(example, dict):
+            _documented_keys(schema, schema, example, documented, "ScenarioDocument")
+    assert documented - declared == set(), "keys in docs/scenario-format.md that the schema does not know"
+    assert declared - documented == set(), "keys of the schema missing from docs/scenario-format.md's examples"
+
+
+def test_the_schema_knows_the_catalogues_keys_and_rejects_what_txnlab_rejects(tmp_path: Path) -> None:
+    """The published schema says `"true"` is not a flag, as the loader does."""
+    schema = json.loads(json_schema())
+    session = schema["$defs"]["SessionDocument"]["properties"]["autocommit"]
+    assert {"type": "boolean"} in session["anyOf"]
+    error = error_for(tmp_path, VALID.replace("autocommit: true", "autocommit: 'true'"))
+    assert error.line == 7 and "sessions.b.autocommit must be true or false, not 'true'" in str(error)
+
+
+def test_a_scenario_remembers_where_each_piece_of_sql_starts(tmp_path: Path) -> None:
+    text = VALID.replace("sessions:\n  a: {}", "sessions:\n  a:\n    setup: [SET x = 1, SET y = 2]")
+    scenario = load_scenario(write(tmp_path, text))
+    assert scenario.lines == {
+        "setup.0": 4, "session.a.setup.0": 7, "session.a.setup.1": 7,
+        "step.a_read": 10, "step.b-1": 11, "step.a-2": 12, "invariant.positive": 14,
+    }
+
+
+# --- Hostile files (issue 8, item 11): bounded work, one line, the line of the problem.
+
+# The billion laughs: each list holds the previous one nine times; a few hundred bytes.
+ALIAS_BOMB = "tags:\n" + "\n".join(
+    ["  - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"  - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 10)]
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    text = ALIAS_BOMB + "\n" + VALID.replace("autocommit: true", "autocommit: *l9")
+    error = error_for(tmp_path, text)  # before: the message quoted the value, 9**10 items
+    assert time.perf_counter() - started < 1.0
+    assert "more than 50000 values once its aliases (*name) are expanded" in str(error)
+
+
+def test_aliases_within_the_limits_still_work(tmp_path: Path) -> None:
+    text = VALID.replace("title: A tiny scenario", "title: &t A tiny scenario")
+    scenario = load_scenario(write(tmp_path, text.replace("summary: Two sessions read one row.", "summary: *t")))
+    assert scenario.summary == "A tiny scenario"
+
+
+@pytest.mark.parametrize("depth", [40, 5000, 100_000])
+def test_deep_nesting_is_one_line_not_a_recursion_error(tmp_path: Path, depth: int) -> None:
+    error = error_for(tmp_path, VALID + "permutations: " + "[" * depth + "]" * depth + "\n")
+    assert error.line == 17 and "nested more than 32 deep" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        (("{name: a_read,", "{name: [a_read],"), 9, "steps[0].name must be non-empty text, not a list"),
+        (("session: b, sql", "session: [b], sql"), 10, "steps[1].session must be non-empty text, not a list"),
+        (("invariants:", "permutations: [[a_read, [b-1]]]\ninvariants:"), 12,
+         "permutations[0][1] must be non-empty text, not a list"),
+        (("rows: {a_read: [[10]]}", "blocked: [{a_read: 1}]"), 16, "blocked[0] must be non-empty text, not a mapping"),
+        (("title: A tiny scenario", "title: 1984"), 2, "title must be non-empty text, not a number"),
+        (("  a: {}", "  [a]: {}"), 6, "a key must be text, not a list"),
+        (("title: A tiny scenario", "title: 2017-13-45"), 2, "cannot read '2017-13-45': month must be in 1..12"),
+        (("title: A tiny scenario", "title: " + "9" * 5000), 2, "cannot read '9999"),
+        (("rows: {a_read: [[10]]}", "errors: {a_read: 00000}"), 16, "'0' is not a SQLSTATE"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_at_its_line(
+    tmp_path: Path, change: tuple[str, str], line: int, message: str
+) -> None:
+    old, new = change
+    assert old in VALID
+    error = error_for(tmp_path, VALID.replace(old, new, 1))
+    assert message in str(error) and error.line == line, str(error)
+    assert "\n" not in str(error) and len(str(error)) < 400
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x1b", "\x7f", "\x0c"])
+def test_a_control_character_is_named_escaped_on_one_line_with_its_line(tmp_path: Path, char: str) -> None:
+    error = error_for(tmp_path, VALID.replace("Two sessions", f"Two{char}sessions"))
+    assert error.line == 3 and repr(char) in str(error) and "\n" not in str(error)
+
+
+def test_bytes_that_are_not_utf8_are_one_line_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_bytes(VALID.encode().replace(b"A tiny", b"A \xff tiny"))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert caught.value.line == 2 and "not UTF-8 text: byte 0xff" in str(caught.value)
+
+
+def test_a_huge_value_is_quoted_shortened_and_a_huge_file_refused(tmp_path: Path) -> None:
+    error = error_for(tmp_path, VALID.replace("level: serializable", "level: " + "x" * 100_000))
+    assert error.line == 7 and "unknown isolation level 'xxxx" in str(error) and len(str(error)) < 400
+    error = error_for(tmp_path, VALID.replace("title: A tiny scenario", "title: " + "x" * 1_000_000))
+    assert "larger than 256 KB" in str(error) and len(str(error)) < 400
+
+
+def test_non_text_keys_in_a_python_scenario_are_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "SCENARIO = {'name': 'x', 1: 'one', ('a',): 2}\ndef play(run):\n    pass\n", "keys.py")
+    with pytest.raises(ScenarioError, match=r"keys\.py: a key in the scenario must be text, not a number$"):
+        load_scenario(path)

@@ -1,0 +1,204 @@
+"""The scenario format, declared once: pydantic models of a scenario document.
+
+YAML files and Python `SCENARIO` dicts are both validated against `ScenarioDocument`;
+`docs/scenario.schema.json` is generated from it (`json_schema()`; a test fails when
+the file is stale) so editors can check files as they are typed. The models check
+shapes and types; the rules that relate parts of a document (a step's session exists,
+expectations name known steps...) are checked afterwards, in code (validate.py,
+expectations.py).
+
+Strictness, decided once: no coercion between types, because YAML's would surprise
+(`"true"` in quotes is text, not a flag; `1984` is a number, not a title). One
+exception: a SQLSTATE written unquoted (`40001`) is a number to YAML and is read back
+as its digits, so the catalogue's habit keeps working; `4001` or `00000` (which YAML
+reads as 0) then fail as "not a SQLSTATE".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][\w-]*$")
+# A SQLSTATE, or a failure without one (a driver or Python exception) named by its class.
+SQLSTATE_OR_CLASS = re.compile(r"^([0-9A-Z]{5}|[A-Za-z_]\w*(\.[A-Za-z_]\w*)+)$")
+OUTCOME = re.compile(SQLSTATE_OR_CLASS.pattern.replace("^(", "^(none|", 1))  # "none": succeeded
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME.pattern)]
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER.pattern)]
+LevelName = Annotated[
+    Text, Field(description="An isolation level: ru, rc, rr, ser, or a full name like 'repeatable read'.")
+]
+
+
+def _one_or_many(value: Any) -> Any:
+    """SQL is one text or a list of texts; one text is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+_TEXT_SCHEMA = {"type": "string", "minLength": 1}
+SqlTexts = Annotated[
+    list[Text],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _TEXT_SCHEMA}]}),
+]
+
+
+def _digits_as_text(value: Any) -> Any:
+    """YAML reads an unquoted 40001 as a number; a SQLSTATE is its digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9:
+        return str(value)
+    return value
+
+
+_SQLSTATE_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+Sqlstate = Annotated[
+    str,
+    BeforeValidator(_digits_as_text),
+    StringConstraints(pattern=SQLSTATE_OR_CLASS.pattern),
+    WithJsonSchema({**_SQLSTATE_SCHEMA, "description": "A SQLSTATE (quote it: \"40001\") or an exception class."}),
+]
+Outcome = Annotated[
+    str,
+    BeforeValidator(_digits_as_text),
+    StringConstraints(pattern=OUTCOME.pattern),
+    WithJsonSchema({**_SQLSTATE_SCHEMA, "description": "A SQLSTATE, an exception class, or none (succeeded)."}),
+]
+
+
+# A value in a row is whatever a step returns: a number, text, null; a Python step may return a dict.
+Rows = Annotated[list[list[Any]], Field(description="Positional rows, e.g. [[1, 10], [2, 20]].")]
+
+
+class _Part(BaseModel):
+    """Every part of a document: no unknown keys, no type coercion, read-only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SessionDocument(_Part):
+    """A connection taking part in the scenario (see SessionSpec)."""
+
+    setup: SqlTexts | None = Field(default=None, description="Runs with autocommit before the steps.")
+    teardown: SqlTexts | None = Field(
+        default=None, description="Runs after the run, open transactions rolled back first."
+    )
+    autocommit: bool | None = Field(
+        default=None, description="Statements run as written (write BEGIN yourself)."
+    )
+    level: LevelName | None = Field(
+        default=None, description="Pin this session's level whatever the run's level."
+    )
+    read_only: bool | None = Field(default=None, description="psycopg2 set_session(readonly=...).")
+    deferrable: bool | None = Field(default=None, description="psycopg2 set_session(deferrable=...).")
+
+
+class StepDocument(_Part):
+    """One SQL command sent by one session."""
+
+    name: Identifier | None = Field(default=None, description="Default: <session>-<n>.")
+    session: Text
+    sql: Text = Field(description="SQL; ${step.column} reads a column an earlier step returned.")
+    narration: str | None = Field(default=None, description="Shown in workshop mode and by `txnlab show`.")
+
+
+class ConditionDocument(_Part):
+    """A fact about a run: a step's rows, wait or error; an invariant; the anomaly."""
+
+    step: Identifier | None = None
+    rows: Rows | None = None
+    blocked: bool | None = None
+    error: Outcome | None = None
+    invariant: Identifier | None = None
+    holds: bool | None = None
+    anomaly: bool | None = None
+
+
+class AnomalyDocument(_Part):
+    """How to tell from a run that the anomaly happened: all conditions hold."""
+
+    name: Text
+    observed_if: list[ConditionDocument]
+
+
+class ClaimDocument(_Part):
+    """Something said about PostgreSQL, checked by running the scenario."""
+
+    says: Text
+    source: Text | None = None
+    level: LevelName = Field(description="The level the claim is about.")
+    true_if: list[ConditionDocument] = Field(description="The claim is true when all of these hold.")
+    holds: bool = Field(description="What PostgreSQL really does: is the claim true?")
+
+
+class ExpectationDocument(_Part):
+    """What PostgreSQL does at the levels of one `expect:` key."""
+
+    blocked: list[Identifier] | None = Field(
+        default=None, description="Exact: the steps that waited for a lock."
+    )
+    errors: dict[Identifier, Sqlstate] | None = Field(
+        default=None, description="Exact: failed steps and their SQLSTATE."
+    )
+    skipped: list[Identifier] | None = Field(
+        default=None, description="Exact: steps never sent (a ${step.column} was not read)."
+    )
+    rows: dict[Identifier, Rows] | None = Field(default=None, description="What these steps returned.")
+    invariants: dict[Identifier, bool] | None = None
+    anomaly: bool | None = Field(default=None, description="The anomaly happens at this level.")
+    note: Text | None = Field(
+        default=None, description="One line on why PostgreSQL behaves so at this level."
+    )
+
+
+class ScenarioDocument(_Part):
+    """A scenario file (or a Python scenario's SCENARIO dict)."""
+
+    model_config = ConfigDict(
+        title="txnlab scenario",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    name: Name = Field(description="Lowercase letters, digits and dashes; unique in the catalogue.")
+    title: Text
+    summary: Text
+    tags: list[Text] | None = None
+    references: list[Text] | None = Field(default=None, description="Documentation that backs the claim.")
+    levels: list[LevelName] | None = Field(default=None, description="Default: all four.")
+    setup: SqlTexts | None = Field(default=None, description="Runs once per run, in a fresh schema.")
+    teardown: SqlTexts | None = None
+    sessions: dict[Identifier, SessionDocument | None] = Field(description="Two or more.")
+    steps: list[StepDocument] | None = Field(
+        default=None, description="Run in this order (the default permutation)."
+    )
+    permutations: list[list[Identifier]] | None = Field(
+        default=None, description="Other orders of the same steps."
+    )
+    invariants: dict[Identifier, Text] | None = Field(
+        default=None, description="SQL returning one boolean each."
+    )
+    anomaly: AnomalyDocument | None = None
+    expect: dict[str, ExpectationDocument | None] | None = Field(
+        default=None, description="Keys: ru rc rr ser, full names, comma lists, or all; every level needs one."
+    )
+    capture: bool | None = Field(
+        default=None, description="Record what the driver sent and the server's view."
+    )
+    claim: ClaimDocument | None = None
+
+
+def json_schema() -> str:
+    """The published JSON Schema (docs/scenario.schema.json), as text."""
+    return json.dumps(ScenarioDocument.model_json_schema(), indent=2) + "\n"

@@ -10,8 +10,8 @@ class ExitCode(IntEnum):
 
     OK = 0
     MISMATCH = 1  # an observation differs from its expectation
-    BAD_INPUT = 2  # bad scenario file, unknown name, bad usage
-    SERVER = 3  # server unreachable, missing privilege, setup failed
+    BAD_INPUT = 2  # bad scenario file or scenario SQL, unknown name, bad usage
+    SERVER = 3  # server unreachable, a privilege/extension/resource missing, a connection lost
     # A signal ended the run (after cleaning up): 128 + the signal's number, as shells
     # report it. The handled ones (see txnlab.signals):
     HANGUP = 129  # SIGHUP: the terminal closed

@@ -45,19 +45,30 @@ def timed_run(*args: str) -> tuple[float, int, str]:
 
 
 @pytest.mark.parametrize("hosts", [1, 2, 3])
-def test_a_server_that_never_answers_is_reported_within_5_seconds_for_any_number_of_hosts(
+def test_connecting_to_servers_that_never_answer_gives_up_after_one_deadline_for_all_hosts(
     silent_ports: Callable[[int], list[int]], hosts: int
 ) -> None:
-    """Within 5 s on a quiet machine: at most 2.5 s of waiting for the server, plus Python's
-    start, measured at the same moment (a command that fails before connecting), so that a
-    loaded test machine does not decide the outcome."""
     netloc = ",".join(f"127.0.0.1:{port}" for port in silent_ports(hosts))
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="cannot connect to PostgreSQL"):
+        connect(f"postgresql://x@{netloc}/postgres")
+    waited = time.monotonic() - started
+    assert waited < CONNECT_DEADLINE_SECONDS + 0.5, f"{hosts} hosts: {waited:.2f} s"
+
+
+def test_the_cli_reports_a_server_that_never_answers_within_5_seconds_in_one_line(
+    silent_ports: Callable[[int], list[int]],
+) -> None:
+    """Within 5 s on a quiet machine: the 2.5 s deadline plus Python's start, which is
+    measured at the same moment (a command that fails before connecting) so that a loaded
+    test machine does not decide the outcome; the slack covers the difference between the
+    two commands' start-up under load."""
+    netloc = ",".join(f"127.0.0.1:{port}" for port in silent_ports(3))
     startup, code, _ = timed_run("run", "no-such-scenario")
     assert code == 2
     elapsed, code, err = timed_run("run", "atm-lost-update", "--level", "rc", "--dsn", f"postgresql://x@{netloc}/postgres")
     assert code == 3 and err.startswith("txnlab: error: cannot connect to PostgreSQL") and err.count("\n") == 1
-    waited = elapsed - startup
-    assert waited < CONNECT_DEADLINE_SECONDS + 0.5, f"{hosts} silent hosts: {elapsed:.1f} s, {waited:.1f} s of waiting"
+    assert elapsed - startup < CONNECT_DEADLINE_SECONDS + 1.5, f"{elapsed:.1f} s in all, {startup:.1f} s to start"
 
 
 def test_a_connect_timeout_the_user_set_is_honoured_beyond_txnlabs_own_deadline(

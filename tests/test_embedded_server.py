@@ -3,8 +3,11 @@ for the installing OS user; a private tap; a server that survives what scenario 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,7 +140,7 @@ def footprint_db(scratch_dsn: str, admin) -> Iterator[tuple[str, psycopg2.extens
 
 def test_roles_databases_and_settings_a_run_creates_are_reported_and_removed(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
     dsn, conn = footprint_db
-    footprint = Footprint(dsn, "postgres")
+    footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
         cur.execute("CREATE ROLE txnlab_fp_new")
         cur.execute("CREATE TABLE granted_to_new (id int); GRANT SELECT ON granted_to_new TO txnlab_fp_new")
@@ -159,7 +162,7 @@ def test_what_existed_before_and_was_changed_is_reported_not_reverted(footprint_
     dsn, conn = footprint_db
     with admin.cursor() as cur:
         cur.execute("CREATE ROLE txnlab_fp_old")
-    footprint = Footprint(dsn, "postgres")
+    footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
         cur.execute("ALTER ROLE txnlab_fp_old CREATEDB")
         cur.execute("ALTER ROLE txnlab_fp_old SET lock_timeout = '3s'")
@@ -177,7 +180,7 @@ def test_alter_system_by_a_run_is_reset_and_reloaded(footprint_db, admin) -> Non
     dsn, conn = footprint_db
     if not is_superuser(admin):
         pytest.skip("ALTER SYSTEM and pg_file_settings need a superuser")
-    footprint = Footprint(dsn, "postgres")
+    footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
         cur.execute("ALTER SYSTEM SET work_mem = '7MB'")
     assert footprint.settle() == [ServerChange("setting", ("work_mem",), "created", after="7MB", undone=True)]
@@ -188,7 +191,7 @@ def test_alter_system_by_a_run_is_reset_and_reloaded(footprint_db, admin) -> Non
 
 def test_a_run_that_changes_nothing_outside_its_database_reports_nothing(footprint_db) -> None:  # type: ignore[no-untyped-def]
     dsn, conn = footprint_db
-    footprint = Footprint(dsn, "postgres")
+    footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE inside (id int); SET work_mem = '9MB'")
     assert footprint.settle() == []
@@ -203,7 +206,42 @@ def test_each_server_change_is_one_calm_line_saying_what_txnlab_did() -> None:
         describe_change(ServerChange("setting", ("work_mem",), "created", after="7MB", problem="permission denied")),
     ]
     assert lines == [
-        'a run changed role "alice" (was LOGIN, now SUPERUSER LOGIN); it existed before, so it is left as it is',
-        'a run dropped database "shop", which existed before; it cannot be restored',
-        "a run set work_mem = 7MB with ALTER SYSTEM; txnlab could not undo it: permission denied",
+        'role "alice" was changed during the run (was LOGIN, now SUPERUSER LOGIN); it existed before, so it is left as it is',
+        'database "shop" was dropped during the run; it existed before and cannot be restored',
+        "work_mem = 7MB with ALTER SYSTEM was set during the run; txnlab could not undo it: permission denied",
     ]
+
+
+def test_on_a_server_txnlab_did_not_start_what_appeared_is_reported_and_left(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
+    """The catalogs do not say who created a role: on the user's server, another client's
+    new role must survive a txnlab run (a new user's trial found it dropped)."""
+    dsn, conn = footprint_db
+    footprint = Footprint(dsn, "postgres", undo=False)
+    with admin.cursor() as cur:  # another client, not the run
+        cur.execute("CREATE ROLE txnlab_fp_new")
+    changes = footprint.settle()
+    assert [(c.kind, c.key, c.action, c.undone, c.problem) for c in changes] == [
+        ("role", ("txnlab_fp_new",), "created", False, "")
+    ]
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_fp_new'")
+        assert cur.fetchone()[0] == 1
+    from txnlab.cli.run import describe_change
+
+    assert describe_change(changes[0]) == (
+        'role "txnlab_fp_new" was created during the run; txnlab left it, since on a server it did not start '
+        "it cannot tell a run's work from another client's"
+    )
+
+
+def test_a_scenarios_view_of_the_server_shows_no_connection_of_txnlabs_own(server_dsn: str) -> None:
+    """Capture scenarios list every other connection in the run's database: txnlab's own
+    (the footprint's catalog reads among them) must not appear as a third client."""
+    done = subprocess.run(
+        [sys.executable, "-m", "txnlab", "run", "psycopg2-failed-transaction", "--level", "rc", "--format", "json"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    labels = {view["label"] for event in run["events"] for view in event.get("server") or ()}
+    assert labels == {"this session"}

@@ -155,11 +155,11 @@ def test_scenario_sql_that_damages_the_server_is_survived_reported_and_undone(se
     hostile = txnlab("run", str(tmp_path / "hostile.yaml"), "--level", "rc")
     assert hostile.returncode == 0, hostile.stderr
     assert hostile.stderr.splitlines() == [
-        'txnlab: warning: a run created database "txnlab_mallory_db"; txnlab dropped it',
-        'txnlab: warning: a run dropped database "postgres"; txnlab recreated it, empty',
-        'txnlab: warning: a run created role "txnlab_mallory"; txnlab dropped it',
-        "txnlab: warning: a run set work_mem = 7MB with ALTER SYSTEM; txnlab reset it",
-        'txnlab: warning: a run set statement_timeout = 99s for role "postgres"; txnlab reset it',
+        'txnlab: warning: database "txnlab_mallory_db" was created during the run; txnlab dropped it',
+        'txnlab: warning: database "postgres" was dropped during the run; txnlab recreated it, empty',
+        'txnlab: warning: role "txnlab_mallory" was created during the run; txnlab dropped it',
+        "txnlab: warning: work_mem = 7MB with ALTER SYSTEM was set during the run; txnlab reset it",
+        'txnlab: warning: statement_timeout = 99s for role "postgres" was set during the run; txnlab reset it',
     ]
     normal = txnlab("run", "dirty-read", "--level", "rc")
     assert (normal.returncode, normal.stderr) == (0, "")

@@ -48,7 +48,9 @@ def lab_on_server(dsn: str | None, step_timeout: float) -> Iterator[Lab]:
     left on the server outside their scratch database (see txnlab.server.footprint)."""
     changes: list[ServerChange] = []
     try:
-        with open_lab(resolve_dsn(choose_server(dsn)), server_changes=changes, step_timeout=step_timeout) as lab:
+        choice = choose_server(dsn)
+        with open_lab(resolve_dsn(choice), server_changes=changes, undo_server_changes=choice.origin == "embedded",
+                      step_timeout=step_timeout) as lab:
             yield lab
     finally:
         for change in changes:
@@ -56,7 +58,8 @@ def lab_on_server(dsn: str | None, step_timeout: float) -> Iterator[Lab]:
 
 
 def describe_change(change: ServerChange) -> str:
-    """One calm sentence: what a run did outside its scratch database, and what txnlab did about it."""
+    """One calm sentence: what changed outside the scratch database during the run, and what
+    txnlab did about it. The catalogs do not say who made a change, so neither does this."""
     if change.kind == "role/database setting":
         role, database, setting = change.key
         scope = " in ".join(filter(None, [f'role "{role}"' if role else "", f'database "{database}"' if database else ""]))
@@ -66,16 +69,18 @@ def describe_change(change: ServerChange) -> str:
     else:
         what, verb = f'{change.kind} "{change.key[0]}"', "dropped"
     if change.action == "created" and "setting" in change.kind:
-        did = f"a run set {what.replace(' ', f' = {change.after} ', 1)}"
+        did = f"{what.replace(' ', f' = {change.after} ', 1)} was set during the run"
     else:
-        did = f"a run {change.action} {what}"
+        did = f"{what} was {change.action} during the run"
     if change.action == "created":
+        if not change.undone and not change.problem:
+            return f"{did}; txnlab left it, since on a server it did not start it cannot tell a run's work from another client's"
         return f"{did}; " + (f"txnlab {verb} it" if change.undone else f"txnlab could not undo it: {change.problem}")
     if change.action == "changed":
         return f"{did} (was {change.before or 'unset'}, now {change.after or 'unset'}); it existed before, so it is left as it is"
     if change.undone:
         return f"{did}; txnlab recreated it, empty"
-    return f"{did}, which existed before; it cannot be restored" + (f" ({change.problem})" if change.problem else "")
+    return f"{did}; it existed before and cannot be restored" + (f" ({change.problem})" if change.problem else "")
 
 
 def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None) -> list[RunReport]:  # type: ignore[no-untyped-def]

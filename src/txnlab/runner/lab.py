@@ -248,15 +248,19 @@ class Lab:
 
 
 @contextmanager
-def open_lab(server_dsn: str, *, server_changes: list[ServerChange] | None = None, **options: float) -> Iterator[Lab]:
+def open_lab(
+    server_dsn: str, *, server_changes: list[ServerChange] | None = None, undo_server_changes: bool = False,
+    **options: float,
+) -> Iterator[Lab]:
     """A Lab in a fresh scratch database on the given server, dropped however the block ends.
 
-    What the run changed on the server outside the scratch database is appended to
-    `server_changes` (see `footprint`), and what it created is removed.
+    What changed on the server outside the scratch database during the run is appended
+    to `server_changes` (see `footprint`); with `undo_server_changes` (txnlab's embedded
+    server), what appeared is removed.
     """
     scratch = ScratchDatabase(server_dsn)
     with scratch as dsn:
-        footprint = Footprint(dsn, maintenance_database(server_dsn))
+        footprint = Footprint(dsn, maintenance_database(server_dsn), undo=undo_server_changes)
         try:
             lab = Lab(dsn, **options)
             try:

@@ -1,15 +1,17 @@
-"""What a run left on the server outside its scratch database, found and (when the run made it) undone.
+"""What a run left on the server outside its scratch database, found and, on txnlab's own server, undone.
 
 txnlab runs other people's SQL by design, so scenario steps may create roles and
 databases, or change settings with ALTER SYSTEM and ALTER ROLE/DATABASE ... SET. Those
 outlive the scratch database. `Footprint` reads the server-wide catalogs before the run
-and again after it: what appeared is removed (DROP ROLE, DROP DATABASE, ALTER SYSTEM
-RESET + pg_reload_conf(), ALTER ROLE/DATABASE ... RESET); what existed before and was
-changed or dropped is only reported, except a dropped maintenance database, which
-txnlab itself needs and recreates empty. A catalog the role may not read (pg_file_settings
-for a non-superuser) is skipped. "Appeared during the run" is all the catalogs can tell:
-a database or role another client created meanwhile is treated the same (and a database
-still in use is never dropped).
+and again after it. "Appeared during the run" is all the catalogs can tell: they do not
+say who created a role or a database. So what appeared is removed (DROP ROLE, DROP
+DATABASE, ALTER SYSTEM RESET + pg_reload_conf(), ALTER ROLE/DATABASE ... RESET) only when
+`undo` is set, which txnlab does for its embedded server, where nobody keeps data; on a
+server the user chose, another client's new role or database must never be dropped, so
+there it is only reported. What existed before and was changed or dropped is always
+only reported, except, with `undo`, a dropped maintenance database, which txnlab itself
+needs and recreates empty. A catalog the role may not read (pg_file_settings for a
+non-superuser) is skipped. A database still in use is never dropped.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class ServerChange:
     (role, database, setting) for role/database settings ('' for "all"); action:
     "created", "changed" or "dropped"; before/after: attributes or values ('' for none);
     undone: txnlab removed it (or recreated the dropped maintenance database);
-    problem: the server's error when undoing failed, else ''.
+    problem: the server's error when undoing failed, else ''. Neither undone nor a
+    problem: txnlab did not try (on a server it did not start, it only reports).
     """
 
     kind: str
@@ -77,36 +80,36 @@ class ServerChange:
 
 
 class Footprint:
-    """`Footprint(dsn, maintenance_db)` reads the server-wide state now; `settle()` after the run
-    reports what changed and removes what the run created.
+    """`Footprint(dsn, maintenance_db, undo=...)` reads the server-wide state now; `settle()`
+    after the run reports what changed and, with `undo`, removes what appeared.
 
     `dsn` is any database of the server (txnlab uses the scratch database, which survives
-    whatever the scenario dropped); `maintenance_db` is recreated if the run dropped it.
-    Raises ServerError when the server cannot be reached.
+    whatever the scenario dropped); `maintenance_db` is recreated, with `undo`, if the run
+    dropped it. No connection is kept during the run: a scenario's view of the server
+    must not show one of txnlab's. Raises ServerError when the server cannot be reached.
     """
 
-    def __init__(self, dsn: str, maintenance_db: str) -> None:
+    def __init__(self, dsn: str, maintenance_db: str, *, undo: bool) -> None:
         self.dsn = dsn
         self.maintenance_db = maintenance_db
-        self._conn = connect(dsn, autocommit=True)  # kept for settle(): a connection costs more than the reads
+        self.undo = undo
+        self._conn = self._connect()
         try:
             self.before = self._snapshot()
-        except BaseException:
+        finally:
             self._conn.close()
-            raise
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        return connect(self.dsn, autocommit=True, application_name="txnlab footprint")
 
     def settle(self) -> list[ServerChange]:
         """Compare with the state before and undo what the run created; the changes, catalog by catalog.
 
-        Closes the connection; reconnects first if the run terminated it.
+        Raises ServerError when the server cannot be reached.
         """
+        self._conn = self._connect()
         try:
-            try:
-                after = self._snapshot()
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                self._conn.close()
-                self._conn = connect(self.dsn, autocommit=True)
-                after = self._snapshot()
+            after = self._snapshot()
             changes = [change for kind in CATALOGS for change in _compare(kind, self.before[kind], after[kind])]
             created = {(c.kind, c.key[0]) for c in changes if c.action == "created"}
             changes = [c for c in changes if not _goes_with(c, created)]
@@ -124,7 +127,7 @@ class Footprint:
 
     def _undo(self, cur: psycopg2.extensions.cursor, change: ServerChange) -> ServerChange:
         """Remove what the run created; recreate a dropped maintenance database; leave the rest."""
-        statement = self._undo_statement(change)
+        statement = self._undo_statement(change) if self.undo else None
         if statement is None:
             return change
         try:

@@ -131,6 +131,15 @@ def test_markdown_output_escapes_html_and_pipes_from_scenarios_and_values(cli, t
     assert_safe_markdown(out)
 
 
+def test_markdown_escapes_are_only_ever_before_punctuation_so_numbers_read_as_written(cli) -> None:  # type: ignore[no-untyped-def]
+    """CommonMark escapes only punctuation: `\\18.6` would show its backslash. A new user saw
+    "PostgreSQL \\18.6." in a handout; the version must read 18.6."""
+    code, out, _ = cli("run", "atm-lost-update", "--level", "ser", "--format", "markdown")
+    assert code == 0
+    assert not re.search(r"\\[0-9A-Za-z]", out.replace("<br>", "")), re.findall(r".{20}\\[0-9A-Za-z].{5}", out)
+    assert re.search(r"PostgreSQL \d+\\?\.\d", out)
+
+
 def test_run_and_matrix_json_carry_a_schema_version(cli) -> None:  # type: ignore[no-untyped-def]
     for command in (["run", "dirty-read", "--level", "rc"], ["matrix", "dirty-read"]):
         code, out, _ = cli(*command, "--format", "json")

@@ -20,7 +20,10 @@ from txnlab.timeline import Event
 
 # Characters with a meaning in Markdown inline text (CommonMark and GitHub's tables).
 _PUNCTUATION = re.compile(r"([\\`*_\[\]|~#!])")
-_LINE_START = re.compile(r"^([-+>=]|\d+[.)])")
+# At the start of a line these would open a list, a quote or a heading underline; a
+# backslash escapes only punctuation (CommonMark 2.4), so an ordered-list number keeps
+# its digits and has its `.` or `)` escaped.
+_LINE_START = re.compile(r"^(\d*)([-+>=.)])")
 
 
 def inline(text: str) -> str:
@@ -28,7 +31,14 @@ def inline(text: str) -> str:
     HTML escaped (`<` becomes `&lt;`), Markdown punctuation and `|` backslash-escaped."""
     flat = " ".join(str(text).split())
     escaped = html.escape(_PUNCTUATION.sub(r"\\\1", flat), quote=False)
-    return _LINE_START.sub(r"\\\1", escaped)
+    return _LINE_START.sub(_escape_line_start, escaped)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    digits, marker = match.groups()
+    if digits and marker not in ".)":
+        return match.group(0)  # "18-" opens nothing
+    return f"{digits}\\{marker}"
 
 
 def code(text: str) -> str:

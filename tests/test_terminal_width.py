@@ -36,6 +36,7 @@ COMMANDS = {
     "hermitage": ["matrix", "--suite", "hermitage"],
     "myths": ["myths"],
     "demo": ["demo"],
+    "help": ["--help"],
 }
 
 

@@ -28,14 +28,17 @@ EPILOG = """\b
 Exit codes:
   0      every observation matched its expectation
   1      an observation differs from its expectation
-  2      bad input: unknown scenario or tag, malformed scenario file, scenario
-         SQL that fails (file:line, SQLSTATE), bad option, no terminal for --step
-  3      server side: unreachable (within 5 s), a privilege, extension or
-         resource missing (those runs are shown as "could not run"), a
-         connection of txnlab's own lost, `server stop` while runs are going on
-  128+n  ended by signal n, after cleaning up (no sessions, no scratch database):
-         129 SIGHUP (terminal closed), 130 SIGINT (Ctrl-C), 131 SIGQUIT (Ctrl-\\),
-         143 SIGTERM, 141 the reader of the output went away (| head; no message)
+  2      bad input: unknown scenario or tag, malformed scenario file,
+         scenario SQL that fails (file:line, SQLSTATE), bad option,
+         no terminal for --step
+  3      the server's side: unreachable (within 5 s); a privilege,
+         extension or resource missing (those runs show "could not
+         run"); a connection of txnlab's own lost; `server stop` while
+         runs are going on
+  128+n  ended by signal n, after cleaning up (no sessions, no scratch
+         database): 129 SIGHUP (terminal closed), 130 SIGINT (Ctrl-C),
+         131 SIGQUIT (Ctrl-\\), 143 SIGTERM; 141 when the reader of the
+         output went away (| head), without a message
 \b
 Server: --dsn, else $TXNLAB_DSN, else $DATABASE_URL, else an embedded
 PostgreSQL that txnlab starts in your cache directory and keeps running

@@ -108,3 +108,13 @@ def test_fit_table_leaves_a_table_that_fits_unchanged() -> None:
     assert fit_table(rows, ["k", "v"], width=80, tablefmt="simple") == tabulate(
         rows, headers=["k", "v"], tablefmt="simple", disable_numparse=True
     )
+
+
+def test_list_at_80_columns_keeps_every_name_whole_and_in_order(cli, monkeypatch, catalogue) -> None:  # type: ignore[no-untyped-def]
+    """Names are what a reader copies into `txnlab run`: never cut, listed alphabetically."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli("list")
+    assert code == 0 and too_wide(out, 80) == []
+    first_words = [line.split()[0] for line in out.splitlines()[2:] if line and not line[0].isspace()]
+    names = [word for word in first_words if word in catalogue.scenarios]
+    assert names == sorted(catalogue.scenarios)

@@ -24,9 +24,9 @@ def list_command(tag: str | None, directory: Path | None) -> None:
     catalogue = user_catalogue(directory)
     scenarios = catalogue.with_tag(tag) if tag else list(catalogue.scenarios.values())
     labels = _folder_labels(catalogue)
-    rows = [[s.name, s.title, ", ".join(s.tags), _origin(catalogue, s.name, labels)] for s in scenarios]
+    rows = sorted([s.name, s.title, ", ".join(s.tags), _origin(catalogue, s.name, labels)] for s in scenarios)
     width = terminal_width()
-    click.echo(fit_table(rows, ["name", "title", "tags", "from"], width=width, tablefmt="simple"))
+    click.echo(fit_table(rows, ["name", "title", "tags", "from"], width=width, tablefmt="simple", keep=[0]))
     used = {label: folder for folder, label in labels.items() if any(label in row[3] for row in rows)}
     for label, folder in used.items():
         click.echo(wrap_paragraphs(f"{label}: {folder}", width))

@@ -107,13 +107,16 @@ def wrap_paragraphs(text: str, width: int, *, indent: str = "") -> str:
     return "\n\n".join("\n".join(wrap(paragraph, width, indent=indent)) for paragraph in paragraphs)
 
 
-def fit_table(rows: Sequence[Sequence[object]], headers: Sequence[str], *, width: int, tablefmt: str) -> str:
+def fit_table(
+    rows: Sequence[Sequence[object]], headers: Sequence[str], *, width: int, tablefmt: str, keep: Sequence[int] = ()
+) -> str:
     """A tabulate table no wider than `width` columns, wrapping cells (headers too) as needed.
 
     Columns narrower than their fair share keep their natural width; the others share
-    what is left, so a table that fits is unchanged. A table whose columns would have to
-    be narrower than `MIN_CELL` to fit is returned at that minimum, wider than `width`:
-    callers with many columns offer a compact layout first.
+    what is left, so a table that fits is unchanged. The columns numbered in `keep`
+    (names a reader copies) are never wrapped while the others can still give way. A
+    table whose columns would have to be narrower than `MIN_CELL` to fit is returned
+    at that minimum, wider than `width`: callers with many columns offer a compact layout first.
     """
     cells = [[visible(str(cell)) for cell in row] for row in rows]
     headers = [visible(header) for header in headers]
@@ -123,21 +126,22 @@ def fit_table(rows: Sequence[Sequence[object]], headers: Sequence[str], *, width
     ]
     table = _render(cells, headers, tablefmt, [None] * len(headers))
     overhead = display_width(table) - sum(natural)
-    limits = _share(natural, width - overhead)
+    limits = _share(natural, width - overhead, set(keep))
     while True:
         table = _render(cells, headers, tablefmt, limits)
         excess = display_width(table) - width
         if excess <= 0 or max(limits) <= MIN_CELL:
             return table
-        widest = limits.index(max(limits))  # a word cut or a header padding: shrink and retry
+        yielding = [i for i in range(len(limits)) if i not in keep and limits[i] > MIN_CELL] or range(len(limits))
+        widest = max(yielding, key=lambda i: limits[i])  # a word cut or a header padding: shrink and retry
         limits[widest] = max(MIN_CELL, limits[widest] - excess)
 
 
-def _share(natural: list[int], budget: int) -> list[int]:
-    """Column widths within `budget`: the narrow columns whole, the wide ones share the rest."""
+def _share(natural: list[int], budget: int, keep: set[int]) -> list[int]:
+    """Column widths within `budget`: the kept and the narrow columns whole, the wide ones share the rest."""
     limits = list(natural)
-    order = sorted(range(len(natural)), key=lambda i: natural[i])
-    left = budget
+    left = budget - sum(natural[i] for i in keep)
+    order = sorted((i for i in range(len(natural)) if i not in keep), key=lambda i: natural[i])
     for position, index in enumerate(order):
         fair = left // (len(order) - position)
         limits[index] = min(natural[index], max(MIN_CELL, fair))

@@ -122,3 +122,21 @@ def test_python_files_in_a_users_folder_are_not_imported_to_find_names(cli, home
 def test_dir_that_does_not_exist_is_one_line_and_exit_2(cli, home) -> None:  # type: ignore[no-untyped-def]
     code, _, err = cli("list", "--dir", "nowhere")
     assert code == 2 and err == "txnlab: error: --dir nowhere: no such directory\n"
+
+
+def test_in_txnlabs_own_checkout_scenarios_is_the_catalogue_not_the_users_folder(cli, home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A new user ran `txnlab new` in a clone of txnlab (installed, not editable): it wrote
+    into the catalogue's source, and `list` called every catalogue file "yours"."""
+    checkout = home / "project"
+    (checkout / "src" / "txnlab").mkdir(parents=True)
+    (checkout / "src" / "txnlab" / "__init__.py").write_text("")
+    (checkout / "scenarios").mkdir()
+    (checkout / "scenarios" / "dirty-read.yaml").write_text(
+        (Path(Catalogue().scenarios["dirty-read"].source)).read_text()
+    )
+    code, out, _ = cli("list")
+    assert code == 0 and "yours" not in out
+    monkeypatch.setenv("EDITOR", editor(home, "What this scenario shows, in one line", "Not in the checkout"))
+    code, out, _ = interactive(cli, monkeypatch, "new", "mine")
+    assert code == 0 and not (checkout / "scenarios" / "mine.yaml").exists()
+    assert (home / "data" / "txnlab" / "scenarios" / "mine.yaml").is_file()

@@ -40,12 +40,20 @@ def user_data_scenarios() -> Path:
     return Path(platformdirs.user_data_dir("txnlab")) / "scenarios"
 
 
-def user_directories(chosen: Path | None = None) -> list[Path]:
-    """Where the user's scenarios live, most precedent first: `chosen` (--dir), ./scenarios
-    when it exists and is not the catalogue itself (as in txnlab's own checkout), the user
-    data directory. Directories that do not exist are left out."""
+def project_scenarios() -> Path | None:
+    """The current project's `scenarios/` folder, if there is one that is the user's: not
+    the catalogue's source in txnlab's own checkout (beside `src/txnlab`), installed or not."""
     project = Path.cwd() / "scenarios"
-    candidates = [chosen, project, user_data_scenarios()]
+    if not project.is_dir() or (Path.cwd() / "src" / "txnlab" / "__init__.py").is_file():
+        return None
+    return project
+
+
+def user_directories(chosen: Path | None = None) -> list[Path]:
+    """Where the user's scenarios live, most precedent first: `chosen` (--dir), the project's
+    ./scenarios (see `project_scenarios`), the user data directory. Directories that do not
+    exist are left out."""
+    candidates = [chosen, project_scenarios(), user_data_scenarios()]
     catalogue = default_catalogue_dir().resolve()
     found: list[Path] = []
     for directory in candidates:
@@ -55,12 +63,10 @@ def user_directories(chosen: Path | None = None) -> list[Path]:
 
 
 def writable_directory(chosen: Path | None = None) -> Path:
-    """Where `txnlab new` and `txnlab edit` save: `chosen` (--dir), else ./scenarios when
-    it exists, else the user data directory (created when first written to)."""
-    if chosen is not None:
-        return chosen
-    project = Path.cwd() / "scenarios"
-    return project if project.is_dir() else user_data_scenarios()
+    """Where `txnlab new` and `txnlab edit` save: `chosen` (--dir), else the project's
+    ./scenarios (see `project_scenarios`), else the user data directory (created when first
+    written to)."""
+    return chosen or project_scenarios() or user_data_scenarios()
 
 
 def draft_path(target: Path) -> Path:

@@ -150,6 +150,21 @@ def _problems(outcome: Outcome) -> list[str]:
     return problems
 
 
+@pytest.fixture(autouse=True)
+def signals_not_ignored_by_the_test_run() -> Iterator[None]:
+    """txnlab keeps ignoring what its parent ignored (nohup's SIGHUP, a background job's
+    SIGINT), by design; the trials stand for a terminal's child, so a suite started under
+    `nohup` or in the background gives them the default dispositions."""
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum, handler in previous.items():
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+    yield
+    for signum, handler in previous.items():
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
 @pytest.fixture
 def env(server_dsn: str) -> dict[str, str]:
     return {**os.environ, "TXNLAB_DSN": server_dsn, "NO_COLOR": "1"}

@@ -200,9 +200,9 @@ def test_a_process_killed_during_create_database_leaves_what_the_next_run_drops(
     try:
         wait_for_query(admin, CREATING)
         process.kill()
-        process.communicate(timeout=20)
     finally:
-        template_in_use.close()
+        template_in_use.close()  # at once: CREATE DATABASE gives up on a busy template after 5 s
+    process.communicate(timeout=20)
     deadline = time.monotonic() + 10
     while query_count(admin, CREATING) and time.monotonic() < deadline:
         time.sleep(0.05)  # the orphaned CREATE DATABASE completes, then its session ends

@@ -48,6 +48,9 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(describe(signum))
         self.signum = signum
+        # What the cleanup on its way out could not undo (server changes a run made outside
+        # its scratch database, one line each): the CLI's last line must not say "nothing".
+        self.left_behind: list[str] = []
 
 
 def describe(signum: int) -> str:

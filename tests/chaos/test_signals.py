@@ -294,3 +294,51 @@ def test_a_signal_inside_deferred_signals_takes_effect_when_the_section_ends() -
         assert arrived == [signal.SIGHUP]  # delivered through the handler that was there before
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+CHANGES_A_ROLE = """\
+name: changes-a-role
+title: A step that changes a role that existed before, then a step that sleeps
+summary: The role's setting cannot be undone by txnlab, only reported.
+sessions: {a: {autocommit: true}, b: {}}
+steps:
+  - {name: alter, session: a, sql: "ALTER ROLE txnlab_signal_role SET work_mem = '2MB'"}
+  - {name: sleepy, session: b, sql: SELECT pg_sleep(30)}
+expect: {all: {}}
+"""
+
+
+def test_an_interrupted_run_that_changed_the_server_does_not_say_nothing_was_left_behind(
+    tmp_path: Path, env: dict[str, str], admin: psycopg2.extensions.connection
+) -> None:
+    """The run changed a setting of a role that existed before it: txnlab reports that and
+    leaves it. Before: a warning said so, then the last line said "nothing was left behind"."""
+    with admin.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS txnlab_signal_role")
+        cur.execute("CREATE ROLE txnlab_signal_role")
+        cur.execute("ALTER ROLE txnlab_signal_role SET work_mem = '1MB'")
+    try:
+        (tmp_path / "changes.yaml").write_text(CHANGES_A_ROLE)
+        process = subprocess.Popen(
+            [TXNLAB, "run", str(tmp_path / "changes.yaml"), "--level", "rc", "--step-timeout", "40"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 20
+        with admin.cursor() as cur:
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'")
+                if cur.fetchone()[0] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=HUNG_SECONDS)
+        lines = stderr.splitlines()
+        assert process.returncode == 130, stderr
+        assert lines[0].startswith('txnlab: warning: a run changed work_mem for role "txnlab_signal_role"'), stderr
+        assert lines[-1] == (
+            "txnlab: interrupted by SIGINT (Ctrl-C); its sessions and scratch database are gone, but 1 change(s) "
+            "it made to the server outside them remain (see the warnings above)"
+        ), stderr
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE txnlab_signal_role")

@@ -342,3 +342,55 @@ def test_an_interrupted_run_that_changed_the_server_does_not_say_nothing_was_lef
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP ROLE txnlab_signal_role")
+
+
+CREATES_A_ROLE = """\
+name: creates-a-role
+title: A step that creates a role, which txnlab drops after the run
+summary: The signal comes while txnlab reads what the run changed on the server.
+sessions: {a: {autocommit: true}, b: {}}
+steps:
+  - {name: create, session: a, sql: CREATE ROLE txnlab_settle_role}
+  - {name: other, session: b, sql: SELECT 1}
+expect: {all: {}}
+"""
+
+# txnlab, with SIGTERM sent to itself at the moment it reads the server's catalogs after the run.
+SIGNAL_DURING_SETTLE = """\
+import os, signal, sys
+from txnlab.server import footprint
+readings = []
+original = footprint.Footprint._snapshot
+def snapshot(self):
+    readings.append(1)
+    if len(readings) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self)
+footprint.Footprint._snapshot = snapshot
+from txnlab.__main__ import main
+sys.argv = ["txnlab", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_signal_while_txnlab_undoes_a_runs_server_changes_waits_for_the_undoing(
+    tmp_path: Path, env: dict[str, str], admin: psycopg2.extensions.connection
+) -> None:
+    """Before: the signal cut the settling short, the role stayed, and the line said nothing was left."""
+    (tmp_path / "creates.yaml").write_text(CREATES_A_ROLE)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNAL_DURING_SETTLE, "run", str(tmp_path / "creates.yaml"), "--level", "rc"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_settle_role'")
+            left = cur.fetchone()[0]
+        assert (done.returncode, left) == (143, 0), done.stderr
+        assert done.stderr.splitlines() == [
+            'txnlab: warning: a run created role "txnlab_settle_role"; txnlab dropped it',
+            "txnlab: interrupted by SIGTERM; nothing was left behind",
+        ]
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE IF EXISTS txnlab_settle_role")

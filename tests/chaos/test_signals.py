@@ -394,3 +394,29 @@ def test_a_signal_while_txnlab_undoes_a_runs_server_changes_waits_for_the_undoin
     finally:
         with admin.cursor() as cur:
             cur.execute("DROP ROLE IF EXISTS txnlab_settle_role")
+
+
+# A signal whose handler runs where Python swallows exceptions ("Exception ignored in ..."):
+# inside a __del__ here; in the trials, inside importlib's module-lock weakref callback
+# while a Python scenario's import ran on its thread (the run then went on, deaf to signals).
+SWALLOWED = """\
+import os, signal, time
+from txnlab import signals
+signals.install()
+class Victim:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):
+            pass  # the handler runs here, where its exception cannot propagate
+try:
+    Victim()
+    time.sleep(3)
+    print("the signal was lost")
+except signals.Interrupted as exc:
+    print(f"interrupted by {signals.describe(exc.signum)}")
+"""
+
+
+def test_a_signal_whose_exception_python_swallowed_still_ends_the_run() -> None:
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=30)
+    assert (done.stdout, done.stderr) == ("interrupted by SIGINT (Ctrl-C)\n", "")

@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -102,7 +101,7 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(_received)
 
 
-def _unraisable(unraisable: Any) -> None:
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     """sys.unraisablehook: Python swallows an exception raised where it cannot propagate
     (a weakref callback such as importlib's module-lock clean-up, a __del__), printing
     "Exception ignored in ...". Had that exception been our Interrupted, the run would go

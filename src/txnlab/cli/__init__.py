@@ -100,6 +100,11 @@ def _run(argv: list[str] | None) -> int:
         signals.silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
     except (click.exceptions.Abort, KeyboardInterrupt, signals.Interrupted) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc.__context__, EOFError) and signals.received() is None:
+            # No signal came: a prompt met the end of its input (Ctrl-D), and click said Abort.
+            click.echo(err=True)  # the prompt left the cursor at the end of its line
+            _say("stopped: the input ended (Ctrl-D) at a prompt; nothing was left behind")
+            return int(ExitCode.INTERRUPTED)
         return _interrupted(signals.received() or signal.SIGINT, getattr(exc, "left_behind", ()))
     except Exception as exc:
         if (signum := signals.received()) is not None:  # cleaning up after the signal failed

@@ -230,6 +230,17 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     assert "The room predicted 1 of 8 steps right at read committed." in out
 
 
+def test_the_end_of_input_at_a_step_prompt_is_not_called_a_ctrl_c(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-D at the second prompt: no signal was sent (before: "interrupted by SIGINT (Ctrl-C)",
+    glued to the end of the prompt's line)."""
+    with terminal_stdin("\n\x04") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, _, err = cli("run", "atm-lost-update", "--level", "rc", "--step")
+    assert code == 130
+    assert err.endswith("\ntxnlab: stopped: the input ended (Ctrl-D) at a prompt; nothing was left behind\n")
+    assert "SIGINT" not in err
+
+
 def test_step_mode_shows_that_ssi_predicate_locks_block_nobody(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     with terminal_stdin("\n" * 10) as stdin:
         monkeypatch.setattr("sys.stdin", stdin)

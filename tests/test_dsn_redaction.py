@@ -124,3 +124,19 @@ def test_standard_output_shows_values_exactly_even_where_they_equal_a_short_pass
     )
     assert done.returncode == 0, done.stderr
     assert "balance = 100" in done.stdout and "***" not in done.stdout
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://alice:balances/accounts@127.0.0.1:1/db",  # pieces of a password libpq misreads
+    "postgresql://alice:pwSecret1@accounts/db?application_name=a@b",  # a guess that spans the host
+])
+def test_standard_output_never_masks_pieces_of_a_password_or_guesses_at_one(dsn: str) -> None:
+    """`show` prints the scenario's SQL, which names the table `accounts`, and no DSN: stdout
+    must show it as written, although "accounts" (here a table, a host name) is a piece of
+    what a misread DSN might hold; only whole passwords are masked there."""
+    env = {**os.environ, "TXNLAB_DSN": dsn, "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "txnlab", "show", "atm-lost-update"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "FROM accounts WHERE" in done.stdout and "***" not in done.stdout

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,18 @@ def test_the_tap_listens_on_a_unix_socket_in_a_directory_only_this_user_can_ente
     finally:
         tap.close()
     assert not directory.exists()
+
+
+def test_closing_the_tap_ends_its_accepting_thread(server_dsn: str) -> None:
+    """Before: the thread stayed blocked in accept() for the rest of the process, one per tap."""
+    def accepting() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "txnlab-wiretap"}
+
+    before = accepting()
+    tap = WireTap(server_dsn)
+    assert len(accepting() - before) == 1
+    tap.close()
+    assert accepting() - before == set()
 
 
 def test_the_embedded_server_admits_only_peer_connections_of_allowed_os_users(server_dsn: str, admin) -> None:  # type: ignore[no-untyped-def]

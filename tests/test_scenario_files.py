@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -282,3 +284,15 @@ def test_non_text_keys_in_a_python_scenario_are_one_line(tmp_path: Path) -> None
     path = write(tmp_path, "SCENARIO = {'name': 'x', 1: 'one', ('a',): 2}\ndef play(run):\n    pass\n", "keys.py")
     with pytest.raises(ScenarioError, match=r"keys\.py: a key in the scenario must be text, not a number$"):
         load_scenario(path)
+
+
+@pytest.mark.parametrize("value", ["&a [*a]", "&a {key: *a}", "&a [x, [y, *a]]"])
+def test_an_alias_inside_the_value_it_names_is_one_line_not_a_hang(tmp_path: Path, value: str) -> None:
+    """A recursive alias would never finish expanding (before: the size check looped forever,
+    its memory growing). In a child process, so that a regression fails instead of hanging."""
+    path = write(tmp_path, VALID + f"permutations: {value}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "txnlab", "show", str(path)], capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"txnlab: error: {path}:17: an alias (*name) stands for a value that contains it\n"

@@ -15,7 +15,9 @@ escapes), in URI userinfo (`postgresql://user:password@host`, also when the pass
 holds an unencoded `@`, `/` or `%` that libpq itself misreads) and in URI query
 parameters, as written and percent-decoded, with their pieces, whether or not libpq
 can parse the DSN. Pieces shorter than MIN_SECRET_LENGTH, and a password equal to the
-user name, are not masked (see `secrets_given`).
+user name, are not masked (see `secrets_given`). Standard output, which carries values
+the server returned, is masked only of whole passwords of STDOUT_MIN_SECRET_LENGTH or
+more (see `redacted_output`).
 """
 
 from __future__ import annotations
@@ -83,12 +85,7 @@ def dsn_problem(exc: psycopg2.ProgrammingError | UnicodeEncodeError) -> str:
 
 def secrets_in_dsn(dsn: str) -> set[str]:
     """Every text that may be a password in `dsn`, as libpq reads it and as a person meant it."""
-    found: set[str] = set()
-    try:
-        params = psycopg2.extensions.parse_dsn(dsn)
-    except (psycopg2.ProgrammingError, UnicodeEncodeError):
-        params = {}
-    found.update(value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value)
+    found = passwords_in_dsn(dsn)
     if _URI.match(dsn):
         found.update(_uri_userinfo_passwords(dsn))
         found.update(match.group(1) for match in _QUERY_VALUE.finditer(dsn))
@@ -168,9 +165,18 @@ def _service_passwords(path: Path) -> set[str]:
     return {value.strip() for key, _, value in pairs if SECRET_KEY.fullmatch(key.strip())}
 
 
-def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
-    """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD,
-    and in libpq's password and service files; none equal to a user name it was given."""
+def passwords_in_dsn(dsn: str) -> set[str]:
+    """The passwords libpq itself reads from `dsn` (`password`, `sslpassword`), whole: what it may
+    send, so what a server may quote back. None when libpq cannot parse the DSN."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except (psycopg2.ProgrammingError, UnicodeEncodeError):
+        return set()
+    return {value for key, value in params.items() if SECRET_KEY.fullmatch(key) and value}
+
+
+def _dsns_given(argv: Iterable[str], environ: Mapping[str, str]) -> list[str]:
+    """The DSNs a command was handed: --dsn values, $TXNLAB_DSN, $DATABASE_URL."""
     dsns = [environ[name] for name in DSN_VARIABLES if environ.get(name)]
     words = list(argv)
     for index, word in enumerate(words):
@@ -178,11 +184,21 @@ def secrets_given(argv: Iterable[str], environ: Mapping[str, str]) -> set[str]:
             dsns.append(words[index + 1])
         elif word.startswith("--dsn="):
             dsns.append(word.removeprefix("--dsn="))
+    return dsns
+
+
+def secrets_given(argv: Iterable[str], environ: Mapping[str, str], *, whole_only: bool = False) -> set[str]:
+    """The secrets a command was handed: in --dsn values, $TXNLAB_DSN, $DATABASE_URL, $PGPASSWORD,
+    and in libpq's password and service files; none equal to a user name it was given.
+
+    `whole_only`: of the DSNs, only the passwords libpq reads, whole (`passwords_in_dsn`),
+    without the guesses and pieces `secrets_in_dsn` adds for libpq's parse errors."""
+    dsns = _dsns_given(argv, environ)
     found = {environ[name] for name in PASSWORD_VARIABLES if len(environ.get(name, "")) >= MIN_SECRET_LENGTH}
     found |= secrets_in_libpq_files(environ)
     users = {environ.get("PGUSER", "")}
     for dsn in dsns:
-        found |= secrets_in_dsn(dsn)
+        found |= passwords_in_dsn(dsn) if whole_only else secrets_in_dsn(dsn)
         users |= users_in_dsn(dsn)
     # Messages name the user on purpose; a password equal to it (postgres:postgres, the README's
     # txnlab:txnlab) is no secret from anyone who reads the user name, and masking it would turn
@@ -225,10 +241,15 @@ class RedactingStream:
 @contextmanager
 def redacted_output(argv: Iterable[str], environ: Mapping[str, str]) -> Iterator[Redactor]:
     """While inside, everything written to sys.stderr is scrubbed of the secrets the command
-    was given, and sys.stdout of those at least STDOUT_MIN_SECRET_LENGTH long."""
-    secrets = secrets_given(argv, environ)
-    redact = Redactor(secrets)
-    redact_output = Redactor(s for s in secrets if len(s) >= STDOUT_MIN_SECRET_LENGTH)
+    was given. sys.stdout only of whole passwords (as libpq reads them) at least
+    STDOUT_MIN_SECRET_LENGTH long: a piece of a password, or a guess at one in a DSN libpq
+    misreads (`postgresql://u:pw@host/postgres?application_name=a@b` yields "postgres"), is
+    an ordinary word that a table or a value may hold, and libpq's parse errors, which quote
+    such pieces, never go to stdout."""
+    argv = list(argv)
+    redact = Redactor(secrets_given(argv, environ))
+    whole = secrets_given(argv, environ, whole_only=True)
+    redact_output = Redactor(s for s in whole if len(s) >= STDOUT_MIN_SECRET_LENGTH)
     saved = sys.stdout, sys.stderr
     sys.stdout = RedactingStream(sys.stdout, redact_output)  # type: ignore[assignment]
     sys.stderr = RedactingStream(sys.stderr, redact)  # type: ignore[assignment]

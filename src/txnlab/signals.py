@@ -17,10 +17,12 @@ the CLI's modules load ends the process with the same one line and exit code.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -35,8 +37,10 @@ DESCRIPTIONS = {
     signal.SIGPIPE: "SIGPIPE (the output was closed)",
 }
 
+REDELIVERY_DELAY_SECONDS = 0.01  # see _unraisable
 _received: int | None = None  # the first handled signal, once one has arrived
 _over = False  # set by ignore_further()
+_undelivered = False  # the Interrupted raised was swallowed (see _unraisable)
 
 
 class Interrupted(BaseException):
@@ -48,6 +52,9 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(describe(signum))
         self.signum = signum
+        # What the cleanup on its way out could not undo (server changes a run made outside
+        # its scratch database, one line each): the CLI's last line must not say "nothing".
+        self.left_behind: list[str] = []
 
 
 def describe(signum: int) -> str:
@@ -67,6 +74,9 @@ def install() -> None:
     for signum in HANDLED:
         if signal.getsignal(signum) != signal.SIG_IGN:
             signal.signal(signum, _handle)
+    if sys.unraisablehook is not _unraisable:
+        _unraisable.previous = sys.unraisablehook  # type: ignore[attr-defined]
+        sys.unraisablehook = _unraisable
 
 
 def received() -> int | None:
@@ -82,11 +92,35 @@ def ignore_further() -> None:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    global _received
-    if _received is not None or _over:
+    global _received, _undelivered
+    if _over or (_received is not None and not _undelivered):
         return  # the run is ending or over already; let its cleanup finish
-    _received = signum
-    raise Interrupted(signum)
+    if _received is None:
+        _received = signum
+    _undelivered = False
+    raise Interrupted(_received)
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """sys.unraisablehook: Python swallows an exception raised where it cannot propagate
+    (a weakref callback such as importlib's module-lock clean-up, a __del__), printing
+    "Exception ignored in ...". Had that exception been our Interrupted, the run would go
+    on with every further signal ignored (the first one is recorded). Deliver it again
+    instead, silently, once the main thread has left that place (from another thread: the
+    main thread would run the handler again before this hook returns, where it is
+    swallowed too). `received()` keeps naming the signal meanwhile."""
+    global _undelivered
+    if isinstance(unraisable.exc_value, Interrupted) and not _over:
+        _undelivered = True
+        threading.Thread(target=_deliver_again, args=(unraisable.exc_value.signum,), daemon=True).start()
+        return
+    _unraisable.previous(unraisable)  # type: ignore[attr-defined]
+
+
+def _deliver_again(signum: int) -> None:
+    time.sleep(REDELIVERY_DELAY_SECONDS)
+    if _undelivered and not _over:
+        _thread.interrupt_main(signum)  # runs the handler in the main thread, as the signal did
 
 
 @contextmanager

@@ -309,3 +309,129 @@ def test_a_signal_inside_deferred_signals_takes_effect_when_the_section_ends() -
         assert arrived == [signal.SIGHUP]  # delivered through the handler that was there before
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+CHANGES_A_ROLE = """\
+name: changes-a-role
+title: A step that changes a role that existed before, then a step that sleeps
+summary: The role's setting cannot be undone by txnlab, only reported.
+sessions: {a: {autocommit: true}, b: {}}
+steps:
+  - {name: alter, session: a, sql: "ALTER ROLE txnlab_signal_role SET work_mem = '2MB'"}
+  - {name: sleepy, session: b, sql: SELECT pg_sleep(30)}
+expect: {all: {}}
+"""
+
+
+def test_an_interrupted_run_that_changed_the_server_does_not_say_nothing_was_left_behind(
+    tmp_path: Path, env: dict[str, str], admin: psycopg2.extensions.connection
+) -> None:
+    """The run changed a setting of a role that existed before it: txnlab reports that and
+    leaves it. Before: a warning said so, then the last line said "nothing was left behind"."""
+    with admin.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS txnlab_signal_role")
+        cur.execute("CREATE ROLE txnlab_signal_role")
+        cur.execute("ALTER ROLE txnlab_signal_role SET work_mem = '1MB'")
+    try:
+        (tmp_path / "changes.yaml").write_text(CHANGES_A_ROLE)
+        process = subprocess.Popen(
+            [TXNLAB, "run", str(tmp_path / "changes.yaml"), "--level", "rc", "--step-timeout", "40"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 20
+        with admin.cursor() as cur:
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'")
+                if cur.fetchone()[0] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=HUNG_SECONDS)
+        lines = stderr.splitlines()
+        assert process.returncode == 130, stderr
+        assert lines[0].startswith('txnlab: warning: a run changed work_mem for role "txnlab_signal_role"'), stderr
+        assert lines[-1] == (
+            "txnlab: interrupted by SIGINT (Ctrl-C); its sessions and scratch database are gone, but 1 change(s) "
+            "it made to the server outside them remain (see the warnings above)"
+        ), stderr
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE txnlab_signal_role")
+
+
+CREATES_A_ROLE = """\
+name: creates-a-role
+title: A step that creates a role, which txnlab drops after the run
+summary: The signal comes while txnlab reads what the run changed on the server.
+sessions: {a: {autocommit: true}, b: {}}
+steps:
+  - {name: create, session: a, sql: CREATE ROLE txnlab_settle_role}
+  - {name: other, session: b, sql: SELECT 1}
+expect: {all: {}}
+"""
+
+# txnlab, with SIGTERM sent to itself at the moment it reads the server's catalogs after the run.
+SIGNAL_DURING_SETTLE = """\
+import os, signal, sys
+from txnlab.server import footprint
+readings = []
+original = footprint.Footprint._snapshot
+def snapshot(self):
+    readings.append(1)
+    if len(readings) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self)
+footprint.Footprint._snapshot = snapshot
+from txnlab.__main__ import main
+sys.argv = ["txnlab", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_signal_while_txnlab_undoes_a_runs_server_changes_waits_for_the_undoing(
+    tmp_path: Path, env: dict[str, str], admin: psycopg2.extensions.connection
+) -> None:
+    """Before: the signal cut the settling short, the role stayed, and the line said nothing was left."""
+    (tmp_path / "creates.yaml").write_text(CREATES_A_ROLE)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNAL_DURING_SETTLE, "run", str(tmp_path / "creates.yaml"), "--level", "rc"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_settle_role'")
+            left = cur.fetchone()[0]
+        assert (done.returncode, left) == (143, 0), done.stderr
+        assert done.stderr.splitlines() == [
+            'txnlab: warning: a run created role "txnlab_settle_role"; txnlab dropped it',
+            "txnlab: interrupted by SIGTERM; nothing was left behind",
+        ]
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE IF EXISTS txnlab_settle_role")
+
+
+# A signal whose handler runs where Python swallows exceptions ("Exception ignored in ..."):
+# inside a __del__ here; in the trials, inside importlib's module-lock weakref callback
+# while a Python scenario's import ran on its thread (the run then went on, deaf to signals).
+SWALLOWED = """\
+import os, signal, time
+from txnlab import signals
+signals.install()
+class Victim:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):
+            pass  # the handler runs here, where its exception cannot propagate
+try:
+    Victim()
+    time.sleep(3)
+    print("the signal was lost")
+except signals.Interrupted as exc:
+    print(f"interrupted by {signals.describe(exc.signum)}")
+"""
+
+
+def test_a_signal_whose_exception_python_swallowed_still_ends_the_run() -> None:
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=30)
+    assert (done.stdout, done.stderr) == ("interrupted by SIGINT (Ctrl-C)\n", "")

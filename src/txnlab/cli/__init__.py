@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 
 import click
 import psycopg2
@@ -104,8 +105,13 @@ def _run(argv: list[str] | None) -> int:
     except _OutputClosed:  # `txnlab ... | head`: the reader has what it wanted; say nothing
         signals.silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
-    except (click.exceptions.Abort, KeyboardInterrupt, signals.Interrupted):  # click turns Ctrl-C into Abort
-        return _interrupted(signals.received() or signal.SIGINT)
+    except (click.exceptions.Abort, KeyboardInterrupt, signals.Interrupted) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc.__context__, EOFError) and signals.received() is None:
+            # No signal came: a prompt met the end of its input (Ctrl-D), and click said Abort.
+            click.echo(err=True)  # the prompt left the cursor at the end of its line
+            _say("stopped: the input ended (Ctrl-D) at a prompt; nothing was left behind")
+            return int(ExitCode.INTERRUPTED)
+        return _interrupted(signals.received() or signal.SIGINT, getattr(exc, "left_behind", ()))
     except Exception as exc:
         if (signum := signals.received()) is not None:  # cleaning up after the signal failed
             _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
@@ -120,8 +126,15 @@ def _run(argv: list[str] | None) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _interrupted(signum: int) -> int:
-    _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")
+def _interrupted(signum: int, left_behind: Sequence[str] = ()) -> int:
+    """Say which signal ended the run and what it left (the warnings above name each change)."""
+    if left_behind:
+        _say(
+            f"interrupted by {signals.describe(signum)}; its sessions and scratch database are gone, but "
+            f"{len(left_behind)} change(s) it made to the server outside them remain (see the warnings above)"
+        )
+    else:
+        _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")
     return signals.exit_code(signum)
 
 

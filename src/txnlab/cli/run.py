@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from txnlab import signals
 from txnlab.cli.options import (
     color_option,
     format_option,
@@ -52,6 +53,9 @@ def lab_on_server(dsn: str | None, step_timeout: float) -> Iterator[Lab]:
         with open_lab(resolve_dsn(choice), server_changes=changes, undo_server_changes=choice.origin == "embedded",
                       step_timeout=step_timeout) as lab:
             yield lab
+    except signals.Interrupted as exc:  # its last line says what is left, so it must know
+        exc.left_behind = [describe_change(change) for change in changes if not change.undone]
+        raise
     finally:
         for change in changes:
             click.echo(f"txnlab: warning: {describe_change(change)}", err=True)

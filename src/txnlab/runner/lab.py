@@ -30,6 +30,7 @@ from txnlab.scenario.model import Scenario
 from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
 from txnlab.server.scratch import ScratchDatabase
+from txnlab.signals import deferred_signals
 from txnlab.timeline import Timeline
 
 DEFAULT_STEP_TIMEOUT = 5.0
@@ -268,6 +269,7 @@ def open_lab(
             finally:
                 lab.close()
         finally:
-            changes = footprint.settle()
-            if server_changes is not None:
-                server_changes.extend(changes)
+            with deferred_signals():  # a signal must not stop it halfway and leave a role or database behind
+                changes = footprint.settle()
+                if server_changes is not None:
+                    server_changes.extend(changes)

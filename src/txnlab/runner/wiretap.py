@@ -51,7 +51,8 @@ class WireTap:
         self._lock = threading.Lock()
         self._sent: dict[int, list[str]] = defaultdict(list)
         self._closed = False
-        threading.Thread(target=self._accept, name="txnlab-wiretap", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="txnlab-wiretap", daemon=True)
+        self._acceptor.start()
 
     def dsn(self, server_dsn: str) -> str:
         """`server_dsn` rerouted through the tap (TLS off, so the messages can be read)."""
@@ -71,9 +72,19 @@ class WireTap:
             return tuple(message for pid in others for message in self._sent.pop(pid))
 
     def close(self) -> None:
-        """Stop listening and remove the socket and its directory."""
+        """Stop listening, end the accepting thread, and remove the socket and its directory.
+
+        close() alone would not wake the thread blocked in accept() (Linux keeps the socket
+        open until that call returns): shutdown() first makes accept() fail at once."""
         self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never listened (bind failed), or already shut
         self._listener.close()
+        acceptor = getattr(self, "_acceptor", None)
+        if acceptor is not None and acceptor is not threading.current_thread():
+            acceptor.join(timeout=1.0)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def _accept(self) -> None:

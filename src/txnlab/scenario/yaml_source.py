@@ -118,9 +118,13 @@ _LineLoader.add_constructor(
 def _expanded_size(root: yaml.Node) -> tuple[int, int]:
     """(values, depth) of the document once its aliases are expanded, computed on the
     node graph without expanding it: each distinct node is visited once (an alias is
-    the same node object again) and its size and height are remembered."""
+    the same node object again) and its size and height are remembered.
+
+    Raises ConstructorError at an alias inside the value it names (`&a [*a]`), which
+    would never finish expanding."""
     size: dict[int, int] = {}
     height: dict[int, int] = {}
+    open_: set[int] = set()  # visited, children not yet done: the path from the root
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -128,6 +132,9 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int]:
             continue
         children = _children(node)
         if not children_done:
+            if id(node) in open_:  # everything above its entry on the stack lies inside it
+                raise _error("an alias (*name) stands for a value that contains it", node)
+            open_.add(id(node))
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in size)
             continue

@@ -131,7 +131,7 @@ def _interrupted(signum: int, left_behind: Sequence[str] = ()) -> int:
     if left_behind:
         _say(
             f"interrupted by {signals.describe(signum)}; its sessions and scratch database are gone, but "
-            f"{len(left_behind)} change(s) it made to the server outside them remain (see the warnings above)"
+            f"{len(left_behind)} change(s) to the server made during the run remain (see the warnings above)"
         )
     else:
         _say(f"interrupted by {signals.describe(signum)}; nothing was left behind")

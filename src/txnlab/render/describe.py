@@ -118,6 +118,8 @@ def matrix_grid(
             verdict = verdicts.get(level)
             if verdict is None:
                 row.append("-")
+            elif verdict.could_not_run is not None:  # nothing happened to judge: no mark
+                row.append(escape(verdict.outcome))
             else:
                 row.append(f"{escape(verdict.outcome)} {ok_mark if verdict.matches_expectation else bad_mark}")
         rows.append(row)
@@ -149,6 +151,8 @@ def anomaly_grid(
             verdict = cells.get((level, anomaly))
             if verdict is None:
                 row.append("-")
+            elif verdict.could_not_run is not None:
+                row.append("could not run")
             else:
                 row.append(anomaly_cell(verdict) + ("" if verdict.matches_expectation else f" {bad_mark}"))
         rows.append(row)

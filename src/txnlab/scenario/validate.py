@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from txnlab.levels import ALL_LEVELS, Level
+from txnlab.signals import deferred_signals
 from txnlab.scenario.expectations import anomaly_rule, claim, expectations
 from txnlab.scenario.model import Scenario, SessionSpec, Step
 from txnlab.scenario.quote import quote
@@ -35,7 +36,8 @@ def build_scenario(
     Raises ScenarioError (exit 2) for the first problem found."""
     raw = document if isinstance(document, dict) else dict(document)
     try:
-        doc = ScenarioDocument.model_validate(raw)
+        with deferred_signals():  # a signal's exception raised inside pydantic's core can surface as a bogus error
+            doc = ScenarioDocument.model_validate(raw)
     except ValidationError as exc:
         raise scenario_error(exc, raw, source) from None
     where = Where(source, raw)

@@ -117,7 +117,7 @@ def _run(argv: list[str] | None) -> int:
             _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
             return signals.exit_code(signum)
         if isinstance(exc, click.ClickException):
-            exc.show()
+            _say(f"error: {_usage_problem(exc)}")
             return exc.exit_code
         if not isinstance(exc, (TxnlabError, psycopg2.OperationalError, psycopg2.InterfaceError)):
             raise  # a bug in txnlab: the traceback is what a bug report needs
@@ -143,6 +143,16 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return f"lost the connection to PostgreSQL: {first_line(exc)}"
     return first_line(exc) if not isinstance(exc, TxnlabError) else str(exc)
+
+
+def _usage_problem(exc: click.ClickException) -> str:
+    """click's complaint in one line, and where to look (click itself prints usage, a hint and
+    the error on four lines)."""
+    problem = " ".join(exc.format_message().split()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and context is not None:
+        return f"{problem}; see '{context.command_path} --help'"
+    return problem
 
 
 def _say(message: str) -> None:

@@ -40,6 +40,9 @@ class ErrorInfo:
     exception: str  # e.g. psycopg2.errors.SerializationFailure
     message: str  # the primary message, one line
     sqlstate: str | None = None
+    detail: str | None = None  # the server's DETAIL, HINT and CONTEXT fields, when it sent them
+    hint: str | None = None
+    context: str | None = None
 
     @property
     def deadlock_victim(self) -> bool:

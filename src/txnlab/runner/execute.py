@@ -59,14 +59,19 @@ def _driver_error(exc: BaseException) -> psycopg2.Error | None:
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe an exception the way the timeline shows it: its class, and the SQLSTATE and
-    primary message of the server error behind it, if any."""
+    """Describe an exception the way the timeline shows it: its class, and the SQLSTATE,
+    primary message, DETAIL, HINT and CONTEXT of the server error behind it, if any."""
     exception = f"{type(exc).__module__}.{type(exc).__qualname__}"
     driver_error = _driver_error(exc)
     if driver_error is not None:
         diag_message = driver_error.diag.message_primary if driver_error.diag else None
         message = diag_message or (str(driver_error).strip().splitlines() or [type(exc).__name__])[0]
-        return ErrorInfo(exception=exception, message=message, sqlstate=driver_error.pgcode)
+        diag = driver_error.diag
+        return ErrorInfo(
+            exception=exception, message=message, sqlstate=driver_error.pgcode,
+            detail=diag.message_detail if diag else None, hint=diag.message_hint if diag else None,
+            context=diag.context if diag else None,
+        )
     text = str(exc).strip()
     return ErrorInfo(exception=exception, message=text.splitlines()[0] if text else type(exc).__name__)
 

@@ -149,7 +149,7 @@ def test_matrix_json_is_a_versioned_list_with_scenario_level_and_verdict(cli) ->
     code, out, _ = cli("matrix", "atm-lost-update", "--format", "json")
     assert code == 0
     document = json.loads(out)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     cells = document["verdicts"]
     assert [c["level"] for c in cells] == ["read uncommitted", "read committed", "repeatable read", "serializable"]
     assert all(c["scenario"] == "atm-lost-update" and c["matches_expectation"] is True for c in cells)
@@ -160,7 +160,7 @@ def test_matrix_json_is_a_versioned_list_with_scenario_level_and_verdict(cli) ->
 def test_run_json_holds_the_timeline_events_and_the_verdict(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("run", "atm-lost-update", "--level", "rr", "--format", "json")
     document = json.loads(out)
-    assert code == 0 and document["schema_version"] == 1
+    assert code == 0 and document["schema_version"] == 2
     (run,) = document["runs"]
     blocked = [e for e in run["events"] if e["outcome"] == "blocked"]
     assert blocked[0]["step"] == "atm2_write" and blocked[0]["blocked_by"] == ["atm1"]
@@ -206,7 +206,7 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_sessions_or_scratch_database(
 def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("myths", "--format", "json")
     document = json.loads(out)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     claims = {c["scenario"]: c for c in document["claims"]}
     assert code == 0
     assert claims["dirty-read"]["true"] is False and claims["dirty-read"]["level"] == "read uncommitted"
@@ -223,7 +223,7 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
         code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
     assert code == 0
     assert out.count("── step ") == 8 and "── step 5 of 8 · atm2 ──" in out
-    assert "UPDATE accounts SET balance = 100 - 30 WHERE id = 1" in out  # the SQL as it will be sent
+    assert "UPDATE accounts SET balance = '100'::integer - 30 WHERE id = 1" in out  # the SQL as it will be sent
     assert "The room said it blocks; it runs ok: wrong." in out
     assert "The room said it blocks; it blocks: right." in out
     assert "lock: atm2 waits for atm1: ShareLock on transactionid" in out

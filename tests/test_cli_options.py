@@ -143,7 +143,7 @@ def test_markdown_escapes_are_only_ever_before_punctuation_so_numbers_read_as_wr
 def test_run_and_matrix_json_carry_a_schema_version(cli) -> None:  # type: ignore[no-untyped-def]
     for command in (["run", "dirty-read", "--level", "rc"], ["matrix", "dirty-read"]):
         code, out, _ = cli(*command, "--format", "json")
-        assert code == 0 and json.loads(out)["schema_version"] == 1
+        assert code == 0 and json.loads(out)["schema_version"] == 2
 
 
 @pytest.mark.parametrize("args, problem", [

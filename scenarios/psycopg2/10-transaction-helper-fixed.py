@@ -99,8 +99,8 @@ SCENARIO = {
                     "exception caught by the caller": "psycopg2.errors.CheckViolation",
                     "pgcode": "23514",
                 }]],
-                "atm_deposit_serializable": [[{"committed; balance now": 150}]],
-                "atm_withdraw_ok": [[{"withdraw() returned": 90}]],
+                "atm_deposit_serializable": [[{"committed; balance now": Decimal("150")}]],
+                "atm_withdraw_ok": [[{"withdraw() returned": Decimal("90")}]],
                 "teller_final": [[90, 2]],
                 "atm_context_manager_connect_fails": [[{
                     "exception seen by the caller": "psycopg2.OperationalError",

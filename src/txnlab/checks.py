@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from txnlab.levels import Level
-from txnlab.scenario.model import Condition, Scenario
+from txnlab.scenario.model import Condition, Rows, Scenario
 from txnlab.timeline import ErrorInfo, Outcome, Timeline
+from txnlab.values import expected_rows_text, rows_text
 
 # SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
 # rollback (40001 serialization failure, 40P01 deadlock) and integrity constraint
@@ -89,7 +90,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         Finding("skipped steps", _names(sorted(expectation.skipped)), _names(skipped)),
     ]
     for step, rows in expectation.rows.items():
-        findings.append(Finding(f"rows of {step}", _rows(rows), _rows(_observed_rows(timeline, step))))
+        findings.append(Finding(f"rows of {step}", *_rows_compared(rows, timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
@@ -127,13 +128,18 @@ def _failures(timeline: Timeline) -> dict[str, str]:
     return failed
 
 
-def _observed_rows(timeline: Timeline, step: str) -> Any:
+def _rows_compared(expected: Rows, timeline: Timeline, step: str) -> tuple[str, str]:
+    """(expected, observed) rows of `step` in one value language, equal when they match:
+    the server's text of each value, compared exactly (`0.10` is not `0.1`), each expected
+    value read as the type of the column it is compared with (see txnlab.values)."""
     event = timeline.final_event(step)
     if event is None:
-        return "not run"
-    if event.rows is None:
-        return f"no rows ({event.outcome.value})"
-    return event.rows
+        observed = "not run"
+    elif event.rows is None:
+        observed = f"no rows ({event.outcome.value})"
+    else:
+        observed = rows_text(event.rows, event.column_types)
+    return expected_rows_text(expected, event.column_types if event else None), observed
 
 
 def _anomaly_observed(scenario: Scenario, timeline: Timeline) -> bool | None:
@@ -148,7 +154,8 @@ def _condition_holds(condition: Condition, timeline: Timeline, anomaly_observed:
             return timeline.was_blocked(condition.step) == condition.blocked
         if condition.error is not None:
             return _failures(timeline).get(condition.step, "none") == condition.error
-        return _rows(_observed_rows(timeline, condition.step)) == _rows(condition.rows)
+        expected, observed = _rows_compared(condition.rows or (), timeline, condition.step)
+        return expected == observed
     if condition.anomaly is not None:
         return anomaly_observed == condition.anomaly
     return timeline.invariants.get(condition.invariant or "") == condition.holds
@@ -164,7 +171,7 @@ def describe_condition(
         if condition.error is not None:
             code = _failures(timeline).get(condition.step)
             return f"{condition.step} {'failed with ' + code if code else 'succeeded'}"
-        return f"{condition.step} returned {_rows(_observed_rows(timeline, condition.step))}"
+        return f"{condition.step} returned {_rows_compared(condition.rows or (), timeline, condition.step)[1]}"
     if condition.anomaly is not None:
         rule = scenario.anomaly if scenario else None
         name = rule.name if rule else "the anomaly"
@@ -225,12 +232,6 @@ def _how_prevented(refusal: ErrorInfo | None, blocked: list[str]) -> str | None:
 def _names(items: Any) -> str:
     items = list(items)
     return ", ".join(items) if items else "none"
-
-
-def _rows(rows: Any) -> str:
-    if isinstance(rows, str):
-        return rows
-    return repr([list(r) for r in rows])
 
 
 def _holds(value: bool | None) -> str:

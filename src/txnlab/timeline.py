@@ -7,16 +7,16 @@ to a database or formats output for a terminal.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import uuid
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
 from txnlab.levels import Level
+from txnlab.values import json_cell
 
-JSON_SCHEMA_VERSION = 1
+# 2: a row's values are the server's text (JSON strings), except integers, booleans and NULL,
+# and each event says its columns' types (`column_types`); 1 carried floats, ISO dates, seconds, hex.
+JSON_SCHEMA_VERSION = 2
 
 
 class Outcome(str, Enum):
@@ -83,7 +83,7 @@ class Event:
     ended: float  # when the result arrived, or when the wait was detected
     after_wait: bool = False  # the completion of a step that was blocked earlier
     columns: tuple[str, ...] | None = None
-    rows: tuple[tuple[Any, ...], ...] | None = None
+    rows: tuple[tuple[Any, ...], ...] | None = None  # the server's text, None for NULL (see txnlab.values)
     rowcount: int | None = None
     error: ErrorInfo | None = None
     transaction_status: str | None = None  # psycopg2's view of the connection afterwards
@@ -92,6 +92,7 @@ class Event:
     notices: tuple[str, ...] = ()
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
+    column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
 
     def transcript(self) -> tuple[Any, ...]:
         """Everything but the clock: two runs that behaved alike have equal transcripts."""
@@ -102,6 +103,7 @@ class Event:
             self.outcome.value,
             self.after_wait,
             self.columns,
+            self.column_types,
             self.rows,
             self.rowcount,
             self.error.sqlstate if self.error else None,
@@ -144,32 +146,17 @@ class Timeline:
         return [e.transcript() for e in self.events]
 
 
-def plain(value: Any) -> Any:
-    """A database value as JSON-friendly Python: numbers, text, booleans, None, lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (dt.date, dt.time, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    return str(value)
-
-
 def event_to_dict(event: Event) -> dict[str, Any]:
+    """One event as JSON data; row values as `txnlab.values.json_cell` writes them."""
     data = asdict(event)
     data["outcome"] = event.outcome.value
-    data["rows"] = [list(r) for r in event.rows] if event.rows is not None else None
+    types = event.column_types or ()
+    data["rows"] = (
+        [[json_cell(v, t) for v, t in zip(row, types, strict=True)] for row in event.rows]
+        if event.rows is not None else None
+    )
     data["columns"] = list(event.columns) if event.columns is not None else None
+    data["column_types"] = list(event.column_types) if event.column_types is not None else None
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["sent"] = list(event.sent)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from txnlab.checks import Verdict
 from txnlab.levels import Level
 from txnlab.timeline import ErrorInfo, Event, Outcome
+from txnlab.values import row_cells
 
 if TYPE_CHECKING:
     from txnlab.render.report import RunReport
@@ -40,7 +41,7 @@ def result_phrase(event: Event) -> str:
     if event.error is not None:
         return f"{prefix}ERROR {error_phrase(event.error)}"
     if event.rows is not None:
-        return prefix + rows_phrase(event.columns or (), event.rows)
+        return prefix + rows_phrase(event.columns or (), event.rows, event.column_types)
     if event.rowcount is not None and event.rowcount >= 0:
         return f"{prefix}{event.rowcount} row{'s' if event.rowcount != 1 else ''} affected"
     return prefix + "ok"
@@ -60,13 +61,18 @@ def driver_lines(event: Event) -> list[str]:
     return lines
 
 
-def rows_phrase(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> str:
+def rows_phrase(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], column_types: Sequence[str] | None = None
+) -> str:
+    """Rows in a timeline cell, `balance = 12345678901234567.89` or `(id=1, note=NULL) (id=2,
+    note='NULL')`: each value as `txnlab.values.shown` writes it for its column's type (the
+    server's text; NULL as NULL; text quoted). Without types, text is quoted and numbers are not."""
     if not rows:
         return "no rows"
     if len(columns) == 1 and len(rows) == 1:
-        return f"{columns[0]} = {rows[0][0]!r}" if isinstance(rows[0][0], str) else f"{columns[0]} = {rows[0][0]}"
+        return f"{columns[0]} = {row_cells(rows[0], column_types)[0]}"
     shown = [
-        "(" + ", ".join(f"{c}={v!r}" if isinstance(v, str) else f"{c}={v}" for c, v in zip(columns, row)) + ")"
+        "(" + ", ".join(f"{c}={v}" for c, v in zip(columns, row_cells(row, column_types))) + ")"
         for row in rows[:MAX_ROWS_SHOWN]
     ]
     more = f" +{len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""

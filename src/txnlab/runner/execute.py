@@ -19,7 +19,8 @@ import psycopg2.extensions
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.scenario.model import Scenario
-from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, plain
+from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
+from txnlab.values import PYTHON, python_value
 
 INSUFFICIENT_PRIVILEGE = "42501"
 QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation "t", parameter "x"
@@ -29,19 +30,29 @@ QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation 
 # open, and it would stop sending its implicit BEGIN.
 DRIVER_COMMANDS = re.compile(r"^\s*(COMMIT|ROLLBACK|END|ABORT)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.I)
 
+Styles = tuple[str | None, str | None]  # a session's DateStyle and IntervalStyle, as the server reported them
+
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one statement did, measured on the session's thread (perf_counter seconds)."""
+    """What one statement did, measured on the session's thread (perf_counter seconds).
+
+    `rows` hold the server's text of each value, None for NULL (a Python step: its return
+    value as data, see txnlab.values). `type_oids` are the columns' types as the driver
+    saw them; the scheduler names them in `column_types`. `styles` are the session's
+    DateStyle and IntervalStyle afterwards, in which its dates and intervals were printed."""
 
     started: float
     ended: float
     columns: tuple[str, ...] | None = None
     rows: tuple[tuple[Any, ...], ...] | None = None
+    type_oids: tuple[int, ...] | None = None
+    column_types: tuple[str, ...] | None = None
     rowcount: int | None = None
     error: ErrorInfo | None = None
     transaction_status: str | None = None
     notices: tuple[str, ...] = ()
+    styles: Styles | None = None
 
 
 def _driver_error(exc: BaseException) -> psycopg2.Error | None:
@@ -82,16 +93,38 @@ def transaction_status(conn: psycopg2.extensions.connection) -> str:
     return TRANSACTION_STATUS.get(conn.get_transaction_status(), "unknown")
 
 
+def styles(conn: psycopg2.extensions.connection) -> Styles:
+    """The session's DateStyle and IntervalStyle, from what the server reported (no query)."""
+    return conn.get_parameter_status("DateStyle"), conn.get_parameter_status("IntervalStyle")
+
+
 def take_notices(conn: psycopg2.extensions.connection) -> tuple[str, ...]:
     notices = tuple(n.strip() for n in conn.notices)
     del conn.notices[:]
     return notices
 
 
+def _server_text(value: str | None, _cursor: Any) -> str | None:
+    return value
+
+
+def server_text_cursor(conn: psycopg2.extensions.connection) -> psycopg2.extensions.cursor:
+    """A cursor that returns every value as the server sent it, as text (None for NULL).
+
+    The typecaster is registered on this cursor only, for every type psycopg2 or the
+    connection would convert (arrays included; types it does not know already arrive as
+    text): a Python scenario's code on the same connection still gets Python values."""
+    cur = conn.cursor()
+    oids = tuple({*psycopg2.extensions.string_types, *conn.string_types})
+    psycopg2.extensions.register_type(psycopg2.extensions.new_type(oids, "SERVER_TEXT", _server_text), cur)
+    return cur
+
+
 def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
-    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits."""
+    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits.
+    Rows come back as the server's text (see `server_text_cursor`)."""
     started = time.perf_counter()
-    columns = rows = rowcount = error = None
+    columns = rows = rowcount = error = type_oids = None
     try:
         command = DRIVER_COMMANDS.match(sql)
         if command and not conn.autocommit:
@@ -100,12 +133,13 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
             else:
                 conn.rollback()
         else:
-            with conn.cursor() as cur:
+            with server_text_cursor(conn) as cur:
                 cur.execute(sql)
                 rowcount = cur.rowcount
                 if cur.description is not None:
                     columns = tuple(d.name for d in cur.description)
-                    rows = tuple(tuple(plain(v) for v in row) for row in cur.fetchall())
+                    type_oids = tuple(d.type_code for d in cur.description)
+                    rows = tuple(tuple(row) for row in cur.fetchall())
     except Exception as exc:  # noqa: BLE001 - every failure becomes part of the timeline
         error = error_info(exc)
     ended = time.perf_counter()
@@ -114,28 +148,32 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         ended=ended,
         columns=columns,
         rows=rows,
+        type_oids=type_oids,
         rowcount=rowcount,
         error=error,
         transaction_status=transaction_status(conn),
         notices=take_notices(conn),
+        styles=styles(conn) if not conn.closed else None,
     )
 
 
 def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -> StepResult:
     """Run a Python scenario's `function(conn)` on the session's thread: its return value is
-    the step's result, an exception its error; the status is read from `conn` right after."""
+    the step's result (one cell, as JSON data: see `python_value`), an exception its error;
+    the status is read from `conn` right after."""
     started = time.perf_counter()
     value, error = None, None
     try:
         value = function(conn)
     except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
         error = error_info(exc)
-    rows = ((plain(value),),) if value is not None else None
+    rows = ((python_value(value),),) if value is not None else None
     return StepResult(
         started=started,
         ended=time.perf_counter(),
         columns=("result",) if rows else None,
         rows=rows,
+        column_types=(PYTHON,) if rows else None,
         error=error,
         transaction_status=transaction_status(conn),
         notices=take_notices(conn) if not conn.closed else (),

@@ -16,6 +16,7 @@ import psycopg2
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
+from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
 from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
@@ -95,6 +96,7 @@ class Lab:
             pool=pool,
             step_timeout=self.step_timeout,
             poll_interval=self.poll_interval,
+            types=TypeCatalog(self.admin, ADMIN),
             observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),

@@ -13,18 +13,20 @@ import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import psycopg2
 
 from txnlab import signals
-from txnlab.runner.execute import ConnectionLost, StepResult, connection_lost, error_info, execute
+from txnlab.runner.column_types import TypeCatalog
+from txnlab.runner.execute import ConnectionLost, StepResult, Styles, connection_lost, error_info, execute, styles
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
 from txnlab.scenario.model import PLACEHOLDER
-from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome, plain
+from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome
+from txnlab.values import PYTHON, UNKNOWN_TYPE, python_value, sql_literal
 
 CANCEL_GRACE_SECONDS = 2.0
 
@@ -73,6 +75,7 @@ class Scheduler:
     pool: SessionPool
     step_timeout: float
     poll_interval: float
+    types: TypeCatalog  # names the types of the columns steps return
     observer: Observer | None = None  # set for scenarios that capture the wire and the server's view
     lab_pids: tuple[int, ...] = ()  # txnlab's own connections (idle workers too), never in a server view
     origin: float = field(default_factory=time.perf_counter)
@@ -83,6 +86,7 @@ class Scheduler:
     watcher: Watcher | None = None
     expected_errors: frozenset[str] = frozenset()  # steps expected to fail at this level (any error)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
+    _styles: dict[str, Styles] = field(default_factory=dict)  # each session's, after its last SQL step
     _dispatched: int = 0
 
     @property
@@ -101,7 +105,7 @@ class Scheduler:
             if not self._session_ready(session):
                 return
             try:
-                sql = self._substitute(sql)
+                sql = self._substitute(sql, session)
             except LookupError as exc:
                 now = self._now()
                 reason = ErrorInfo(exception="txnlab.MissingValue", message=str(exc))
@@ -150,7 +154,7 @@ class Scheduler:
             yield
             return
         try:
-            text = self._substitute(text)  # show the SQL as it will be sent, when it can be
+            text = self._substitute(text, session)  # show the SQL as it will be sent, when it can be
         except LookupError:
             pass
         self.watcher.before_step(session, step, text)
@@ -319,12 +323,17 @@ class Scheduler:
 
     def _append_result(self, arrival: Arrival, after_wait: bool) -> None:
         flight, result = arrival.flight, arrival.result
+        if result.type_oids is not None:
+            result = replace(result, column_types=self.types.names(result.type_oids))
         self.results[flight.step] = result
+        if result.styles is not None:
+            self._styles[flight.worker.name] = result.styles
         outcome = Outcome.TIMEOUT if arrival.timed_out else (Outcome.ERROR if result.error else Outcome.OK)
         self._append(
             flight.worker.name, flight.step, flight.sql, outcome,
             flight.sent_at - self.origin, result.ended - self.origin,
-            after_wait=after_wait, columns=result.columns, rows=result.rows, rowcount=result.rowcount,
+            after_wait=after_wait, columns=result.columns, column_types=result.column_types, rows=result.rows,
+            rowcount=result.rowcount,
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
         )
@@ -353,9 +362,21 @@ class Scheduler:
         now = time.perf_counter()
         if isinstance(result, BaseException):
             return StepResult(started=flight.sent_at, ended=now, error=error_info(result))
-        return StepResult(started=flight.sent_at, ended=now, columns=("result",), rows=((plain(result),),))
+        return StepResult(
+            started=flight.sent_at, ended=now, columns=("result",), rows=((python_value(result),),),
+            column_types=(PYTHON,),
+        )
 
-    def _substitute(self, sql: str) -> str:
+    def _substitute(self, sql: str, session: str) -> str:
+        """`sql`, to be sent by `session`, with each `${step.column}` replaced by the value that
+        column had in the first row the step returned, as an exact SQL literal (see
+        txnlab.values.sql_literal), printed in `session`'s DateStyle and IntervalStyle.
+        Raises LookupError when the step returned no such row or column."""
+        wanted = self._styles.get(session) or styles(self.sessions[session].conn)
+
+        def adapt(value: Any) -> str:
+            return self.monitor.conn.cursor().mogrify("%s", [value]).decode()
+
         def value(match: Any) -> str:
             step, column = match.group(1), match.group(2)
             result = self.results.get(step)
@@ -363,8 +384,12 @@ class Scheduler:
                 raise LookupError(f"${{{step}.{column}}}: step {step} returned no row to read it from")
             if not result.columns or column not in result.columns:
                 raise LookupError(f"${{{step}.{column}}}: step {step} has no column {column!r}")
-            literal = self.monitor.conn.cursor().mogrify("%s", [result.rows[0][result.columns.index(column)]])
-            return literal.decode()
+            index = result.columns.index(column)
+            column_type = result.column_types[index] if result.column_types else PYTHON
+            cell = result.rows[0][index]
+            if cell is not None and column_type not in (PYTHON, UNKNOWN_TYPE) and result.styles not in (None, wanted):
+                cell = self.types.restyled(cell, column_type, result.styles, wanted)
+            return sql_literal(cell, column_type, adapt)
 
         return PLACEHOLDER.sub(value, sql)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ def kind(value: Any) -> str:
         return "true/false"
     if isinstance(value, str):
         return "text"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, decimal.Decimal)):
         return "a number"
     if value is None:
         return "null"

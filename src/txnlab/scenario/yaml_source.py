@@ -8,10 +8,15 @@ builds any Python object: the file's size, the nesting depth (checked while PyYA
 composes its node graph) and the number of values once aliases are expanded (counted
 on the node graph, where an alias bomb is still a few nodes: it explodes only when
 constructed). Every failure is one ScenarioError with the line when there is one.
+
+A number with a fraction or an exponent (`0.10`, `12345678901234567.89`) is read as the
+exact Decimal of its digits, never as a float: it is compared with the text the server
+prints (`0.10` is not `0.1`).
 """
 
 from __future__ import annotations
 
+import decimal
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +84,17 @@ class _LineLoader(yaml.SafeLoader):
         except (ValueError, OverflowError) as exc:  # a date like 2017-13-45, a 5000-digit number
             raise _error(f"cannot read {quote(node.value)}: {str(exc).split(':')[0][:80]}", node) from None
 
+    def construct_exact_number(self, node: yaml.ScalarNode) -> decimal.Decimal | float:
+        """YAML's float, as the Decimal of its digits as written (`0.10` keeps its zero);
+        `.inf` and `.nan` as Decimal's Infinity and NaN. A YAML 1.1 base-60 number
+        (`1:30.5`), which has no decimal form, stays a float."""
+        text = str(self.construct_scalar(node)).replace("_", "")
+        special = {".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity", ".nan": "NaN"}
+        try:
+            return decimal.Decimal(special.get(text.lower(), text))
+        except decimal.InvalidOperation:
+            return self.construct_yaml_float(node)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
         self.flatten_mapping(node)
         result = LineDict()
@@ -113,6 +129,7 @@ _LineLoader.add_constructor(
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence
 )
+_LineLoader.add_constructor("tag:yaml.org,2002:float", _LineLoader.construct_exact_number)
 
 
 def _expanded_size(root: yaml.Node) -> tuple[int, int]:

@@ -1,0 +1,232 @@
+"""Values exactly as the server has them (issue 9, part 1): every renderer shows the
+server's own text of each value, NULL as NULL, `${step.column}` sends back an exact
+literal, JSON loses no digit, and `rows:` expectations compare exactly."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from scenario_text import scenario_from_yaml
+from terminal import terminal_stdin
+from test_cli import cli, scenario_file  # noqa: F401 - the fixture runs txnlab in this process
+from txnlab.levels import Level
+from txnlab.render.describe import result_phrase
+from txnlab.runner.lab import Lab
+
+MONEY = """\
+    name: money
+    title: numeric keeps its digits
+    summary: The issue's repro; a balance read by one session is written back, plus a cent, by another.
+    setup: |
+      CREATE TABLE acct (id int PRIMARY KEY, balance numeric(20,2) NOT NULL);
+      INSERT INTO acct VALUES (1, 12345678901234567.89), (2, 0.10);
+    sessions: {a: {}, b: {}}
+    steps:
+      - {name: a_read, session: a, sql: SELECT balance FROM acct ORDER BY id}
+      - {name: b_write, session: b, sql: "UPDATE acct SET balance = ${a_read.balance} + 0.01 WHERE id = 1 RETURNING balance"}
+    levels: [rc]
+    expect:
+      rc:
+        rows: {a_read: [[12345678901234567.89], [0.10]], b_write: [[12345678901234567.90]]}
+"""
+SENT = "UPDATE acct SET balance = '12345678901234567.89'::numeric + 0.01 WHERE id = 1 RETURNING balance"
+
+# A session whose DateStyle and IntervalStyle are not the defaults: values come as it prints them,
+# and another session with the defaults reads them back exactly through ${step.column}.
+STYLES = """\
+    name: styles
+    title: the session's own DateStyle and IntervalStyle
+    summary: Dates, intervals and bytea come back in the text the server sends to this session.
+    sessions:
+      a: {setup: "SET DateStyle = 'German, DMY'; SET IntervalStyle = 'postgres_verbose'"}
+      b: {}
+    steps:
+      - name: read
+        session: a
+        sql: "SELECT '1 day 2 hours'::interval AS i, '\\\\x00ff'::bytea AS b, '2024-01-02'::date AS d"
+      - name: back
+        session: b
+        sql: "SELECT ${read.i} + interval '1 hour' AS i, ${read.b} = '\\\\x00ff'::bytea AS same_bytes, ${read.d} AS d"
+    levels: [rc]
+    expect:
+      rc:
+        rows:
+          read: [["@ 1 day 2 hours", "\\\\x00ff", "02.01.2024"]]
+          back: [["1 day 03:00:00", true, 2024-01-02]]
+"""
+
+NULLS = """\
+    name: nulls
+    title: NULL is not the text 'NULL'
+    summary: A NULL and the four-letter text NULL, shown, compared and substituted apart.
+    sessions: {a: {}, b: {}}
+    steps:
+      - {name: read, session: a, sql: "SELECT NULL::text AS n, 'NULL'::text AS s, NULL::int AS i"}
+      - {name: back, session: b, sql: "SELECT ${read.n} IS NULL AS n_null, ${read.s} IS NULL AS s_null, ${read.i} AS i"}
+    levels: [rc]
+    expect:
+      rc:
+        rows: {read: [[null, "NULL", null]], back: [[true, false, null]]}
+"""
+
+ARRAYS_AND_JSON = """\
+    name: arrays-json
+    title: arrays and json as the server prints them
+    summary: Arrays print in braces with NULL inside; json keeps the text as sent, jsonb its own form.
+    sessions: {a: {}, b: {}}
+    steps:
+      - name: read
+        session: a
+        sql: >-
+          SELECT ARRAY[1, NULL, 3] AS a, ARRAY['x y', NULL] AS t,
+          '{"b": 1,  "a": [1.10]}'::json AS j, '{"b": 1,  "a": 2}'::jsonb AS jb
+      - {name: back, session: b, sql: "SELECT (${read.a})[3] AS third, ${read.j}->'a'->>0 AS a0, ${read.t} AS t"}
+    levels: [rc]
+    expect:
+      rc:
+        rows:
+          read: [["{1,NULL,3}", '{"x y",NULL}', '{"b": 1,  "a": [1.10]}', '{"a": 2, "b": 1}']]
+          back: [[3, "1.10", '{"x y",NULL}']]
+"""
+
+
+@pytest.fixture(autouse=True)
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough that no value in these timelines is wrapped."""
+    monkeypatch.setenv("COLUMNS", "180")
+
+
+def phrases(lab: Lab, text: str) -> list[str]:
+    """What each event of a read-committed run of `text` shows (every renderer's words)."""
+    return [result_phrase(e) for e in lab.run(scenario_from_yaml(text), Level.READ_COMMITTED).events]
+
+
+def expecting(text: str, rows: str) -> str:
+    """`text` (a one-level scenario) with its rows expectation replaced."""
+    return re.sub(r"rows: .*", f"rows: {rows}", text, count=1)
+
+
+def run_json(cli, path: str) -> dict:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", path, "--format", "json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_the_issues_numeric_repro_keeps_every_digit_in_the_text_timeline(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", scenario_file(tmp_path, MONEY))
+    assert code == 0, out
+    assert "→ (balance=12345678901234567.89) (balance=0.10)" in out
+    assert "'12345678901234567.89'::numeric + 0.01" in out
+    assert "→ balance = 12345678901234567.90" in out
+    assert "e+16" not in out
+
+
+def test_the_issues_numeric_repro_in_json_carries_the_digits_the_types_and_the_sql_sent(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    document = run_json(cli, scenario_file(tmp_path, MONEY))
+    assert document["schema_version"] == 2
+    read, write = document["runs"][0]["events"]
+    assert read["rows"] == [["12345678901234567.89"], ["0.10"]] and read["column_types"] == ["numeric"]
+    assert write["sql"] == SENT
+    assert write["rows"] == [["12345678901234567.90"]]
+    assert document["runs"][0]["verdict"]["matches_expectation"] is True
+
+
+def test_markdown_and_html_show_the_servers_digits(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = scenario_file(tmp_path, MONEY)
+    code, markdown, _ = cli("run", path, "--format", "markdown")
+    assert code == 0
+    assert "balance = 12345678901234567.90" in markdown and "(balance=0.10)" in markdown
+    html_path = tmp_path / "report.html"
+    code, _, _ = cli("report", path, "-o", str(html_path))
+    html = html_path.read_text()
+    assert code == 0
+    assert "(balance=12345678901234567.89) (balance=0.10)" in html
+    assert "&#x27;12345678901234567.89&#x27;::numeric + 0.01" in html
+    assert "e+16" not in html
+
+
+def test_workshop_mode_announces_the_exact_literal_it_will_send(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    with terminal_stdin("\n" * 2) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, _ = cli("run", scenario_file(tmp_path, MONEY), "--step")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert SENT in flat
+    assert "balance = 12345678901234567.90" in flat
+
+
+def test_dates_intervals_and_bytea_come_in_the_sessions_own_styles_and_go_back_exactly(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, lab: Lab
+) -> None:
+    document = run_json(cli, scenario_file(tmp_path, STYLES))
+    read, back = document["runs"][0]["events"]
+    assert read["rows"] == [["@ 1 day 2 hours", "\\x00ff", "02.01.2024"]]
+    assert read["column_types"] == ["interval", "bytea", "date"]
+    assert back["sql"] == (  # re-printed in b's own styles, in which 02.01.2024 would be the 1st of February
+        "SELECT '1 day 02:00:00'::interval + interval '1 hour' AS i, '\\x00ff'::bytea = '\\x00ff'::bytea AS same_bytes,"
+        " '2024-01-02'::date AS d"
+    )
+    assert back["rows"] == [["1 day 03:00:00", True, "2024-01-02"]]
+    assert phrases(lab, STYLES)[0] == "(i=@ 1 day 2 hours, b=\\x00ff, d=02.01.2024)"
+
+
+def test_null_is_shown_as_null_and_never_confused_with_the_text_null(cli, tmp_path: Path, lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    assert phrases(lab, NULLS) == ["(n=NULL, s='NULL', i=NULL)", "(n_null=t, s_null=f, i=NULL)"]
+    path = scenario_file(tmp_path, NULLS)
+    read, back = run_json(cli, path)["runs"][0]["events"]
+    assert read["rows"] == [[None, "NULL", None]]
+    assert back["sql"] == "SELECT NULL::text IS NULL AS n_null, 'NULL'::text IS NULL AS s_null, NULL::integer AS i"
+    code, out, _ = cli("run", scenario_file(tmp_path, expecting(NULLS, "{read: [['NULL', null, null]]}"), "wrong.yaml"))
+    assert code == 1
+    assert "rows of read: expected [['NULL', NULL, NULL]], observed [[NULL, 'NULL', NULL]]" in out
+
+
+def test_arrays_and_json_are_the_servers_text_and_substitute_as_typed_literals(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, lab: Lab
+) -> None:
+    path = scenario_file(tmp_path, ARRAYS_AND_JSON)
+    read, back = run_json(cli, path)["runs"][0]["events"]
+    assert read["rows"] == [["{1,NULL,3}", '{"x y",NULL}', '{"b": 1,  "a": [1.10]}', '{"a": 2, "b": 1}']]
+    assert read["column_types"] == ["integer[]", "text[]", "json", "jsonb"]
+    assert "('{1,NULL,3}'::integer[])[3]" in back["sql"]
+    assert back["rows"] == [[3, "1.10", '{"x y",NULL}']]
+    assert phrases(lab, ARRAYS_AND_JSON)[0] == (
+        """(a={1,NULL,3}, t={"x y",NULL}, j='{"b": 1,  "a": [1.10]}', jb='{"a": 2, "b": 1}')"""
+    )
+
+
+def test_an_expectation_of_0_1_fails_on_a_numeric_0_10_and_says_both_in_the_servers_text(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wrong = expecting(MONEY, "{a_read: [[12345678901234567.89], [0.1]]}")
+    code, out, _ = cli("run", scenario_file(tmp_path, wrong))
+    assert code == 1
+    assert (
+        "rows of a_read: expected [[12345678901234567.89], [0.1]], observed [[12345678901234567.89], [0.10]]"
+        in " ".join(out.split())
+    )
+
+
+def test_a_quoted_expectation_compares_with_the_exact_text_and_a_number_with_its_digits(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    quoted = expecting(MONEY, "{a_read: [['12345678901234567.89'], ['0.10']], b_write: [[12345678901234567.90]]}")
+    assert cli("run", scenario_file(tmp_path, quoted))[0] == 0
+    as_float = expecting(MONEY, "{a_read: [[1.2345678901234568e+16], [0.10]]}")
+    assert cli("run", scenario_file(tmp_path, as_float, "float.yaml"))[0] == 1
+
+
+def test_an_anomaly_rule_on_rows_compares_the_servers_text_exactly(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rule = MONEY.replace("    levels: [rc]\n", "    anomaly:\n      name: cent\n      observed_if: [{step: a_read, rows: [[12345678901234567.89], [0.1]]}]\n    levels: [rc]\n")
+    rule = rule.replace("        rows:", "        anomaly: false\n        rows:")
+    assert cli("run", scenario_file(tmp_path, rule))[0] == 0
+    assert cli("run", scenario_file(tmp_path, rule.replace("anomaly: false", "anomaly: true"), "b.yaml"))[0] == 1
+
+
+def test_a_python_steps_decimal_keeps_its_digits_shown_in_python_and_as_a_json_string() -> None:
+    from txnlab.values import PYTHON, json_cell, python_value, shown  # new in issue 9
+
+    value = python_value({"balance": Decimal("0.10"), "when": b"\x00\xff"})
+    assert shown(value, PYTHON) == "{'balance': Decimal('0.10'), 'when': '\\\\x00ff'}"
+    assert json_cell(value, PYTHON) == {"balance": "0.10", "when": "\\x00ff"}

@@ -32,6 +32,7 @@ BARE_TYPES = frozenset({
 JSON_INTEGER_TYPES = frozenset({"smallint", "integer", "bigint", "oid"})
 JSON_BOOLEAN_TYPE = "boolean"
 
+
 def python_value(value: Any) -> Any:
     """A Python step's return value as data that shows and converts to JSON without losing a
     digit: None, booleans, integers, floats (already binary in Python), strings and Decimals
@@ -67,7 +68,7 @@ def as_text(value: Any) -> str | None:
 
 def shown(value: Any, column_type: str | None = None) -> str:
     """One value as every renderer shows it. A Python step's value in Python's notation;
-    NULL as `NULL`; a value of a BARE_TYPES type as the server's text; any other value as a
+    NULL as `NULL`; a value of a BARE_TYPES type or an array as the server's text; any other value as a
     quoted literal (`'alice'`, `'{"a": 1}'`). Without a column type (an expectation with no
     column to compare with), text is quoted and numbers, dates and booleans are not."""
     if column_type == PYTHON:
@@ -75,13 +76,19 @@ def shown(value: Any, column_type: str | None = None) -> str:
     text = as_text(value)
     if text is None:
         return NULL
-    bare = column_type in BARE_TYPES or column_type.endswith("[]") if column_type else not isinstance(value, str)
-    return text if bare and text != NULL else quoted(text)
+    return text if _bare(value, column_type) and text != NULL else quoted(text)
+
+
+def _bare(value: Any, column_type: str | None) -> bool:
+    """Whether a value is shown without quotes: by its column's type, or, without one, unless it is text."""
+    if column_type is None:
+        return not isinstance(value, str)
+    return column_type in BARE_TYPES or column_type.endswith("[]")
 
 
 def expected_cell(value: Any, column_type: str | None) -> Any:
-    """An expected value in the language of the column it is compared with: JSON data for a
-    Python step's result, else the server's text (see `as_text`)."""
+    """An expected value in the language of the column it is compared with: a Python step's
+    result as `python_value` makes it, else the server's text (see `as_text`)."""
     return python_value(value) if column_type == PYTHON else as_text(value)
 
 

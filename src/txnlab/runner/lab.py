@@ -18,6 +18,7 @@ from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
 from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
 from txnlab.runner.monitor import LABEL as MONITOR
+from txnlab.runner.names import unqualified
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
@@ -138,7 +139,10 @@ class Lab:
             return
         base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
         run_dsn = with_params(base, options=f"-c search_path={schema}")
-        play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
+        try:
+            play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
+        except ScenarioError as exc:  # what play() raised may quote the server, run schema and all
+            raise ScenarioError(exc.source, unqualified(exc.problem, schema), exc.line) from None
 
     def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in

@@ -214,7 +214,9 @@ def test_commit_and_rollback_outside_a_transaction_and_commit_and_chain_after_an
     scenario = scenario_from_yaml("""
         name: siblings
         title: The other ways to end a transaction
-        summary: Outside a transaction COMMIT and ROLLBACK warn; COMMIT AND CHAIN after an error rolls back and chains.
+        summary: >
+          Outside a transaction COMMIT and ROLLBACK warn; after an error COMMIT AND CHAIN rolls back
+          and chains, and PREPARE TRANSACTION rolls back too.
         sessions: {psql: {autocommit: true}, app: {}}
         steps:
           - {name: idle_commit, session: psql, sql: COMMIT}
@@ -223,19 +225,24 @@ def test_commit_and_rollback_outside_a_transaction_and_commit_and_chain_after_an
           - {name: bad, session: psql, sql: SELECT 1/0}
           - {name: chain, session: psql, sql: COMMIT AND CHAIN}
           - {name: end, session: psql, sql: END}
+          - {name: begin_again, session: psql, sql: BEGIN}
+          - {name: bad_again, session: psql, sql: SELECT 1/0}
+          - {name: prepare, session: psql, sql: PREPARE TRANSACTION 'txnlab_never_prepared'}
           - {name: app_bad, session: app, sql: SELECT 1/0}
           - {name: app_end, session: app, sql: END}
-        expect: {all: {errors: {bad: "22012", app_bad: "22012"}}}
+        expect: {all: {errors: {bad: "22012", bad_again: "22012", app_bad: "22012"}}}
     """)
     report = run_cell(lab, scenario, Level.READ_COMMITTED)
+    assert report.verdict.matches_expectation
     seen = {e.step: (e.status, e.rolled_back, e.transaction_status, e.notices) for e in report.timeline.events}
     warning = ("WARNING:  there is no transaction in progress",)
     assert seen["idle_commit"] == ("COMMIT", False, "idle", warning)
     assert seen["idle_rollback"] == ("ROLLBACK", False, "idle", warning)
     assert seen["chain"] == ("ROLLBACK", True, "in transaction", ())  # a new transaction began
     assert seen["end"] == ("COMMIT", False, "idle", ())
+    assert seen["prepare"] == ("ROLLBACK", True, "idle", ())
     assert seen["app_end"] == ("ROLLBACK", True, "idle", ())
-    assert _text(report).count(ROLLED_BACK) == 2
+    assert _text(report).count(ROLLED_BACK) == 3
 
 
 @pytest.mark.parametrize("autocommit", [False, True])

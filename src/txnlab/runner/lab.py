@@ -18,8 +18,8 @@ from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
 from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
 from txnlab.runner.monitor import LABEL as MONITOR
-from txnlab.runner.names import unqualified
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.names import unqualified
 from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
 from txnlab.runner.schemas import LABEL as BUILDER

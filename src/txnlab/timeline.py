@@ -7,6 +7,7 @@ to a database or formats output for a terminal.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -32,6 +33,13 @@ class Outcome(str, Enum):
 
 TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
 
+# Statements that end a transaction by committing it; in a failed transaction the server
+# rolls back instead and answers ROLLBACK (https://www.postgresql.org/docs/current/sql-commit.html).
+COMMITTING = re.compile(r"^\s*(COMMIT|END|PREPARE\s+TRANSACTION)\b", re.I)
+# How the server's texts name a backend: "Process 812 waits for ShareLock on transaction 771;
+# blocked by process 815." (the deadlock DETAIL, src/backend/storage/lmgr/deadlock.c).
+BACKEND_PID = re.compile(r"\b([Pp])rocess (\d+)\b")
+
 
 @dataclass(frozen=True)
 class ErrorInfo:
@@ -43,6 +51,13 @@ class ErrorInfo:
     detail: str | None = None  # the server's DETAIL, HINT and CONTEXT fields, when it sent them
     hint: str | None = None
     context: str | None = None
+    # The backends its texts name ("Process 812 waits for ShareLock..."), as (pid, who):
+    # "session a", or the label of a pool's or an engine's connection. The texts stay as sent.
+    backends: tuple[tuple[int, str], ...] = ()
+
+    def texts(self) -> tuple[str | None, ...]:
+        """The primary message, DETAIL, HINT and CONTEXT, in that order (None: not sent)."""
+        return (self.message, self.detail, self.hint, self.context)
 
     @property
     def deadlock_victim(self) -> bool:
@@ -87,12 +102,24 @@ class Event:
     rowcount: int | None = None
     error: ErrorInfo | None = None
     transaction_status: str | None = None  # psycopg2's view of the connection afterwards
+    # The command status the server answered (INSERT 0 1, COMMIT, ROLLBACK...): None when
+    # it answered none (an error, a step not sent, a Python step) or nothing was sent.
+    status: str | None = None
+    # A COMMIT or ROLLBACK in a psycopg2-style session with no transaction open: psycopg2
+    # sends nothing then, so the server answered nothing.
+    driver_sent_nothing: bool = False
     blocked_by: tuple[str, ...] = ()
     lock: LockWait | None = None
     notices: tuple[str, ...] = ()
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
     column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
+
+    @property
+    def rolled_back(self) -> bool:
+        """A COMMIT (END, PREPARE TRANSACTION) that the server answered ROLLBACK: the
+        transaction had failed, so nothing was committed."""
+        return self.status == "ROLLBACK" and COMMITTING.match(self.sql) is not None
 
     def transcript(self) -> tuple[Any, ...]:
         """Everything but the clock: two runs that behaved alike have equal transcripts."""
@@ -109,6 +136,8 @@ class Event:
             self.error.sqlstate if self.error else None,
             self.error.exception if self.error else None,
             self.transaction_status,
+            self.status,
+            self.driver_sent_nothing,
             self.blocked_by,
             self.notices,
             self.sent,
@@ -163,6 +192,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server]
     if event.error:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
+        data["error"]["backends"] = {str(pid): who for pid, who in event.error.backends}
     return data
 
 

@@ -68,7 +68,8 @@ class Workshop:
         self._asked += 1
         self._right += guess == actual
         verdict = self.style("right", fg="green", bold=True) if guess == actual else self.style("wrong", fg="red", bold=True)
-        said = wrap(f"The room said it {CHOICES[guess]}; it {CHOICES[actual]}:", self.width - 7)
+        rolled_back = " but the server rolled it back" if event.rolled_back else ""
+        said = wrap(f"The room said it {CHOICES[guess]}; it {CHOICES[actual]}{rolled_back}:", self.width - 7)
         click.echo("\n".join(said) + f" {verdict}.")
 
     def closing_line(self) -> str | None:

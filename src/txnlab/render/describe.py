@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Verdict
 from txnlab.levels import Level
-from txnlab.timeline import ErrorInfo, Event, Outcome
+from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, Outcome
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ def result_phrase(event: Event) -> str:
         return f"{prefix}cancelled after the step timeout"
     if event.error is not None:
         return f"{prefix}ERROR {error_phrase(event.error)}"
+    if event.rolled_back:
+        return f"{prefix}the server answered ROLLBACK: nothing was committed"
+    if event.driver_sent_nothing:
+        return f"{prefix}ok: psycopg2 sent nothing, no transaction was open"
     if event.rows is not None:
         return prefix + rows_phrase(event.columns or (), event.rows, event.column_types)
     if event.rowcount is not None and event.rowcount >= 0:
@@ -48,7 +53,37 @@ def result_phrase(event: Event) -> str:
 
 
 def error_phrase(error: ErrorInfo) -> str:
-    return (f"{error.sqlstate} " if error.sqlstate else "") + error.message
+    """SQLSTATE and primary message, backends named (see `with_backends`)."""
+    return (f"{error.sqlstate} " if error.sqlstate else "") + with_backends(error.message, error)
+
+
+def with_backends(text: str, error: ErrorInfo) -> str:
+    """`text` from the server with each backend pid it names said in the scenario's terms:
+    "Process 812 waits for ... blocked by process 815" becomes "Session a (pid 812) waits for
+    ... blocked by session b (pid 815)"; pids of no session or watched connection stay."""
+    names = dict(error.backends)
+
+    def named(match: re.Match[str]) -> str:
+        who = names.get(int(match.group(2)))
+        if who is None:
+            return match.group(0)
+        who = who[:1].upper() + who[1:] if match.group(1) == "P" else who
+        return f"{who} (pid {match.group(2)})"
+
+    return BACKEND_PID.sub(named, text)
+
+
+def error_lines(event: Event) -> list[str]:
+    """The server's DETAIL, HINT and CONTEXT of a step's error, as psql labels them, one
+    line each (a deadlock's DETAIL has a line per waiting backend), backends named."""
+    error = event.error
+    if error is None:
+        return []
+    lines = []
+    for label, text in (("DETAIL", error.detail), ("HINT", error.hint), ("CONTEXT", error.context)):
+        for index, line in enumerate((text or "").splitlines()):
+            lines.append(f"{label}: {with_backends(line, error)}" if index == 0 else with_backends(line, error))
+    return lines
 
 
 def driver_lines(event: Event) -> list[str]:

@@ -19,6 +19,7 @@ from txnlab.checks import Verdict
 from txnlab.render.describe import (
     OUTCOME_MARKS,
     driver_lines,
+    error_lines,
     matrix_grid,
     mismatch_lines,
     result_phrase,
@@ -156,6 +157,7 @@ def _steps(report: RunReport) -> str:
             f'<tr class="{_outcome_class(event)}" id="{_anchor(report.scenario.name, report.timeline.level.value)}'
             f'-{event.seq}"><td class="seq">{event.seq}</td><td class="session">{escape(event.session)}</td>'
             f'<td>{sql}<div class="result">{_mark(event)} {escape(result_phrase(event))}</div>'
+            + "".join(f'<div class="server-said">{escape(line)}</div>' for line in error_lines(event))
             + "".join(f'<div class="extra">{escape(line)}</div>' for line in extra)
             + f'</td><td class="narration">{escape(narration)}</td></tr>'
         )
@@ -298,7 +300,7 @@ def _bar(event: Event, lanes: Lanes, x1: float, x2: float, css: str, data: str =
     y = lanes.top(event.session) + BAR_TOP
     label = _fit(_label_parts(event), width)
     sql = " ".join(event.sql.split())
-    tooltip = f"#{event.seq} {event.session}: {sql}\n{_mark(event)} {result_phrase(event)}"
+    tooltip = "\n".join([f"#{event.seq} {event.session}: {sql}", f"{_mark(event)} {result_phrase(event)}", *error_lines(event)])
     sqlstate = f' data-sqlstate="{escape(event.error.sqlstate)}"' if event.error and event.error.sqlstate else ""
     return (
         f'<g class="bar {css}" data-seq="{event.seq}" data-session="{escape(event.session)}" '
@@ -359,12 +361,14 @@ def _mark(event: Event) -> str:
 
 
 def _outcome_class(event: Event) -> str:
-    return event.outcome.value + (" after-wait" if event.after_wait else "")
+    return event.outcome.value + (" after-wait" if event.after_wait else "") + (" rolled-back" if event.rolled_back else "")
 
 
 def _callout_text(event: Event) -> str:
     if event.outcome is Outcome.ERROR and event.error is not None:
         return event.error.sqlstate or event.error.exception.rsplit(".", 1)[-1]
+    if event.rolled_back:
+        return "ROLLBACK"
     return {Outcome.TIMEOUT: "timeout", Outcome.SKIPPED: "skipped"}.get(event.outcome, "")
 
 
@@ -488,8 +492,9 @@ table.steps td.session { font-weight: 700; white-space: nowrap; }
 table.steps td.narration { font-style: italic; width: 38%; }
 table.steps .result { font-weight: 600; }
 table.steps .extra { color: var(--muted); font-size: .85em; }
+table.steps .server-said { color: var(--bad-ink); font-size: .9em; }
 tr.blocked .result { color: var(--wait-ink); }
-tr.error .result, tr.timeout .result { color: var(--bad-ink); font-weight: 700; }
+tr.error .result, tr.timeout .result, tr.rolled-back .result { color: var(--bad-ink); font-weight: 700; }
 tr.error td.seq, tr.timeout td.seq { box-shadow: inset 6px 0 0 var(--bad); }
 tr.blocked td.seq { box-shadow: inset 6px 0 0 var(--wait); }
 @media print {

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from txnlab.render.describe import anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import (
+    anomaly_grid,
+    driver_lines,
+    error_lines,
+    matrix_grid,
+    mismatch_lines,
+    result_phrase,
+    verdict_line,
+)
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event
 
@@ -53,7 +61,7 @@ def code(text: str) -> str:
 
 def _cell(event: Event) -> str:
     result = inline(result_phrase(event))
-    extra = "".join(f"<br>{inline(line)}" for line in driver_lines(event))
+    extra = "".join(f"<br>{inline(line)}" for line in [*error_lines(event), *event.notices, *driver_lines(event)])
     if event.after_wait or not event.sql.strip():  # a completion, or the server ending the session
         return f"*{result}*{extra}"
     return f"{code(event.sql)}<br>→ {result}{extra}"

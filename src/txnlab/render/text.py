@@ -8,7 +8,16 @@ import click
 from tabulate import tabulate
 
 from txnlab.levels import Level
-from txnlab.render.describe import OUTCOME_MARKS, anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import (
+    OUTCOME_MARKS,
+    anomaly_grid,
+    driver_lines,
+    error_lines,
+    matrix_grid,
+    mismatch_lines,
+    result_phrase,
+    verdict_line,
+)
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
@@ -32,7 +41,7 @@ class TextStyle:
     def outcome(self, event: Event, text: str) -> str:
         if event.outcome is Outcome.BLOCKED:
             return self(text, fg="yellow", bold=True)
-        if event.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+        if event.outcome in (Outcome.ERROR, Outcome.TIMEOUT) or event.rolled_back:
             return self(text, fg="red", bold=True)
         return self(text, fg="green") if event.after_wait else text
 
@@ -43,6 +52,7 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
         marker = "↳ "
     lines = wrap(event.sql, width) if show_sql and not event.after_wait and event.sql.strip() else []
     lines += [style.outcome(event, line) for line in wrap(marker + result_phrase(event), width)]
+    lines += [style(part, fg="red") for line in error_lines(event) for part in wrap(line, width, indent="  ")]
     if event.notices:
         lines += [style(line, fg="cyan") for n in event.notices for line in wrap(n, width)]
     for line in driver_lines(event):

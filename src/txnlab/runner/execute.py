@@ -18,6 +18,7 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
+from txnlab.runner.names import unqualified
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
 from txnlab.values import PYTHON, python_value
@@ -29,6 +30,7 @@ QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation 
 # code does: running them as SQL would leave psycopg2 believing a transaction is still
 # open, and it would stop sending its implicit BEGIN.
 DRIVER_COMMANDS = re.compile(r"^\s*(COMMIT|ROLLBACK|END|ABORT)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.I)
+COMMITS = ("COMMIT", "END")
 
 Styles = tuple[str | None, str | None]  # a session's DateStyle and IntervalStyle, as the server reported them
 
@@ -53,6 +55,8 @@ class StepResult:
     transaction_status: str | None = None
     notices: tuple[str, ...] = ()
     styles: Styles | None = None
+    status: str | None = None  # the command status the server answered (see Event.status)
+    driver_sent_nothing: bool = False
 
 
 def _driver_error(exc: BaseException) -> psycopg2.Error | None:
@@ -118,23 +122,54 @@ def server_text_cursor(conn: psycopg2.extensions.connection) -> psycopg2.extensi
     oids = tuple({*psycopg2.extensions.string_types, *conn.string_types})
     psycopg2.extensions.register_type(psycopg2.extensions.new_type(oids, "SERVER_TEXT", _server_text), cur)
     return cur
+def driver_reply(command: str, before: int) -> str:
+    """The command status the server answers to the COMMIT or ROLLBACK that psycopg2's
+    `commit()` or `rollback()` sends, from libpq's transaction status `before` the call.
+
+    `command` is the scenario's word (COMMIT, END, ROLLBACK, ABORT); psycopg2 itself always
+    sends COMMIT or ROLLBACK (psycopg/pqpath.c, pq_commit and pq_abort_locked). A COMMIT in
+    a failed transaction rolls back and is answered ROLLBACK, "including the command tag"
+    (https://www.postgresql.org/docs/current/sql-commit.html); otherwise each is answered
+    with its own name, also outside a transaction (with a WARNING). psycopg2 drops the
+    reply, hence this; tests/test_server_answers.py checks it against the server's own
+    reply in every transaction status. A COMMIT that fails (a deferred constraint, a
+    serialization failure) raises instead and has no status.
+    """
+    if command.upper() not in COMMITS:
+        return "ROLLBACK"
+    return "ROLLBACK" if before == psycopg2.extensions.TRANSACTION_STATUS_INERROR else "COMMIT"
+
+
+def _end_transaction(conn: psycopg2.extensions.connection, command: str) -> str | None:
+    """COMMIT or ROLLBACK through the driver, as application code does; the server's reply,
+    or None when psycopg2 sent nothing: it sends COMMIT or ROLLBACK only while a transaction
+    it began is open (pq_commit, pq_abort_locked: `conn->status != CONN_STATUS_BEGIN`)."""
+    sends = conn.status == psycopg2.extensions.STATUS_BEGIN
+    before = conn.get_transaction_status()
+    if command.upper() in COMMITS:
+        conn.commit()
+    else:
+        conn.rollback()
+    return driver_reply(command, before) if sends else None
 
 
 def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
     """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits.
-    Rows come back as the server's text (see `server_text_cursor`)."""
+    Rows come back as the server's text (see `server_text_cursor`); the result keeps the
+    server's command status (`cursor.statusmessage`: INSERT 0 1, COMMIT, ROLLBACK...; for the
+    driver's COMMIT/ROLLBACK see `driver_reply`)."""
     started = time.perf_counter()
-    columns = rows = rowcount = error = type_oids = None
+    columns = rows = rowcount = error = type_oids = status = None
+    sent_nothing = False
     try:
         command = DRIVER_COMMANDS.match(sql)
         if command and not conn.autocommit:
-            if command.group(1).upper() in ("COMMIT", "END"):
-                conn.commit()
-            else:
-                conn.rollback()
+            status = _end_transaction(conn, command.group(1))
+            sent_nothing = status is None
         else:
             with server_text_cursor(conn) as cur:
                 cur.execute(sql)
+                status = cur.statusmessage
                 rowcount = cur.rowcount
                 if cur.description is not None:
                     columns = tuple(d.name for d in cur.description)
@@ -154,6 +189,8 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         transaction_status=transaction_status(conn),
         notices=take_notices(conn),
         styles=styles(conn) if not conn.closed else None,
+        status=status,
+        driver_sent_nothing=sent_nothing,
     )
 
 
@@ -246,18 +283,21 @@ def statement_line(sql: str, exc: psycopg2.Error, skipped: int = 0) -> int:
 def scenario_sql_failure(
     scenario: Scenario, key: str, what: str, exc: psycopg2.Error, sql: str = "", *, skipped: int = 0,
     connection: psycopg2.extensions.connection | None = None, label: str = "the admin connection",
+    schema: str | None = None,
 ) -> TxnlabError:
     """A scenario's own SQL (`what`, found at `key` in `scenario.lines`) failed.
 
     A SQL error (syntax, undefined table, constraint...) is the file's fault: ScenarioError,
     exit 2. A missing privilege, resource, extension or feature is the server's side:
     CannotRun, exit 3. A lost connection (`label` names it) is ConnectionLost. Either way the
-    message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`."""
+    message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`, without
+    the run's `schema` (see runner.names)."""
     if lost_connection(exc, connection):
         return connection_lost(label, error_info(exc))
     info = error_info(exc)
     where = scenario.where(key, statement_line(sql, exc, skipped))
-    problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + info.message
+    message = unqualified(info.message, schema)
+    problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + message
     if (info.sqlstate or "").startswith(SERVER_SIDE_CLASSES):
         return CannotRun(f"{where}: {problem}")
     return ScenarioError(where, problem)

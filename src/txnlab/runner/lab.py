@@ -20,6 +20,7 @@ from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
 from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.names import unqualified
 from txnlab.runner.observe import Observer
 from txnlab.runner.scheduler import Scheduler, Watcher
 from txnlab.runner.schemas import LABEL as BUILDER
@@ -101,6 +102,7 @@ class Lab:
             watcher=watcher,
             lab_pids=self._own_pids(),
             expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
+            schema=schema,
         )
         permutation = permutation or scenario.default_permutation
         try:
@@ -121,10 +123,10 @@ class Lab:
             permutation=permutation,
             server_version=self.server_version,
             events=scheduler.events,
-            invariants=self._invariants(scenario),
+            invariants=self._invariants(scenario, schema),
             ended_early=scheduler.ended_early,
         )
-        self._teardown(scenario)
+        self._teardown(scenario, schema)
         timeline.duration = time.perf_counter() - started
         return timeline
 
@@ -139,7 +141,10 @@ class Lab:
             return
         base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
         run_dsn = with_params(base, options=f"-c search_path={schema}")
-        play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
+        try:
+            play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
+        except ScenarioError as exc:  # what play() raised may quote the server, run schema and all
+            raise ScenarioError(exc.source, unqualified(exc.problem, schema), exc.line) from None
 
     def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in
@@ -220,17 +225,18 @@ class Lab:
                 pool.discard(worker)
                 raise
 
-    def _teardown(self, scenario: Scenario) -> None:
+    def _teardown(self, scenario: Scenario, schema: str) -> None:
         with self.admin.cursor() as cur:
             for index, statement in enumerate(scenario.teardown):
                 try:
                     cur.execute(statement)
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
-                        scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN
+                        scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN,
+                        schema=schema,
                     ) from None
 
-    def _invariants(self, scenario: Scenario) -> dict[str, bool]:
+    def _invariants(self, scenario: Scenario, schema: str) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""
         results = {}
         with self.admin.cursor() as cur:
@@ -241,7 +247,8 @@ class Lab:
                     rows = cur.fetchall() if cur.description else []
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
-                        scenario, key, f"invariant {name}", exc, sql, connection=self.admin, label=ADMIN
+                        scenario, key, f"invariant {name}", exc, sql, connection=self.admin, label=ADMIN,
+                        schema=schema,
                     ) from None
                 if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool):
                     got = shorten(repr(rows), 80)

@@ -23,6 +23,7 @@ from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.execute import ConnectionLost, StepResult, Styles, connection_lost, error_info, execute, styles
 from txnlab.runner.observe import Observer
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.names import readable_error, unqualified
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
 from txnlab.scenario.model import PLACEHOLDER
 from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome
@@ -85,6 +86,7 @@ class Scheduler:
     extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
     watcher: Watcher | None = None
     expected_errors: frozenset[str] = frozenset()  # steps expected to fail at this level (any error)
+    schema: str | None = None  # the run's schema, taken out of every message (see runner.names)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _styles: dict[str, Styles] = field(default_factory=dict)  # each session's, after its last SQL step
     _dispatched: int = 0
@@ -336,10 +338,15 @@ class Scheduler:
             rowcount=result.rowcount,
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
+            status=result.status, driver_sent_nothing=result.driver_sent_nothing,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
                 ended: float, **details: Any) -> None:
+        if details.get("error") is not None:
+            details["error"] = readable_error(details["error"], self.schema, self._backends())
+        if details.get("notices"):
+            details["notices"] = tuple(unqualified(n, self.schema) for n in details["notices"])
         if self.observer is not None and session in self.sessions:
             pid = self.sessions[session].pid
             session_pids = [w.pid for w in self.sessions.values()]
@@ -351,6 +358,11 @@ class Scheduler:
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)
         )
+
+    def _backends(self) -> dict[int, str]:
+        """Who each backend of the run is, as messages should name it: "session a", or the
+        label a Python scenario gave a connection of its own (a pool's, an engine's)."""
+        return {**self.extra_connections, **{w.pid: f"session {name}" for name, w in self.sessions.items()}}
 
     def _now(self) -> float:
         return time.perf_counter() - self.origin

@@ -28,6 +28,7 @@ CLOSE_WAIT_SECONDS = 1.0
 
 def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schema: str) -> None:
     """Create `schema`, then run the setup SQL in it (one round trip per setup block).
+    Its name never reaches the user: see runner.names.
 
     Raises what `scenario_sql_failure` makes of a failing block, pointing at its line."""
     fresh = f"CREATE SCHEMA {schema}; SET search_path = {schema};"
@@ -38,7 +39,8 @@ def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schem
                 cur.execute(prefix + sql)
             except psycopg2.Error as exc:
                 raise scenario_sql_failure(
-                    scenario, f"setup.{index}", "setup SQL", exc, sql, skipped=len(prefix), connection=conn, label=LABEL
+                    scenario, f"setup.{index}", "setup SQL", exc, sql, skipped=len(prefix), connection=conn, label=LABEL,
+                    schema=schema,
                 ) from None
 
 

@@ -39,6 +39,7 @@ class SessionWorker:
         self.conn = connect(dsn)
         self.pid: int = self.conn.get_backend_pid()
         self.name = "?"
+        self.schema: str | None = None  # the run's schema, while the worker serves a run
         self.busy = False
         self.retired = False  # closed by the pool: its thread closes the connection when free
         self._jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
@@ -77,6 +78,7 @@ class SessionWorker:
             self.conn = connect(self.dsn)
             self.pid = self.conn.get_backend_pid()
         self.name = spec.name
+        self.schema = schema
         conn = self.conn
         level = spec.level or level
         configure = FRESH_SESSION_SQL + "SET application_name = %s; SET search_path = %s;"
@@ -96,7 +98,7 @@ class SessionWorker:
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
                         scenario, f"session.{spec.name}.setup.{index}", f"session {spec.name} setup SQL", exc,
-                        statement, connection=conn, label=self.label,
+                        statement, connection=conn, label=self.label, schema=schema,
                     ) from None
         take_notices(conn)
         if not spec.autocommit:
@@ -122,7 +124,7 @@ class SessionWorker:
                         raise
                     raise scenario_sql_failure(
                         scenario, f"session.{spec.name}.teardown.{index}", f"session {spec.name} teardown SQL",
-                        exc, statement,
+                        exc, statement, schema=self.schema,
                     ) from None
         with conn.cursor() as cur:  # an idle worker must hold no advisory lock, LISTEN or temp table
             cur.execute(FRESH_SESSION_SQL)

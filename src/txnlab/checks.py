@@ -90,6 +90,8 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     ]
     for step, rows in expectation.rows.items():
         findings.append(Finding(f"rows of {step}", _rows(rows), _rows(_observed_rows(timeline, step))))
+    for step, locks in expectation.holds.items():
+        findings.append(Finding(f"locks held after {step}", _names(locks), _held(timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
@@ -134,6 +136,14 @@ def _observed_rows(timeline: Timeline, step: str) -> Any:
     if event.rows is None:
         return f"no rows ({event.outcome.value})"
     return event.rows
+
+
+def _held(timeline: Timeline, step: str) -> str:
+    """The locks the step's session held right after it, as the runner read them."""
+    event = timeline.final_event(step)
+    if event is None:
+        return "not run"
+    return "not read" if event.holds is None else _names(event.holds)
 
 
 def _anomaly_observed(scenario: Scenario, timeline: Timeline) -> bool | None:

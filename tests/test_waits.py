@@ -124,6 +124,44 @@ def test_every_renderer_shows_the_changed_waits_a_to_b_and_b_to_a(deadlock: RunR
     assert "lock: a now waits for b: row lock, ShareLock on the transaction that locked row (0,1) of t" in workshop
 
 
+# The sessions b waits for are idle in transaction, not running a step: the server ends
+# holder after 100 ms, so b takes row 2 and now waits for a, which it ends after 400 ms.
+# Nothing arrives in between: txnlab sees the change while it waits for b to finish.
+IDLE_BLOCKERS = """
+name: idle-blockers
+title: b's wait moves from one idle session to another
+summary: A change of blocker while txnlab waits for a session.
+setup: |
+  CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+  INSERT INTO t VALUES (2, 0), (1, 0);
+sessions:
+  holder: {setup: "SET idle_in_transaction_session_timeout = '100ms'"}
+  a: {setup: "SET idle_in_transaction_session_timeout = '400ms'"}
+  b: {}
+steps:
+  - {name: holder_lock, session: holder, sql: SELECT v FROM t WHERE id = 2 FOR UPDATE}
+  - {name: a_lock1, session: a, sql: UPDATE t SET v = v + 1 WHERE id = 1}
+  - {name: b_both, session: b, sql: "UPDATE t SET v = v + 10 WHERE id IN (1, 2)"}
+  - {name: b_commit, session: b, sql: COMMIT}
+expect:
+  all: {blocked: [b_both]}
+"""
+
+
+def test_a_wait_that_changes_while_txnlab_waits_for_the_session_is_recorded_when_it_happens(lab: Lab) -> None:
+    report = _report(lab, IDLE_BLOCKERS)
+    assert report.verdict.matches_expectation, report.verdict.mismatches
+    events = report.timeline.step_events("b_both")
+    assert [(e.outcome, e.blocked_by, e.wait_changed) for e in events] == [
+        (Outcome.BLOCKED, ("holder",), False),
+        (Outcome.BLOCKED, ("a",), True),
+        (Outcome.OK, ("a",), False),
+    ]
+    first, changed, done = events
+    assert 0.1 <= changed.ended < done.ended  # seen after holder's timeout, before a's ended the wait
+    assert done.rowcount == 2
+
+
 # Three sessions on one row: b waits for a's transaction, c (a DELETE) queues for the row's
 # tuple lock behind b; when a rolls back, b goes on and c now waits for b's transaction.
 ROW_QUEUE = """

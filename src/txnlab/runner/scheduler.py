@@ -35,6 +35,8 @@ from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome, plain
 CANCEL_GRACE_SECONDS = 2.0
 WAIT_CHECK_SECONDS = 0.02  # while waiting for a session, how often the other waits are read again
 
+Wait = tuple[tuple[str, ...], LockWait, float]  # blockers' names, the lock, when it was read (perf_counter)
+
 
 @dataclass
 class InFlight:
@@ -239,7 +241,7 @@ class Scheduler:
         if any(f.watched_pid not in blocked for f in flights) or not self.completions.empty():
             return
         waits = {f.worker.name: self._read_wait(f) for f in flights}
-        if self.completions.empty():
+        if self.completions.empty() and None not in waits.values():
             self._record([], None, [], self._apply_waits(flights, waits))
 
     def _settle(self, arrived: list[Arrival], trigger: InFlight | None) -> None:
@@ -258,12 +260,12 @@ class Scheduler:
             waiting = [f for f in flights if f.watched_pid not in blocked]
             if not waiting:
                 waits = {f.worker.name: self._read_wait(f) for f in flights}
-                if not self.completions.empty():  # a wait ended while it was read: settle again
-                    continue
-                newly_blocked = [f for f in flights if not f.blocked_recorded]
-                changed = self._apply_waits(flights, waits)
-                break
-            if time.perf_counter() > deadline:
+                waiting = [f for f in flights if waits[f.worker.name] is None]
+                if not waiting and self.completions.empty():
+                    newly_blocked = [f for f in flights if not f.blocked_recorded]
+                    changed = self._apply_waits(flights, waits)
+                    break
+            if time.perf_counter() > deadline and waiting:
                 arrived.extend(self._time_out(waiting))
         self._record(arrived, trigger, newly_blocked, changed)
 
@@ -294,23 +296,27 @@ class Scheduler:
         that caught the loss itself, or an expected failure, is part of the lesson."""
         return worker.conn.closed == 2 and result.error is not None and step not in self.expected_errors
 
-    def _read_wait(self, flight: InFlight) -> tuple[tuple[str, ...], LockWait, float]:
+    def _read_wait(self, flight: InFlight) -> Wait | None:
         """What a blocked step waits for now: its blockers' names, the lock, and when it was read
-        (perf_counter)."""
+        (perf_counter). None when the wait was read in the middle of a change (its blocker just
+        ended, say): nobody blocks it, or nobody of the run blocks its lock, though the monitor
+        had found it waiting for one of them. The caller reads it again."""
         info = self.monitor.wait_info(flight.watched_pid)
         by_pid = {**self.extra_connections, **{w.pid: name for name, w in self.sessions.items()}}
         blocked_by = tuple(by_pid[p] for p in info.blocker_pids if p in by_pid)
+        if not info.blocker_pids or (info.lock.locktype is not None and not blocked_by):
+            return None  # a safe-snapshot wait may be for transactions outside the run: no locktype
         return blocked_by, dataclasses.replace(info.lock, detected=time.time()), time.perf_counter()
 
     @staticmethod
-    def _apply_waits(
-        flights: list[InFlight], waits: dict[str, tuple[tuple[str, ...], LockWait, float]]
-    ) -> list[InFlight]:
+    def _apply_waits(flights: list[InFlight], waits: dict[str, Wait | None]) -> list[InFlight]:
         """Store each flight's current wait; return the flights already recorded as blocked
         whose blockers or lock (kind, mode, object) changed since."""
         changed = []
         for flight in flights:
-            blocked_by, lock, read_at = waits[flight.worker.name]
+            wait = waits[flight.worker.name]
+            assert wait is not None  # the callers apply only complete readings
+            blocked_by, lock, read_at = wait
             if flight.blocked_recorded and (blocked_by, _lock_identity(lock)) == (
                 flight.blocked_by, _lock_identity(flight.lock)
             ):

@@ -227,7 +227,8 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     assert "The room said it blocks; it runs ok: wrong." in out
     assert "The room said it blocks; it blocks: right." in out
     flat = " ".join(out.split())  # the lock line wraps
-    assert "lock: atm2 waits for atm1: row lock, ShareLock on the transaction that locked row (0,1) of accounts" in flat
+    locked = "row lock, ShareLock on the transaction that locked the row at ctid (0,1) of accounts"
+    assert f"lock: atm2 waits for atm1: {locked}" in flat
     assert "The room predicted 1 of 8 steps right at read committed." in out
 
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from scenario_text import scenario_from_yaml
+from test_html_report import Page, rect
 
 from txnlab.checks import check
 from txnlab.errors import ScenarioError
@@ -109,19 +110,27 @@ def test_every_renderer_shows_the_changed_waits_a_to_b_and_b_to_a(deadlock: RunR
     assert document["schema_version"] == 1
 
     md = markdown.render_timeline(deadlock)
-    assert "*now waits for a (row lock, ShareLock on the transaction that locked row (0,2) of t)*" in md
-    assert "*now waits for b (row lock, ShareLock on the transaction that locked row (0,1) of t)*" in md
+    assert "*now waits for a (row lock, ShareLock on the transaction that locked the row at ctid (0,2) of t)*" in md
+    assert "*now waits for b (row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t)*" in md
 
     page = html.render_report([deadlock], "deadlock")
-    assert "now waits for a (row lock, ShareLock on the transaction that locked row (0,2) of t)" in page
-    assert "now waits for b (row lock, ShareLock on the transaction that locked row (0,1) of t)" in page
+    assert "now waits for a (row lock, ShareLock on the transaction that locked the row at ctid (0,2) of t)" in page
+    assert "now waits for b (row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t)" in page
     changed = next(e for e in deadlock.timeline.events if e.wait_changed and e.session == "b")
     first = next(e for e in deadlock.timeline.events if e.outcome is Outcome.BLOCKED and e.session == "b")
     assert f'data-seq="{first.seq}" data-session="b" data-step="b_both" data-until="{changed.seq}"' in page
+    parsed = Page(page)
+    lanes: dict[str, list[tuple[float, float]]] = {}
+    for bar in parsed.find("g", css="bar"):  # the wait's stretches follow one another
+        lanes.setdefault(bar.attrs["data-session"], []).append(rect(bar, parsed))
+    for extents in lanes.values():
+        extents.sort()
+        assert all(a[1] <= b[0] for a, b in zip(extents, extents[1:]))
 
     workshop = text.render_step_events(deadlock.timeline.events, width=400)
-    assert "lock: b now waits for a: row lock, ShareLock on the transaction that locked row (0,2) of t" in workshop
-    assert "lock: a now waits for b: row lock, ShareLock on the transaction that locked row (0,1) of t" in workshop
+    locked = "row lock, ShareLock on the transaction that locked the row at ctid"
+    assert f"lock: b now waits for a: {locked} (0,2) of t" in workshop
+    assert f"lock: a now waits for b: {locked} (0,1) of t" in workshop
 
 
 # The sessions b waits for are idle in transaction, not running a step: the server ends
@@ -233,14 +242,14 @@ def test_a_row_wait_says_row_lock_and_names_the_row_never_reading_as_a_table_loc
     report = _report(lab, ROW_QUEUE)
     assert report.verdict.matches_expectation, report.verdict.mismatches
     assert _wait_phrases(report.timeline) == [
-        ("b_update", "waits for a (row lock, ShareLock on the transaction that locked row (0,1) of t)"),
+        ("b_update", "waits for a (row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t)"),
         # the issue's "AccessExclusiveLock on accounts": a DELETE's place in the row's queue
-        ("c_delete", "waits for b (row lock, AccessExclusiveLock on row (0,1) of t)"),
-        ("c_delete", "now waits for b (row lock, ShareLock on the transaction that locked row (0,1) of t)"),
+        ("c_delete", "waits for b (row lock, AccessExclusiveLock on the row at ctid (0,1) of t)"),
+        ("c_delete", "now waits for b (row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t)"),
     ]
     event = next(e for e in report.timeline.events if e.step == "c_delete")
     assert text.wait_diagnosis(event) == (
-        "c waits for b: row lock, AccessExclusiveLock on row (0,1) of t "
+        "c waits for b: row lock, AccessExclusiveLock on the row at ctid (0,1) of t "
         "(it queues for the row behind the session that is first in line for it)"
     )
 
@@ -260,7 +269,7 @@ def test_table_advisory_matview_index_and_sequence_waits_each_say_their_kind(lab
 
 def test_each_renderer_says_row_table_and_advisory_in_words(lab: Lab) -> None:
     rows, others = _report(lab, ROW_QUEUE), _report(lab, OTHER_KINDS)
-    row = "row lock, ShareLock on the transaction that locked row (0,1) of t"
+    row = "row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t"
     table = "table lock, RowExclusiveLock on t"
     advisory = "advisory lock, ExclusiveLock on key -5000000000"
 

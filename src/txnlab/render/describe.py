@@ -67,13 +67,13 @@ def lock_kind(lock: LockWait) -> str:
 
 def lock_phrase(lock: LockWait) -> str:
     """A lock in words: its kind, mode and object, e.g. "row lock, ShareLock on the transaction
-    that locked row (0,2) of accounts", "table lock, AccessExclusiveLock on accounts",
+    that locked the row at ctid (0,2) of accounts", "table lock, AccessExclusiveLock on accounts",
     "advisory lock, ExclusiveLock on key 42"."""
     kind = lock_kind(lock)
     if kind == "safe snapshot":
         return "a safe snapshot"
     relation = lock.relation or "a relation"
-    row = f"row ({lock.page},{lock.tuple}) of {relation}"
+    row = f"the row at ctid ({lock.page},{lock.tuple}) of {relation}"
     if lock.locktype == "transactionid":
         target = f"the transaction that locked {row}" if kind == "row" else "another transaction's id"
     else:

@@ -247,7 +247,9 @@ def _covers(span: tuple[float, float], stretch: tuple[float, float]) -> bool:
 
 def _spans(timeline: Timeline) -> list[tuple[float, float]]:
     """Each step from when it was sent until its result; a wait until it changed or completed."""
-    return [_wait_span(timeline, e)[:2] if e.outcome is Outcome.BLOCKED else (e.started, e.ended) for e in timeline.events]
+    return [
+        _wait_span(timeline, e)[:2] if e.outcome is Outcome.BLOCKED else (e.started, e.ended) for e in timeline.events
+    ]
 
 
 def _lane_background(name: str, index: int, width: float) -> str:

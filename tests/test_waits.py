@@ -267,6 +267,29 @@ def test_table_advisory_matview_index_and_sequence_waits_each_say_their_kind(lab
     ]
 
 
+UNIQUE_KEY = """
+name: unique-key-wait
+title: A second INSERT of the same key waits for the first transaction
+summary: The wait is for a transaction id, with no row lock.
+setup: CREATE TABLE t (id int PRIMARY KEY);
+sessions: {a: {}, b: {}}
+steps:
+  - {name: a_insert, session: a, sql: INSERT INTO t VALUES (5)}
+  - {name: b_insert, session: b, sql: INSERT INTO t VALUES (5) ON CONFLICT DO NOTHING}
+  - {name: a_commit, session: a, sql: COMMIT}
+expect:
+  all: {blocked: [b_insert]}
+"""
+
+
+def test_a_unique_key_wait_is_a_transaction_id_lock_not_a_row_lock(lab: Lab) -> None:
+    report = _report(lab, UNIQUE_KEY)
+    assert report.verdict.matches_expectation, report.verdict.mismatches
+    [wait] = [e for e in report.timeline.events if e.outcome is Outcome.BLOCKED]
+    assert result_phrase(wait) == "waits for a (transaction id lock, ShareLock on another transaction's id)"
+    assert "the fate of a unique key it inserted" in (text.wait_diagnosis(wait) or "")
+
+
 def test_each_renderer_says_row_table_and_advisory_in_words(lab: Lab) -> None:
     rows, others = _report(lab, ROW_QUEUE), _report(lab, OTHER_KINDS)
     row = "row lock, ShareLock on the transaction that locked the row at ctid (0,1) of t"

@@ -367,9 +367,8 @@ class Scheduler:
             flight.blocked_recorded = True
         for arrival in _causal_order([a for a in arrived if a.flight is not trigger]):
             self._append_result(arrival, after_wait=arrival.flight.blocked_recorded)
-        for flight in changed:
-            if flight.worker.name in self._in_flight:
-                self._append_wait(flight, changed=True)
+        for flight in changed:  # still in flight: read after the arrivals were taken
+            self._append_wait(flight, changed=True)
 
     def _append_wait(self, flight: InFlight, changed: bool) -> None:
         self._append(

@@ -226,7 +226,9 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     assert "UPDATE accounts SET balance = '100'::integer - 30 WHERE id = 1" in out  # the SQL as it will be sent
     assert "The room said it blocks; it runs ok: wrong." in out
     assert "The room said it blocks; it blocks: right." in out
-    assert "lock: atm2 waits for atm1: ShareLock on transactionid" in out
+    flat = " ".join(out.split())  # the lock line wraps
+    locked = "row lock, ShareLock on the transaction that locked the row at ctid (0,1) of accounts"
+    assert f"lock: atm2 waits for atm1: {locked}" in flat
     assert "The room predicted 1 of 8 steps right at read committed." in out
 
 

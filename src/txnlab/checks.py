@@ -91,6 +91,8 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     ]
     for step, rows in expectation.rows.items():
         findings.append(Finding(f"rows of {step}", *_rows_compared(rows, timeline, step)))
+    for step, locks in expectation.holds.items():
+        findings.append(Finding(f"locks held after {step}", _names(locks), _held(timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
@@ -140,6 +142,14 @@ def _rows_compared(expected: Rows, timeline: Timeline, step: str) -> tuple[str, 
     else:
         observed = rows_text(event.rows, event.column_types)
     return expected_rows_text(expected, event.column_types if event else None), observed
+
+
+def _held(timeline: Timeline, step: str) -> str:
+    """The locks the step's session held right after it, as the runner read them."""
+    event = timeline.final_event(step)
+    if event is None:
+        return "not run"
+    return "not read" if event.holds is None else _names(event.holds)
 
 
 def _anomaly_observed(scenario: Scenario, timeline: Timeline) -> bool | None:

@@ -66,13 +66,23 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class LockWait:
-    """What a blocked step waits for, read from pg_locks when the wait was detected."""
+    """What a blocked step waits for, read from pg_locks when the wait was detected.
+
+    The fields are pg_locks' own (see PostgreSQL's docs, "pg_locks"). For a wait on a
+    transaction id that is a row wait (the waiter holds the row's tuple lock, as every
+    first waiter for a row does), `relation`, `relkind`, `page` and `tuple` name that row.
+    JSON: the keys after `detected` were added in schema_version 1 (additive).
+    """
 
     locktype: str | None  # relation, transactionid, tuple, advisory... None for a safe-snapshot wait
     mode: str | None
     relation: str | None
     wait_started: float | None  # server clock, seconds since the epoch (pg_locks.waitstart)
     detected: float | None = None  # txnlab's clock (time.time()) when the monitor saw the wait
+    relkind: str | None = None  # pg_class.relkind of `relation`: r table, i index, S sequence, m matview...
+    page: int | None = None  # page of a page or tuple lock, or of the row a transaction id wait is for
+    tuple: int | None = None  # line pointer of that row in its page
+    key: str | None = None  # an advisory lock's key ("42", or "(1, 2)" for two int4 keys); an object lock's object
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,11 @@ class Event:
     sql: str
     outcome: Outcome
     started: float  # seconds since the run started, when the step was sent
-    ended: float  # when the result arrived, or when the wait was detected
+    # When the result arrived, or when the wait (or its change) was detected. A completion
+    # after a wait is never earlier than the latest event of a session it waited for: each
+    # session's thread reads the clock when its answer arrives, and thread scheduling can
+    # invert two readings that are microseconds apart.
+    ended: float
     after_wait: bool = False  # the completion of a step that was blocked earlier
     columns: tuple[str, ...] | None = None
     rows: tuple[tuple[Any, ...], ...] | None = None  # the server's text, None for NULL (see txnlab.values)
@@ -110,7 +124,12 @@ class Event:
     driver_sent_nothing: bool = False
     blocked_by: tuple[str, ...] = ()
     lock: LockWait | None = None
+    wait_changed: bool = False  # a BLOCKED event for a step already waiting: its blockers or lock changed
     notices: tuple[str, ...] = ()
+    # The locks the session holds right after this step (sorted, in the capture view's words),
+    # read only when a `holds:` expectation names the step; None otherwise. JSON: added in
+    # schema_version 1 (additive), like `wait_changed` and the lock's new keys.
+    holds: tuple[str, ...] | None = None
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
     column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
@@ -188,6 +207,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["column_types"] = list(event.column_types) if event.column_types is not None else None
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
+    data["holds"] = list(event.holds) if event.holds is not None else None
     data["sent"] = list(event.sent)
     data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server]
     if event.error:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Verdict
 from txnlab.levels import Level
-from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, Outcome
+from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -23,15 +23,90 @@ OUTCOME_MARKS = {
 }
 
 
+# Lock kinds in words, after PostgreSQL's docs: the view pg_locks (its `locktype` values and
+# what page, tuple, classid, objid mean for each) and "Explicit Locking" (table-level, row-level,
+# page-level and advisory locks), and pg_class.relkind for what a relation lock is on.
+RELKINDS = {
+    "r": "table", "p": "partitioned table", "i": "index", "I": "partitioned index", "S": "sequence",
+    "m": "materialized view", "v": "view", "t": "TOAST table", "f": "foreign table", "c": "composite type",
+}
+LOCKTYPES = {
+    "transactionid": "transaction id", "virtualxid": "virtual transaction id", "advisory": "advisory",
+    "page": "page", "extend": "relation extension", "frozenid": "datfrozenxid update", "object": "object",
+    "spectoken": "speculative insertion", "userlock": "user", "applytransaction": "apply transaction",
+}
+# Why a wait of each kind happens, for the workshop's lock line.
+LOCK_MEANINGS = {
+    "row via transaction": "it waits for the transaction that locked the row to commit or roll back",
+    "row": "it queues for the row behind the session that is first in line for it",
+    "transaction id": "it waits for that transaction to end, e.g. for the fate of a unique key it inserted",
+    "virtual transaction id": "it waits for that transaction to end, as CREATE INDEX CONCURRENTLY does",
+    "advisory": "the application's own lock on a number: a session-level one lasts until unlocked or "
+    "the session ends, even past ROLLBACK; pg_advisory_xact_lock's until the transaction ends",
+    "page": "hash and GIN indexes lock pages",
+    "relation extension": "another session is adding pages to the relation",
+    "speculative insertion": "it waits for another INSERT ... ON CONFLICT to finish inserting its row",
+    "safe snapshot": "a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a snapshot no "
+    "concurrent transaction can make unsafe",
+}
+
+
+def lock_kind(lock: LockWait) -> str:
+    """What a lock is on, in words: "row", "table", "index", "sequence", "materialized view",
+    "transaction id", "virtual transaction id", "advisory", "page", "relation extension",
+    "speculative insertion", "safe snapshot" (no lock: `locktype` None), "object"...
+
+    A wait for a transaction id is a row wait when the waiter holds that row's tuple lock
+    (the monitor then fills in the row): see `LockWait`."""
+    if lock.locktype is None:
+        return "safe snapshot"
+    if lock.locktype == "relation":
+        return RELKINDS.get(lock.relkind or "", "relation")
+    if lock.locktype == "tuple" or (lock.locktype == "transactionid" and lock.tuple is not None):
+        return "row"
+    return LOCKTYPES.get(lock.locktype, lock.locktype)
+
+
+def lock_phrase(lock: LockWait) -> str:
+    """A lock in words: its kind, mode and object, e.g. "row lock, ShareLock on the transaction
+    that locked the row at ctid (0,2) of accounts", "table lock, AccessExclusiveLock on accounts",
+    "advisory lock, ExclusiveLock on key 42"."""
+    kind = lock_kind(lock)
+    if kind == "safe snapshot":
+        return "a safe snapshot"
+    relation = lock.relation or "a relation"
+    row = f"the row at ctid ({lock.page},{lock.tuple}) of {relation}"
+    if lock.locktype == "transactionid":
+        target = f"the transaction that locked {row}" if kind == "row" else "another transaction's id"
+    else:
+        target = {
+            "tuple": row,
+            "page": f"page {lock.page} of {RELKINDS.get(lock.relkind or '', 'relation')} {relation}",
+            "advisory": f"key {lock.key}",
+            "object": lock.key or "an object",
+            "virtualxid": "another transaction's virtual id",
+            "spectoken": "another transaction's insertion",
+        }.get(lock.locktype, relation)
+    return f"{kind} lock, {lock.mode} on {target}"
+
+
+def lock_meaning(lock: LockWait) -> str:
+    """Why a wait of this kind happens, in one clause (see LOCK_MEANINGS)."""
+    kind = lock_kind(lock)
+    if kind == "row" and lock.locktype == "transactionid":
+        kind = "row via transaction"
+    if lock.locktype == "relation":
+        return f"a lock on the whole {kind}"
+    return LOCK_MEANINGS.get(kind, f"a lock of type {lock.locktype}")
+
+
 def result_phrase(event: Event) -> str:
-    """What a step's result looks like in a timeline cell: rows, a row count, an error, a wait."""
+    """What a step's result looks like in a timeline cell: rows, a row count, an error, a wait
+    (who it waits for, and the lock in words; "now waits for" when a wait changed)."""
     if event.outcome is Outcome.BLOCKED:
-        lock = event.lock
         waits_for = ", ".join(event.blocked_by) or "another session"
-        detail = f" ({lock.mode} on {lock.relation or lock.locktype})" if lock and lock.mode else ""
-        if lock and lock.locktype is None:
-            detail = " (a safe snapshot)"
-        return f"waits for {waits_for}{detail}"
+        detail = f" ({lock_phrase(event.lock)})" if event.lock else ""
+        return f"{'now ' if event.wait_changed else ''}waits for {waits_for}{detail}"
     if event.outcome is Outcome.SKIPPED:
         return f"not sent: {event.error.message if event.error else 'a value it needs is missing'}"
     if event.outcome is Outcome.ENDED:
@@ -87,8 +162,11 @@ def error_lines(event: Event) -> list[str]:
 
 
 def driver_lines(event: Event) -> list[str]:
-    """For capture scenarios: what the driver sent, and the server's view afterwards."""
+    """For capture scenarios: what the driver sent, and the server's view afterwards; for a
+    step a `holds:` expectation names, the locks its session held right after it."""
     lines = [f"sent: {' ; '.join(' '.join(m.split()) for m in event.sent)}"] if event.sent else []
+    if event.holds is not None:
+        lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
     for view in event.server:
         holds = f", holds {', '.join(view.locks)}" if view.locks else ""
         who = "server" if view.label == "this session" else f"server, {view.label}"

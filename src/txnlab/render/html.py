@@ -148,7 +148,7 @@ def _steps(report: RunReport) -> str:
         step = report.scenario.steps.get(event.step)
         narration = step.narration if step and step.narration and event.step not in narrated else ""
         narrated.add(event.step)
-        shown = event.sql and not event.after_wait  # not a completion, nor the server ending the session
+        shown = event.sql and not event.after_wait and not event.wait_changed  # its first event only
         sql = f'<pre class="sql">{escape(textwrap.dedent(event.sql).strip())}</pre>' if shown else ""
         extra = [*event.notices, *driver_lines(event)]
         if event.transaction_status and event.outcome is not Outcome.BLOCKED:
@@ -248,9 +248,9 @@ def _covers(span: tuple[float, float], stretch: tuple[float, float]) -> bool:
 
 
 def _spans(timeline: Timeline) -> list[tuple[float, float]]:
-    """Each step from when it was sent until its result; a wait until its completion."""
+    """Each step from when it was sent until its result; a wait until it changed or completed."""
     return [
-        (e.started, _wait_end(timeline, e)[0] if e.outcome is Outcome.BLOCKED else e.ended) for e in timeline.events
+        _wait_span(timeline, e)[:2] if e.outcome is Outcome.BLOCKED else (e.started, e.ended) for e in timeline.events
     ]
 
 
@@ -284,10 +284,11 @@ def _axis(scale: TimeScale, y: float) -> str:
 def _event_shape(timeline: Timeline, event: Event, scale: TimeScale, lanes: Lanes) -> str:
     """A step's bar; for a step that waited, the wait span, then its completion at the end."""
     if event.outcome is Outcome.BLOCKED:
-        end, done = _wait_end(timeline, event)
-        x1, x2 = scale(event.started), scale(end)
-        until = f' data-until="{done.seq if done else ""}"'
-        return _bar(event, lanes, x1, x2 - (CAP if done else 0), "wait", data=until, least=0)
+        start, end, until = _wait_span(timeline, event)
+        x1, x2 = scale(start), scale(end)
+        done = until is not None and until.outcome is not Outcome.BLOCKED
+        data = f' data-until="{until.seq if until else ""}"'
+        return _bar(event, lanes, x1, x2 - (CAP if done else 0), "wait", data=data, least=0)
     x2 = scale(event.ended)
     x1 = x2 - CAP if event.after_wait else scale(event.started)
     shape = _bar(event, lanes, x1, x2, _outcome_class(event))
@@ -344,11 +345,15 @@ def _link(source: Event | None, blocker: str, done: Event, released: bool, scale
     )
 
 
-def _wait_end(timeline: Timeline, blocked: Event) -> tuple[float, Event | None]:
-    """When a wait ended, and the event that completed the step (None: it never did)."""
+def _wait_span(timeline: Timeline, blocked: Event) -> tuple[float, float, Event | None]:
+    """One stretch of a wait: from when it began (the step was sent, or its wait changed)
+    to the event that ended it: the wait's next change or the step's completion (None: the
+    run ended first)."""
     later = timeline.events[timeline.events.index(blocked) + 1 :]
-    done = next((e for e in later if e.after_wait and (e.session, e.step) == (blocked.session, blocked.step)), None)
-    return (done.ended, done) if done else (max(e.ended for e in timeline.events), None)
+    same = (blocked.session, blocked.step)
+    until = next((e for e in later if (e.after_wait or e.wait_changed) and (e.session, e.step) == same), None)
+    start = blocked.ended if blocked.wait_changed else blocked.started
+    return start, until.ended if until else max(e.ended for e in timeline.events), until
 
 
 # -- small helpers ------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def code(text: str) -> str:
 def _cell(event: Event) -> str:
     result = inline(result_phrase(event))
     extra = "".join(f"<br>{inline(line)}" for line in [*error_lines(event), *event.notices, *driver_lines(event)])
-    if event.after_wait or not event.sql.strip():  # a completion, or the server ending the session
+    if event.after_wait or event.wait_changed or not event.sql.strip():  # a completion, a changed wait, an end
         return f"*{result}*{extra}"
     return f"{code(event.sql)}<br>→ {result}{extra}"
 

@@ -13,6 +13,8 @@ from txnlab.render.describe import (
     anomaly_grid,
     driver_lines,
     error_lines,
+    lock_meaning,
+    lock_phrase,
     matrix_grid,
     mismatch_lines,
     result_phrase,
@@ -50,7 +52,8 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
     marker = OUTCOME_MARKS.get(event.outcome, "→") + " "
     if event.after_wait and event.outcome is Outcome.OK:
         marker = "↳ "
-    lines = wrap(event.sql, width) if show_sql and not event.after_wait and event.sql.strip() else []
+    first = not event.after_wait and not event.wait_changed  # a completion or a changed wait repeats no SQL
+    lines = wrap(event.sql, width) if show_sql and first and event.sql.strip() else []
     lines += [style.outcome(event, line) for line in wrap(marker + result_phrase(event), width)]
     lines += [style(part, fg="red") for line in error_lines(event) for part in wrap(line, width, indent="  ")]
     if event.notices:
@@ -173,21 +176,14 @@ def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_W
 
 
 def wait_diagnosis(event: Event) -> str | None:
-    """Who waits for whom, and for which lock, in the scenario's session names."""
+    """Who waits for whom, and for which lock, in the scenario's session names and in words."""
     if event.outcome is not Outcome.BLOCKED:
         return None
     who = ", ".join(event.blocked_by) or "another session"
-    lock = event.lock
-    if lock is None or lock.locktype is None:
-        return f"{event.session} waits for {who} to finish: a SERIALIZABLE READ ONLY DEFERRABLE reader waits for a safe snapshot"
-    target = lock.relation or lock.locktype
-    meaning = {
-        "transactionid": "a row lock: it waits for that transaction to commit or roll back",
-        "relation": "a table lock",
-        "tuple": "a row lock, queued behind another waiter",
-        "advisory": "an advisory lock",
-    }.get(lock.locktype, lock.locktype)
-    return f"{event.session} waits for {who}: {lock.mode} on {target} ({meaning})"
+    waits = f"{event.session} {'now ' if event.wait_changed else ''}waits for {who}"
+    if event.lock is None:
+        return waits
+    return f"{waits}: {lock_phrase(event.lock)} ({lock_meaning(event.lock)})"
 
 
 def predicate_locks(event: Event) -> list[str]:

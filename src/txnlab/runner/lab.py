@@ -102,6 +102,7 @@ class Lab:
             watcher=watcher,
             lab_pids=self._own_pids(),
             expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
+            locks_after=frozenset(expectation.holds) if expectation else frozenset(),
             schema=schema,
         )
         permutation = permutation or scenario.default_permutation

@@ -24,17 +24,39 @@ BLOCKED_SQL = (
     "WHERE pg_isolation_test_session_is_blocked(pid, $2)"
 )
 
+# An advisory lock's key as the application wrote it, from pg_locks `l` (PostgreSQL's docs,
+# "pg_locks": a bigint key is split into classid (high half) and objid (low half) with
+# objsubid 1, two int4 keys are classid and objid with objsubid 2; oids are unsigned, so an
+# int4 key is brought back to its sign; a pair is shown as "(1, -2)"). An object lock names its object.
+LOCK_KEY_SQL = """CASE
+  WHEN l.locktype = 'advisory' AND l.objsubid = 1 THEN ((l.classid::bigint << 32) | l.objid::bigint)::text
+  WHEN l.locktype = 'advisory' THEN
+    '(' || (l.classid::bigint - CASE WHEN l.classid::bigint >= 2147483648 THEN 4294967296 ELSE 0 END)::text || ', '
+    || (l.objid::bigint - CASE WHEN l.objid::bigint >= 2147483648 THEN 4294967296 ELSE 0 END)::text || ')'
+  WHEN l.locktype = 'object' THEN pg_describe_object(l.classid, l.objid, l.objsubid)
+END"""
+
 # Who blocks the waiting session (lock holders, sessions ahead in the lock queue, or the
-# transactions a DEFERRABLE reader waits out) and the lock it asks for.
-WAIT_SQL = """
-SELECT blockers, l.locktype, l.mode, (SELECT relname FROM pg_class WHERE oid = l.relation), extract(epoch FROM l.waitstart)
+# transactions a DEFERRABLE reader waits out) and the lock it asks for. A waiter for a
+# transaction id that holds a tuple lock is waiting for that row (heapam's order: the
+# tuple lock first, then the wait for the row's locker): the row is read from it.
+WAIT_SQL = f"""
+SELECT blockers, l.locktype, l.mode, coalesce(c.relname, r.relname), coalesce(c.relkind, r.relkind)::text,
+       coalesce(l.page, r.page), coalesce(l.tuple, r.tuple), {LOCK_KEY_SQL}, extract(epoch FROM l.waitstart)
 FROM (SELECT pg_blocking_pids(%(pid)s) || pg_safe_snapshot_blocking_pids(%(pid)s) AS blockers) b
 LEFT JOIN pg_locks l ON l.pid = %(pid)s AND NOT l.granted
+LEFT JOIN pg_class c ON c.oid = l.relation
+LEFT JOIN LATERAL (
+  SELECT rc.relname, rc.relkind, t.page, t.tuple FROM pg_locks t JOIN pg_class rc ON rc.oid = t.relation
+  WHERE t.pid = %(pid)s AND t.granted AND t.locktype = 'tuple' LIMIT 1
+) r ON l.locktype = 'transactionid'
 """
 
 
 @dataclass(frozen=True)
 class WaitInfo:
+    """Who a waiting backend waits for (pids) and the lock it asks for."""
+
     blocker_pids: tuple[int, ...]
     lock: LockWait
 
@@ -62,18 +84,24 @@ class LockMonitor:
         return set(row[0]) if row else set()
 
     def wait_info(self, pid: int) -> WaitInfo:
+        """What `pid` waits for now: its blockers' pids and the lock (see WAIT_SQL)."""
         query = WAIT_SQL if self._has_waitstart else WAIT_SQL.replace("extract(epoch FROM l.waitstart)", "NULL")
         self._query(query, {"pid": pid})
         rows = self._cur.fetchall()
-        blockers = tuple(dict.fromkeys(rows[0][0])) if rows else ()
-        _, locktype, mode, relation, waitstart = rows[0] if rows else ((), None, None, None, None)
+        if not rows:
+            return WaitInfo(blocker_pids=(), lock=LockWait(None, None, None, None))
+        blockers, locktype, mode, relation, relkind, page, tuple_, key, waitstart = rows[0]
         return WaitInfo(
-            blocker_pids=blockers,
+            blocker_pids=tuple(dict.fromkeys(blockers)),
             lock=LockWait(
                 locktype=locktype,
                 mode=mode,
                 relation=relation,
                 wait_started=float(waitstart) if waitstart is not None else None,
+                relkind=relkind,
+                page=page,
+                tuple=tuple_,
+                key=key,
             ),
         )
 

@@ -7,26 +7,45 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.monitor import LOCK_KEY_SQL, LockMonitor
 from txnlab.runner.wiretap import WireTap
 from txnlab.timeline import BackendView
 
-# Table-level locks and SSI's predicate (SIRead) locks, by table name without the run's
-# schema; index locks and the virtualxid/transactionid locks every transaction holds
-# would only add noise.
-VIEW_SQL = """
-SELECT a.pid, a.state, a.backend_xid::text,
-       coalesce((SELECT array_agg(DISTINCT l.mode || ' on ' || c.relname
-                                  || CASE WHEN l.locktype IN ('tuple', 'page') THEN ' (' || l.locktype || ')' ELSE '' END)
-                 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                 WHERE l.pid = a.pid AND l.granted AND c.relkind IN ('r', 'p')
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   AND c.relnamespace = %(schema)s::regnamespace), '{}')
+# The locks a backend holds, in words, on the run's own objects only (SIRead locks outlive
+# their runs, and other databases are none of the lesson's business): locks on tables,
+# partitioned tables, materialized views, indexes and sequences of the run's schema (with
+# the kind when it is not a table), their SIRead page and tuple locks (an SSI false positive
+# lives on an index page), and advisory locks taken in the run's database, whether
+# session-level or transaction-level (pg_locks does not tell them apart: the ones still held
+# after a ROLLBACK are the session-level ones). The transactionid and virtualxid locks every
+# transaction holds on itself would only add noise. Facts: PostgreSQL's docs, "pg_locks".
+# `{pid}` is the backend's pid (an SQL expression).
+HELD_LOCKS_SQL = f"""
+coalesce((SELECT array_agg(DISTINCT l.mode || ' on '
+                                    || CASE WHEN l.locktype = 'advisory' THEN 'advisory key ' || k.key ELSE
+                                         CASE c.relkind WHEN 'i' THEN 'index ' WHEN 'I' THEN 'index '
+                                                        WHEN 'S' THEN 'sequence '
+                                                        WHEN 'm' THEN 'materialized view ' ELSE '' END
+                                         || c.relname
+                                         || CASE WHEN l.locktype IN ('tuple', 'page')
+                                                 THEN ' (' || l.locktype || ')' ELSE '' END END)
+          FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation, LATERAL (SELECT {LOCK_KEY_SQL} AS key) k
+          WHERE l.pid = {{pid}} AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND (l.locktype = 'advisory'
+                 OR c.relkind IN ('r', 'p', 'm', 'i', 'I', 'S') AND c.relnamespace = %(schema)s::regnamespace)),
+         '{{{{}}}}')
+"""
+
+VIEW_SQL = f"""
+SELECT a.pid, a.state, a.backend_xid::text, {HELD_LOCKS_SQL.format(pid="a.pid")}
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.backend_type = 'client backend'
   AND (a.pid = %(pid)s OR NOT a.pid = ANY(%(known)s))
 ORDER BY a.pid <> %(pid)s, a.pid
 """
+
+HELD_SQL = f"SELECT {HELD_LOCKS_SQL.format(pid='%(pid)s')}"
 
 
 class Observer:
@@ -55,3 +74,12 @@ class Observer:
             label = "this session" if backend == pid else labels.get(backend, "other connection")
             views.append(BackendView(label=label, state=state, xid=xid, locks=tuple(sorted(locks))))
         return tuple(views)
+
+
+def held_locks(monitor: LockMonitor, pid: int, schema: str) -> tuple[str, ...]:
+    """The locks backend `pid` holds now, in the capture view's words (see HELD_LOCKS_SQL),
+    sorted: what a `holds:` expectation compares with."""
+    cur = monitor.conn.cursor()
+    cur.execute(HELD_SQL, {"pid": pid, "schema": schema})
+    row = cur.fetchone()
+    return tuple(sorted(row[0])) if row else ()

@@ -4,11 +4,17 @@ After each step it waits until every session with a step in flight is either don
 reported blocked by the server; only then does the next step go out. That rule, the
 same as PostgreSQL's isolationtester, makes a run deterministic without sleeping.
 Completions seen together are recorded in causal order: a session released by another
-session's commit or error is recorded after it.
+session's commit or error is recorded after it, and never with an earlier time.
+
+A wait can change while it lasts (the lock's holder commits and the step now waits for
+the next session in the queue, or for a session that took the lock first; a deadlock
+forms): whenever the run settles, the wait of every step still blocked is read again,
+and each change is recorded as a BLOCKED event of its own (`Event.wait_changed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +27,7 @@ import psycopg2
 from txnlab import signals
 from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.execute import ConnectionLost, StepResult, Styles, connection_lost, error_info, execute, styles
-from txnlab.runner.observe import Observer
+from txnlab.runner.observe import Observer, held_locks
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.names import readable_error, unqualified
 from txnlab.runner.sessions import Completion, SessionPool, SessionWorker
@@ -30,6 +36,9 @@ from txnlab.timeline import ErrorInfo, Event, LockWait, Outcome
 from txnlab.values import PYTHON, UNKNOWN_TYPE, python_value, sql_literal
 
 CANCEL_GRACE_SECONDS = 2.0
+WAIT_CHECK_SECONDS = 0.02  # while waiting for a session, how often the other waits are read again
+
+Wait = tuple[tuple[str, ...], LockWait, float]  # blockers' names, the lock, when it was read (perf_counter)
 
 
 @dataclass
@@ -86,7 +95,8 @@ class Scheduler:
     extra_connections: dict[int, str] = field(default_factory=dict)  # pid -> label (pools, engines)
     watcher: Watcher | None = None
     expected_errors: frozenset[str] = frozenset()  # steps expected to fail at this level (any error)
-    schema: str | None = None  # the run's schema, taken out of every message (see runner.names)
+    locks_after: frozenset[str] = frozenset()  # steps after which the session's locks are read (`holds:`)
+    schema: str = ""  # the run's schema: taken out of every message (runner.names); the locks read are on its objects
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _styles: dict[str, Styles] = field(default_factory=dict)  # each session's, after its last SQL step
     _dispatched: int = 0
@@ -222,13 +232,28 @@ class Scheduler:
             if remaining <= 0:
                 arrived.extend(self._time_out([flight]))
                 break
-            self._drain(arrived, min(remaining, 0.05))
+            self._drain(arrived, min(remaining, WAIT_CHECK_SECONDS))
+            if not arrived and session in self._in_flight:
+                self._record_wait_changes()
         self._settle(arrived, trigger=None)
+
+    def _record_wait_changes(self) -> None:
+        """While nothing has arrived and every step in flight is blocked, record the waits
+        that changed since the run last settled (a lock_timeout or a deadlock ends a step,
+        and so arrives first; this sees the rest as it happens)."""
+        flights = list(self._in_flight.values())
+        blocked = self.monitor.blocked([f.watched_pid for f in flights], self.run_pids)
+        if any(f.watched_pid not in blocked for f in flights) or not self.completions.empty():
+            return
+        waits = {f.worker.name: self._read_wait(f) for f in flights}
+        if self.completions.empty() and None not in waits.values():
+            self._record([], None, [], self._apply_waits(flights, waits))
 
     def _settle(self, arrived: list[Arrival], trigger: InFlight | None) -> None:
         """Wait until every step in flight is blocked, then record events in causal order."""
         deadline = time.perf_counter() + self.step_timeout
         newly_blocked: list[InFlight] = []
+        changed: list[InFlight] = []
         while self._in_flight and not self.ended_early:
             self._drain(arrived, self.poll_interval)
             if not self._in_flight:
@@ -239,14 +264,15 @@ class Scheduler:
                 continue
             waiting = [f for f in flights if f.watched_pid not in blocked]
             if not waiting:
-                detected = time.time()
-                newly_blocked = [f for f in flights if not f.blocked_recorded]
-                for flight in newly_blocked:
-                    self._describe_wait(flight, detected)
-                break
-            if time.perf_counter() > deadline:
+                waits = {f.worker.name: self._read_wait(f) for f in flights}
+                waiting = [f for f in flights if waits[f.worker.name] is None]
+                if not waiting and self.completions.empty():
+                    newly_blocked = [f for f in flights if not f.blocked_recorded]
+                    changed = self._apply_waits(flights, waits)
+                    break
+            if time.perf_counter() > deadline and waiting:
                 arrived.extend(self._time_out(waiting))
-        self._record(arrived, trigger, newly_blocked)
+        self._record(arrived, trigger, newly_blocked, changed)
 
     def _drain(self, arrived: list[Arrival], wait: float) -> None:
         """Collect completions: wait up to `wait` for the first, then take all that are there."""
@@ -275,13 +301,35 @@ class Scheduler:
         that caught the loss itself, or an expected failure, is part of the lesson."""
         return worker.conn.closed == 2 and result.error is not None and step not in self.expected_errors
 
-    def _describe_wait(self, flight: InFlight, detected: float) -> None:
-        flight.detected_at = time.perf_counter()
+    def _read_wait(self, flight: InFlight) -> Wait | None:
+        """What a blocked step waits for now: its blockers' names, the lock, and when it was read
+        (perf_counter). None when the wait was read in the middle of a change (its blocker just
+        ended, say): nobody blocks it, or nobody of the run blocks its lock, though the monitor
+        had found it waiting for one of them. The caller reads it again."""
         info = self.monitor.wait_info(flight.watched_pid)
         by_pid = {**self.extra_connections, **{w.pid: name for name, w in self.sessions.items()}}
-        flight.blocked_by = tuple(by_pid[p] for p in info.blocker_pids if p in by_pid)
-        lock = info.lock
-        flight.lock = LockWait(lock.locktype, lock.mode, lock.relation, lock.wait_started, detected)
+        blocked_by = tuple(by_pid[p] for p in info.blocker_pids if p in by_pid)
+        if not info.blocker_pids or (info.lock.locktype is not None and not blocked_by):
+            return None  # a safe-snapshot wait may be for transactions outside the run: no locktype
+        return blocked_by, dataclasses.replace(info.lock, detected=time.time()), time.perf_counter()
+
+    @staticmethod
+    def _apply_waits(flights: list[InFlight], waits: dict[str, Wait | None]) -> list[InFlight]:
+        """Store each flight's current wait; return the flights already recorded as blocked
+        whose blockers or lock (kind, mode, object) changed since."""
+        changed = []
+        for flight in flights:
+            wait = waits[flight.worker.name]
+            assert wait is not None  # the callers apply only complete readings
+            blocked_by, lock, read_at = wait
+            if flight.blocked_recorded and (blocked_by, _lock_identity(lock)) == (
+                flight.blocked_by, _lock_identity(flight.lock)
+            ):
+                continue
+            if flight.blocked_recorded:
+                changed.append(flight)
+            flight.blocked_by, flight.lock, flight.detected_at = blocked_by, lock, read_at
+        return changed
 
     def _time_out(self, flights: list[InFlight]) -> list[Arrival]:
         """Cancel steps that outlived the timeout; the run ends after recording them."""
@@ -309,19 +357,30 @@ class Scheduler:
 
     # -- recording --------------------------------------------------------------------
 
-    def _record(self, arrived: list[Arrival], trigger: InFlight | None, newly_blocked: list[InFlight]) -> None:
+    def _record(
+        self, arrived: list[Arrival], trigger: InFlight | None, newly_blocked: list[InFlight],
+        changed: list[InFlight],
+    ) -> None:
+        """Append the settled state: the trigger's own result, the steps that now wait, the
+        completions in causal order, then the waits that changed (they are the state after
+        those completions)."""
         own = [a for a in arrived if a.flight is trigger]
         if own:
             self._append_result(own[0], after_wait=False)
         for flight in newly_blocked:
-            self._append(
-                flight.worker.name, flight.step, flight.sql, Outcome.BLOCKED,
-                flight.sent_at - self.origin, flight.detected_at - self.origin,
-                blocked_by=flight.blocked_by, lock=flight.lock,
-            )
+            self._append_wait(flight, changed=False)
             flight.blocked_recorded = True
         for arrival in _causal_order([a for a in arrived if a.flight is not trigger]):
             self._append_result(arrival, after_wait=arrival.flight.blocked_recorded)
+        for flight in changed:  # still in flight: read after the arrivals were taken
+            self._append_wait(flight, changed=True)
+
+    def _append_wait(self, flight: InFlight, changed: bool) -> None:
+        self._append(
+            flight.worker.name, flight.step, flight.sql, Outcome.BLOCKED,
+            flight.sent_at - self.origin, flight.detected_at - self.origin,
+            blocked_by=flight.blocked_by, lock=flight.lock, wait_changed=changed,
+        )
 
     def _append_result(self, arrival: Arrival, after_wait: bool) -> None:
         flight, result = arrival.flight, arrival.result
@@ -331,9 +390,12 @@ class Scheduler:
         if result.styles is not None:
             self._styles[flight.worker.name] = result.styles
         outcome = Outcome.TIMEOUT if arrival.timed_out else (Outcome.ERROR if result.error else Outcome.OK)
+        ended = result.ended - self.origin
+        if after_wait:  # released by a blocker's event: two threads' clocks may read it earlier
+            ended = max([ended, *(self._last_ended(b) for b in flight.blocked_by)])
         self._append(
             flight.worker.name, flight.step, flight.sql, outcome,
-            flight.sent_at - self.origin, result.ended - self.origin,
+            flight.sent_at - self.origin, ended,
             after_wait=after_wait, columns=result.columns, column_types=result.column_types, rows=result.rows,
             rowcount=result.rowcount,
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
@@ -354,6 +416,8 @@ class Scheduler:
             details["server"] = self.observer.server_view(
                 pid, [*session_pids, *self.lab_pids], self.extra_connections
             )
+        if step in self.locks_after and outcome is not Outcome.BLOCKED and session in self.sessions:
+            details["holds"] = held_locks(self.monitor, self.sessions[session].pid, self.schema)
         self.events.append(
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)
@@ -363,6 +427,10 @@ class Scheduler:
         """Who each backend of the run is, as messages should name it: "session a", or the
         label a Python scenario gave a connection of its own (a pool's, an engine's)."""
         return {**self.extra_connections, **{w.pid: f"session {name}" for name, w in self.sessions.items()}}
+
+    def _last_ended(self, session: str) -> float:
+        """When the session's latest event ended (0 before it has any)."""
+        return next((e.ended for e in reversed(self.events) if e.session == session), 0.0)
 
     def _now(self) -> float:
         return time.perf_counter() - self.origin
@@ -406,8 +474,14 @@ class Scheduler:
         return PLACEHOLDER.sub(value, sql)
 
 
+def _lock_identity(lock: LockWait | None) -> LockWait | None:
+    """A lock without its clocks: two reads of the same wait compare equal."""
+    return dataclasses.replace(lock, wait_started=None, detected=None) if lock else None
+
+
 def _causal_order(arrivals: list[Arrival]) -> list[Arrival]:
-    """Order completions so that a session comes after the sessions it was waiting for.
+    """Order completions so that a session comes after the sessions it was waiting for,
+    by the blockers read when the run last settled (the current ones, not the first).
 
     In a wait cycle (a deadlock) the step that failed, the victim, broke the cycle and
     comes first; otherwise steps keep the order in which they were sent.

@@ -146,7 +146,7 @@ def _expectation(
                 line = where.line(*path, key, i if isinstance(names, list) else name)
                 raise where.fail(f"expectation names unknown step {quote(name)}", line)
 
-    for key in ("blocked", "skipped", "errors", "rows"):
+    for key in ("blocked", "skipped", "errors", "rows", "holds"):
         known(getattr(body, key) or [], key)
     for name in body.invariants or {}:
         if name not in invariants:
@@ -160,6 +160,7 @@ def _expectation(
         errors=dict(body.errors or {}),
         skipped=frozenset(body.skipped or ()),
         rows={name: _rows(rows) for name, rows in (body.rows or {}).items()},
+        holds={name: tuple(sorted(locks)) for name, locks in (body.holds or {}).items()},
         invariants=dict(body.invariants or {}),
         anomaly=body.anomaly,
         note=body.note,

@@ -96,13 +96,17 @@ class Expectation:
     """What PostgreSQL does at one isolation level.
 
     `blocked`, `errors` and `skipped` are exact: a step that blocks, fails or is
-    skipped without being listed is a mismatch. `rows` and `invariants` are checked for the names given.
+    skipped without being listed is a mismatch. `rows`, `holds` and `invariants` are checked for the
+    names given.
     """
 
     blocked: frozenset[str] = frozenset()
     errors: Mapping[str, str] = field(default_factory=dict)  # step -> SQLSTATE
     skipped: frozenset[str] = frozenset()  # steps never sent: a ${step.column} they need was not read
     rows: Mapping[str, Rows] = field(default_factory=dict)
+    # step -> the locks its session holds right after it, sorted, in the capture view's words
+    # (runner/observe.py); exact for each step named. The runner reads them only for these steps.
+    holds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     invariants: Mapping[str, bool] = field(default_factory=dict)
     anomaly: bool | None = None  # True: the anomaly happens at this level
     note: str | None = None  # one line for the reader: why this level behaves so

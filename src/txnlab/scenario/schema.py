@@ -156,6 +156,11 @@ class ExpectationDocument(_Part):
         default=None, description="Exact: steps never sent (a ${step.column} was not read)."
     )
     rows: dict[Identifier, Rows] | None = Field(default=None, description="What these steps returned.")
+    holds: dict[Identifier, list[Text]] | None = Field(
+        default=None,
+        description="Exact: the locks the step's session holds right after the step, in the capture "
+        "view's words, e.g. 'ExclusiveLock on advisory key 42'; [] for none.",
+    )
     invariants: dict[Identifier, bool] | None = None
     anomaly: bool | None = Field(default=None, description="The anomaly happens at this level.")
     note: Text | None = Field(

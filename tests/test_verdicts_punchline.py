@@ -1,0 +1,103 @@
+"""Verdicts that say why, and the punchline on screen (issue 9, part 4).
+
+"How" an anomaly was prevented comes from the steps its rule depends on, not from any
+wait or error in the run; a matrix cell says what really happened to a run; after a
+run every renderer shows the invariants and the scenario's `final:` rows; workshop mode
+lets the room predict what a released step will do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scenario_text import scenario_from_yaml
+from txnlab.checks import check
+from txnlab.levels import Level
+from txnlab.runner.lab import Lab
+from txnlab.scenario import Catalogue
+
+# The catalogue's non-repeatable read, with an unrelated wait after the reader's transaction
+# (clerk waits for atm's table lock) or inside it, after both reads (statement_audit).
+NON_REPEATABLE_READ_AND_A_WAIT = """\
+name: nrr-and-a-wait
+title: A non-repeatable read, and a wait that has nothing to do with it
+summary: The reader's snapshot prevents the anomaly at REPEATABLE READ; a later wait does not.
+setup: |
+  CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
+  CREATE TABLE audit (note text);
+  INSERT INTO accounts VALUES (1, 100);
+sessions: {statement: {}, atm: {}, clerk: {}}
+steps:
+  - {name: statement_read1, session: statement, sql: SELECT balance FROM accounts WHERE id = 1}
+  - {name: atm_deposit, session: atm, sql: UPDATE accounts SET balance = balance + 50 WHERE id = 1}
+  - {name: atm_commit, session: atm, sql: COMMIT}
+  - {name: statement_read2, session: statement, sql: SELECT balance FROM accounts WHERE id = 1}
+  - {name: atm_lock, session: atm, sql: LOCK TABLE audit IN EXCLUSIVE MODE}
+  - {name: %(waiter)s, session: %(waiter_session)s, sql: "INSERT INTO audit VALUES ('read twice')"}
+  - {name: atm_release, session: atm, sql: COMMIT}
+  - {name: %(waiter_commit)s, session: %(waiter_session)s, sql: COMMIT}
+  - {name: statement_end, session: %(end_session)s, sql: COMMIT}
+anomaly:
+  name: non-repeatable read
+  observed_if:
+    - {step: statement_read1, rows: [[100]]}
+    - {step: statement_read2, rows: [[150]]}
+expect:
+  ru, rc: {blocked: [%(waiter)s], anomaly: true}
+  rr, ser: {blocked: [%(waiter)s], anomaly: false}
+"""
+
+
+def _nrr(waiter_session: str) -> str:
+    """The scenario with the wait in `waiter_session`: "clerk" (another session) or "statement"."""
+    waiter = f"{waiter_session}_audit"
+    end_session = "statement" if waiter_session == "clerk" else "clerk"
+    return NON_REPEATABLE_READ_AND_A_WAIT % {
+        "waiter": waiter, "waiter_session": waiter_session, "waiter_commit": f"{waiter_session}_commit",
+        "end_session": end_session,
+    }
+
+
+@pytest.mark.parametrize("waiter_session", ["clerk", "statement"], ids=["another session", "the reader, later"])
+def test_a_non_repeatable_read_at_repeatable_read_is_prevented_by_the_snapshot_whoever_waits_later(
+    lab: Lab, waiter_session: str
+) -> None:
+    scenario = scenario_from_yaml(_nrr(waiter_session))
+    verdict = check(scenario, lab.run(scenario, Level.REPEATABLE_READ))
+    assert verdict.matches_expectation, verdict.mismatches
+    assert (verdict.how, verdict.prevented_by, verdict.outcome) == ("snapshot", None, "prevented (snapshot)")
+
+
+def test_a_non_repeatable_read_at_read_committed_still_happens_with_the_same_wait(lab: Lab) -> None:
+    scenario = scenario_from_yaml(_nrr("clerk"))
+    verdict = check(scenario, lab.run(scenario, Level.READ_COMMITTED))
+    assert verdict.matches_expectation and (verdict.outcome, verdict.how) == ("anomaly", None)
+
+
+# Hermitage cells whose "how" depends on which steps bear on the rule, with the step whose
+# refusal is credited (None: no refusal). OTV at REPEATABLE READ: t2's 40001 is not t3's
+# transaction, whose snapshot kept the anomaly out. G1c at SERIALIZABLE: t2's reads are the
+# rule's, and its COMMIT was refused. PMP-write at REPEATABLE READ: t2_read_20 failed 25P02
+# because t2_delete_20, earlier in its transaction, was refused.
+HOW = [
+    ("OTV", Level.READ_COMMITTED, "snapshot", None),
+    ("OTV", Level.REPEATABLE_READ, "snapshot", None),
+    ("G1c", Level.SERIALIZABLE, "aborted", "t2_commit"),
+    ("PMP-write", Level.REPEATABLE_READ, "aborted", "t2_delete_20"),
+    ("G0", Level.READ_COMMITTED, "blocked", None),
+    ("G2", Level.SERIALIZABLE, "aborted", "t2_commit"),
+]
+
+
+@pytest.mark.parametrize(("anomaly", "level", "how", "refused"), [
+    pytest.param(*case, id=f"{case[0]}[{case[1].value}]") for case in HOW
+])
+def test_hermitage_how_is_credited_to_the_steps_its_rule_depends_on(
+    lab: Lab, catalogue: Catalogue, anomaly: str, level: Level, how: str, refused: str | None
+) -> None:
+    scenario = next(s for s in catalogue.with_tag("hermitage") if s.anomaly and s.anomaly.name == anomaly)
+    timeline = lab.run(scenario, level)
+    verdict = check(scenario, timeline)
+    assert verdict.how == how
+    refusal = next((e.error for e in timeline.events if e.step == refused and e.error), None)
+    assert verdict.prevented_by == refusal and (refused is None or refusal is not None)

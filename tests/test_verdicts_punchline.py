@@ -8,13 +8,18 @@ lets the room predict what a released step will do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from scenario_text import scenario_from_yaml
 from txnlab.checks import check
 from txnlab.levels import Level
+from txnlab.render import markdown, text
+from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
+from txnlab.workflow import run_cell
 
 # The catalogue's non-repeatable read, with an unrelated wait after the reader's transaction
 # (clerk waits for atm's table lock) or inside it, after both reads (statement_audit).
@@ -101,3 +106,97 @@ def test_hermitage_how_is_credited_to_the_steps_its_rule_depends_on(
     assert verdict.how == how
     refusal = next((e.error for e in timeline.events if e.step == refused and e.error), None)
     assert verdict.prevented_by == refusal and (refused is None or refusal is not None)
+
+
+# -- matrix cells and their legend ---------------------------------------------------------
+
+NEVER_RELEASED = """\
+name: never-released
+title: b waits for a row lock that a never gives up
+summary: The run outlives the step timeout.
+setup: CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+sessions: {a: {}, b: {}}
+levels: [rc]
+steps:
+  - {name: a_lock, session: a, sql: SELECT * FROM t FOR UPDATE}
+  - {name: b_lock, session: b, sql: SELECT * FROM t FOR UPDATE}
+expect: {rc: {blocked: [b_lock]}}
+"""
+
+# At REPEATABLE READ b's UPDATE fails with 40001 once a commits; the file expects 40P01.
+WRONG_SQLSTATE = """\
+name: wrong-sqlstate
+title: The expected failure, with another SQLSTATE
+summary: Only the SQLSTATE differs.
+setup: CREATE TABLE t (id int PRIMARY KEY, n int); INSERT INTO t VALUES (1, 0);
+sessions: {a: {}, b: {}}
+levels: [rc, rr]
+steps:
+  - {name: b_read, session: b, sql: SELECT n FROM t}
+  - {name: a_write, session: a, sql: UPDATE t SET n = 1}
+  - {name: b_write, session: b, sql: UPDATE t SET n = 2}
+  - {name: a_commit, session: a, sql: COMMIT}
+  - {name: b_commit, session: b, sql: COMMIT}
+expect:
+  rc: {blocked: [b_write]}
+  rr: {blocked: [b_write], errors: {b_write: 40P01}}
+"""
+
+
+@pytest.fixture(scope="module")
+def impatient_lab(scratch_dsn: str) -> Iterator[Lab]:
+    """A lab whose step timeout (0.3 s) a never-released lock outlives quickly."""
+    lab = Lab(scratch_dsn, step_timeout=0.3)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture(scope="module")
+def matrix_reports(lab: Lab, impatient_lab: Lab) -> list[RunReport]:
+    """A timed-out run, one as expected (rc) and one whose only difference is a SQLSTATE (rr)."""
+    timed_out = run_cell(impatient_lab, scenario_from_yaml(NEVER_RELEASED), Level.READ_COMMITTED)
+    wrong = scenario_from_yaml(WRONG_SQLSTATE)
+    return [timed_out, *(run_cell(lab, wrong, level) for level in (Level.READ_COMMITTED, Level.REPEATABLE_READ))]
+
+
+def test_a_timed_out_run_says_timed_out_in_the_matrix_not_unexpected(matrix_reports: list[RunReport]) -> None:
+    out = text.render_matrix(matrix_reports, width=160)
+    row = next(line for line in out.splitlines() if "never-released" in line)
+    assert "timed out ⚠" in row and "unexpected" not in row and "✗" not in row
+    assert "timed out ⚠: a step ran or waited longer than the step timeout" in out
+
+
+def test_a_run_that_differs_only_in_a_sqlstate_says_which_sqlstate(matrix_reports: list[RunReport]) -> None:
+    verdict = matrix_reports[2].verdict
+    assert verdict.sqlstate_changes == (("b_write", "40P01", "40001"),) and verdict.only_sqlstates_differ
+    out = text.render_matrix(matrix_reports, width=160)
+    row = next(line for line in out.splitlines() if "wrong-sqlstate" in line)
+    assert "ran ✓" in row and "ran ✗ expected 40P01, got 40001" in row and "unexpected" not in row
+
+
+def _table_marks(table: str) -> set[str]:
+    return {mark for mark in ("✓", "✗", "⚠") if mark in table}
+
+
+def test_the_matrix_legend_explains_every_mark_it_uses_in_text_and_markdown(matrix_reports: list[RunReport]) -> None:
+    out = text.render_matrix(matrix_reports, width=160)
+    table, legend = out.split("┘\n", 1)
+    assert _table_marks(table) == {"✓", "✗", "⚠"}
+    assert "✓: PostgreSQL did what the scenario says" in legend
+    assert "✗ expected 40P01, got 40001: the steps expected to fail did" in legend
+    assert "timed out ⚠: " in legend and "ran: the scenario has no anomaly rule." in legend
+    markdown_out = markdown.render_matrix(matrix_reports)
+    table, legend = markdown_out.split("\n\n")[0], markdown_out.split("\n\n")[1]
+    assert _table_marks(table) == {"✓", "✗", "⚠"}  # before: no ✓, and "(**unexpected**)" for every difference
+    assert "ran ✗ **expected 40P01, got 40001**" in table and "timed out ⚠" in table
+    assert "- ✓: PostgreSQL did what" in legend and "- ✗ expected 40P01, got 40001: " in legend
+    assert "- timed out ⚠: " in legend
+
+
+def test_the_hermitage_table_legend_explains_its_words_and_marks(matrix_reports: list[RunReport]) -> None:
+    out = text.render_anomaly_table(matrix_reports, width=160)
+    assert "timed out ⚠" in out and "ran ✗ expected 40P01, got 40001" not in out  # Hermitage's words, not "ran"
+    assert "possible: the anomaly happened; prevented: it did not" in out
+    assert "✗ expected 40P01, got 40001: " in out and "timed out ⚠: " in out

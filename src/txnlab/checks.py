@@ -7,6 +7,7 @@ whether the invariants held, and so whether the anomaly happened and what stoppe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from txnlab.timeline import ErrorInfo, Event, Outcome, Timeline
 # rollback (40001 serialization failure, 40P01 deadlock) and integrity constraint
 # violations (23505 unique, 23514 check, 23P01 exclusion...).
 PREVENTING_CLASSES = ("40", "23")
+FAILED_STEPS = "failed steps"  # the subject of the finding on which steps failed, with which SQLSTATE
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Verdict:
     ended_early: str | None
     note: str | None
     could_not_run: str | None = None  # the server's reason (one line) when the run never happened
+    # When exactly the expected steps failed, those that failed with another SQLSTATE than
+    # expected: (step, expected, observed), e.g. ("bob_commit", "40001", "40P01").
+    sqlstate_changes: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def matches_expectation(self) -> bool:
@@ -55,6 +60,13 @@ class Verdict:
     @property
     def mismatches(self) -> list[Finding]:
         return [f for f in self.findings if not f.ok]
+
+    @property
+    def only_sqlstates_differ(self) -> bool:
+        """The run did what was expected, except that a step failed with another SQLSTATE."""
+        return bool(self.sqlstate_changes) and self.ended_early is None and [
+            f.subject for f in self.mismatches
+        ] == [FAILED_STEPS]
 
     @property
     def outcome(self) -> str:
@@ -83,7 +95,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     findings = [
         Finding("blocked steps", _names(sorted(expectation.blocked)), _names(blocked)),
         Finding(
-            "failed steps",
+            FAILED_STEPS,
             _names(f"{step} {code}" for step, code in sorted(expectation.errors.items())),
             _names(f"{step} {code}" for step, code in sorted(failed.items())),
         ),
@@ -115,7 +127,16 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         prevented_by=prevented_by,
         ended_early=timeline.ended_early,
         note=expectation.note,
+        sqlstate_changes=_sqlstate_changes(expectation.errors, failed),
     )
+
+
+def _sqlstate_changes(expected: Mapping[str, str], failed: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """(step, expected, observed) for each step that failed with another SQLSTATE than
+    expected, when the steps that failed are exactly those expected to; else ()."""
+    if set(expected) != set(failed):
+        return ()
+    return tuple((step, code, failed[step]) for step, code in sorted(expected.items()) if failed[step] != code)
 
 
 def _failures(timeline: Timeline) -> dict[str, str]:

@@ -17,9 +17,16 @@ from html import escape
 
 from txnlab.checks import Verdict
 from txnlab.render.describe import (
+    MARK_DIFFERS,
+    MARK_TIMED_OUT,
+    NOT_RUN,
     OUTCOME_MARKS,
+    MatrixCell,
     driver_lines,
+    grid_cells,
     matrix_grid,
+    matrix_legend,
+    plain_cell,
     mismatch_lines,
     result_phrase,
     verdict_line,
@@ -64,17 +71,19 @@ def render_report(reports: Sequence[RunReport], title: str) -> str:
 
 def _contents(reports: Sequence[RunReport]) -> str:
     """The matrix of runs, each cell linking to its run: the observed outcome, ✓ or ✗."""
-    headers, rows = matrix_grid(reports, "✓", "✗ unexpected")
+    headers, rows = matrix_grid(reports)
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     lines = []
     for name, *cells in rows:
-        linked = [f'<td><a href="#{_anchor(name)}">{escape(name)}</a></td>']
+        linked = [f'<td><a href="#{_anchor(str(name))}">{escape(str(name))}</a></td>']
         for level, cell in zip(headers[1:], cells):
-            css = "bad" if "✗" in cell else ""
-            text = escape(cell) if cell == "-" else f'<a href="#{_anchor(name, level)}">{escape(cell)}</a>'
+            css = "bad" if isinstance(cell, MatrixCell) and cell.mark in (MARK_DIFFERS, MARK_TIMED_OUT) else ""
+            shown = escape(plain_cell(cell))
+            text = shown if cell is NOT_RUN else f'<a href="#{_anchor(str(name), level)}">{shown}</a>'
             linked.append(f'<td class="{css}">{text}</td>')
         lines.append(f"<tr>{''.join(linked)}</tr>")
-    return f'<table class="contents"><tr>{head}</tr>{"".join(lines)}</table>'
+    legend = "".join(f"<li>{escape(line)}</li>" for line in matrix_legend(grid_cells(rows)))
+    return f'<table class="contents"><tr>{head}</tr>{"".join(lines)}</table><ul class="marks">{legend}</ul>'
 
 
 def _scenario_section(scenario: Scenario, runs: Sequence[RunReport]) -> str:
@@ -457,6 +466,7 @@ table.contents { width: auto; }
 td.bad, tr.bad td { color: var(--bad-ink); font-weight: 700; }
 td.mark { white-space: nowrap; }
 ul.references { padding-left: 1.2em; }
+ul.marks { font-size: .85em; color: var(--muted); padding-left: 1.2em; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .3em 1.6em; font-size: .85em; }
 ul.legend li { display: flex; align-items: center; gap: .4em; }
 figure.timeline { margin: .6em 0 1em; }

@@ -8,7 +8,19 @@ import click
 from tabulate import tabulate
 
 from txnlab.levels import Level
-from txnlab.render.describe import OUTCOME_MARKS, anomaly_grid, driver_lines, matrix_grid, mismatch_lines, result_phrase, verdict_line
+from txnlab.render.describe import (
+    MARK_AS_EXPECTED,
+    OUTCOME_MARKS,
+    MatrixCell,
+    anomaly_grid,
+    driver_lines,
+    grid_cells,
+    matrix_grid,
+    matrix_legend,
+    mismatch_lines,
+    result_phrase,
+    verdict_line,
+)
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
@@ -115,9 +127,9 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
     """Scenarios by levels. When the full level names do not fit, the compact layout for
     projectors: levels abbreviated (ru, rc, rr, ser, with a legend), cells wrapped."""
     style = TextStyle(color)
-    bad_mark = style("✗", fg="red", bold=True) + " " + style("unexpected", fg="red", bold=True)
-    headers, rows = matrix_grid(reports, style("✓", fg="green"), bad_mark)
-    notes = ["✓: PostgreSQL did what the scenario says it does at that level."]
+    headers, grid = matrix_grid(reports)
+    rows = [[_matrix_cell(cell, style) for cell in row] for row in grid]
+    notes = matrix_legend(grid_cells(grid))
     if _natural_width(rows, headers, "simple_grid") > width:
         headers = [headers[0], *(Level(name).short for name in headers[1:])]
         notes.append(LEVEL_LEGEND)
@@ -125,6 +137,15 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
     return "\n".join(lines) + "\n"
+
+
+def _matrix_cell(cell: str | MatrixCell, style: TextStyle) -> str:
+    """A matrix cell in colour: ✓ green, ✗ and what differs red, ⚠ red."""
+    if isinstance(cell, str):
+        return cell
+    color = "green" if cell.mark == MARK_AS_EXPECTED else "red"
+    marked = [style(part, fg=color, bold=color == "red") for part in (cell.mark, cell.detail) if part]
+    return " ".join([cell.words, *marked])
 
 
 def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> list[str]:
@@ -145,12 +166,9 @@ def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_W
     `width`, the compact layout: anomalies as rows, levels abbreviated as columns.
     """
     style = TextStyle(color)
-    headers, rows = anomaly_grid(reports, style("✗", fg="red", bold=True))
-    notes = [
-        "possible: the anomaly happened; prevented: it did not; blocks / aborts: it was prevented "
-        "by making a session wait / by failing a transaction. ✗ marks a cell that differs from "
-        "the expectation."
-    ]
+    headers, grid = anomaly_grid(reports)
+    rows = [[_matrix_cell(cell, style) for cell in row] for row in grid]
+    notes = matrix_legend(grid_cells(grid), hermitage=True)
     if _natural_width(rows, headers, "simple_grid") > width:
         columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
         headers = ["anomaly", *(Level(level).short for level in columns[0][1:])]

@@ -39,7 +39,7 @@ def run_on_terminal(args: list[str], env: dict[str, str], *, columns: int, answe
     process = subprocess.Popen([sys.executable, "-m", "txnlab", *args], stdin=slave, stdout=slave, stderr=slave,
                                env=env, close_fds=True)
     os.close(slave)
-    shown, answered = b"", 0
+    shown, answered = b"", dict.fromkeys(answer, 0)  # prompt -> how many times it was answered
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -54,8 +54,8 @@ def run_on_terminal(args: list[str], env: dict[str, str], *, columns: int, answe
                 shown += chunk
             text = shown.decode(errors="replace")
             for prompt, reply in answer.items():
-                if text.count(prompt) > answered and text.rstrip().endswith(prompt.rstrip()):
-                    answered += 1
+                if text.count(prompt) > answered[prompt] and text.rstrip().endswith(prompt.rstrip()):
+                    answered[prompt] += 1
                     os.write(master, reply.encode())
             if process.poll() is not None and not ready:
                 break

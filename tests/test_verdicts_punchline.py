@@ -8,14 +8,21 @@ lets the room predict what a released step will do.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from scenario_text import scenario_from_yaml
+from terminal import run_on_terminal
 from txnlab.checks import check
+from txnlab.errors import ScenarioError
 from txnlab.levels import Level
+from txnlab.render import json as json_render
 from txnlab.render import markdown, text
+from txnlab.render.html import render_report
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
@@ -200,3 +207,136 @@ def test_the_hermitage_table_legend_explains_its_words_and_marks(matrix_reports:
     assert "timed out ⚠" in out and "ran ✗ expected 40P01, got 40001" not in out  # Hermitage's words, not "ran"
     assert "possible: the anomaly happened; prevented: it did not" in out
     assert "✗ expected 40P01, got 40001: " in out and "timed out ⚠: " in out
+
+
+# -- the punchline: invariants and `final:` after the run -----------------------------------
+
+# The blog's ATM at READ COMMITTED, with the final state it leaves: balance 70, ledger 120.
+LOST_DEPOSIT = """\
+name: lost-deposit
+title: The ATM loses a deposit
+summary: The punchline is the final state.
+setup: |
+  CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
+  CREATE TABLE ledger (amount int NOT NULL);
+  INSERT INTO accounts VALUES (1, 100);
+sessions: {atm1: {}, atm2: {}}
+levels: [rc]
+steps:
+  - {name: atm1_read, session: atm1, sql: SELECT balance FROM accounts WHERE id = 1}
+  - {name: atm2_read, session: atm2, sql: SELECT balance FROM accounts WHERE id = 1}
+  - {name: atm1_write, session: atm1, sql: "UPDATE accounts SET balance = ${atm1_read.balance} + 50 WHERE id = 1"}
+  - {name: atm1_log, session: atm1, sql: INSERT INTO ledger VALUES (50)}
+  - {name: atm2_write, session: atm2, sql: "UPDATE accounts SET balance = ${atm2_read.balance} - 30 WHERE id = 1"}
+  - {name: atm1_commit, session: atm1, sql: COMMIT}
+  - {name: atm2_log, session: atm2, sql: INSERT INTO ledger VALUES (-30)}
+  - {name: atm2_commit, session: atm2, sql: COMMIT}
+invariants:
+  balance_matches_ledger: SELECT balance = 100 + (SELECT sum(amount) FROM ledger) FROM accounts
+  someone_has_money: SELECT balance > 0 FROM accounts
+final:
+  - SELECT balance FROM accounts WHERE id = 1
+  - SELECT 100 + sum(amount) AS the_ledger_says FROM ledger
+expect:
+  rc: {blocked: [atm2_write], invariants: {balance_matches_ledger: false}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lost_deposit(lab: Lab) -> RunReport:
+    report = run_cell(lab, scenario_from_yaml(LOST_DEPOSIT), Level.READ_COMMITTED)
+    assert report.verdict.matches_expectation, report.verdict.mismatches
+    return report
+
+
+def test_final_runs_after_the_steps_and_gives_results_like_a_steps(lost_deposit: RunReport) -> None:
+    balance, ledger = lost_deposit.timeline.final
+    assert (balance.sql, balance.columns, balance.rows) == ("SELECT balance FROM accounts WHERE id = 1", ("balance",), ((70,),))
+    assert (ledger.columns, ledger.rows, ledger.step) == (("the_ledger_says",), ((120,),), "final.2")
+
+
+def test_text_shows_the_final_rows_and_each_invariant_with_its_sql(lost_deposit: RunReport) -> None:
+    out = text.render_timeline(lost_deposit, width=120)
+    final = out.split("final state (committed, after the run):\n", 1)[1]
+    assert final.startswith(
+        "  SELECT balance FROM accounts WHERE id = 1\n  → balance = 70\n"
+        "  SELECT 100 + sum(amount) AS the_ledger_says FROM ledger\n  → the_ledger_says = 120\n"
+        "  invariant balance_matches_ledger: broken\n"
+        "    SELECT balance = 100 + (SELECT sum(amount) FROM ledger) FROM accounts\n"
+        "  invariant someone_has_money: holds\n    SELECT balance > 0 FROM accounts\n"
+        "read committed: as expected"
+    )
+
+
+def test_markdown_shows_the_final_rows_and_each_invariant_with_its_sql(lost_deposit: RunReport) -> None:
+    out = markdown.render_runs([lost_deposit])
+    assert "- `SELECT balance FROM accounts WHERE id = 1` → balance = 70\n" in out
+    assert "- `SELECT 100 + sum(amount) AS the_ledger_says FROM ledger` → the\\_ledger\\_says = 120\n" in out
+    assert "- invariant balance\\_matches\\_ledger **broken**: " \
+           "`SELECT balance = 100 + (SELECT sum(amount) FROM ledger) FROM accounts`\n" in out
+    assert "- invariant someone\\_has\\_money **holds**: `SELECT balance > 0 FROM accounts`" in out
+
+
+def test_html_shows_the_final_rows_and_each_invariant_with_its_sql(lost_deposit: RunReport) -> None:
+    page = render_report([lost_deposit], "lost deposit")
+    final = page.split('<div class="final-state">', 1)[1].split("</div>", 1)[0]
+    assert '<tr class="final"><td><pre class="sql">SELECT balance FROM accounts WHERE id = 1</pre></td>' \
+           '<td class="result">→ balance = 70</td></tr>' in final
+    assert "→ the_ledger_says = 120" in final
+    assert '<tr class="invariant bad"><td>invariant <code>balance_matches_ledger</code><pre class="sql">' \
+           "SELECT balance = 100 + (SELECT sum(amount) FROM ledger) FROM accounts</pre></td>" \
+           '<td class="result">broken</td></tr>' in final
+    assert '<tr class="invariant holds"><td>invariant <code>someone_has_money</code>' in final
+    assert page.index('class="final-state"') < page.index('class="verdict')
+
+
+def test_json_carries_the_final_rows_and_the_invariants_sql_as_new_keys(lost_deposit: RunReport) -> None:
+    (run,) = json.loads(json_render.render_runs([lost_deposit]))["runs"]
+    assert [(f["sql"], f["columns"], f["rows"]) for f in run["final"]] == [
+        ("SELECT balance FROM accounts WHERE id = 1", ["balance"], [[70]]),
+        ("SELECT 100 + sum(amount) AS the_ledger_says FROM ledger", ["the_ledger_says"], [[120]]),
+    ]
+    assert run["invariant_sql"]["someone_has_money"] == "SELECT balance > 0 FROM accounts"
+    assert run["invariants"] == {"balance_matches_ledger": False, "someone_has_money": True}  # unchanged
+
+
+def test_a_failing_final_query_is_the_scenarios_fault_with_its_line(lab: Lab) -> None:
+    scenario = scenario_from_yaml(LOST_DEPOSIT.replace("FROM ledger\nexpect:", "FROM ledgers\nexpect:"))
+    with pytest.raises(ScenarioError) as failed:
+        lab.run(scenario, Level.READ_COMMITTED)
+    assert str(failed.value) == 'inline.yaml:24: final SQL failed: 42P01 relation "ledgers" does not exist'
+
+
+def _terminal_env(server_dsn: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS",)}
+    return {**env, "TXNLAB_DSN": server_dsn, "NO_COLOR": "1"}
+
+
+def test_workshop_mode_shows_the_final_rows_and_invariants_after_the_run(server_dsn: str, tmp_path: Path) -> None:
+    path = tmp_path / "lost-deposit.yaml"
+    path.write_text(LOST_DEPOSIT)
+    code, shown = run_on_terminal(["run", str(path), "--step"], _terminal_env(server_dsn), columns=100,
+                                  answer={"Press Enter to run it": "\n"})
+    assert code == 0, shown
+    assert "→ balance = 70\n" in shown and "→ the_ledger_says = 120\n" in shown
+    assert "invariant balance_matches_ledger: broken\n" in shown and "invariant someone_has_money: holds\n" in shown
+
+
+# -- workshop mode: predicting what a released step does ------------------------------------
+
+
+def test_workshop_lets_the_room_predict_what_a_released_step_does_before_it_is_shown(
+    server_dsn: str, tmp_path: Path
+) -> None:
+    """atm2_write waits for atm1; atm1's COMMIT releases it. At READ COMMITTED it completes."""
+    path = tmp_path / "lost-deposit.yaml"
+    path.write_text(LOST_DEPOSIT)
+    code, shown = run_on_terminal(["run", str(path), "--step", "--predict"], _terminal_env(server_dsn), columns=100,
+                                  answer={"(o, b, f): ": "o\n", "(o, f): ": "f\n"})
+    assert code == 0, shown
+    commit = shown.split("── step 6 of 8 · atm1 ")[1].split("── step 7")[0]
+    asked = commit.index("atm2_write (atm2) was waiting for atm1 and goes on now.\nWill it end (o)k or (f)ail? (o, f): f")
+    revealed = commit.index("atm2: ↳ completed after the wait: 1 row affected")
+    assert commit.index("atm1: → ok") < asked < revealed  # asked after the COMMIT, before the UPDATE's end
+    assert "The room said it fails; it runs ok: wrong." in commit[revealed:]
+    assert "The room got 7 of 9 predictions right at read committed." in shown  # 8 steps and the released one

@@ -99,6 +99,32 @@ def mismatch_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class FinalFact:
+    """One line of a run's final state: a `final:` query and what it returned, or an
+    invariant (`name`), its SQL and whether it held."""
+
+    sql: str  # on one line
+    result: str  # "balance = 70", "2 rows affected"; for an invariant "holds", "broken", "not evaluated"
+    invariant: str | None = None
+
+
+FINAL_STATE = "final state (committed, after the run)"
+
+
+def final_state(report: RunReport) -> list[FinalFact]:
+    """The punchline: each `final:` query's result, shown as a step's is, then each invariant."""
+    facts = [FinalFact(" ".join(e.sql.split()), result_phrase(e)) for e in report.timeline.final]
+    for name, sql in report.scenario.invariants.items():
+        held = report.timeline.invariants.get(name)
+        facts.append(FinalFact(" ".join(sql.split()), holds_phrase(held), name))
+    return facts if report.timeline.could_not_run is None else []
+
+
+def holds_phrase(value: bool | None) -> str:
+    return "not evaluated" if value is None else ("holds" if value else "broken")
+
+
 def _as_is(text: str) -> str:
     return text
 

@@ -17,12 +17,14 @@ from html import escape
 
 from txnlab.checks import Verdict
 from txnlab.render.describe import (
+    FINAL_STATE,
     MARK_DIFFERS,
     MARK_TIMED_OUT,
     NOT_RUN,
     OUTCOME_MARKS,
     MatrixCell,
     driver_lines,
+    final_state,
     grid_cells,
     matrix_grid,
     matrix_legend,
@@ -120,11 +122,30 @@ def _run_section(report: RunReport) -> str:
             f'<p class="meta">PostgreSQL {escape(timeline.server_version)}, '
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
             _swimlanes(timeline),
+            _final_state(report),
             _verdict(report.verdict),
             _steps(report),
             "</article>",
         ]
     )
+
+
+def _final_state(report: RunReport) -> str:
+    """The final state: each `final:` query and its result, then each invariant and its SQL."""
+    rows = []
+    for fact in final_state(report):
+        sql = f'<pre class="sql">{escape(fact.sql)}</pre>'
+        if fact.invariant is None:
+            rows.append(f'<tr class="final"><td>{sql}</td><td class="result">→ {escape(fact.result)}</td></tr>')
+        else:
+            css = {"holds": "holds", "broken": "bad"}.get(fact.result, "")
+            rows.append(
+                f'<tr class="invariant {css}"><td>invariant <code>{escape(fact.invariant)}</code>{sql}</td>'
+                f'<td class="result">{escape(fact.result)}</td></tr>'
+            )
+    if not rows:
+        return ""
+    return f'<div class="final-state"><h4>{escape(FINAL_STATE)}</h4><table>{"".join(rows)}</table></div>'
 
 
 def _verdict(verdict: Verdict) -> str:
@@ -488,6 +509,9 @@ text.tick { fill: var(--muted); text-anchor: middle; } text.tick.unit { text-anc
 text.callout { font-weight: 700; fill: var(--bad-ink); }
 .link line, line.swatch { stroke: var(--ink); stroke-width: 2.5; marker-end: url(#txl-arrow); }
 .link.held line, line.swatch.held { stroke-dasharray: 6 4; }
+.final-state h4 { margin: .8em 0 .2em; }
+.final-state .result { font-weight: 700; white-space: nowrap; }
+tr.invariant.holds .result { color: var(--ok); }
 .verdict { border-left: 8px solid var(--ok); padding: .2em 0 .1em 1em; margin: .6em 0 1.2em; }
 .verdict.bad { border-left: 8px double var(--bad); }
 .verdict .headline { font-weight: 700; font-size: 1.1em; margin: .3em 0; }

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 from txnlab.render.describe import (
+    FINAL_STATE,
     MatrixCell,
     anomaly_grid,
     driver_lines,
+    final_state,
     grid_cells,
     matrix_grid,
     matrix_legend,
@@ -83,10 +85,25 @@ def render_timeline(report: RunReport) -> str:
         "",
         tabulate(rows, headers=["#", *map(inline, timeline.sessions)], tablefmt="github", disable_numparse=True),
         "",
+        *_final_state(report),
         f"**{inline(verdict_line(report.verdict))}**",
     ]
     lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines)
+
+
+def _final_state(report: RunReport) -> list[str]:
+    """The final state as a list (then a blank line): `final:` results, then the invariants."""
+    facts = final_state(report)
+    if not facts:
+        return []
+    lines = [f"{inline(FINAL_STATE)}:", ""]
+    for fact in facts:
+        if fact.invariant is None:
+            lines.append(f"- {code(fact.sql)} → {inline(fact.result)}")
+        else:
+            lines.append(f"- invariant {inline(fact.invariant)} **{inline(fact.result)}**: {code(fact.sql)}")
+    return [*lines, ""]
 
 
 def render_runs(reports: Sequence[RunReport]) -> str:

@@ -11,9 +11,11 @@ from txnlab.levels import Level
 from txnlab.render.describe import (
     MARK_AS_EXPECTED,
     OUTCOME_MARKS,
+    FINAL_STATE,
     MatrixCell,
     anomaly_grid,
     driver_lines,
+    final_state,
     grid_cells,
     matrix_grid,
     matrix_legend,
@@ -88,10 +90,26 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     )
     lines = [style(line, bold=True) for line in wrap(header, width)]
     lines.append(table)
+    lines += final_state_lines(report, width, style)
     status_color = "green" if verdict.matches_expectation else "red"
     lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
+
+
+def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:
+    """The final state: each `final:` query then its result (as in a timeline cell), each
+    invariant with whether it held, then its SQL."""
+    facts = final_state(report)
+    lines = [style(FINAL_STATE + ":", bold=True)] if facts else []
+    for fact in facts:
+        if fact.invariant is None:
+            lines += wrap(fact.sql, width, indent="  ") + wrap(f"→ {fact.result}", width, indent="  ")
+            continue
+        color = {"holds": "green", "broken": "red"}.get(fact.result, "yellow")
+        lines += [style(line, fg=color) for line in wrap(f"invariant {fact.invariant}: {fact.result}", width, indent="  ")]
+        lines += [style(line, dim=True) for line in wrap(fact.sql, width, indent="    ")]
+    return lines
 
 
 def _mismatches(lines: Sequence[str], width: int, style: TextStyle) -> list[str]:

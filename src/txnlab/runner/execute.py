@@ -217,8 +217,12 @@ def scenario_sql_failure(
     message points at the failing line: `FILE:LINE: WHAT failed: SQLSTATE message`."""
     if lost_connection(exc, connection):
         return connection_lost(label, error_info(exc))
-    info = error_info(exc)
-    where = scenario.where(key, statement_line(sql, exc, skipped))
+    return sql_failure(scenario.where(key, statement_line(sql, exc, skipped)), what, error_info(exc))
+
+
+def sql_failure(where: str, what: str, info: ErrorInfo) -> TxnlabError:
+    """A scenario's own SQL (`what`, at `where`: `FILE:LINE`) failed with `info`: CannotRun
+    (exit 3) for the server's side, else ScenarioError (exit 2); see `scenario_sql_failure`."""
     problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + info.message
     if (info.sqlstate or "").startswith(SERVER_SIDE_CLASSES):
         return CannotRun(f"{where}: {problem}")

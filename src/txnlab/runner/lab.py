@@ -16,7 +16,15 @@ import psycopg2
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
-from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
+from txnlab.runner.execute import (
+    connection_lost,
+    error_info,
+    execute,
+    guarded,
+    lost_connection,
+    scenario_sql_failure,
+    sql_failure,
+)
 from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.observe import Observer
@@ -31,7 +39,7 @@ from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
 from txnlab.server.scratch import ScratchDatabase
 from txnlab.signals import deferred_signals
-from txnlab.timeline import Timeline
+from txnlab.timeline import Event, Outcome, Timeline
 
 DEFAULT_STEP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.0002
@@ -120,6 +128,7 @@ class Lab:
             server_version=self.server_version,
             events=scheduler.events,
             invariants=self._invariants(scenario),
+            final=self._final(scenario, scheduler.origin),
             ended_early=scheduler.ended_early,
         )
         self._teardown(scenario)
@@ -227,6 +236,25 @@ class Lab:
                     raise scenario_sql_failure(
                         scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN
                     ) from None
+
+    def _final(self, scenario: Scenario, origin: float) -> list[Event]:
+        """Run the scenario's `final:` SQL on the committed state (after the invariants, so it
+        cannot change what they saw), through `execute` like a step, so that its values are
+        fetched and shown exactly as the steps' are. `origin`: the run's clock (perf_counter)."""
+        events = []
+        for index, sql in enumerate(scenario.final):
+            result = execute(self.admin, sql)
+            if result.error is not None:
+                if self.admin.closed:
+                    raise connection_lost(ADMIN, result.error)
+                raise sql_failure(scenario.where(f"final.{index}"), "final SQL", result.error)
+            events.append(Event(
+                seq=index + 1, session="", step=f"final.{index + 1}", sql=sql, outcome=Outcome.OK,
+                started=result.started - origin, ended=result.ended - origin, columns=result.columns,
+                rows=result.rows, rowcount=result.rowcount, transaction_status=result.transaction_status,
+                notices=result.notices,
+            ))
+        return events
 
     def _invariants(self, scenario: Scenario) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""

@@ -200,6 +200,9 @@ def test_the_matrix_legend_explains_every_mark_it_uses_in_text_and_markdown(matr
     assert "ran ✗ **expected 40P01, got 40001**" in table and "timed out ⚠" in table
     assert "- ✓: PostgreSQL did what" in legend and "- ✗ expected 40P01, got 40001: " in legend
     assert "- timed out ⚠: " in legend
+    page = render_report(matrix_reports, "marks")  # the handout's table of runs has the same cells and legend
+    assert ">timed out ⚠</a></td>" in page and ">ran ✗ expected 40P01, got 40001</a></td>" in page
+    assert '<ul class="marks"><li>✓: PostgreSQL did what' in page and "<li>timed out ⚠: " in page
 
 
 def test_the_hermitage_table_legend_explains_its_words_and_marks(matrix_reports: list[RunReport]) -> None:

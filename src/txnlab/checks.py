@@ -20,6 +20,10 @@ from txnlab.timeline import ErrorInfo, Event, Outcome, Timeline
 # violations (23505 unique, 23514 check, 23P01 exclusion...).
 PREVENTING_CLASSES = ("40", "23")
 FAILED_STEPS = "failed steps"  # the subject of the finding on which steps failed, with which SQLSTATE
+# Levels at which each statement takes a new snapshot, so a wait in an earlier statement of
+# the transaction can change what a later one sees (at REPEATABLE READ and SERIALIZABLE the
+# snapshot is taken once, at the transaction's first statement).
+STATEMENT_SNAPSHOT_LEVELS = (Level.READ_UNCOMMITTED, Level.READ_COMMITTED)
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         findings.append(Finding(f"rows of {step}", _rows(rows), _rows(_observed_rows(timeline, step))))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
-        findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
+        findings.append(Finding(f"invariant {name}", holds_phrase(holds), holds_phrase(observed)))
 
     observed_anomaly = _anomaly_observed(scenario, timeline)
     how, prevented_by = how_prevented(scenario, timeline) if observed_anomaly is False else (None, None)
@@ -192,7 +196,7 @@ def describe_condition(
         name = rule.name if rule else "the anomaly"
         facts = "; ".join(describe_condition(c, timeline, anomaly_observed) for c in rule.observed_if) if rule else ""
         return f"{name} {'happened' if anomaly_observed else 'did not happen'}" + (f" ({facts})" if facts else "")
-    return f"invariant {condition.invariant} {_holds(timeline.invariants.get(condition.invariant or ''))}"
+    return f"invariant {condition.invariant} {holds_phrase(timeline.invariants.get(condition.invariant or ''))}"
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,7 @@ def _bearing(
     step = condition.step
     transaction = transactions.get(step) or [step]  # a step that never completed is a transaction of its own
     at = transaction.index(step)
-    level = _session_level(scenario, timeline, timeline.final_event(step))
+    level = _session_level(scenario, timeline, step)
     waited = transaction[: at + 1] if level in STATEMENT_SNAPSHOT_LEVELS else [step]
     refused = transaction if level is Level.SERIALIZABLE else transaction[: at + 1]
     final = timeline.final_event(step)
@@ -294,15 +298,10 @@ def _bearing(
     return _waits(timeline, waited), _refused(timeline, refused), read
 
 
-# Levels at which each statement takes a new snapshot, so a wait in an earlier statement of
-# the transaction can change what a later one sees (at REPEATABLE READ and SERIALIZABLE the
-# snapshot is taken once, at the transaction's first statement).
-STATEMENT_SNAPSHOT_LEVELS = (Level.READ_UNCOMMITTED, Level.READ_COMMITTED)
-
-
-def _session_level(scenario: Scenario, timeline: Timeline, event: Event | None) -> Level:
-    """The level a session's transactions run at: pinned by the scenario, else the run's."""
-    session = next((s for s in scenario.sessions if event is not None and s.name == event.session), None)
+def _session_level(scenario: Scenario, timeline: Timeline, step: str) -> Level:
+    """The level the transactions of `step`'s session run at: pinned by the scenario, else the run's."""
+    owner = scenario.steps[step].session if step in scenario.steps else None
+    session = next((s for s in scenario.sessions if s.name == owner), None)
     return session.level if session is not None and session.level is not None else timeline.level
 
 
@@ -350,7 +349,8 @@ def _rows(rows: Any) -> str:
     return repr([list(r) for r in rows])
 
 
-def _holds(value: bool | None) -> str:
+def holds_phrase(value: bool | None) -> str:
+    """An invariant's result in words: "holds", "broken", or "not evaluated" (None)."""
     return "not evaluated" if value is None else ("holds" if value else "broken")
 
 

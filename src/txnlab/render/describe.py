@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from txnlab.checks import Verdict
+from txnlab.checks import Verdict, holds_phrase
 from txnlab.levels import Level
 from txnlab.timeline import ErrorInfo, Event, Outcome
 
@@ -119,10 +119,6 @@ def final_state(report: RunReport) -> list[FinalFact]:
         held = report.timeline.invariants.get(name)
         facts.append(FinalFact(" ".join(sql.split()), holds_phrase(held), name))
     return facts if report.timeline.could_not_run is None else []
-
-
-def holds_phrase(value: bool | None) -> str:
-    return "not evaluated" if value is None else ("holds" if value else "broken")
 
 
 def _as_is(text: str) -> str:

@@ -107,7 +107,8 @@ def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[s
             lines += wrap(fact.sql, width, indent="  ") + wrap(f"→ {fact.result}", width, indent="  ")
             continue
         color = {"holds": "green", "broken": "red"}.get(fact.result, "yellow")
-        lines += [style(line, fg=color) for line in wrap(f"invariant {fact.invariant}: {fact.result}", width, indent="  ")]
+        said = f"invariant {fact.invariant}: {fact.result}"
+        lines += [style(line, fg=color) for line in wrap(said, width, indent="  ")]
         lines += [style(line, dim=True) for line in wrap(fact.sql, width, indent="    ")]
     return lines
 

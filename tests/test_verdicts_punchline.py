@@ -173,6 +173,13 @@ def test_a_timed_out_run_says_timed_out_in_the_matrix_not_unexpected(matrix_repo
     row = next(line for line in out.splitlines() if "never-released" in line)
     assert "timed out ⚠" in row and "unexpected" not in row and "✗" not in row
     assert "timed out ⚠: a step ran or waited longer than the step timeout" in out
+    timed_out = matrix_reports[0]
+    assert (timed_out.verdict.outcome, timed_out.verdict.anomaly_observed) == ("timed out", None)
+    summary = text.render_summary(matrix_reports, width=160).splitlines()
+    assert summary[2].split() == ["never-released", "read", "committed", "timed", "out", "NO"]
+    assert text.render_timeline(timed_out, width=160).count(
+        "read committed: timed out, so what PostgreSQL would have done is unknown"
+    ) == 1
 
 
 def test_a_run_that_differs_only_in_a_sqlstate_says_which_sqlstate(matrix_reports: list[RunReport]) -> None:

@@ -75,9 +75,11 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """A short phrase for tables: 'anomaly', 'prevented (snapshot)', 'prevented (aborted)',
-        'ran', 'could not run'"""
+        'ran', 'timed out', 'could not run'"""
         if self.could_not_run is not None:
             return "could not run"  # the reason is in `could_not_run`, shown below tables
+        if self.ended_early is not None:
+            return "timed out"  # the step timeout stopped the run: what it would have done is unknown
         if self.anomaly_observed is None:
             return "ran"
         if self.anomaly_observed:
@@ -111,7 +113,8 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", holds_phrase(holds), holds_phrase(observed)))
 
-    observed_anomaly = _anomaly_observed(scenario, timeline)
+    # A run the step timeout stopped cannot tell whether the anomaly would have happened.
+    observed_anomaly = None if timeline.ended_early else _anomaly_observed(scenario, timeline)
     how, prevented_by = how_prevented(scenario, timeline) if observed_anomaly is False else (None, None)
     if expectation.anomaly is not None and observed_anomaly is not None:
         findings.append(

@@ -79,6 +79,8 @@ def verdict_line(verdict: Verdict) -> str:
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
     if verdict.could_not_run:
         status = "could not run on this server"
+    if verdict.ended_early:
+        status = "timed out, so what PostgreSQL would have done is unknown"
     parts = [f"{verdict.level.value}: {status}"]
     if verdict.anomaly is not None and verdict.anomaly_observed is not None:
         if verdict.anomaly_observed:
@@ -145,7 +147,7 @@ def matrix_cell(verdict: Verdict, words: str | None = None, *, mark_expected: bo
     if verdict.could_not_run is not None:
         return MatrixCell(verdict.outcome)
     if verdict.ended_early is not None:
-        return MatrixCell("timed out", MARK_TIMED_OUT)
+        return MatrixCell(verdict.outcome, MARK_TIMED_OUT)
     words = verdict.outcome if words is None else words
     if verdict.matches_expectation:
         return MatrixCell(words, MARK_AS_EXPECTED if mark_expected else "")

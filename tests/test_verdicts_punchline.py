@@ -18,6 +18,7 @@ import pytest
 from scenario_text import scenario_from_yaml
 from terminal import run_on_terminal
 from txnlab.checks import check
+from txnlab.cli.catalogue import describe
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.render import json as json_render
@@ -350,3 +351,10 @@ def test_workshop_lets_the_room_predict_what_a_released_step_does_before_it_is_s
     assert commit.index("atm1: → ok") < asked < revealed  # asked after the COMMIT, before the UPDATE's end
     assert "The room said it fails; it runs ok: wrong." in commit[revealed:]
     assert "The room got 7 of 9 predictions right at read committed." in shown  # 8 steps and the released one
+
+
+def test_show_lists_the_final_queries_under_the_invariants() -> None:
+    shown = describe(scenario_from_yaml(LOST_DEPOSIT), width=100)
+    final = shown.split("Final state (shown after the run):\n", 1)[1]
+    assert final.startswith("  SELECT balance FROM accounts WHERE id = 1\n  SELECT 100 + sum(amount) AS the_ledger_says")
+    assert shown.index("Invariants (checked on the final state):") < shown.index("Final state (shown after the run):")

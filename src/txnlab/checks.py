@@ -317,6 +317,8 @@ def _transactions(timeline: Timeline) -> dict[str, list[str]]:
     open_: dict[str, list[str]] = {}
     result: dict[str, list[str]] = {}
     for event in timeline.events:
+        if event.outcome is Outcome.ENDED:  # the server ended the session, and its transaction with it
+            open_.pop(event.session, None)
         if not event.step or event.outcome is Outcome.BLOCKED or event.step in result:
             continue
         current = open_.setdefault(event.session, [])

@@ -190,7 +190,8 @@ LEGEND = {
     "anomaly": "anomaly: the scenario's anomaly happened.",
     "prevented": "prevented: it did not happen; (aborted): a transaction it needed was refused; (blocked): "
                  "a session it needed had to wait; (snapshot): a read it needed saw only what its "
-                 "snapshot showed; no word: nobody it needed waited or failed.",
+                 "snapshot showed; no word: nobody it needed waited or failed, and no read decided it "
+                 "(the statements themselves kept it out).",
     "ran": "ran: the scenario has no anomaly rule.",
     "hermitage": "possible: the anomaly happened; prevented: it did not, and nobody it needed waited or "
                  "failed (the snapshot, or the statements themselves); blocks: it was prevented by making "

@@ -56,6 +56,7 @@ SCENARIO = {
         {"name": "atm2_retry_log", "session": "atm2", "sql": "INSERT INTO ledger VALUES ('atm2', -30)"},
         {"name": "atm2_retry_commit", "session": "atm2", "sql": "COMMIT"},
     ],
+    "final": "SELECT balance, 100 + (SELECT coalesce(sum(amount), 0) FROM ledger) AS by_the_ledger FROM accounts WHERE id = 1",
     "invariants": {
         "balance_matches_ledger": (
             "SELECT balance = 100 + (SELECT coalesce(sum(amount), 0) FROM ledger) FROM accounts WHERE id = 1"

@@ -19,9 +19,10 @@ from typing import TextIO
 
 @contextmanager
 def terminal_stdin(answers: str) -> Iterator[TextIO]:
-    """A pseudo-terminal to use as sys.stdin, with `answers` already typed on it."""
+    """A pseudo-terminal to use as sys.stdin, with `answers` already typed on it, then Ctrl-D:
+    a prompt beyond the answers reads the end of input instead of waiting for ever."""
     master, slave = pty.openpty()
-    os.write(master, answers.encode())
+    os.write(master, answers.encode() + b"\x04")
     stream = os.fdopen(slave, "r")
     try:
         yield stream
@@ -39,7 +40,7 @@ def run_on_terminal(args: list[str], env: dict[str, str], *, columns: int, answe
     process = subprocess.Popen([sys.executable, "-m", "txnlab", *args], stdin=slave, stdout=slave, stderr=slave,
                                env=env, close_fds=True)
     os.close(slave)
-    shown, answered = b"", 0
+    shown, answered = b"", dict.fromkeys(answer, 0)  # prompt -> how many times it was answered
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -54,8 +55,8 @@ def run_on_terminal(args: list[str], env: dict[str, str], *, columns: int, answe
                 shown += chunk
             text = shown.decode(errors="replace")
             for prompt, reply in answer.items():
-                if text.count(prompt) > answered and text.rstrip().endswith(prompt.rstrip()):
-                    answered += 1
+                if text.count(prompt) > answered[prompt] and text.rstrip().endswith(prompt.rstrip()):
+                    answered[prompt] += 1
                     os.write(master, reply.encode())
             if process.poll() is not None and not ready:
                 break

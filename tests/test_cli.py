@@ -218,7 +218,8 @@ def test_myths_checks_the_blogs_claims_and_finds_them_false(cli) -> None:  # typ
 def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    with terminal_stdin("b\n" * 8) as stdin:
+    # eight steps; after the sixth (atm1's COMMIT) the room also guesses how atm2's released UPDATE ends
+    with terminal_stdin("b\n" * 6 + "o\n" + "b\n" * 2) as stdin:
         monkeypatch.setattr("sys.stdin", stdin)
         code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
     assert code == 0
@@ -229,7 +230,7 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     flat = " ".join(out.split())  # the lock line wraps
     locked = "row lock, ShareLock on the transaction that locked the row at ctid (0,1) of accounts"
     assert f"lock: atm2 waits for atm1: {locked}" in flat
-    assert "The room predicted 1 of 8 steps right at read committed." in out
+    assert "The room got 2 of 9 predictions right at read committed." in out
 
 
 def test_the_end_of_input_at_a_step_prompt_is_not_called_a_ctrl_c(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

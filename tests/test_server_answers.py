@@ -335,7 +335,7 @@ def test_json_keeps_the_deadlocks_raw_detail_and_who_each_pid_is(lab: Lab, catal
 
 def test_workshop_mode_shows_the_deadlock_in_session_names(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COLUMNS", "400")
-    out = _workshop(cli, monkeypatch, "deadlock", "rc", 6)
+    out = _workshop(cli, monkeypatch, "deadlock", "rc", 8)
     assert DEADLOCK_DETAIL.search(out), out
     assert not re.search(r"\b[Pp]rocess \d+", out)
 

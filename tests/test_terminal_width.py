@@ -88,7 +88,7 @@ def test_step_mode_on_a_real_terminal_wraps_everything_to_its_width(server_dsn: 
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
     env["TXNLAB_DSN"] = server_dsn
     code, shown = run_on_terminal(["run", "atm-lost-update", "--level", "rc", "--step", "--predict"], env,
-                                  columns=width, answer={"(o, b, f): ": "o\n", "Press Enter to run it": "\n"})
+                                  columns=width, answer={"(o, b, f): ": "o\n", "(o, f): ": "o\n", "Press Enter to run it": "\n"})
     assert code == 0, shown
     assert shown.count("── step ") == 8 and "\x1b[" in shown  # a terminal: colour on
     assert too_wide(shown, width) == []

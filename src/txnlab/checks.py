@@ -7,18 +7,24 @@ whether the invariants held, and so whether the anomaly happened and what stoppe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Rows, Scenario
-from txnlab.timeline import ErrorInfo, Outcome, Timeline
+from txnlab.timeline import ErrorInfo, Event, Outcome, Timeline
 from txnlab.values import expected_rows_text, rows_text
 
 # SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
 # rollback (40001 serialization failure, 40P01 deadlock) and integrity constraint
 # violations (23505 unique, 23514 check, 23P01 exclusion...).
 PREVENTING_CLASSES = ("40", "23")
+FAILED_STEPS = "failed steps"  # the subject of the finding on which steps failed, with which SQLSTATE
+# Levels at which each statement takes a new snapshot, so a wait in an earlier statement of
+# the transaction can change what a later one sees (at REPEATABLE READ and SERIALIZABLE the
+# snapshot is taken once, at the transaction's first statement).
+STATEMENT_SNAPSHOT_LEVELS = (Level.READ_UNCOMMITTED, Level.READ_COMMITTED)
 
 
 @dataclass(frozen=True)
@@ -43,11 +49,14 @@ class Verdict:
     findings: tuple[Finding, ...]
     anomaly: str | None  # the anomaly's name, when the scenario defines one
     anomaly_observed: bool | None
-    how: str | None  # what prevented it: "blocked", "aborted", or None
-    prevented_by: ErrorInfo | None  # when aborted: the error, e.g. 40001 "... read/write dependencies ..."
+    how: str | None  # what prevented it: "aborted", "blocked", "snapshot", or None (see `how_prevented`)
+    prevented_by: ErrorInfo | None  # when aborted: the refusal, e.g. 40001 "... read/write dependencies ..."
     ended_early: str | None
     note: str | None
     could_not_run: str | None = None  # the server's reason (one line) when the run never happened
+    # When exactly the expected steps failed, those that failed with another SQLSTATE than
+    # expected: (step, expected, observed), e.g. ("bob_commit", "40001", "40P01").
+    sqlstate_changes: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def matches_expectation(self) -> bool:
@@ -58,10 +67,20 @@ class Verdict:
         return [f for f in self.findings if not f.ok]
 
     @property
+    def only_sqlstates_differ(self) -> bool:
+        """The run did what was expected, except that a step failed with another SQLSTATE."""
+        return bool(self.sqlstate_changes) and self.ended_early is None and [
+            f.subject for f in self.mismatches
+        ] == [FAILED_STEPS]
+
+    @property
     def outcome(self) -> str:
-        """A short phrase for tables: 'anomaly', 'prevented (aborted)', 'ran', 'could not run'"""
+        """A short phrase for tables: 'anomaly', 'prevented (snapshot)', 'prevented (aborted)',
+        'ran', 'timed out', 'could not run'"""
         if self.could_not_run is not None:
             return "could not run"  # the reason is in `could_not_run`, shown below tables
+        if self.ended_early is not None:
+            return "timed out"  # the step timeout stopped the run: what it would have done is unknown
         if self.anomaly_observed is None:
             return "ran"
         if self.anomaly_observed:
@@ -83,7 +102,7 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     findings = [
         Finding("blocked steps", _names(sorted(expectation.blocked)), _names(blocked)),
         Finding(
-            "failed steps",
+            FAILED_STEPS,
             _names(f"{step} {code}" for step, code in sorted(expectation.errors.items())),
             _names(f"{step} {code}" for step, code in sorted(failed.items())),
         ),
@@ -95,10 +114,11 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         findings.append(Finding(f"locks held after {step}", _names(locks), _held(timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
-        findings.append(Finding(f"invariant {name}", _holds(holds), _holds(observed)))
+        findings.append(Finding(f"invariant {name}", holds_phrase(holds), holds_phrase(observed)))
 
-    observed_anomaly = _anomaly_observed(scenario, timeline)
-    prevented_by = _refusal(timeline)
+    # A run the step timeout stopped cannot tell whether the anomaly would have happened.
+    observed_anomaly = None if timeline.ended_early else _anomaly_observed(scenario, timeline)
+    how, prevented_by = how_prevented(scenario, timeline) if observed_anomaly is False else (None, None)
     if expectation.anomaly is not None and observed_anomaly is not None:
         findings.append(
             Finding(
@@ -113,11 +133,20 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         findings=tuple(findings),
         anomaly=scenario.anomaly.name if scenario.anomaly else None,
         anomaly_observed=observed_anomaly,
-        how=_how_prevented(prevented_by, blocked) if observed_anomaly is False else None,
-        prevented_by=prevented_by if observed_anomaly is False else None,
+        how=how,
+        prevented_by=prevented_by,
         ended_early=timeline.ended_early,
         note=expectation.note,
+        sqlstate_changes=_sqlstate_changes(expectation.errors, failed),
     )
+
+
+def _sqlstate_changes(expected: Mapping[str, str], failed: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """(step, expected, observed) for each step that failed with another SQLSTATE than
+    expected, when the steps that failed are exactly those expected to; else ()."""
+    if set(expected) != set(failed):
+        return ()
+    return tuple((step, code, failed[step]) for step, code in sorted(expected.items()) if failed[step] != code)
 
 
 def _failures(timeline: Timeline) -> dict[str, str]:
@@ -187,7 +216,7 @@ def describe_condition(
         name = rule.name if rule else "the anomaly"
         facts = "; ".join(describe_condition(c, timeline, anomaly_observed) for c in rule.observed_if) if rule else ""
         return f"{name} {'happened' if anomaly_observed else 'did not happen'}" + (f" ({facts})" if facts else "")
-    return f"invariant {condition.invariant} {_holds(timeline.invariants.get(condition.invariant or ''))}"
+    return f"invariant {condition.invariant} {holds_phrase(timeline.invariants.get(condition.invariant or ''))}"
 
 
 @dataclass(frozen=True)
@@ -222,21 +251,113 @@ def check_claim(scenario: Scenario, timeline: Timeline) -> ClaimVerdict:
     )
 
 
-def _refusal(timeline: Timeline) -> ErrorInfo | None:
-    """The first error by which the server refused a transaction, if any."""
+def how_prevented(scenario: Scenario, timeline: Timeline) -> tuple[str | None, ErrorInfo | None]:
+    """What kept the anomaly out of a run in which it did not happen, and the refusal, if
+    one did: ("aborted", the error), ("blocked", None), ("snapshot", None) or (None, None).
+
+    Only the rule's conditions that did NOT hold stood in the anomaly's way, and only the
+    steps that bear on such a condition can be credited with it:
+
+    - an invariant condition: every step of the run, since the invariant is read from the
+      final state, which any session's statements may have written;
+    - a step condition on step S: S itself (its wait, its refusal); the earlier steps of
+      S's transaction, whose refusal is why S failed (25P02) or was never sent, and, at
+      READ COMMITTED and READ UNCOMMITTED, whose wait decided what S's new snapshot saw;
+      and, in a SERIALIZABLE transaction, its later steps' refusals, a 40001 at its COMMIT
+      included, since PostgreSQL vouches for data a serializable transaction read only
+      once it has committed (documentation, "Serializable Isolation Level").
+
+    A waiting step that failed in the end counts as refused. Per condition: "aborted" when
+    a refusal (SQLSTATE class 40 or 23) bears on it, else "blocked" when a wait does, else
+    "snapshot" for a `rows:` condition on a step that returned other rows: what a statement
+    sees is what its snapshot shows (committed data only; at REPEATABLE READ and above, as
+    of the transaction's first statement). Otherwise None: an invariant that held with
+    nobody waiting or failing was kept by the statements themselves (one atomic UPDATE,
+    SKIP LOCKED...), which txnlab cannot name, and a step that failed on its own, was
+    skipped or never ran prevented nothing. Across conditions the strongest wins:
+    aborted, then blocked, then snapshot.
+    """
+    rule = scenario.anomaly
+    if rule is None:
+        return None, None
+    transactions = _transactions(timeline)
+    causes: list[str] = []
+    refusals: list[Event] = []
+    for condition in rule.observed_if:
+        if _condition_holds(condition, timeline):
+            continue
+        waits, refused, read = _bearing(scenario, timeline, condition, transactions)
+        refusals += refused
+        if refused:
+            causes.append("aborted")
+        elif waits:
+            causes.append("blocked")
+        elif read:
+            causes.append("snapshot")
+    how = next((cause for cause in ("aborted", "blocked", "snapshot") if cause in causes), None)
+    first = min(refusals, key=lambda e: e.seq) if how == "aborted" else None
+    return how, first.error if first else None
+
+
+def _bearing(
+    scenario: Scenario, timeline: Timeline, condition: Condition, transactions: dict[str, list[str]]
+) -> tuple[list[Event], list[Event], bool]:
+    """The waits and refusals that bear on a condition (see `how_prevented`), and whether it
+    is about the rows a step returned, which it did."""
+    if condition.step is None:
+        steps = list(dict.fromkeys(e.step for e in timeline.events if e.step))
+        return _waits(timeline, steps), _refused(timeline, steps), False
+    step = condition.step
+    transaction = transactions.get(step) or [step]  # a step that never completed is a transaction of its own
+    at = transaction.index(step)
+    level = _session_level(scenario, timeline, step)
+    waited = transaction[: at + 1] if level in STATEMENT_SNAPSHOT_LEVELS else [step]
+    refused = transaction if level is Level.SERIALIZABLE else transaction[: at + 1]
+    final = timeline.final_event(step)
+    read = condition.rows is not None and final is not None and final.outcome is Outcome.OK
+    return _waits(timeline, waited), _refused(timeline, refused), read
+
+
+def _session_level(scenario: Scenario, timeline: Timeline, step: str) -> Level:
+    """The level the transactions of `step`'s session run at: pinned by the scenario, else the run's."""
+    owner = scenario.steps[step].session if step in scenario.steps else None
+    session = next((s for s in scenario.sessions if s.name == owner), None)
+    return session.level if session is not None and session.level is not None else timeline.level
+
+
+def _transactions(timeline: Timeline) -> dict[str, list[str]]:
+    """Each step mapped to the steps of its transaction, in the order they were sent.
+
+    A session's transaction ends with the step after which psycopg2 saw the connection idle
+    (a COMMIT or ROLLBACK, a statement in autocommit), or closed; a step with no status
+    (skipped, or cut off by the step timeout) leaves the transaction as it was."""
+    open_: dict[str, list[str]] = {}
+    result: dict[str, list[str]] = {}
     for event in timeline.events:
-        code = event.error.sqlstate if event.error and event.outcome is Outcome.ERROR else None
-        if code and code.startswith(PREVENTING_CLASSES):
-            return event.error
-    return None
+        if event.outcome is Outcome.ENDED:  # the server ended the session, and its transaction with it
+            open_.pop(event.session, None)
+        if not event.step or event.outcome is Outcome.BLOCKED or event.step in result:
+            continue
+        current = open_.setdefault(event.session, [])
+        current.append(event.step)
+        result[event.step] = current
+        if event.transaction_status in ("idle", "closed"):
+            del open_[event.session]
+    return result
 
 
-def _how_prevented(refusal: ErrorInfo | None, blocked: list[str]) -> str | None:
-    if refusal is not None:
-        return "aborted"
-    if blocked:
-        return "blocked"
-    return None
+def _waits(timeline: Timeline, steps: list[str]) -> list[Event]:
+    return [e for e in timeline.events if e.outcome is Outcome.BLOCKED and e.step in steps]
+
+
+def _refused(timeline: Timeline, steps: list[str]) -> list[Event]:
+    """The events in which the server refused one of these steps' transactions: SQLSTATE
+    class 40 (40001 serialization failure, 40P01 deadlock) or 23 (a constraint)."""
+    return [
+        e for e in timeline.events
+        if e.step in steps and e.outcome is Outcome.ERROR and e.error is not None
+        and (e.error.sqlstate or "").startswith(PREVENTING_CLASSES)
+    ]
 
 
 def _names(items: Any) -> str:
@@ -244,7 +365,8 @@ def _names(items: Any) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _holds(value: bool | None) -> str:
+def holds_phrase(value: bool | None) -> str:
+    """An invariant's result in words: "holds", "broken", or "not evaluated" (None)."""
     return "not evaluated" if value is None else ("holds" if value else "broken")
 
 

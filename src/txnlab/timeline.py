@@ -175,6 +175,9 @@ class Timeline:
     server_version: str
     events: list[Event] = field(default_factory=list)
     invariants: dict[str, bool] = field(default_factory=dict)
+    # The scenario's `final:` queries on the committed state after the run, one event each
+    # (session "", step "final.N"), fetched and shown exactly as the steps' results are.
+    final: list[Event] = field(default_factory=list)
     ended_early: str | None = None  # why the run stopped before its last step (a timeout)
     could_not_run: str | None = None  # why this server could not run it at all (a missing privilege...)
     duration: float = 0.0
@@ -228,4 +231,5 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "could_not_run": timeline.could_not_run,
         "invariants": dict(timeline.invariants),
         "events": [event_to_dict(e) for e in timeline.events],
+        "final": [event_to_dict(e) for e in timeline.final],
     }

@@ -77,6 +77,8 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     if scenario.invariants:
         lines += ["", "Invariants (checked on the final state):"]
         lines += [line for name, sql in scenario.invariants.items() for line in wrap(f"{name}: {sql}", width, indent="  ")]
+    if scenario.final:
+        lines += ["", "Final state (shown after the run):"] + [part for sql in scenario.final for part in _code_lines(sql, width)]
     lines += ["", "What PostgreSQL does:"]
     for level, expectation in scenario.expectations.items():
         lines += wrap(f"{level.value}: {expectation_phrase(scenario, expectation)}", width, indent="  ")

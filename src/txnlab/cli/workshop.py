@@ -15,6 +15,7 @@ from txnlab.scenario import Scenario
 from txnlab.timeline import Event, Outcome
 
 CHOICES = {"o": "runs ok", "b": "blocks", "f": "fails"}
+RELEASED_CHOICES = ("o", "f")  # a step released from its wait completes or fails (or times out)
 
 
 def observed_choice(event: Event) -> str:
@@ -36,7 +37,7 @@ class Workshop:
     _prediction: str | None = None
     _right: int = 0
     _asked: int = 0
-    _pending: dict[str, str] = field(default_factory=dict)  # step -> prediction, for steps still waiting
+    _pending: dict[str, str] = field(default_factory=dict)  # step -> prediction, until its first event
 
     def before_step(self, session: str, step: str, sql: str) -> None:
         self._number += 1
@@ -57,11 +58,23 @@ class Workshop:
             click.prompt("Press Enter to run it", default="", show_default=False, prompt_suffix="")
 
     def after_step(self, events: Sequence[Event]) -> None:
-        click.echo(render_step_events(events, width=self.width, style=self.style))
+        """Reveal each event in order; with --predict, each step's guess right after its result,
+        and before a step released from its wait is revealed, the room's guess of how it ends."""
         for event in events:
-            if event.step in self._pending and not event.after_wait:
-                self._reveal(self._pending.pop(event.step), event)
+            released = self.predict and event.after_wait
+            guess = self._ask_released(event) if released else self._pending.pop(event.step, None)
+            click.echo(render_step_events([event], width=self.width, style=self.style))
+            if guess is not None:
+                self._reveal(guess, event)
         click.echo()
+
+    def _ask_released(self, event: Event) -> str:
+        """Ask how a step that waited will end, now that what it waited for has ended."""
+        waited_for = ", ".join(event.blocked_by) or "another session"
+        question = f"{event.step} ({event.session}) was waiting for {waited_for} and goes on now."
+        for line in wrap(question, self.width):
+            click.echo(self.style(line, fg="yellow", bold=True))
+        return click.prompt("Will it end (o)k or (f)ail?", type=click.Choice(list(RELEASED_CHOICES)), show_choices=True)
 
     def _reveal(self, guess: str, event: Event) -> None:
         actual = observed_choice(event)
@@ -75,4 +88,4 @@ class Workshop:
     def closing_line(self) -> str | None:
         if not self._asked:
             return None
-        return f"The room predicted {self._right} of {self._asked} steps right at {self.level.value}."
+        return f"The room got {self._right} of {self._asked} predictions right at {self.level.value}."

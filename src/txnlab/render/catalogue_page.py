@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from txnlab.render.describe import anomaly_grid
+from txnlab.render.describe import anomaly_grid, plain_cell
 from txnlab.render.report import RunReport
 from txnlab.scenario import Scenario
 
@@ -52,7 +52,8 @@ def render_catalogue_page(reports: Sequence[RunReport]) -> str:
     hermitage = [r for r in reports if "hermitage" in r.scenario.tags]
     parts = [HEADER]
     if hermitage:
-        headers, rows = anomaly_grid(hermitage, "(unexpected)")
+        headers, grid = anomaly_grid(hermitage)
+        rows = [[plain_cell(cell) for cell in row] for row in grid]
         parts.append("## Hermitage, on a live server\n\n" + tabulate(rows, headers=headers, tablefmt="github") + "\n")
     parts.append("## Scenarios\n")
     for group in by_scenario.values():

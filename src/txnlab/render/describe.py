@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from txnlab.checks import Verdict
+from txnlab.checks import Verdict, holds_phrase
 from txnlab.levels import Level
 from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome
 from txnlab.values import row_cells
@@ -197,6 +198,8 @@ def verdict_line(verdict: Verdict) -> str:
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
     if verdict.could_not_run:
         status = "could not run on this server"
+    if verdict.ended_early:
+        status = "timed out, so what PostgreSQL would have done is unknown"
     parts = [f"{verdict.level.value}: {status}"]
     if verdict.anomaly is not None and verdict.anomaly_observed is not None:
         if verdict.anomaly_observed:
@@ -217,30 +220,119 @@ def mismatch_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class FinalFact:
+    """One line of a run's final state: a `final:` query and what it returned, or an
+    invariant (`name`), its SQL and whether it held."""
+
+    sql: str  # on one line
+    result: str  # "balance = 70", "2 rows affected"; for an invariant "holds", "broken", "not evaluated"
+    invariant: str | None = None
+
+
+FINAL_STATE = "final state (committed, after the run)"
+
+
+def final_state(report: RunReport) -> list[FinalFact]:
+    """The punchline: each `final:` query's result, shown as a step's is, then each invariant."""
+    facts = [FinalFact(" ".join(e.sql.split()), result_phrase(e)) for e in report.timeline.final]
+    for name, sql in report.scenario.invariants.items():
+        held = report.timeline.invariants.get(name)
+        facts.append(FinalFact(" ".join(sql.split()), holds_phrase(held), name))
+    return facts if report.timeline.could_not_run is None else []
+
+
 def _as_is(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class MatrixCell:
+    """One run in a matrix: what happened, a mark, and what differs (after a ✗)."""
+
+    words: str  # "prevented (aborted)", "aborts", "timed out", "could not run", "-"
+    mark: str = ""  # MARK_AS_EXPECTED, MARK_DIFFERS, MARK_TIMED_OUT or ""
+    detail: str = ""  # after MARK_DIFFERS: "unexpected", or "expected 40001, got 40P01"
+
+
+MARK_AS_EXPECTED, MARK_DIFFERS, MARK_TIMED_OUT = "✓", "✗", OUTCOME_MARKS[Outcome.TIMEOUT]
+NOT_RUN = MatrixCell("-")
+
+
+def matrix_cell(verdict: Verdict, words: str | None = None, *, mark_expected: bool = True) -> MatrixCell:
+    """A run as a matrix cell: its outcome (or `words`, e.g. Hermitage's "aborts"); ✓ when as
+    expected (unless `mark_expected` is False); ✗ with what differs; "timed out" with ⚠ for a run
+    the step timeout stopped, whose outcome is unknown; "could not run", unmarked."""
+    if verdict.could_not_run is not None:
+        return MatrixCell(verdict.outcome)
+    if verdict.ended_early is not None:
+        return MatrixCell(verdict.outcome, MARK_TIMED_OUT)
+    words = verdict.outcome if words is None else words
+    if verdict.matches_expectation:
+        return MatrixCell(words, MARK_AS_EXPECTED if mark_expected else "")
+    if verdict.only_sqlstates_differ:
+        changes = verdict.sqlstate_changes
+        named = len(changes) > 1
+        detail = "; ".join(f"{step + ': ' if named else ''}expected {want}, got {got}" for step, want, got in changes)
+        return MatrixCell(words, MARK_DIFFERS, detail)
+    return MatrixCell(words, MARK_DIFFERS, "unexpected")
+
+
+def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> list[str]:
+    """One line (plain text) for each mark and outcome word the cells use; `hermitage` for
+    the anomaly table's words (possible, prevented, blocks, aborts)."""
+    marks = {cell.mark for cell in cells}
+    words = {cell.words.split(" (")[0] for cell in cells}
+    details = [cell.detail for cell in cells if cell.mark == MARK_DIFFERS]
+    lines = [LEGEND[MARK_AS_EXPECTED]] if MARK_AS_EXPECTED in marks else []
+    if "unexpected" in details:
+        lines.append(LEGEND["unexpected"])
+    sqlstate = next((detail for detail in details if detail != "unexpected"), None)
+    if sqlstate is not None:
+        lines.append(f"{MARK_DIFFERS} {sqlstate}: {LEGEND['sqlstate']}")
+    if hermitage:
+        lines.append(LEGEND["hermitage"])
+    keys = ["timed out", "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
+    return lines + [LEGEND[key] for key in keys if key in words]
+
+
+LEGEND = {
+    MARK_AS_EXPECTED: f"{MARK_AS_EXPECTED}: PostgreSQL did what the scenario says it does at that level.",
+    "unexpected": f"{MARK_DIFFERS} unexpected: PostgreSQL did something else; what differs is listed below.",
+    "sqlstate": "the steps expected to fail did, and all else was as expected, but a step failed with "
+                "another SQLSTATE (named first when several did).",
+    "timed out": f"timed out {MARK_TIMED_OUT}: a step ran or waited longer than the step timeout "
+                 "(--step-timeout); txnlab cancelled it and stopped the run, so its outcome is unknown "
+                 "(it counts as unexpected).",
+    "could not run": "could not run: this server lacks something the scenario needs (the reason is below).",
+    "-": "-: no such run at this level, or no anomaly rule to judge it by.",
+    "anomaly": "anomaly: the scenario's anomaly happened.",
+    "prevented": "prevented: it did not happen; (aborted): a transaction it needed was refused; (blocked): "
+                 "a session it needed had to wait; (snapshot): a read it needed saw only what its "
+                 "snapshot showed; no word: nobody it needed waited or failed, and no read decided it "
+                 "(the statements themselves kept it out).",
+    "ran": "ran: the scenario has no anomaly rule.",
+    "hermitage": "possible: the anomaly happened; prevented: it did not, and nobody it needed waited or "
+                 "failed (the snapshot, or the statements themselves); blocks: it was prevented by making "
+                 "a session wait; aborts: by refusing a transaction.",
+}
+
+
 def matrix_grid(
-    reports: Sequence[RunReport], ok_mark: str, bad_mark: str, escape: Callable[[str], str] = _as_is
-) -> tuple[list[str], list[list[str]]]:
-    """Scenario rows by level columns; each cell the observed outcome and whether it was expected.
+    reports: Sequence[RunReport], escape: Callable[[str], str] = _as_is
+) -> tuple[list[str], list[list[str | MatrixCell]]]:
+    """Scenario rows by level columns; each cell a MatrixCell (see `matrix_cell`) or NOT_RUN.
     `escape` is applied to every word that comes from a scenario (Markdown needs it)."""
     levels = [level for level in Level if any(r.verdict.level is level for r in reports)]
     by_scenario: dict[str, dict[Level, Verdict]] = {}
     for report in reports:
         by_scenario.setdefault(report.scenario.name, {})[report.verdict.level] = report.verdict
-    rows = []
+    rows: list[list[str | MatrixCell]] = []
     for name, verdicts in by_scenario.items():
-        row = [escape(name)]
+        row: list[str | MatrixCell] = [escape(name)]
         for level in levels:
             verdict = verdicts.get(level)
-            if verdict is None:
-                row.append("-")
-            elif verdict.could_not_run is not None:  # nothing happened to judge: no mark
-                row.append(escape(verdict.outcome))
-            else:
-                row.append(f"{escape(verdict.outcome)} {ok_mark if verdict.matches_expectation else bad_mark}")
+            row.append(NOT_RUN if verdict is None else matrix_cell(verdict))
         rows.append(row)
     return ["scenario", *(level.value for level in levels)], rows
 
@@ -255,24 +347,32 @@ def anomaly_cell(verdict: Verdict) -> str:
 
 
 def anomaly_grid(
-    reports: Sequence[RunReport], bad_mark: str, escape: Callable[[str], str] = _as_is
-) -> tuple[list[str], list[list[str]]]:
-    """Levels as rows, anomalies as columns, as in Hermitage's table, derived from the runs.
+    reports: Sequence[RunReport], escape: Callable[[str], str] = _as_is
+) -> tuple[list[str], list[list[str | MatrixCell]]]:
+    """Levels as rows, anomalies as columns, as in Hermitage's table, derived from the runs;
+    each cell a MatrixCell in Hermitage's words, marked only when it differs or timed out.
     `escape` is applied to the anomaly names, which come from the scenarios."""
     anomalies = list(dict.fromkeys(r.verdict.anomaly or r.scenario.name for r in reports))
     cells = {(r.verdict.level, r.verdict.anomaly or r.scenario.name): r.verdict for r in reports}
-    rows = []
+    rows: list[list[str | MatrixCell]] = []
     for level in Level:
         if not any(key[0] is level for key in cells):
             continue
-        row = [level.value]
+        row: list[str | MatrixCell] = [level.value]
         for anomaly in anomalies:
             verdict = cells.get((level, anomaly))
-            if verdict is None:
-                row.append("-")
-            elif verdict.could_not_run is not None:
-                row.append("could not run")
-            else:
-                row.append(anomaly_cell(verdict) + ("" if verdict.matches_expectation else f" {bad_mark}"))
+            row.append(NOT_RUN if verdict is None else matrix_cell(verdict, anomaly_cell(verdict), mark_expected=False))
         rows.append(row)
     return ["level", *map(escape, anomalies)], rows
+
+
+def plain_cell(cell: str | MatrixCell) -> str:
+    """A grid cell as plain text: "prevented (aborted) ✗ expected 40001, got 40P01"."""
+    if isinstance(cell, str):
+        return cell
+    return " ".join(part for part in (cell.words, cell.mark, cell.detail) if part)
+
+
+def grid_cells(rows: Sequence[Sequence[str | MatrixCell]]) -> list[MatrixCell]:
+    """The MatrixCells of a grid's rows, for its legend."""
+    return [cell for row in rows for cell in row if isinstance(cell, MatrixCell)]

@@ -17,10 +17,19 @@ from html import escape
 
 from txnlab.checks import Verdict
 from txnlab.render.describe import (
+    FINAL_STATE,
+    MARK_DIFFERS,
+    MARK_TIMED_OUT,
+    NOT_RUN,
     OUTCOME_MARKS,
+    MatrixCell,
     driver_lines,
     error_lines,
+    final_state,
+    grid_cells,
     matrix_grid,
+    matrix_legend,
+    plain_cell,
     mismatch_lines,
     result_phrase,
     verdict_line,
@@ -65,17 +74,19 @@ def render_report(reports: Sequence[RunReport], title: str) -> str:
 
 def _contents(reports: Sequence[RunReport]) -> str:
     """The matrix of runs, each cell linking to its run: the observed outcome, ✓ or ✗."""
-    headers, rows = matrix_grid(reports, "✓", "✗ unexpected")
+    headers, rows = matrix_grid(reports)
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     lines = []
     for name, *cells in rows:
-        linked = [f'<td><a href="#{_anchor(name)}">{escape(name)}</a></td>']
+        linked = [f'<td><a href="#{_anchor(str(name))}">{escape(str(name))}</a></td>']
         for level, cell in zip(headers[1:], cells):
-            css = "bad" if "✗" in cell else ""
-            text = escape(cell) if cell == "-" else f'<a href="#{_anchor(name, level)}">{escape(cell)}</a>'
+            css = "bad" if isinstance(cell, MatrixCell) and cell.mark in (MARK_DIFFERS, MARK_TIMED_OUT) else ""
+            shown = escape(plain_cell(cell))
+            text = shown if cell is NOT_RUN else f'<a href="#{_anchor(str(name), level)}">{shown}</a>'
             linked.append(f'<td class="{css}">{text}</td>')
         lines.append(f"<tr>{''.join(linked)}</tr>")
-    return f'<table class="contents"><tr>{head}</tr>{"".join(lines)}</table>'
+    legend = "".join(f"<li>{escape(line)}</li>" for line in matrix_legend(grid_cells(rows)))
+    return f'<table class="contents"><tr>{head}</tr>{"".join(lines)}</table><ul class="marks">{legend}</ul>'
 
 
 def _scenario_section(scenario: Scenario, runs: Sequence[RunReport]) -> str:
@@ -112,11 +123,30 @@ def _run_section(report: RunReport) -> str:
             f'<p class="meta">PostgreSQL {escape(timeline.server_version)}, '
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
             _swimlanes(timeline),
+            _final_state(report),
             _verdict(report.verdict),
             _steps(report),
             "</article>",
         ]
     )
+
+
+def _final_state(report: RunReport) -> str:
+    """The final state: each `final:` query and its result, then each invariant and its SQL."""
+    rows = []
+    for fact in final_state(report):
+        sql = f'<pre class="sql">{escape(fact.sql)}</pre>'
+        if fact.invariant is None:
+            rows.append(f'<tr class="final"><td>{sql}</td><td class="result">→ {escape(fact.result)}</td></tr>')
+        else:
+            css = {"holds": "holds", "broken": "bad"}.get(fact.result, "")
+            rows.append(
+                f'<tr class="invariant {css}"><td>invariant <code>{escape(fact.invariant)}</code>{sql}</td>'
+                f'<td class="result">{escape(fact.result)}</td></tr>'
+            )
+    if not rows:
+        return ""
+    return f'<div class="final-state"><h4>{escape(FINAL_STATE)}</h4><table>{"".join(rows)}</table></div>'
 
 
 def _verdict(verdict: Verdict) -> str:
@@ -466,6 +496,7 @@ table.contents { width: auto; }
 td.bad, tr.bad td { color: var(--bad-ink); font-weight: 700; }
 td.mark { white-space: nowrap; }
 ul.references { padding-left: 1.2em; }
+ul.marks { font-size: .85em; color: var(--muted); padding-left: 1.2em; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .3em 1.6em; font-size: .85em; }
 ul.legend li { display: flex; align-items: center; gap: .4em; }
 figure.timeline { margin: .6em 0 1em; }
@@ -487,6 +518,9 @@ text.tick { fill: var(--muted); text-anchor: middle; } text.tick.unit { text-anc
 text.callout { font-weight: 700; fill: var(--bad-ink); }
 .link line, line.swatch { stroke: var(--ink); stroke-width: 2.5; marker-end: url(#txl-arrow); }
 .link.held line, line.swatch.held { stroke-dasharray: 6 4; }
+.final-state h4 { margin: .8em 0 .2em; }
+.final-state .result { font-weight: 700; white-space: nowrap; }
+tr.invariant.holds .result { color: var(--ok); }
 .verdict { border-left: 8px solid var(--ok); padding: .2em 0 .1em 1em; margin: .6em 0 1.2em; }
 .verdict.bad { border-left: 8px double var(--bad); }
 .verdict .headline { font-weight: 700; font-size: 1.1em; margin: .3em 0; }

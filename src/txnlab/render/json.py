@@ -40,7 +40,12 @@ def render_runs(reports: Sequence[RunReport]) -> str:
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
         "runs": [
-            {**timeline_to_dict(r.timeline), "verdict": verdict_to_dict(r.verdict)} for r in reports
+            {
+                **timeline_to_dict(r.timeline),
+                "invariant_sql": dict(r.scenario.invariants),
+                "verdict": verdict_to_dict(r.verdict),
+            }
+            for r in reports
         ],
     }
     return json.dumps(document, indent=2) + "\n"

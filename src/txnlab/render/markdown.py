@@ -15,10 +15,15 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 from txnlab.render.describe import (
+    FINAL_STATE,
+    MatrixCell,
     anomaly_grid,
     driver_lines,
     error_lines,
+    final_state,
+    grid_cells,
     matrix_grid,
+    matrix_legend,
     mismatch_lines,
     result_phrase,
     verdict_line,
@@ -81,10 +86,25 @@ def render_timeline(report: RunReport) -> str:
         "",
         tabulate(rows, headers=["#", *map(inline, timeline.sessions)], tablefmt="github", disable_numparse=True),
         "",
+        *_final_state(report),
         f"**{inline(verdict_line(report.verdict))}**",
     ]
     lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines)
+
+
+def _final_state(report: RunReport) -> list[str]:
+    """The final state as a list (then a blank line): `final:` results, then the invariants."""
+    facts = final_state(report)
+    if not facts:
+        return []
+    lines = [f"{inline(FINAL_STATE)}:", ""]
+    for fact in facts:
+        if fact.invariant is None:
+            lines.append(f"- {code(fact.sql)} → {inline(fact.result)}")
+        else:
+            lines.append(f"- invariant {inline(fact.invariant)} **{inline(fact.result)}**: {code(fact.sql)}")
+    return [*lines, ""]
 
 
 def render_runs(reports: Sequence[RunReport]) -> str:
@@ -106,10 +126,33 @@ def render_handout(reports: Sequence[RunReport]) -> str:
 
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
-    headers, rows = matrix_grid(reports, "", "(**unexpected**)", escape=inline)
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+    """Scenarios by levels, with the same marks as the text matrix, their legend, and what differs."""
+    headers, grid = matrix_grid(reports, escape=inline)
+    return _grid(headers, grid, matrix_legend(grid_cells(grid)), reports)
 
 
 def render_anomaly_table(reports: Sequence[RunReport]) -> str:
-    headers, rows = anomaly_grid(reports, "(**unexpected**)", escape=inline)
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+    """Hermitage's table (levels by anomalies), its legend, and what differs."""
+    headers, grid = anomaly_grid(reports, escape=inline)
+    return _grid(headers, grid, matrix_legend(grid_cells(grid), hermitage=True), reports)
+
+
+def _grid(
+    headers: list[str], grid: list[list[str | MatrixCell]], legend: list[str], reports: Sequence[RunReport]
+) -> str:
+    rows = [[_matrix_cell(cell) for cell in row] for row in grid]
+    lines = [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    lines += [f"- {inline(line)}" for line in legend]
+    for report in reports:
+        if not report.verdict.matches_expectation:
+            lines += ["", f"**{inline(report.scenario.name)} at {inline(report.verdict.level.value)}:**", ""]
+            lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
+    return "\n".join(lines) + "\n"
+
+
+def _matrix_cell(cell: str | MatrixCell) -> str:
+    """Marks as they are (✓ ✗ ⚠), what differs in bold; the words escaped."""
+    if isinstance(cell, str):
+        return cell
+    detail = f"**{inline(cell.detail)}**" if cell.detail else ""
+    return " ".join(part for part in (inline(cell.words), cell.mark, detail) if part)

@@ -9,13 +9,19 @@ from tabulate import tabulate
 
 from txnlab.levels import Level
 from txnlab.render.describe import (
+    MARK_AS_EXPECTED,
     OUTCOME_MARKS,
+    FINAL_STATE,
+    MatrixCell,
     anomaly_grid,
     driver_lines,
     error_lines,
+    final_state,
+    grid_cells,
     lock_meaning,
     lock_phrase,
     matrix_grid,
+    matrix_legend,
     mismatch_lines,
     result_phrase,
     verdict_line,
@@ -89,10 +95,27 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     )
     lines = [style(line, bold=True) for line in wrap(header, width)]
     lines.append(table)
+    lines += final_state_lines(report, width, style)
     status_color = "green" if verdict.matches_expectation else "red"
     lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
+
+
+def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:
+    """The final state: each `final:` query then its result (as in a timeline cell), each
+    invariant with whether it held, then its SQL."""
+    facts = final_state(report)
+    lines = [style(FINAL_STATE + ":", bold=True)] if facts else []
+    for fact in facts:
+        if fact.invariant is None:
+            lines += wrap(fact.sql, width, indent="  ") + wrap(f"→ {fact.result}", width, indent="  ")
+            continue
+        color = {"holds": "green", "broken": "red"}.get(fact.result, "yellow")
+        said = f"invariant {fact.invariant}: {fact.result}"
+        lines += [style(line, fg=color) for line in wrap(said, width, indent="  ")]
+        lines += [style(line, dim=True) for line in wrap(fact.sql, width, indent="    ")]
+    return lines
 
 
 def _mismatches(lines: Sequence[str], width: int, style: TextStyle) -> list[str]:
@@ -128,9 +151,9 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
     """Scenarios by levels. When the full level names do not fit, the compact layout for
     projectors: levels abbreviated (ru, rc, rr, ser, with a legend), cells wrapped."""
     style = TextStyle(color)
-    bad_mark = style("✗", fg="red", bold=True) + " " + style("unexpected", fg="red", bold=True)
-    headers, rows = matrix_grid(reports, style("✓", fg="green"), bad_mark)
-    notes = ["✓: PostgreSQL did what the scenario says it does at that level."]
+    headers, grid = matrix_grid(reports)
+    rows = [[_matrix_cell(cell, style) for cell in row] for row in grid]
+    notes = matrix_legend(grid_cells(grid))
     if _natural_width(rows, headers, "simple_grid") > width:
         headers = [headers[0], *(Level(name).short for name in headers[1:])]
         notes.append(LEVEL_LEGEND)
@@ -138,6 +161,15 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
     return "\n".join(lines) + "\n"
+
+
+def _matrix_cell(cell: str | MatrixCell, style: TextStyle) -> str:
+    """A matrix cell in colour: ✓ green, ✗ and what differs red, ⚠ red."""
+    if isinstance(cell, str):
+        return cell
+    color = "green" if cell.mark == MARK_AS_EXPECTED else "red"
+    marked = [style(part, fg=color, bold=color == "red") for part in (cell.mark, cell.detail) if part]
+    return " ".join([cell.words, *marked])
 
 
 def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> list[str]:
@@ -158,12 +190,9 @@ def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_W
     `width`, the compact layout: anomalies as rows, levels abbreviated as columns.
     """
     style = TextStyle(color)
-    headers, rows = anomaly_grid(reports, style("✗", fg="red", bold=True))
-    notes = [
-        "possible: the anomaly happened; prevented: it did not; blocks / aborts: it was prevented "
-        "by making a session wait / by failing a transaction. ✗ marks a cell that differs from "
-        "the expectation."
-    ]
+    headers, grid = anomaly_grid(reports)
+    rows = [[_matrix_cell(cell, style) for cell in row] for row in grid]
+    notes = matrix_legend(grid_cells(grid), hermitage=True)
     if _natural_width(rows, headers, "simple_grid") > width:
         columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
         headers = ["anomaly", *(Level(level).short for level in columns[0][1:])]

@@ -294,8 +294,14 @@ def scenario_sql_failure(
     the run's `schema` (see runner.names)."""
     if lost_connection(exc, connection):
         return connection_lost(label, error_info(exc))
-    info = error_info(exc)
     where = scenario.where(key, statement_line(sql, exc, skipped))
+    return sql_failure(where, what, error_info(exc), schema)
+
+
+def sql_failure(where: str, what: str, info: ErrorInfo, schema: str | None = None) -> TxnlabError:
+    """A scenario's own SQL (`what`, at `where`: `FILE:LINE`) failed with `info`: CannotRun
+    (exit 3) for the server's side, else ScenarioError (exit 2); see `scenario_sql_failure`.
+    The message is told without the run's `schema` (see runner.names)."""
     message = unqualified(info.message, schema)
     problem = f"{what} failed: " + (f"{info.sqlstate} " if info.sqlstate else "") + message
     if (info.sqlstate or "").startswith(SERVER_SIDE_CLASSES):

@@ -17,7 +17,15 @@ import psycopg2
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
 from txnlab.runner.column_types import TypeCatalog
-from txnlab.runner.execute import connection_lost, error_info, guarded, lost_connection, scenario_sql_failure
+from txnlab.runner.execute import (
+    connection_lost,
+    error_info,
+    execute,
+    guarded,
+    lost_connection,
+    scenario_sql_failure,
+    sql_failure,
+)
 from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.names import unqualified
@@ -33,7 +41,7 @@ from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
 from txnlab.server.scratch import ScratchDatabase
 from txnlab.signals import deferred_signals
-from txnlab.timeline import Timeline
+from txnlab.timeline import Event, Outcome, Timeline
 
 DEFAULT_STEP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.0002
@@ -125,6 +133,7 @@ class Lab:
             server_version=self.server_version,
             events=scheduler.events,
             invariants=self._invariants(scenario, schema),
+            final=self._final(scenario, schema, scheduler.origin),
             ended_early=scheduler.ended_early,
         )
         self._teardown(scenario, schema)
@@ -236,6 +245,27 @@ class Lab:
                         scenario, f"teardown.{index}", "teardown SQL", exc, statement, connection=self.admin, label=ADMIN,
                         schema=schema,
                     ) from None
+
+    def _final(self, scenario: Scenario, schema: str, origin: float) -> list[Event]:
+        """Run the scenario's `final:` SQL on the committed state (after the invariants, so it
+        cannot change what they saw), through `execute` like a step, so that its values are
+        fetched and shown exactly as the steps' are. `origin`: the run's clock (perf_counter)."""
+        events = []
+        types = TypeCatalog(self.admin, ADMIN)
+        for index, sql in enumerate(scenario.final):
+            result = execute(self.admin, sql)
+            if result.error is not None:
+                if self.admin.closed:
+                    raise connection_lost(ADMIN, result.error)
+                raise sql_failure(scenario.where(f"final.{index}"), "final SQL", result.error, schema)
+            events.append(Event(
+                seq=index + 1, session="", step=f"final.{index + 1}", sql=sql, outcome=Outcome.OK,
+                started=result.started - origin, ended=result.ended - origin, columns=result.columns,
+                column_types=types.names(result.type_oids) if result.type_oids is not None else None,
+                rows=result.rows, rowcount=result.rowcount, transaction_status=result.transaction_status,
+                notices=tuple(unqualified(n, schema) for n in result.notices), status=result.status,
+            ))
+        return events
 
     def _invariants(self, scenario: Scenario, schema: str) -> dict[str, bool]:
         """Evaluate each invariant on the final, committed state."""

@@ -126,6 +126,7 @@ class Scenario:
     setup: tuple[str, ...] = ()
     teardown: tuple[str, ...] = ()
     invariants: Mapping[str, str] = field(default_factory=dict)  # name -> SQL returning one boolean
+    final: tuple[str, ...] = ()  # SQL whose rows show the final committed state after the run
     expectations: Mapping[Level, Expectation] = field(default_factory=dict)
     anomaly: AnomalyRule | None = None
     tags: tuple[str, ...] = ()
@@ -136,7 +137,7 @@ class Scenario:
     play: Callable[..., None] | None = None  # Python scenarios: drives the sessions itself
     # Where each piece of SQL starts in the source file, so a failure can point at it.
     # Keys: "setup.N", "teardown.N", "session.NAME.setup.N", "session.NAME.teardown.N",
-    # "step.NAME", "invariant.NAME", and "play" (the line of a Python scenario's play()).
+    # "step.NAME", "invariant.NAME", "final.N", and "play" (the line of a Python scenario's play()).
     lines: Mapping[str, int] = field(default_factory=dict)
 
     def session(self, name: str) -> SessionSpec:

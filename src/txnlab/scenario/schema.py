@@ -194,6 +194,11 @@ class ScenarioDocument(_Part):
     invariants: dict[Identifier, Text] | None = Field(
         default=None, description="SQL returning one boolean each."
     )
+    final: SqlTexts | None = Field(
+        default=None,
+        description="SQL run on the final committed state after the last step, before teardown; "
+        "its rows are shown after the run.",
+    )
     anomaly: AnomalyDocument | None = None
     expect: dict[str, ExpectationDocument | None] | None = Field(
         default=None, description="Keys: ru rc rr ser, full names, comma lists, or all; every level needs one."

@@ -54,7 +54,11 @@ def source_lines(
     """Where each piece of SQL starts in the file (see `Scenario.lines`); called once the
     document has been validated, so its shapes are known to be right. `step_names` are
     the names of the document's steps, in order (unnamed ones included)."""
-    lines = {**_text_lines(document, "setup", "setup"), **_text_lines(document, "teardown", "teardown")}
+    lines = {
+        **_text_lines(document, "setup", "setup"),
+        **_text_lines(document, "teardown", "teardown"),
+        **_text_lines(document, "final", "final"),
+    }
     for name, options in (document.get("sessions") or {}).items():
         lines.update(_text_lines(options, "setup", f"session.{name}.setup"))
         lines.update(_text_lines(options, "teardown", f"session.{name}.teardown"))

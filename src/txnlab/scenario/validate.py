@@ -57,6 +57,7 @@ def build_scenario(
         setup=tuple(doc.setup or ()),
         teardown=tuple(doc.teardown or ()),
         invariants=invariants,
+        final=tuple(doc.final or ()),
         expectations=expectations(where, doc, levels, steps, invariants, anomaly),
         anomaly=anomaly,
         tags=tuple(doc.tags or ()),

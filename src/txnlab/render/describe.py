@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from txnlab.checks import Verdict
+from txnlab.checks import Finding, Verdict
 from txnlab.levels import Level
 from txnlab.timeline import ErrorInfo, Event, Outcome
 
@@ -76,6 +76,8 @@ def rows_phrase(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> 
 def verdict_line(verdict: Verdict) -> str:
     """One line: does the run match its expectation, and what happened to the anomaly."""
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
+    if verdict.matches_expectation and verdict.alternative:
+        status = f"as expected (accepted alternative {verdict.alternative})"
     if verdict.could_not_run:
         status = "could not run on this server"
     parts = [f"{verdict.level.value}: {status}"]
@@ -90,12 +92,18 @@ def verdict_line(verdict: Verdict) -> str:
 
 
 def mismatch_lines(verdict: Verdict) -> list[str]:
-    lines = [f"{f.subject}: expected {f.expected}, observed {f.observed}" for f in verdict.mismatches]
+    lines = [_differs(f) for f in verdict.mismatches]
+    for name, findings in verdict.alternatives_missed:
+        lines.append(f"accepted alternative {name} differs too: " + "; ".join(map(_differs, findings)))
     if verdict.ended_early:
         lines.append(f"the run ended early: {verdict.ended_early}")
     if verdict.could_not_run:
         lines.append(f"could not run: {verdict.could_not_run}")
     return lines
+
+
+def _differs(finding: Finding) -> str:
+    return f"{finding.subject}: expected {finding.expected}, observed {finding.observed}"
 
 
 def _as_is(text: str) -> str:

@@ -98,7 +98,7 @@ class Lab:
             observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),
-            expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
+            expected_errors=expectation.may_fail if expectation else frozenset(),
         )
         permutation = permutation or scenario.default_permutation
         try:

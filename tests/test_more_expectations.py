@@ -351,6 +351,15 @@ def test_repeat_counts_distinct_timelines_when_each_run_differs(cli, tmp_path: P
     assert summary["matched"] == {"the expectation": 4}
 
 
+def test_repeat_compares_runs_whose_rows_hold_arrays_and_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = PARITY.replace('"SELECT txid_current() % 2 = 0 AS even"', """'SELECT ARRAY[1, 2] AS a, ''{"k": [1]}''::json AS j'""")
+    text = text.replace("rows: {a_xid: [[true]]}", "blocked: []").replace("ALTERNATIVES", "")
+    code, document, err = run_json(cli, scenario_file(tmp_path, text), "--repeat", "3")
+    assert (code, err) == (0, "")
+    assert document["runs"][0]["events"][0]["columns"] == ["a", "j"]
+    assert document["repeats"][0]["distinct_timelines"] == 1
+
+
 def test_repeat_shows_one_timeline_for_a_scenario_the_server_runs_the_same_way_every_time(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("run", "lock-queue-writers-wait-for-two", "--level", "rc", "--repeat", "3")
     assert code == 0

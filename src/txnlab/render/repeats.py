@@ -13,7 +13,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from txnlab.checks import Verdict
 from txnlab.render import markdown, text
@@ -45,7 +44,7 @@ class RepeatedCell:
     @cached_property
     def timelines(self) -> list[DistinctTimeline]:
         """The distinct timelines, in the order they were first seen."""
-        groups: dict[Any, list[int]] = {}
+        groups: dict[str, list[int]] = {}
         for number, report in enumerate(self.reports, 1):
             groups.setdefault(_behaviour(report), []).append(number)
         return [
@@ -66,11 +65,13 @@ class RepeatedCell:
         return counts
 
 
-def _behaviour(report: RunReport) -> Any:
+def _behaviour(report: RunReport) -> str:
     """What two runs must share to count as the same timeline: the events without the clock,
     the invariants' results, and whether the run could run at all."""
     timeline = report.timeline
-    return (tuple(timeline.transcript()), tuple(sorted(timeline.invariants.items())), timeline.could_not_run)
+    behaviour = [timeline.transcript(), sorted(timeline.invariants.items()), timeline.could_not_run]
+    # As canonical text: values can be lists and mappings (arrays, json, a Python step's dict).
+    return json.dumps(behaviour, sort_keys=True, default=repr)
 
 
 def matched(verdict: Verdict) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txnlab.levels import Level
-from txnlab.scenario.model import Condition, Rows, Scenario
+from txnlab.scenario.model import Condition, Expectation, Rows, Scenario
 from txnlab.timeline import ErrorInfo, Event, Outcome, Timeline
 from txnlab.values import expected_rows_text, rows_text
 
@@ -29,15 +29,19 @@ STATEMENT_SNAPSHOT_LEVELS = (Level.READ_UNCOMMITTED, Level.READ_COMMITTED)
 
 @dataclass(frozen=True)
 class Finding:
-    """One expectation compared with one observation."""
+    """One expectation compared with one observation.
+
+    Most expectations are exact, so the finding is ok when the two phrases are equal;
+    one that is not (a text an error's DETAIL or a notice must contain) sets `satisfied`."""
 
     subject: str  # e.g. "blocked steps", "rows of atm1_read", "invariant balance_matches_ledger"
     expected: str
     observed: str
+    satisfied: bool | None = None
 
     @property
     def ok(self) -> bool:
-        return self.expected == self.observed
+        return self.expected == self.observed if self.satisfied is None else self.satisfied
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class Verdict:
     # When exactly the expected steps failed, those that failed with another SQLSTATE than
     # expected: (step, expected, observed), e.g. ("bob_commit", "40001", "40P01").
     sqlstate_changes: tuple[tuple[str, str, str], ...] = ()
+    alternative: str | None = None  # the accepted alternative the run matched, if not the expectation itself
+    # When nothing matched: each accepted alternative's name and what differs from it too.
+    alternatives_missed: tuple[tuple[str, tuple[Finding, ...]], ...] = ()
 
     @property
     def matches_expectation(self) -> bool:
@@ -89,13 +96,46 @@ class Verdict:
 
 
 def check(scenario: Scenario, timeline: Timeline) -> Verdict:
-    """Compare one run with the scenario's expectation at its level (see `Verdict`)."""
+    """Compare one run with the scenario's expectation at its level (see `Verdict`), or, when
+    the run differs from it, with each accepted alternative in turn."""
     expectation = scenario.expectations[timeline.level]
     if timeline.could_not_run is not None:
         return Verdict(
             scenario=scenario.name, level=timeline.level, findings=(), anomaly=None, anomaly_observed=None,
             how=None, prevented_by=None, ended_early=None, note=expectation.note, could_not_run=timeline.could_not_run,
         )
+    # A run the step timeout stopped cannot tell whether the anomaly would have happened.
+    observed_anomaly = None if timeline.ended_early else _anomaly_observed(scenario, timeline)
+    how, prevented_by = how_prevented(scenario, timeline) if observed_anomaly is False else (None, None)
+    chosen, findings = expectation, _findings(scenario, expectation, timeline, observed_anomaly)
+    missed: list[tuple[str, tuple[Finding, ...]]] = []
+    if not all(f.ok for f in findings):
+        for alternative in expectation.alternatives:
+            alt_findings = _findings(scenario, alternative, timeline, observed_anomaly)
+            if all(f.ok for f in alt_findings):
+                chosen, findings, missed = alternative, alt_findings, []
+                break
+            missed.append((alternative.name or "", tuple(f for f in alt_findings if not f.ok)))
+    return Verdict(
+        scenario=scenario.name,
+        level=timeline.level,
+        findings=tuple(findings),
+        anomaly=scenario.anomaly.name if scenario.anomaly else None,
+        anomaly_observed=observed_anomaly,
+        how=how,
+        prevented_by=prevented_by,
+        ended_early=timeline.ended_early,
+        note=chosen.note,
+        sqlstate_changes=_sqlstate_changes(chosen.errors, _failures(timeline)),
+        alternative=chosen.name,
+        alternatives_missed=tuple(missed),
+    )
+
+
+def _findings(
+    scenario: Scenario, expectation: Expectation, timeline: Timeline, observed_anomaly: bool | None
+) -> list[Finding]:
+    """Each fact the expectation states, compared with what the run shows."""
     blocked = sorted({e.step for e in timeline.events if e.outcome is Outcome.BLOCKED})
     skipped = sorted({e.step for e in timeline.events if e.outcome is Outcome.SKIPPED})
     failed = _failures(timeline)
@@ -108,17 +148,21 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         ),
         Finding("skipped steps", _names(sorted(expectation.skipped)), _names(skipped)),
     ]
+    for step, sessions in expectation.blocked_by.items():
+        findings.append(Finding(f"{step} waited for", _names(sorted(sessions)), _first_blockers(timeline, step)))
+    for step, text in expectation.error_details.items():
+        findings.append(_detail_finding(timeline, step, text))
     for step, rows in expectation.rows.items():
         findings.append(Finding(f"rows of {step}", *_rows_compared(rows, timeline, step)))
+    for step, count in expectation.rowcount.items():
+        findings.append(Finding(f"rowcount of {step}", str(count), _observed_rowcount(timeline, step)))
+    for step, texts in expectation.notices.items():
+        findings.append(_notices_finding(timeline, step, texts))
     for step, locks in expectation.holds.items():
         findings.append(Finding(f"locks held after {step}", _names(locks), _held(timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", holds_phrase(holds), holds_phrase(observed)))
-
-    # A run the step timeout stopped cannot tell whether the anomaly would have happened.
-    observed_anomaly = None if timeline.ended_early else _anomaly_observed(scenario, timeline)
-    how, prevented_by = how_prevented(scenario, timeline) if observed_anomaly is False else (None, None)
     if expectation.anomaly is not None and observed_anomaly is not None:
         findings.append(
             Finding(
@@ -127,18 +171,53 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
                 _happened(observed_anomaly),
             )
         )
-    return Verdict(
-        scenario=scenario.name,
-        level=timeline.level,
-        findings=tuple(findings),
-        anomaly=scenario.anomaly.name if scenario.anomaly else None,
-        anomaly_observed=observed_anomaly,
-        how=how,
-        prevented_by=prevented_by,
-        ended_early=timeline.ended_early,
-        note=expectation.note,
-        sqlstate_changes=_sqlstate_changes(expectation.errors, failed),
-    )
+    return findings
+
+
+def _first_blockers(timeline: Timeline, step: str) -> str:
+    """The sessions a step waited for when its wait was first detected (its first BLOCKED
+    event; later events may record its blocker changing), or that it did not wait."""
+    waits = [e for e in timeline.step_events(step) if e.outcome is Outcome.BLOCKED]
+    if not waits:
+        return "did not wait"
+    return _names(sorted(waits[0].blocked_by)) if waits[0].blocked_by else "no session of the run"
+
+
+def _detail_finding(timeline: Timeline, step: str, text: str) -> Finding:
+    """Does the step's error carry a DETAIL containing `text` (case-sensitive)?"""
+    event = timeline.final_event(step)
+    error = event.error if event is not None and event.outcome is Outcome.ERROR else None
+    if error is None:
+        observed = "no error" if event is not None else "not run"
+    else:
+        observed = repr(error.detail) if error.detail else "no DETAIL"
+    satisfied = error is not None and error.detail is not None and text in error.detail
+    return Finding(f"error detail of {step}", f"containing {text!r}", observed, satisfied=satisfied)
+
+
+def _one_spaced(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _observed_rowcount(timeline: Timeline, step: str) -> str:
+    event = timeline.final_event(step)
+    if event is None:
+        return "not run"
+    if event.rowcount is None or event.rowcount < 0:
+        return f"no row count ({event.outcome.value})"
+    return str(event.rowcount)
+
+
+def _notices_finding(timeline: Timeline, step: str, texts: tuple[str, ...]) -> Finding:
+    """One notice per expected text, in order, each containing its text (runs of whitespace
+    count as one space: the server pads `NOTICE:  ...` with two)."""
+    event = timeline.final_event(step)
+    notices = [_one_spaced(n) for n in event.notices] if event is not None else []
+    wanted = [_one_spaced(t) for t in texts]
+    satisfied = event is not None and len(notices) == len(wanted) and all(t in n for t, n in zip(wanted, notices))
+    expected = _names(f"one containing {t!r}" for t in wanted)
+    observed = "not run" if event is None else _names(repr(n) for n in notices)
+    return Finding(f"notices of {step}", expected, observed, satisfied=satisfied)
 
 
 def _sqlstate_changes(expected: Mapping[str, str], failed: dict[str, str]) -> tuple[tuple[str, str, str], ...]:

@@ -99,11 +99,15 @@ def _code_lines(sql: str, width: int) -> list[str]:
 def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
     parts = []
     if expectation.blocked:
-        parts.append("blocks: " + ", ".join(sorted(expectation.blocked)))
+        parts.append("blocks: " + ", ".join(
+            step + (f" (waits for {', '.join(sorted(expectation.blocked_by[step]))})" if step in expectation.blocked_by else "")
+            for step in sorted(expectation.blocked)
+        ))
     if expectation.errors:
         parts.append("fails: " + ", ".join(f"{s} ({c})" for s, c in expectation.errors.items()))
     if expectation.anomaly is not None and scenario.anomaly:
         parts.append(f"{scenario.anomaly.name} {'happens' if expectation.anomaly else 'is prevented'}")
     if expectation.note:
         parts.append(expectation.note)
+    parts += [f"or, accepted alternative {a.name}: {expectation_phrase(scenario, a)}" for a in expectation.alternatives]
     return "; ".join(parts) or "every step succeeds without waiting"

@@ -22,7 +22,7 @@ from txnlab.cli.options import (
 )
 from txnlab.errors import ExitCode, UsageError
 from txnlab.levels import ALL_LEVELS, Level
-from txnlab.render import html, markdown, text
+from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
 from txnlab.render.fit import wrap_paragraphs
@@ -133,12 +133,14 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--step", "step_through", is_flag=True,
               help="Workshop mode: pause before each step (Enter runs it), then show what happened.")
 @click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
 @format_option
 @color_option
 @scenario_dir_option
 @server_options
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
-                output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
+                repeat: int, output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
                 step_timeout: float) -> int:
     """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
@@ -149,6 +151,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     """
     if (step_through or predict) and output_format != "text":
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
+    if (step_through or predict) and repeat > 1:
+        raise UsageError("--step shows one run at a time; it cannot --repeat")
     if step_through or predict:
         require_terminal("--step")
     planned = cells(_resolve(names, directory), levels)
@@ -156,6 +160,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
+    if repeat > 1:
+        return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
     if output_format == "text":
         width, colored = terminal_width(), use_color(color)
         reports = _execute(
@@ -168,6 +174,30 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         reports = _execute(planned, dsn, step_timeout)
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
+    return _exit_code(reports)
+
+
+def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,
+            step_timeout: float) -> int:
+    """`run --repeat N`: each cell N times in a row; text shows each cell as soon as its runs are done.
+    The exit code is that of all the runs together: one that matches neither its expectation nor
+    an accepted alternative makes it 1."""
+    width, colored = terminal_width(), use_color(color)
+    done: list[RunReport] = []
+
+    def show(report: RunReport) -> None:
+        done.append(report)
+        if output_format == "text" and len(done) % repeat == 0:
+            click.echo(repeats.render_text(repeats.group(done[-repeat:], repeat)[0], width=width, color=colored) + "\n")
+
+    reports = _execute([cell for cell in planned for _ in range(repeat)], dsn, step_timeout, on_report=show)
+    grouped = repeats.group(reports, repeat)
+    if output_format == "text":
+        if len(grouped) > 1:
+            click.echo(repeats.render_text_summary(grouped, width=width))
+    else:
+        render = repeats.render_json if output_format == "json" else repeats.render_markdown
+        click.echo(render(grouped), nl=False)
     return _exit_code(reports)
 
 

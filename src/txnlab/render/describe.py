@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from txnlab.checks import Verdict, holds_phrase
+from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
 from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome
 from txnlab.values import row_cells
@@ -196,6 +196,8 @@ def rows_phrase(
 def verdict_line(verdict: Verdict) -> str:
     """One line: does the run match its expectation, and what happened to the anomaly."""
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
+    if verdict.matches_expectation and verdict.alternative:
+        status = f"as expected (accepted alternative {verdict.alternative})"
     if verdict.could_not_run:
         status = "could not run on this server"
     if verdict.ended_early:
@@ -212,7 +214,9 @@ def verdict_line(verdict: Verdict) -> str:
 
 
 def mismatch_lines(verdict: Verdict) -> list[str]:
-    lines = [f"{f.subject}: expected {f.expected}, observed {f.observed}" for f in verdict.mismatches]
+    lines = [_differs(f) for f in verdict.mismatches]
+    for name, findings in verdict.alternatives_missed:
+        lines.append(f"accepted alternative {name} differs too: " + "; ".join(map(_differs, findings)))
     if verdict.ended_early:
         lines.append(f"the run ended early: {verdict.ended_early}")
     if verdict.could_not_run:
@@ -240,6 +244,10 @@ def final_state(report: RunReport) -> list[FinalFact]:
         held = report.timeline.invariants.get(name)
         facts.append(FinalFact(" ".join(sql.split()), holds_phrase(held), name))
     return facts if report.timeline.could_not_run is None else []
+
+
+def _differs(finding: Finding) -> str:
+    return f"{finding.subject}: expected {finding.expected}, observed {finding.observed}"
 
 
 def _as_is(text: str) -> str:

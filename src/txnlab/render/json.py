@@ -28,6 +28,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         ),
         "ended_early": verdict.ended_early,
         "could_not_run": verdict.could_not_run,
+        "alternative": verdict.alternative,
         "findings": [
             {"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok}
             for f in verdict.findings

@@ -109,8 +109,8 @@ class Lab:
             observer=self._observer(scenario, schema, watched=watcher is not None),
             watcher=watcher,
             lab_pids=self._own_pids(),
-            expected_errors=frozenset(expectation.errors) if expectation else frozenset(),
-            locks_after=frozenset(expectation.holds) if expectation else frozenset(),
+            expected_errors=expectation.may_fail if expectation else frozenset(),
+            locks_after=expectation.reads_locks_after if expectation else frozenset(),
             schema=schema,
         )
         permutation = permutation or scenario.default_permutation

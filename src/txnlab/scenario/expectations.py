@@ -4,12 +4,14 @@ the scenario has (see validate.py for the first stage)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import AnomalyRule, Claim, Condition, Expectation, Rows, Step
 from txnlab.scenario.quote import quote
-from txnlab.scenario.schema import ConditionDocument, ExpectationDocument, ScenarioDocument
+from txnlab.scenario.schema import ConditionDocument, ExpectationDocument, ExpectationFields, ScenarioDocument
 from txnlab.scenario.source_lines import Where
 
 DocumentPath = tuple[int | str, ...]  # keys and indexes from the document root
@@ -117,7 +119,8 @@ def expectations(
             targets = list(levels)
         else:
             targets = [where.level(part, "expect", key) for part in key.split(",")]
-        expectation = _expectation(where, body or ExpectationDocument(), ("expect", key), steps, invariants, anomaly)
+        expectation = _expectation(where, body or ExpectationDocument(), ("expect", key), steps, invariants, anomaly,
+                                   set(doc.sessions))
         for level in targets:
             if level in result:
                 raise where.fail(f"two expectations given for {level.value}", line)
@@ -139,15 +142,53 @@ def _expectation(
     steps: Mapping[str, Step],
     invariants: Mapping[str, str],
     anomaly: AnomalyRule | None,
+    sessions: set[str],
 ) -> Expectation:
+    """One `expect:` entry and its accepted alternatives (each inherits the keys it does not give)."""
+    main = Expectation(**_given(where, body, path, steps, invariants, anomaly, sessions))
+    _check_blocked_by(where, main, path)
+    alternatives = []
+    for index, raw in enumerate(body.alternatives or ()):
+        alt_path = (*path, "alternatives", index)
+        if raw.name in {a.name for a in alternatives}:
+            raise where.fail(f"two alternatives are named {quote(raw.name)}", where.line(*alt_path, "name"))
+        given = _given(where, raw, alt_path, steps, invariants, anomaly, sessions)
+        alternative = dataclasses.replace(main, **given, name=raw.name)
+        _check_blocked_by(where, alternative, alt_path)
+        alternatives.append(alternative)
+    return dataclasses.replace(main, alternatives=tuple(alternatives))
+
+
+def _given(
+    where: Where,
+    body: ExpectationFields,
+    path: DocumentPath,
+    steps: Mapping[str, Step],
+    invariants: Mapping[str, str],
+    anomaly: AnomalyRule | None,
+    sessions: set[str],
+) -> dict[str, Any]:
+    """The Expectation fields that `body` gives (and only those, so an alternative inherits
+    the rest), after checking that they name the scenario's steps, sessions and invariants."""
+
     def known(names: Iterable[str], key: str) -> None:
         for i, name in enumerate(names):
             if name not in steps:
                 line = where.line(*path, key, i if isinstance(names, list) else name)
                 raise where.fail(f"expectation names unknown step {quote(name)}", line)
 
-    for key in ("blocked", "skipped", "errors", "rows", "holds"):
+    for key in ("blocked", "skipped", "errors", "rows", "holds", "blocked_by", "rowcount", "notices"):
         known(getattr(body, key) or [], key)
+    for step, blockers in (body.blocked_by or {}).items():
+        line = where.line(*path, "blocked_by", step)
+        if not blockers:
+            raise where.fail(f"blocked_by: {quote(step)} needs the sessions it waits for", line)
+        for name in blockers:
+            if name not in sessions:
+                raise where.fail(f"blocked_by: {quote(step)} waits for unknown session {quote(name)}; "
+                                 f"sessions are: {', '.join(sorted(sessions))}", line)
+            if name == steps[step].session:
+                raise where.fail(f"blocked_by: {quote(step)} cannot wait for its own session {quote(name)}", line)
     for name in body.invariants or {}:
         if name not in invariants:
             raise where.fail(
@@ -155,13 +196,30 @@ def _expectation(
             )
     if body.anomaly is not None and anomaly is None:
         raise where.fail("'anomaly:' expected, but the scenario defines no 'anomaly:' rule", where.line(*path))
-    return Expectation(
-        blocked=frozenset(body.blocked or ()),
-        errors=dict(body.errors or {}),
-        skipped=frozenset(body.skipped or ()),
-        rows={name: _rows(rows) for name, rows in (body.rows or {}).items()},
-        holds={name: tuple(sorted(locks)) for name, locks in (body.holds or {}).items()},
-        invariants=dict(body.invariants or {}),
-        anomaly=body.anomaly,
-        note=body.note,
-    )
+    errors = body.errors or {}
+    fields: dict[str, Any] = {
+        "blocked": frozenset(body.blocked or ()),
+        "blocked_by": {step: frozenset(names) for step, names in (body.blocked_by or {}).items()},
+        "errors": {step: error if isinstance(error, str) else error.sqlstate for step, error in errors.items()},
+        "error_details": {
+            step: error.detail for step, error in errors.items() if not isinstance(error, str) and error.detail
+        },
+        "skipped": frozenset(body.skipped or ()),
+        "rows": {name: _rows(rows) for name, rows in (body.rows or {}).items()},
+        "holds": {name: tuple(sorted(locks)) for name, locks in (body.holds or {}).items()},
+        "rowcount": dict(body.rowcount or {}),
+        "notices": {step: tuple(texts) for step, texts in (body.notices or {}).items()},
+        "invariants": dict(body.invariants or {}),
+        "anomaly": body.anomaly,
+        "note": body.note,
+    }
+    given = body.model_fields_set | ({"error_details"} if "errors" in body.model_fields_set else set())
+    return {key: value for key, value in fields.items() if key in given}
+
+
+def _check_blocked_by(where: Where, expectation: Expectation, path: DocumentPath) -> None:
+    """A step can only have waited for someone if it is expected to wait at all."""
+    for step in expectation.blocked_by:
+        if step not in expectation.blocked:
+            raise where.fail(f"blocked_by: {quote(step)} is not in 'blocked:', the steps that wait",
+                             where.line(*path, "blocked_by", step) or where.line(*path))

@@ -96,20 +96,41 @@ class Expectation:
     """What PostgreSQL does at one isolation level.
 
     `blocked`, `errors` and `skipped` are exact: a step that blocks, fails or is
-    skipped without being listed is a mismatch. `rows`, `holds` and `invariants` are checked for the
-    names given.
+    skipped without being listed is a mismatch. `blocked_by` is exact per step it names
+    (the sessions a step waited for when its wait was first detected); `notices` is exact
+    per step in number and order, each text contained in its notice; `error_details`
+    (text the error's DETAIL contains), `rows`, `rowcount`, `holds` and `invariants` are
+    checked for the names given. `alternatives` are other outcomes the server may choose (its
+    own races): each is a complete Expectation, named, with no alternatives of its own.
     """
 
     blocked: frozenset[str] = frozenset()
+    blocked_by: Mapping[str, frozenset[str]] = field(default_factory=dict)  # step -> session names
     errors: Mapping[str, str] = field(default_factory=dict)  # step -> SQLSTATE
+    error_details: Mapping[str, str] = field(default_factory=dict)  # step -> text its DETAIL contains
     skipped: frozenset[str] = frozenset()  # steps never sent: a ${step.column} they need was not read
     rows: Mapping[str, Rows] = field(default_factory=dict)
     # step -> the locks its session holds right after it, sorted, in the capture view's words
     # (runner/observe.py); exact for each step named. The runner reads them only for these steps.
     holds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rowcount: Mapping[str, int] = field(default_factory=dict)  # step -> rows affected (cursor.rowcount)
+    notices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step -> one text per notice
     invariants: Mapping[str, bool] = field(default_factory=dict)
     anomaly: bool | None = None  # True: the anomaly happens at this level
     note: str | None = None  # one line for the reader: why this level behaves so
+    name: str | None = None  # an accepted alternative's name; None for the expectation itself
+    alternatives: tuple[Expectation, ...] = ()
+
+    @property
+    def may_fail(self) -> frozenset[str]:
+        """Steps that fail in this expectation or in any accepted alternative."""
+        return frozenset(self.errors).union(*(a.errors for a in self.alternatives))
+
+    @property
+    def reads_locks_after(self) -> frozenset[str]:
+        """Steps after which the runner reads the session's locks: those a `holds:` names,
+        here or in any accepted alternative."""
+        return frozenset(self.holds).union(*(a.holds for a in self.alternatives))
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     WithJsonSchema,
 )
 
@@ -143,14 +145,41 @@ class ClaimDocument(_Part):
     holds: bool = Field(description="What PostgreSQL really does: is the claim true?")
 
 
-class ExpectationDocument(_Part):
-    """What PostgreSQL does at the levels of one `expect:` key."""
+class ErrorDocument(_Part):
+    """An expected failure with more than its SQLSTATE: `{sqlstate: "40001", detail: pivot}`."""
+
+    sqlstate: Sqlstate
+    detail: Text | None = Field(
+        default=None, description="Text the server's DETAIL must contain (case-sensitive), e.g. pivot."
+    )
+
+
+def _error_form(value: Any) -> str:
+    """Which form of an expected error `value` is: a mapping, or the SQLSTATE alone (the tags
+    are bracketed so that error messages leave them out of the path, like pydantic's "[key]")."""
+    return "[mapping]" if isinstance(value, dict) else "[sqlstate]"
+
+
+# `errors: {step: "40001"}`, or `{step: {sqlstate: "40001", detail: pivot}}`. The discriminator
+# validates a value against its form only, so a mistake is reported once, for that form.
+ExpectedError = Annotated[
+    Annotated[Sqlstate, Tag("[sqlstate]")] | Annotated[ErrorDocument, Tag("[mapping]")],
+    Discriminator(_error_form),
+]
+
+
+class ExpectationFields(_Part):
+    """The keys shared by an `expect:` entry and each of its accepted alternatives."""
 
     blocked: list[Identifier] | None = Field(
         default=None, description="Exact: the steps that waited for a lock."
     )
-    errors: dict[Identifier, Sqlstate] | None = Field(
-        default=None, description="Exact: failed steps and their SQLSTATE."
+    blocked_by: dict[Identifier, list[Identifier]] | None = Field(
+        default=None,
+        description="Exact, per blocked step: the sessions it waited for when its wait was first detected.",
+    )
+    errors: dict[Identifier, ExpectedError] | None = Field(
+        default=None, description="Exact: failed steps and their SQLSTATE (or {sqlstate, detail})."
     )
     skipped: list[Identifier] | None = Field(
         default=None, description="Exact: steps never sent (a ${step.column} was not read)."
@@ -161,10 +190,32 @@ class ExpectationDocument(_Part):
         description="Exact: the locks the step's session holds right after the step, in the capture "
         "view's words, e.g. 'ExclusiveLock on advisory key 42'; [] for none.",
     )
+    rowcount: dict[Identifier, Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, description="Rows these steps affected (or returned), as the server counted them."
+    )
+    notices: dict[Identifier, list[Text]] | None = Field(
+        default=None,
+        description="Exact, per step: one text per notice or warning it raised, in order; each is contained in it.",
+    )
     invariants: dict[Identifier, bool] | None = None
     anomaly: bool | None = Field(default=None, description="The anomaly happens at this level.")
     note: Text | None = Field(
         default=None, description="One line on why PostgreSQL behaves so at this level."
+    )
+
+
+class AlternativeDocument(ExpectationFields):
+    """Another outcome the server may choose (a race of its own): the keys it gives replace the
+    expectation's, the others are inherited."""
+
+    name: Identifier = Field(description="Named in the verdict when this alternative is what happened.")
+
+
+class ExpectationDocument(ExpectationFields):
+    """What PostgreSQL does at the levels of one `expect:` key."""
+
+    alternatives: list[AlternativeDocument] | None = Field(
+        default=None, description="Other accepted outcomes; a run matching any of them is as expected."
     )
 
 

@@ -25,6 +25,7 @@ Loc = tuple[int | str, ...]
 # What a key of a dict field is called in a message ("session name 'x y' must be an identifier").
 KEY_NAMES = {
     "sessions": "session name", "invariants": "invariant name", "errors": "step name", "rows": "step name",
+    "blocked_by": "step name", "rowcount": "step name", "notices": "step name",
 }
 PATTERN_PROBLEMS = {
     schema.NAME.pattern: "must be lowercase letters, digits and dashes",
@@ -71,8 +72,9 @@ def scenario_error(exc: ValidationError, document: Any, source: Path) -> Scenari
 
 
 def _path(loc: Loc) -> Loc:
-    """`loc` without pydantic's "[key]" marker (an error in a dict's key)."""
-    return tuple(part for part in loc if part != "[key]")
+    """`loc` without pydantic's "[key]" marker (an error in a dict's key) and the schema's
+    bracketed union tags (which form of an expected error was read)."""
+    return tuple(part for part in loc if not (isinstance(part, str) and part.startswith("[") and part.endswith("]")))
 
 
 def _problem(error: ErrorDetails) -> str:
@@ -95,11 +97,13 @@ def _problem(error: ErrorDetails) -> str:
         if loc[-1] == "[key]":
             name = KEY_NAMES.get(str(path[-2]), f"a key of {_dotted(path[:-1])}")
         elif problem.startswith("is not"):
-            name = str(path[-2]) if len(path) > 1 and path[-2] == "errors" else str(path[-1])
+            name = "errors" if "errors" in path[-3:-1] else str(path[-1])  # {step: 4001} or {step: {sqlstate: 4001}}
             name += ":"
         return f"{name} {quote(value)} {problem}"
     if kind_of_error in ("string_type", "string_too_short"):
         return f"{name} must be non-empty text" + (f", not {kind(value)}" if not isinstance(value, str) else "")
+    if kind_of_error in ("int_type", "greater_than_equal"):  # a row count
+        return f"{name} must be a whole number, 0 or more, not {quote(value)}"
     if kind_of_error == "bool_type":
         return f"{name} must be true or false, not {quote(value)}"
     if kind_of_error == "list_type":
@@ -154,11 +158,14 @@ def _model_at(path: Loc) -> type[BaseModel] | None:
         ("sessions", "*"): schema.SessionDocument,
         ("steps", "*"): schema.StepDocument,
         ("expect", "*"): schema.ExpectationDocument,
+        ("expect", "*", "alternatives", "*"): schema.AlternativeDocument,
+        ("expect", "*", "errors", "*"): schema.ErrorDocument,
+        ("expect", "*", "alternatives", "*", "errors", "*"): schema.ErrorDocument,
         ("claim",): schema.ClaimDocument,
         ("anomaly",): schema.AnomalyDocument,
         ("claim", "true_if", "*"): schema.ConditionDocument,
         ("anomaly", "observed_if", "*"): schema.ConditionDocument,
     }
-    pattern = tuple("*" if isinstance(p, int) or (i and path[i - 1] in ("sessions", "expect")) else p
+    pattern = tuple("*" if isinstance(p, int) or (i and path[i - 1] in ("sessions", "expect", "errors")) else p
                     for i, p in enumerate(path))
     return models.get(pattern)

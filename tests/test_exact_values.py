@@ -154,6 +154,42 @@ def test_markdown_and_html_show_the_servers_digits(cli, tmp_path: Path) -> None:
     assert "e+16" not in html
 
 
+CONTROLS = """\
+    name: controls
+    title: control characters in values
+    summary: A colour code, a tab and a carriage return inside text values, and in a notice.
+    sessions: {a: {}, b: {}}
+    steps:
+      - name: a_read
+        session: a
+        sql: "SELECT E'\\\\x1b[31mred\\\\x1b[0m' AS ansi, E'tab\\\\there' AS tab, E'cr\\\\rlf' AS cr"
+      - name: b_notice
+        session: b
+        sql: "DO $$ BEGIN RAISE NOTICE '%', E'\\\\x1b[1mbold'; END $$"
+    levels: [rc]
+    expect: {rc: {}}
+"""
+SHOWN = "ansi='␛[31mred␛[0m', tab='tab␉here', cr='cr␍lf'"
+
+
+def test_control_characters_in_values_and_notices_are_shown_as_pictures_in_every_renderer(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = scenario_file(tmp_path, CONTROLS)
+    html_path = tmp_path / "controls.html"
+    assert cli("report", path, "-o", str(html_path))[0] == 0
+    outputs = {"html": html_path.read_text()}
+    for output_format in ("text", "markdown"):
+        code, outputs[output_format], _ = cli("run", path, "--format", output_format, "--no-color")
+        assert code == 0
+    for name, out in outputs.items():
+        assert "\x1b" not in out and "\r" not in out and "\t" not in out, name
+        assert ("␛\\[1mbold" if name == "markdown" else "␛[1mbold") in out, name
+    assert SHOWN in outputs["text"]
+    assert SHOWN.replace("[", "\\[") in outputs["markdown"]  # Markdown escapes the brackets
+    assert SHOWN.replace("'", "&#x27;") in outputs["html"]
+    rows = run_json(cli, path)["runs"][0]["events"][0]["rows"]
+    assert rows == [["\x1b[31mred\x1b[0m", "tab\there", "cr\rlf"]]  # JSON keeps the value itself
+
+
 def test_workshop_mode_announces_the_exact_literal_it_will_send(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     with terminal_stdin("\n" * 2) as stdin:
         monkeypatch.setattr("sys.stdin", stdin)

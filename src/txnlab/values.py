@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from txnlab.control_pictures import pictured
+
 NULL = "NULL"  # how NULL is shown: psql's `\pset null NULL`
 PYTHON = "Python"  # a Python step's result; format_type never prints a name with capitals unquoted
 UNKNOWN_TYPE = "???"  # format_type's answer for a type it cannot see (created in an uncommitted transaction)
@@ -67,7 +69,8 @@ def as_text(value: Any) -> str | None:
 
 
 def shown(value: Any, column_type: str | None = None) -> str:
-    """One value as every renderer shows it. A Python step's value in Python's notation;
+    """One value as every renderer shows it, its control characters as pictures (a tab as ␉,
+    ESC as ␛: see txnlab.control_pictures). A Python step's value in Python's notation;
     NULL as `NULL`; a value of a BARE_TYPES type or an array as the server's text; any other value as a
     quoted literal (`'alice'`, `'{"a": 1}'`). Without a column type (an expectation with no
     column to compare with), text is quoted and numbers, dates and booleans are not."""
@@ -76,6 +79,7 @@ def shown(value: Any, column_type: str | None = None) -> str:
     text = as_text(value)
     if text is None:
         return NULL
+    text = pictured(text)  # data: a tab or an ESC in a value is shown, never obeyed or dropped
     return text if _bare(value, column_type) and text != NULL else quoted(text)
 
 

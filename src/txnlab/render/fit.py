@@ -15,6 +15,8 @@ import click
 from tabulate import tabulate
 from wcwidth import wcswidth, wcwidth
 
+from txnlab.control_pictures import LAYOUT, picture, pictured
+
 # Below this a column holds too little to read; tables narrower than that are left wider
 # than the terminal rather than cut into one-letter slivers.
 MIN_CELL = 6
@@ -28,14 +30,7 @@ def visible(text: str) -> str:
     as ␛): a scenario's text or a value must not ring, move the cursor or hide text on a
     presenter's terminal, nor throw the width count off. Colour codes (SGR) are kept;
     tab and newline are whitespace and kept too."""
-    return _SGR_OR_CONTROL.sub(lambda m: m.group(1) or _picture(m.group(2)), text)
-
-
-def _picture(char: str) -> str:
-    code = ord(char)
-    if code < 0x20:
-        return chr(0x2400 + code)
-    return "␡" if code == 0x7F else "�"
+    return _SGR_OR_CONTROL.sub(lambda m: m.group(1) or picture(m.group(2)), text)
 
 
 def display_width(text: str) -> int:
@@ -54,14 +49,15 @@ def _line_width(line: str) -> int:
 def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
     """Word-wrap plain text (no colour codes) so that no line is wider than `width` columns.
 
-    Whitespace runs collapse to one space; a word wider than a line is cut; control
-    characters become visible (see `visible`). Every line starts with `indent`; returns at
-    least one line.
+    Whitespace runs collapse to one space; a word wider than a line is cut; every other
+    control character, ESC of a colour code included, becomes visible (`text` is data, never
+    styled: see txnlab.control_pictures). Every line starts with `indent`; returns at least
+    one line.
     """
     room = max(1, width - display_width(indent))
     lines: list[str] = []
     current = ""
-    for word in visible(text).split():
+    for word in pictured(text, keep=LAYOUT).split():
         while display_width(word) > room:  # cut a word that cannot fit on any line
             if current:
                 lines.append(current)

@@ -13,9 +13,10 @@ import math
 import re
 import textwrap
 from collections.abc import Sequence
-from html import escape
+import html
 
 from txnlab.checks import Verdict
+from txnlab.control_pictures import LAYOUT, pictured
 from txnlab.render.describe import (
     FINAL_STATE,
     MARK_DIFFERS,
@@ -37,6 +38,13 @@ from txnlab.render.describe import (
 from txnlab.render.report import RunReport
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import Event, Outcome, Timeline
+
+
+def escape(text: str) -> str:
+    """Text as HTML text or attribute value, its control characters shown as pictures (a
+    raw ESC or CR is not allowed in HTML and would hide what a value holds)."""
+    return html.escape(pictured(text, keep=LAYOUT))
+
 
 # The swimlane's geometry, in SVG units (1 unit = 1 CSS pixel at full width).
 LABELS = 150  # the session names on the left

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from txnlab.control_pictures import LAYOUT, pictured
 from txnlab.render.describe import (
     FINAL_STATE,
     MatrixCell,
@@ -41,8 +42,9 @@ _LINE_START = re.compile(r"^(\d*)([-+>=.)])")
 
 def inline(text: str) -> str:
     """Plain text as Markdown inline text that shows exactly that text, on one line:
-    HTML escaped (`<` becomes `&lt;`), Markdown punctuation and `|` backslash-escaped."""
-    flat = " ".join(str(text).split())
+    HTML escaped (`<` becomes `&lt;`), Markdown punctuation and `|` backslash-escaped,
+    control characters shown as pictures (see txnlab.control_pictures)."""
+    flat = " ".join(pictured(str(text), keep=LAYOUT).split())
     escaped = html.escape(_PUNCTUATION.sub(r"\\\1", flat), quote=False)
     return _LINE_START.sub(_escape_line_start, escaped)
 
@@ -57,7 +59,7 @@ def _escape_line_start(match: re.Match[str]) -> str:
 def code(text: str) -> str:
     """Text as a Markdown code span on one line, safe inside a table cell: the fence is one
     backtick longer than any run of backticks inside, and `|` is escaped (GitHub's rule)."""
-    flat = " ".join(text.split()).replace("|", "\\|")
+    flat = " ".join(pictured(text, keep=LAYOUT).split()).replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""

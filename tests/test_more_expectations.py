@@ -199,7 +199,30 @@ def test_a_wrong_rowcount_is_exit_1_with_the_count_the_server_reported(cli, tmp_
 def test_a_rowcount_expected_of_a_step_that_reports_none_is_a_mismatch(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     text = ON_CONFLICT.replace("COUNT", "0").replace("a_insert: 1,", "a_insert: 1, a_commit: 0,")
     code, out, _ = cli("run", scenario_file(tmp_path, text))
-    assert code == 1 and "rowcount of a_commit: expected 0, observed no row count (ok)" in out
+    assert code == 1 and "rowcount of a_commit: expected 0, observed none: the server counted no rows for COMMIT" in out
+
+
+AUTOCOMMIT_BEGIN = """\
+    name: autocommit-begin
+    title: BEGIN has no row count
+    summary: psycopg2 reports -1 for a command without a count; the timeline says there is none.
+    sessions: {a: {autocommit: true}, b: {}}
+    steps:
+      - {name: a_begin, session: a, sql: BEGIN}
+      - {name: b_read, session: b, sql: SELECT 1}
+      - {name: a_commit, session: a, sql: COMMIT}
+    levels: [rc]
+    expect: {rc: {}}
+"""
+
+
+def test_a_command_without_a_row_count_has_none_in_json_never_psycopg2s_minus_one(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, document, _ = run_json(cli, scenario_file(tmp_path, AUTOCOMMIT_BEGIN))
+    assert code == 0
+    events = {e["step"]: e for e in document["runs"][0]["events"]}
+    assert (events["a_begin"]["rowcount"], events["a_begin"]["status"]) == (None, "BEGIN")
+    assert (events["a_commit"]["rowcount"], events["a_commit"]["status"]) == (None, "COMMIT")
+    assert events["b_read"]["rowcount"] == 1
 
 
 # -- notices ------------------------------------------------------------------------------

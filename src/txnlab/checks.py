@@ -203,8 +203,10 @@ def _observed_rowcount(timeline: Timeline, step: str) -> str:
     event = timeline.final_event(step)
     if event is None:
         return "not run"
-    if event.rowcount is None or event.rowcount < 0:
-        return f"no row count ({event.outcome.value})"
+    if event.rowcount is None:
+        if event.outcome is Outcome.OK:
+            return f"none: the server counted no rows for {event.status or 'this step'}"
+        return f"none: the step ended {event.outcome.value}"
     return str(event.rowcount)
 
 

@@ -123,7 +123,7 @@ def result_phrase(event: Event) -> str:
         return f"{prefix}ok: psycopg2 sent nothing, no transaction was open"
     if event.rows is not None:
         return prefix + rows_phrase(event.columns or (), event.rows, event.column_types)
-    if event.rowcount is not None and event.rowcount >= 0:
+    if event.rowcount is not None:
         return f"{prefix}{event.rowcount} row{'s' if event.rowcount != 1 else ''} affected"
     return prefix + "ok"
 

@@ -170,7 +170,7 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
             with server_text_cursor(conn) as cur:
                 cur.execute(sql)
                 status = cur.statusmessage
-                rowcount = cur.rowcount
+                rowcount = cur.rowcount if cur.rowcount >= 0 else None  # -1: psycopg2's "no count"
                 if cur.description is not None:
                     columns = tuple(d.name for d in cur.description)
                     type_oids = tuple(d.type_code for d in cur.description)

@@ -25,6 +25,7 @@ from txnlab.server.embedded import (
     default_data_dir,
     installed_postgres,
     legacy_data_dir_name,
+    maintenance_connection,
 )
 from txnlab.server.footprint import Footprint, ServerChange
 from txnlab.server.selection import choose_server
@@ -123,6 +124,40 @@ def test_a_dropped_maintenance_database_is_recreated_on_the_next_start(server_ds
             cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
             assert cur.fetchone() == (1,)
     finally:
+        conn.close()
+
+
+def test_txnlabs_recreating_the_maintenance_database_at_once_all_connect(server_dsn: str) -> None:
+    """Two sessions creating the same database at once: the loser gets 23505 on
+    pg_database's unique index, not 42P04; it must connect like the others."""
+    embedded_only()
+    conn = psycopg2.connect(with_params(server_dsn, dbname="template1"))
+    conn.autocommit = True
+    try:
+        for _ in range(5):
+            with conn.cursor() as cur:
+                cur.execute("DROP DATABASE IF EXISTS postgres WITH (FORCE)")
+            start = threading.Barrier(6)
+            failures: list[BaseException] = []
+
+            def connect_once() -> None:
+                start.wait()
+                try:
+                    maintenance_connection(server_dsn).close()
+                except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=connect_once) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+            assert failures == []
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
+            if cur.fetchone() == (0,):
+                cur.execute("CREATE DATABASE postgres TEMPLATE template0")
         conn.close()
 
 

@@ -246,8 +246,8 @@ def maintenance_connection(dsn: str) -> psycopg2.extensions.connection:
         with conn.cursor() as cur:
             # template0: template1 may be in use (this very connection), which CREATE DATABASE refuses
             cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(MAINTENANCE_DATABASE)))
-    except psycopg2.errors.DuplicateDatabase:
-        pass  # another txnlab recreated it first
+    except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+        pass  # another txnlab recreated it first (or at the same moment: 23505 on pg_database's index)
     except psycopg2.Error as exc:
         raise ServerError(f"could not recreate the maintenance database: {first_line(exc)}") from None
     finally:

@@ -7,6 +7,7 @@ create, a run's fresh schema about 3 ms.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from txnlab.server.connect import with_params
 from txnlab.server.selection import choose_server, resolve_dsn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# A shell starts a background job (`pytest &`, a CI step run that way) with SIGINT and
+# SIGQUIT ignored, and every txnlab a test starts would inherit that: the tests that
+# press Ctrl-C would wait in vain. The suite's children get the default dispositions
+# (tests of txnlab keeping an ignored signal ignored set SIG_IGN themselves).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -71,7 +71,7 @@ class LockWait:
     The fields are pg_locks' own (see PostgreSQL's docs, "pg_locks"). For a wait on a
     transaction id that is a row wait (the waiter holds the row's tuple lock, as every
     first waiter for a row does), `relation`, `relkind`, `page` and `tuple` name that row.
-    JSON: the keys after `detected` were added in schema_version 1 (additive).
+    JSON: the keys after `detected` were added in schema_version 2.
     """
 
     locktype: str | None  # relation, transactionid, tuple, advisory... None for a safe-snapshot wait
@@ -128,7 +128,7 @@ class Event:
     notices: tuple[str, ...] = ()
     # The locks the session holds right after this step (sorted, in the capture view's words),
     # read only when a `holds:` expectation names the step; None otherwise. JSON: added in
-    # schema_version 1 (additive), like `wait_changed` and the lock's new keys.
+    # schema_version 2, like `wait_changed` and the lock's new keys.
     holds: tuple[str, ...] | None = None
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured

@@ -53,7 +53,7 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
-    """`txnlab matrix --format json`: `{"schema_version": 1, "verdicts": [...]}`, one verdict
+    """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
     per scenario and level (before schema_version existed, the bare list)."""
     document = {"schema_version": JSON_SCHEMA_VERSION, "verdicts": [verdict_to_dict(r.verdict) for r in reports]}
     return json.dumps(document, indent=2) + "\n"

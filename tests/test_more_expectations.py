@@ -398,3 +398,28 @@ def test_repeat_is_refused_in_workshop_mode_and_must_be_at_least_1(cli) -> None:
     assert code == 2 and "cannot --repeat" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("run", "lock-queue", "--repeat", "0")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_repeat_counts_runs_whose_final_rows_differ_as_distinct_timelines(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The final rows are shown under each distinct timeline: runs whose `final:` rows differ
+    (a new transaction id each run) are not one timeline shown with the first run's rows."""
+    text = PARITY.replace("rows: {a_xid: [[true]]}", "blocked: []").replace("ALTERNATIVES", "")
+    text = text.replace("levels: [rc]", "final: SELECT txid_current() AS xid\nlevels: [rc]")
+    text = text.replace("SELECT txid_current() % 2 = 0 AS even", "SELECT 1 AS one")
+    code, document, _ = run_json(cli, scenario_file(tmp_path, text), "--repeat", "3")
+    assert code == 0
+    xids = {run["final"][0]["rows"][0][0] for run in document["runs"]}
+    assert len(xids) == 3
+    assert document["repeats"][0]["distinct_timelines"] == 3
+
+
+def test_repeat_never_captions_runs_that_matched_different_things_as_one_timeline(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Runs whose events look alike can still differ in what a `holds:` expectation read (an
+    advisory lock keyed by the transaction id's parity): each timeline's caption says what
+    all of its runs matched, so such runs are never grouped."""
+    text = PARITY.replace("SELECT txid_current() % 2 = 0 AS even", "SELECT pg_advisory_xact_lock(txid_current() % 2)")
+    text = text.replace("rows: {a_xid: [[true]]}", "holds: {a_xid: [ExclusiveLock on advisory key 0]}")
+    code, document, _ = run_json(cli, scenario_file(tmp_path, text.replace("ALTERNATIVES", "")), "--repeat", "6")
+    matched = [run["verdict"]["matches_expectation"] for run in document["runs"]]
+    for timeline in document["repeats"][0]["timelines"]:
+        assert len({matched[run - 1] for run in timeline["runs"]}) == 1, (timeline, matched)

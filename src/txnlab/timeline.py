@@ -84,6 +84,11 @@ class LockWait:
     tuple: int | None = None  # line pointer of that row in its page
     key: str | None = None  # an advisory lock's key ("42", or "(1, 2)" for two int4 keys); an object lock's object
 
+    @property
+    def what(self) -> tuple[Any, ...]:
+        """The lock without the clocks: what two runs that waited alike share."""
+        return (self.locktype, self.mode, self.relation, self.relkind, self.page, self.tuple, self.key)
+
 
 @dataclass(frozen=True)
 class BackendView:
@@ -158,7 +163,10 @@ class Event:
             self.status,
             self.driver_sent_nothing,
             self.blocked_by,
+            self.lock.what if self.lock else None,
+            self.wait_changed,
             self.notices,
+            self.holds,
             self.sent,
             tuple((v.label, v.state, v.locks) for v in self.server),
         )

@@ -2,8 +2,9 @@
 
 A scenario whose timeline the server does not fix (a race inside PostgreSQL, a value like
 txid_current()) shows it here: runs are grouped by what happened, compared without the
-clock (`Timeline.transcript()`, the invariants' and `final:` results, what they matched), and each group is shown once,
-with the runs that produced it and the expectation or accepted alternative they matched.
+clock (`Timeline.transcript()`, the invariants' and `final:` results, what they matched),
+and each group is shown once, with the runs that produced it and the expectation or
+accepted alternative they matched.
 Text, Markdown and JSON say the same; JSON only adds keys to `txnlab run --format json`.
 """
 

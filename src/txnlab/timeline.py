@@ -86,7 +86,8 @@ class LockWait:
 
     @property
     def what(self) -> tuple[Any, ...]:
-        """The lock without the clocks: what two runs that waited alike share."""
+        """The lock without its clocks: equal for two reads of the same wait (one run's, or
+        two runs' that waited alike)."""
         return (self.locktype, self.mode, self.relation, self.relkind, self.page, self.tuple, self.key)
 
 

@@ -322,8 +322,8 @@ class Scheduler:
             wait = waits[flight.worker.name]
             assert wait is not None  # the callers apply only complete readings
             blocked_by, lock, read_at = wait
-            if flight.blocked_recorded and (blocked_by, _lock_identity(lock)) == (
-                flight.blocked_by, _lock_identity(flight.lock)
+            if flight.blocked_recorded and (blocked_by, lock.what) == (
+                flight.blocked_by, flight.lock.what if flight.lock else None
             ):
                 continue
             if flight.blocked_recorded:
@@ -472,11 +472,6 @@ class Scheduler:
             return sql_literal(cell, column_type, adapt)
 
         return PLACEHOLDER.sub(value, sql)
-
-
-def _lock_identity(lock: LockWait | None) -> LockWait | None:
-    """A lock without its clocks: two reads of the same wait compare equal."""
-    return dataclasses.replace(lock, wait_started=None, detected=None) if lock else None
 
 
 def _causal_order(arrivals: list[Arrival]) -> list[Arrival]:

@@ -423,3 +423,28 @@ def test_repeat_never_captions_runs_that_matched_different_things_as_one_timelin
     matched = [run["verdict"]["matches_expectation"] for run in document["runs"]]
     for timeline in document["repeats"][0]["timelines"]:
         assert len({matched[run - 1] for run in timeline["runs"]}) == 1, (timeline, matched)
+
+
+def test_json_says_what_differs_from_each_alternative_as_text_and_markdown_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    none_fit = "alternatives: [{name: minus_one, rows: {a_xid: [[-1]]}}]"
+    path = scenario_file(tmp_path, PARITY.replace("[[true]]", "[[42]]").replace("ALTERNATIVES", none_fit))
+    code, document, _ = run_json(cli, path)
+    assert code == 1
+    (missed,) = document["runs"][0]["verdict"]["alternatives_missed"]
+    assert missed["name"] == "minus_one"
+    assert [(f["subject"], f["expected"], f["ok"]) for f in missed["findings"]] == [("rows of a_xid", "[[-1]]", False)]
+    code, matrix, _ = cli("matrix", path, "--format", "json")
+    (in_matrix,) = json.loads(matrix)["verdicts"][0]["alternatives_missed"]
+    assert (in_matrix["name"], in_matrix["findings"][0]["expected"]) == ("minus_one", "[[-1]]")
+
+
+def test_repeat_json_runs_carry_every_key_of_a_run_in_run_format_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`--repeat` builds its runs apart: they must not lose a key (`invariant_sql`) that
+    `txnlab run --format json` prints."""
+    text = PARITY.replace("rows: {a_xid: [[true]]}", "blocked: []").replace("ALTERNATIVES", "")
+    text = text.replace("levels: [rc]", "invariants: {one: SELECT true}\nlevels: [rc]")
+    path = scenario_file(tmp_path, text)
+    _, once, _ = run_json(cli, path)
+    _, repeated, _ = run_json(cli, path, "--repeat", "2")
+    assert set(repeated["runs"][0]) == set(once["runs"][0]) | {"repeat", "timeline"}
+    assert repeated["runs"][0]["invariant_sql"] == {"one": "SELECT true"}

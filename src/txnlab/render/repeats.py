@@ -18,9 +18,9 @@ from functools import cached_property
 from txnlab.checks import Verdict
 from txnlab.render import markdown, text
 from txnlab.render.fit import fit_table, wrap
-from txnlab.render.json import verdict_to_dict
+from txnlab.render.json import run_to_dict
 from txnlab.render.report import RunReport
-from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,7 @@ def render_json(cells: Sequence[RepeatedCell]) -> str:
     runs, summaries = [], []
     for cell in cells:
         for number, report in enumerate(cell.reports, 1):
-            runs.append({**timeline_to_dict(report.timeline), "verdict": verdict_to_dict(report.verdict),
-                         "repeat": number, "timeline": cell.timeline_of(number)})
+            runs.append({**run_to_dict(report), "repeat": number, "timeline": cell.timeline_of(number)})
         summaries.append({
             "scenario": cell.first.scenario.name,
             "level": cell.first.verdict.level.value,

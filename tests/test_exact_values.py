@@ -292,3 +292,31 @@ def test_every_value_is_character_for_character_what_psql_prints(lab: Lab, scrat
     (read,) = lab.run(scenario, Level.READ_COMMITTED).events
     assert read.rows is not None
     assert "|".join("NULL" if v is None else v for v in read.rows[0]) == printed
+
+
+# `character` and `bit` without a length mean a length of 1: a value read from a char(3)
+# or bit(3) column must not be cast to them when it is sent back.
+FIXED_LENGTH = """\
+    name: fixed-length
+    title: char(n) and bit(n) go back whole
+    summary: A char(3) and a bit(3) value, with their arrays, read by one session and sent back by another.
+    setup: |
+      CREATE TABLE t (c char(3), b bit(3), cs char(3)[], bs bit(3)[]);
+      INSERT INTO t VALUES ('ab', B'101', '{ab,xyz}', '{101,011}');
+    sessions: {a: {}, b: {}}
+    steps:
+      - {name: a_read, session: a, sql: "SELECT c, b, cs, bs FROM t"}
+      - name: b_back
+        session: b
+        sql: "SELECT ${a_read.c} = c AS c, ${a_read.b} = b AS b, ${a_read.cs} = cs AS cs, ${a_read.bs} = bs AS bs FROM t"
+    levels: [rc]
+    expect:
+      rc:
+        rows: {b_back: [[true, true, true, true]]}
+"""
+
+
+def test_char_n_and_bit_n_values_are_sent_back_whole_not_cut_to_one_character(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", scenario_file(tmp_path, FIXED_LENGTH))
+    assert code == 0, out
+    assert "'101'::bit " not in out and "'ab '::character " not in out

@@ -139,12 +139,25 @@ def json_cell(value: Any, column_type: str) -> Any:
     return value
 
 
+# Type names that, written without a length, mean a length of 1 (PostgreSQL's docs,
+# "Character Types": `character` is `character(1)`; "Bit String Types": `bit` is `bit(1)`),
+# so a cast to them would cut a char(3) or bit(3) value; their internal names take any length.
+CAST_NAMES = {"character": "bpchar", "bit": '"bit"'}
+
+
+def cast_name(column_type: str) -> str:
+    """The name to cast a value of `column_type` (format_type without a modifier) to, so
+    that the cast keeps the whole value: `character[]` becomes `bpchar[]`."""
+    element = column_type.removesuffix("[]")
+    return CAST_NAMES.get(element, element) + column_type[len(element):]
+
+
 def sql_literal(value: Any, column_type: str, adapt: Callable[[Any], str]) -> str:
     """What `${step.column}` puts into SQL: the server's text as a literal cast to the
-    column's type (`'12345678901234567.89'::numeric`, `NULL::integer`), so the statement
-    gets back exactly the value that was read. `adapt` quotes a Python value as the driver
+    column's type (`'12345678901234567.89'::numeric`, `NULL::integer`, `'ab '::bpchar`:
+    see `cast_name`), so the statement gets back exactly the value that was read. `adapt` quotes a Python value as the driver
     does (psycopg2's mogrify); a Python step's value goes through it as it is."""
     if column_type == PYTHON:
         return adapt(value)
     literal = NULL if value is None else adapt(value)
-    return literal if column_type == UNKNOWN_TYPE else f"{literal}::{column_type}"
+    return literal if column_type == UNKNOWN_TYPE else f"{literal}::{cast_name(column_type)}"

@@ -448,3 +448,33 @@ def test_repeat_json_runs_carry_every_key_of_a_run_in_run_format_json(cli, tmp_p
     _, repeated, _ = run_json(cli, path, "--repeat", "2")
     assert set(repeated["runs"][0]) == set(once["runs"][0]) | {"repeat", "timeline"}
     assert repeated["runs"][0]["invariant_sql"] == {"one": "SELECT true"}
+
+
+def test_show_says_every_fact_an_expectation_states_rowcount_notices_holds_and_detail() -> None:
+    """`txnlab show` says what PostgreSQL does at each level from the expectation: the keys
+    issue 9 added are part of it, not only blocked and errors."""
+    from txnlab.cli.catalogue import describe
+
+    scenario = scenario_from_yaml("""\
+        name: facts
+        title: Every fact an expectation states
+        summary: rowcount, notices, holds and an error's DETAIL, as show says them.
+        setup: CREATE TABLE t (id int PRIMARY KEY)
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: a_ins, session: a, sql: INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING}
+          - {name: a_lock, session: a, sql: SELECT pg_advisory_lock(42)}
+          - {name: a_note, session: a, sql: "DO $$ BEGIN RAISE NOTICE 'hello'; END $$"}
+          - {name: b_dup, session: b, sql: INSERT INTO t VALUES (1)}
+        expect:
+          all:
+            rowcount: {a_ins: 1}
+            holds: {a_lock: [ExclusiveLock on advisory key 42]}
+            notices: {a_note: [hello]}
+            blocked: [b_dup]
+            errors: {b_dup: {sqlstate: "23505", detail: "already exists"}}
+        """)
+    shown = " ".join(describe(scenario, width=200).split())
+    assert ("read committed: blocks: b_dup; fails: b_dup (23505, DETAIL containing 'already exists'); "
+            "rows affected: a_ins 1; notices: a_note 'hello'; "
+            "locks held after a_lock: ExclusiveLock on advisory key 42") in shown, shown

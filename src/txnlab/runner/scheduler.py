@@ -2,7 +2,9 @@
 
 After each step it waits until every session with a step in flight is either done or
 reported blocked by the server; only then does the next step go out. That rule, the
-same as PostgreSQL's isolationtester, makes a run deterministic without sleeping.
+same as PostgreSQL's isolationtester, fixes the order in which steps are sent without
+sleeping; what the server itself decides (which of two queued sessions gets a row first)
+may still differ from run to run (`txnlab run --repeat N` counts the timelines).
 Completions seen together are recorded in causal order: a session released by another
 session's commit or error is recorded after it, and never with an earlier time.
 

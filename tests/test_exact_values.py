@@ -320,3 +320,18 @@ def test_char_n_and_bit_n_values_are_sent_back_whole_not_cut_to_one_character(cl
     code, out, _ = cli("run", scenario_file(tmp_path, FIXED_LENGTH))
     assert code == 0, out
     assert "'101'::bit " not in out and "'ab '::character " not in out
+
+
+def test_a_list_or_mapping_expected_of_a_sql_column_is_shown_as_written_never_in_python_notation(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    """An array or json is compared with its text ('{1,NULL}'); a YAML list or mapping in
+    its place cannot match, and the finding shows it as the file wrote it, not as Python's
+    `[1, None]` or `Decimal('1.10')`."""
+    written = """read: [[[1, null, 3], 'x', {k: 1.10}, 'y']]"""
+    text = ARRAYS_AND_JSON.replace("""read: [["{1,NULL,3}", '{"x y",NULL}', '{"b": 1,  "a": [1.10]}', '{"a": 2, "b": 1}']]""", written)
+    code, out, _ = cli("run", scenario_file(tmp_path, text))
+    assert code == 1
+    finding = " ".join(out.split("rows of read: expected ", 1)[1].split())
+    assert finding.startswith("""[[[1, null, 3], x, '{"k": 1.10}', 'y']], observed"""), finding
+    assert "None" not in out and "Decimal" not in out

@@ -11,6 +11,7 @@ data (see `python_value`), with the column type PYTHON.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -58,11 +59,27 @@ def quoted(text: str) -> str:
 def as_text(value: Any) -> str | None:
     """An expected value (from a scenario file) as the text the server would print for it:
     None stays NULL, text stays as written, true/false become t/f, a number its digits as
-    written (YAML `0.10` is read as the exact decimal 0.10), a date its ISO form."""
+    written (YAML `0.10` is read as the exact decimal 0.10), a date its ISO form, a list
+    or mapping in JSON's notation (see `_as_written`)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "t" if value else "f"
+    if isinstance(value, (list, dict)):
+        return _as_written(value)
+    return str(value)
+
+
+def _as_written(value: Any) -> str:
+    """A list or mapping from a scenario file in JSON's notation (a number with its digits
+    as written): no server text looks like it, so it never matches, and a finding shows it
+    as the file wrote it, not as Python's `[1, None]` or `Decimal('1.10')`."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_written(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_as_written(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, str)):
+        return json.dumps(value)
     return str(value)
 
 

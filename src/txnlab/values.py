@@ -72,8 +72,9 @@ def as_text(value: Any) -> str | None:
 
 def _as_written(value: Any) -> str:
     """A list or mapping from a scenario file in JSON's notation (a number with its digits
-    as written): no server text looks like it, so it never matches, and a finding shows it
-    as the file wrote it, not as Python's `[1, None]` or `Decimal('1.10')`."""
+    as written): it matches only a json value the server prints in exactly that form (an
+    array prints as `{1,NULL}`), and a finding shows it as the file wrote it, not as
+    Python's `[1, None]` or `Decimal('1.10')`."""
     if isinstance(value, list):
         return "[" + ", ".join(_as_written(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -328,3 +328,46 @@ def test_every_value_is_character_for_character_what_psql_prints(lab: Lab, scrat
     (read,) = lab.run(scenario, Level.READ_COMMITTED).events
     assert read.rows is not None
     assert "|".join("NULL" if v is None else v for v in read.rows[0]) == printed
+
+
+# `character` and `bit` without a length mean a length of 1: a value read from a char(3)
+# or bit(3) column must not be cast to them when it is sent back.
+FIXED_LENGTH = """\
+    name: fixed-length
+    title: char(n) and bit(n) go back whole
+    summary: A char(3) and a bit(3) value, with their arrays, read by one session and sent back by another.
+    setup: |
+      CREATE TABLE t (c char(3), b bit(3), cs char(3)[], bs bit(3)[]);
+      INSERT INTO t VALUES ('ab', B'101', '{ab,xyz}', '{101,011}');
+    sessions: {a: {}, b: {}}
+    steps:
+      - {name: a_read, session: a, sql: "SELECT c, b, cs, bs FROM t"}
+      - name: b_back
+        session: b
+        sql: "SELECT ${a_read.c} = c AS c, ${a_read.b} = b AS b, ${a_read.cs} = cs AS cs, ${a_read.bs} = bs AS bs FROM t"
+    levels: [rc]
+    expect:
+      rc:
+        rows: {b_back: [[true, true, true, true]]}
+"""
+
+
+def test_char_n_and_bit_n_values_are_sent_back_whole_not_cut_to_one_character(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", scenario_file(tmp_path, FIXED_LENGTH))
+    assert code == 0, out
+    assert "'101'::bit " not in out and "'ab '::character " not in out
+
+
+def test_a_list_or_mapping_expected_of_a_sql_column_is_shown_as_written_never_in_python_notation(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    """An array or json is compared with its text ('{1,NULL}'); a YAML list or mapping in
+    its place cannot match, and the finding shows it as the file wrote it, not as Python's
+    `[1, None]` or `Decimal('1.10')`."""
+    written = """read: [[[1, null, 3], 'x', {k: 1.10}, 'y']]"""
+    text = ARRAYS_AND_JSON.replace("""read: [["{1,NULL,3}", '{"x y",NULL}', '{"b": 1,  "a": [1.10]}', '{"a": 2, "b": 1}']]""", written)
+    code, out, _ = cli("run", scenario_file(tmp_path, text))
+    assert code == 1
+    finding = " ".join(out.split("rows of read: expected ", 1)[1].split())
+    assert finding.startswith("""[[[1, null, 3], x, '{"k": 1.10}', 'y']], observed"""), finding
+    assert "None" not in out and "Decimal" not in out

@@ -421,3 +421,83 @@ def test_repeat_is_refused_in_workshop_mode_and_must_be_at_least_1(cli) -> None:
     assert code == 2 and "cannot --repeat" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("run", "lock-queue", "--repeat", "0")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_repeat_counts_runs_whose_final_rows_differ_as_distinct_timelines(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The final rows are shown under each distinct timeline: runs whose `final:` rows differ
+    (a new transaction id each run) are not one timeline shown with the first run's rows."""
+    text = PARITY.replace("rows: {a_xid: [[true]]}", "blocked: []").replace("ALTERNATIVES", "")
+    text = text.replace("levels: [rc]", "final: SELECT txid_current() AS xid\nlevels: [rc]")
+    text = text.replace("SELECT txid_current() % 2 = 0 AS even", "SELECT 1 AS one")
+    code, document, _ = run_json(cli, scenario_file(tmp_path, text), "--repeat", "3")
+    assert code == 0
+    xids = {run["final"][0]["rows"][0][0] for run in document["runs"]}
+    assert len(xids) == 3
+    assert document["repeats"][0]["distinct_timelines"] == 3
+
+
+def test_repeat_never_captions_runs_that_matched_different_things_as_one_timeline(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Runs whose events look alike can still differ in what a `holds:` expectation read (an
+    advisory lock keyed by the transaction id's parity): each timeline's caption says what
+    all of its runs matched, so such runs are never grouped."""
+    text = PARITY.replace("SELECT txid_current() % 2 = 0 AS even", "SELECT pg_advisory_xact_lock(txid_current() % 2)")
+    text = text.replace("rows: {a_xid: [[true]]}", "holds: {a_xid: [ExclusiveLock on advisory key 0]}")
+    code, document, _ = run_json(cli, scenario_file(tmp_path, text.replace("ALTERNATIVES", "")), "--repeat", "6")
+    matched = [run["verdict"]["matches_expectation"] for run in document["runs"]]
+    for timeline in document["repeats"][0]["timelines"]:
+        assert len({matched[run - 1] for run in timeline["runs"]}) == 1, (timeline, matched)
+
+
+def test_json_says_what_differs_from_each_alternative_as_text_and_markdown_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    none_fit = "alternatives: [{name: minus_one, rows: {a_xid: [[-1]]}}]"
+    path = scenario_file(tmp_path, PARITY.replace("[[true]]", "[[42]]").replace("ALTERNATIVES", none_fit))
+    code, document, _ = run_json(cli, path)
+    assert code == 1
+    (missed,) = document["runs"][0]["verdict"]["alternatives_missed"]
+    assert missed["name"] == "minus_one"
+    assert [(f["subject"], f["expected"], f["ok"]) for f in missed["findings"]] == [("rows of a_xid", "[[-1]]", False)]
+    code, matrix, _ = cli("matrix", path, "--format", "json")
+    (in_matrix,) = json.loads(matrix)["verdicts"][0]["alternatives_missed"]
+    assert (in_matrix["name"], in_matrix["findings"][0]["expected"]) == ("minus_one", "[[-1]]")
+
+
+def test_repeat_json_runs_carry_every_key_of_a_run_in_run_format_json(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`--repeat` builds its runs apart: they must not lose a key (`invariant_sql`) that
+    `txnlab run --format json` prints."""
+    text = PARITY.replace("rows: {a_xid: [[true]]}", "blocked: []").replace("ALTERNATIVES", "")
+    text = text.replace("levels: [rc]", "invariants: {one: SELECT true}\nlevels: [rc]")
+    path = scenario_file(tmp_path, text)
+    _, once, _ = run_json(cli, path)
+    _, repeated, _ = run_json(cli, path, "--repeat", "2")
+    assert set(repeated["runs"][0]) == set(once["runs"][0]) | {"repeat", "timeline"}
+    assert repeated["runs"][0]["invariant_sql"] == {"one": "SELECT true"}
+
+
+def test_show_says_every_fact_an_expectation_states_rowcount_notices_holds_and_detail() -> None:
+    """`txnlab show` says what PostgreSQL does at each level from the expectation: the keys
+    issue 9 added are part of it, not only blocked and errors."""
+    from txnlab.cli.catalogue import describe
+
+    scenario = scenario_from_yaml("""\
+        name: facts
+        title: Every fact an expectation states
+        summary: rowcount, notices, holds and an error's DETAIL, as show says them.
+        setup: CREATE TABLE t (id int PRIMARY KEY)
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: a_ins, session: a, sql: INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING}
+          - {name: a_lock, session: a, sql: SELECT pg_advisory_lock(42)}
+          - {name: a_note, session: a, sql: "DO $$ BEGIN RAISE NOTICE 'hello'; END $$"}
+          - {name: b_dup, session: b, sql: INSERT INTO t VALUES (1)}
+        expect:
+          all:
+            rowcount: {a_ins: 1}
+            holds: {a_lock: [ExclusiveLock on advisory key 42]}
+            notices: {a_note: [hello]}
+            blocked: [b_dup]
+            errors: {b_dup: {sqlstate: "23505", detail: "already exists"}}
+        """)
+    shown = " ".join(describe(scenario, width=200).split())
+    assert ("read committed: blocks: b_dup; fails: b_dup (23505, DETAIL containing 'already exists'); "
+            "rows affected: a_ins 1; notices: a_note 'hello'; "
+            "locks held after a_lock: ExclusiveLock on advisory key 42") in shown, shown

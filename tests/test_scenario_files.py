@@ -298,3 +298,20 @@ def test_an_alias_inside_the_value_it_names_is_one_line_not_a_hang(tmp_path: Pat
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"txnlab: error: {path}:17: an alias (*name) stands for a value that contains it\n"
+
+
+def test_the_format_docs_and_docstrings_name_only_the_current_json_schema_version() -> None:
+    """Merged branches wrote 'new keys of schema_version 1' while JSON moved to 2: every
+    `schema_version N` the docs and the source mention is the one txnlab prints."""
+    from txnlab.timeline import JSON_SCHEMA_VERSION
+
+    texts = {"docs/scenario-format.md": (DOCS / "scenario-format.md").read_text()}
+    source = Path(__file__).parent.parent / "src" / "txnlab"
+    texts |= {str(path.relative_to(source)): path.read_text() for path in source.rglob("*.py")}
+    stale = {
+        (name, found)
+        for name, text in texts.items()
+        for found in re.findall(r'schema_version"?:? (\d+)', text)
+        if int(found) != JSON_SCHEMA_VERSION
+    }
+    assert stale == set()

@@ -191,6 +191,12 @@ def test_a_run_that_differs_only_in_a_sqlstate_says_which_sqlstate(matrix_report
     assert "ran ✓" in row and "ran ✗ expected 40P01, got 40001" in row and "unexpected" not in row
 
 
+def test_json_says_which_sqlstate_differs_as_the_matrix_does(matrix_reports: list[RunReport]) -> None:
+    verdict = json.loads(json_render.render_matrix(matrix_reports))["verdicts"][2]
+    assert verdict["sqlstate_changes"] == [{"step": "b_write", "expected": "40P01", "observed": "40001"}]
+    assert json.loads(json_render.render_matrix(matrix_reports))["verdicts"][0]["sqlstate_changes"] == []
+
+
 def _table_marks(table: str) -> set[str]:
     return {mark for mark in ("✓", "✗", "⚠") if mark in table}
 

@@ -71,7 +71,7 @@ class LockWait:
     The fields are pg_locks' own (see PostgreSQL's docs, "pg_locks"). For a wait on a
     transaction id that is a row wait (the waiter holds the row's tuple lock, as every
     first waiter for a row does), `relation`, `relkind`, `page` and `tuple` name that row.
-    JSON: the keys after `detected` were added in schema_version 1 (additive).
+    JSON: the keys after `detected` were added in schema_version 2.
     """
 
     locktype: str | None  # relation, transactionid, tuple, advisory... None for a safe-snapshot wait
@@ -83,6 +83,12 @@ class LockWait:
     page: int | None = None  # page of a page or tuple lock, or of the row a transaction id wait is for
     tuple: int | None = None  # line pointer of that row in its page
     key: str | None = None  # an advisory lock's key ("42", or "(1, 2)" for two int4 keys); an object lock's object
+
+    @property
+    def what(self) -> tuple[Any, ...]:
+        """The lock without its clocks: equal for two reads of the same wait (one run's, or
+        two runs' that waited alike)."""
+        return (self.locktype, self.mode, self.relation, self.relkind, self.page, self.tuple, self.key)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class Event:
     notices: tuple[str, ...] = ()
     # The locks the session holds right after this step (sorted, in the capture view's words),
     # read only when a `holds:` expectation names the step; None otherwise. JSON: added in
-    # schema_version 1 (additive), like `wait_changed` and the lock's new keys.
+    # schema_version 2, like `wait_changed` and the lock's new keys.
     holds: tuple[str, ...] | None = None
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
@@ -158,7 +164,10 @@ class Event:
             self.status,
             self.driver_sent_nothing,
             self.blocked_by,
+            self.lock.what if self.lock else None,
+            self.wait_changed,
             self.notices,
+            self.holds,
             self.sent,
             tuple((v.label, v.state, v.locks) for v in self.server),
         )

@@ -11,6 +11,7 @@ data (see `python_value`), with the column type PYTHON.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -60,11 +61,28 @@ def quoted(text: str) -> str:
 def as_text(value: Any) -> str | None:
     """An expected value (from a scenario file) as the text the server would print for it:
     None stays NULL, text stays as written, true/false become t/f, a number its digits as
-    written (YAML `0.10` is read as the exact decimal 0.10), a date its ISO form."""
+    written (YAML `0.10` is read as the exact decimal 0.10), a date its ISO form, a list
+    or mapping in JSON's notation (see `_as_written`)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "t" if value else "f"
+    if isinstance(value, (list, dict)):
+        return _as_written(value)
+    return str(value)
+
+
+def _as_written(value: Any) -> str:
+    """A list or mapping from a scenario file in JSON's notation (a number with its digits
+    as written): it matches only a json value the server prints in exactly that form (an
+    array prints as `{1,NULL}`), and a finding shows it as the file wrote it, not as
+    Python's `[1, None]` or `Decimal('1.10')`."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_written(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_as_written(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, str)):
+        return json.dumps(value)
     return str(value)
 
 
@@ -143,12 +161,25 @@ def json_cell(value: Any, column_type: str) -> Any:
     return value
 
 
+# Type names that, written without a length, mean a length of 1 (PostgreSQL's docs,
+# "Character Types": `character` is `character(1)`; "Bit String Types": `bit` is `bit(1)`),
+# so a cast to them would cut a char(3) or bit(3) value; their internal names take any length.
+CAST_NAMES = {"character": "bpchar", "bit": '"bit"'}
+
+
+def cast_name(column_type: str) -> str:
+    """The name to cast a value of `column_type` (format_type without a modifier) to, so
+    that the cast keeps the whole value: `character[]` becomes `bpchar[]`."""
+    element = column_type.removesuffix("[]")
+    return CAST_NAMES.get(element, element) + column_type[len(element):]
+
+
 def sql_literal(value: Any, column_type: str, adapt: Callable[[Any], str]) -> str:
     """What `${step.column}` puts into SQL: the server's text as a literal cast to the
-    column's type (`'12345678901234567.89'::numeric`, `NULL::integer`), so the statement
-    gets back exactly the value that was read. `adapt` quotes a Python value as the driver
+    column's type (`'12345678901234567.89'::numeric`, `NULL::integer`, `'ab '::bpchar`:
+    see `cast_name`), so the statement gets back exactly the value that was read. `adapt` quotes a Python value as the driver
     does (psycopg2's mogrify); a Python step's value goes through it as it is."""
     if column_type == PYTHON:
         return adapt(value)
     literal = NULL if value is None else adapt(value)
-    return literal if column_type == UNKNOWN_TYPE else f"{literal}::{column_type}"
+    return literal if column_type == UNKNOWN_TYPE else f"{literal}::{cast_name(column_type)}"

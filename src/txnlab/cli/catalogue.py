@@ -97,6 +97,8 @@ def _code_lines(sql: str, width: int) -> list[str]:
 
 
 def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
+    """What an expectation says PostgreSQL does, in words, every fact it states: waits (and
+    for whom), errors (and their DETAIL), rows affected, notices, locks held, the anomaly."""
     parts = []
     if expectation.blocked:
         parts.append("blocks: " + ", ".join(
@@ -104,7 +106,15 @@ def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
             for step in sorted(expectation.blocked)
         ))
     if expectation.errors:
-        parts.append("fails: " + ", ".join(f"{s} ({c})" for s, c in expectation.errors.items()))
+        details = {s: f", DETAIL containing {d!r}" for s, d in expectation.error_details.items()}
+        parts.append("fails: " + ", ".join(f"{s} ({c}{details.get(s, '')})" for s, c in expectation.errors.items()))
+    if expectation.rowcount:
+        parts.append("rows affected: " + ", ".join(f"{s} {n}" for s, n in expectation.rowcount.items()))
+    if expectation.notices:
+        parts.append("notices: " + ", ".join(
+            f"{s} {' '.join(map(repr, texts)) or 'none'}" for s, texts in expectation.notices.items()
+        ))
+    parts += [f"locks held after {s}: {', '.join(locks) or 'none'}" for s, locks in expectation.holds.items()]
     if expectation.anomaly is not None and scenario.anomaly:
         parts.append(f"{scenario.anomaly.name} {'happens' if expectation.anomaly else 'is prevented'}")
     if expectation.note:

@@ -6,12 +6,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from txnlab.checks import Verdict
+from txnlab.checks import Finding, Verdict
 from txnlab.render.report import RunReport
 from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
 
 
+def _findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    return [{"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok} for f in findings]
+
+
 def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as JSON data: what the text, Markdown and HTML verdicts say, keys added
+    in schema_version 2 included (`alternative`, `sqlstate_changes`, `alternatives_missed`)."""
     return {
         "scenario": verdict.scenario,
         "level": verdict.level.value,
@@ -29,10 +35,24 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "ended_early": verdict.ended_early,
         "could_not_run": verdict.could_not_run,
         "alternative": verdict.alternative,
-        "findings": [
-            {"subject": f.subject, "expected": f.expected, "observed": f.observed, "ok": f.ok}
-            for f in verdict.findings
+        "findings": _findings(verdict.findings),
+        "sqlstate_changes": [
+            {"step": step, "expected": expected, "observed": observed}
+            for step, expected, observed in verdict.sqlstate_changes
         ],
+        "alternatives_missed": [
+            {"name": name, "findings": _findings(findings)} for name, findings in verdict.alternatives_missed
+        ],
+    }
+
+
+def run_to_dict(report: RunReport) -> dict[str, Any]:
+    """One run as `txnlab run --format json` prints it: its timeline, its invariants' SQL
+    and its verdict (`--repeat` adds its own keys to this)."""
+    return {
+        **timeline_to_dict(report.timeline),
+        "invariant_sql": dict(report.scenario.invariants),
+        "verdict": verdict_to_dict(report.verdict),
     }
 
 
@@ -40,20 +60,13 @@ def render_runs(reports: Sequence[RunReport]) -> str:
     """`txnlab run --format json`: every run's timeline and verdict."""
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
-        "runs": [
-            {
-                **timeline_to_dict(r.timeline),
-                "invariant_sql": dict(r.scenario.invariants),
-                "verdict": verdict_to_dict(r.verdict),
-            }
-            for r in reports
-        ],
+        "runs": [run_to_dict(r) for r in reports],
     }
     return json.dumps(document, indent=2) + "\n"
 
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
-    """`txnlab matrix --format json`: `{"schema_version": 1, "verdicts": [...]}`, one verdict
+    """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
     per scenario and level (before schema_version existed, the bare list)."""
     document = {"schema_version": JSON_SCHEMA_VERSION, "verdicts": [verdict_to_dict(r.verdict) for r in reports]}
     return json.dumps(document, indent=2) + "\n"

@@ -2,8 +2,9 @@
 
 A scenario whose timeline the server does not fix (a race inside PostgreSQL, a value like
 txid_current()) shows it here: runs are grouped by what happened, compared without the
-clock (`Timeline.transcript()` and the invariants' results), and each group is shown once,
-with the runs that produced it and the expectation or accepted alternative they matched.
+clock (`Timeline.transcript()`, the invariants' and `final:` results, what they matched),
+and each group is shown once, with the runs that produced it and the expectation or
+accepted alternative they matched.
 Text, Markdown and JSON say the same; JSON only adds keys to `txnlab run --format json`.
 """
 
@@ -17,9 +18,9 @@ from functools import cached_property
 from txnlab.checks import Verdict
 from txnlab.render import markdown, text
 from txnlab.render.fit import fit_table, wrap
-from txnlab.render.json import verdict_to_dict
+from txnlab.render.json import run_to_dict
 from txnlab.render.report import RunReport
-from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,17 @@ class RepeatedCell:
 
 def _behaviour(report: RunReport) -> str:
     """What two runs must share to count as the same timeline: the events without the clock,
-    the invariants' results, and whether the run could run at all."""
+    the invariants' results, the `final:` rows, whether the run could run at all, and what
+    it matched (a caption says it for all the runs it shows, and an expectation can read
+    what the timeline does not show, such as an error's DETAIL)."""
     timeline = report.timeline
-    behaviour = [timeline.transcript(), sorted(timeline.invariants.items()), timeline.could_not_run]
+    behaviour = [
+        timeline.transcript(),
+        sorted(timeline.invariants.items()),
+        [e.transcript() for e in timeline.final],
+        timeline.could_not_run,
+        matched(report.verdict),
+    ]
     # As canonical text: values can be lists and mappings (arrays, json, a Python step's dict).
     return json.dumps(behaviour, sort_keys=True, default=repr)
 
@@ -142,8 +151,7 @@ def render_json(cells: Sequence[RepeatedCell]) -> str:
     runs, summaries = [], []
     for cell in cells:
         for number, report in enumerate(cell.reports, 1):
-            runs.append({**timeline_to_dict(report.timeline), "verdict": verdict_to_dict(report.verdict),
-                         "repeat": number, "timeline": cell.timeline_of(number)})
+            runs.append({**run_to_dict(report), "repeat": number, "timeline": cell.timeline_of(number)})
         summaries.append({
             "scenario": cell.first.scenario.name,
             "level": cell.first.verdict.level.value,

@@ -4,7 +4,8 @@ value as another session would print it.
 psycopg2 gives each column's type as an OID (`cursor.description[i].type_code`); the
 timeline keeps the name (`numeric`, `timestamp with time zone`, `integer[]`), which
 decides how a value is shown and which cast `${step.column}` writes. Names come from
-`format_type(oid, NULL)` (no type modifier: the cast keeps every digit), asked on a
+`format_type(oid, NULL)` (no type modifier, so a cast keeps every digit; `character`
+and `bit` are cast by their internal names, see txnlab.values.cast_name), asked on a
 connection of txnlab's own whose search_path is the run's schema, so a type the setup
 created is named without the schema.
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 import psycopg2.extensions
 
 from txnlab.runner.execute import Styles, guarded, server_text_cursor
+from txnlab.values import cast_name
 
 NAMES_SQL = "SELECT oid::int, format_type(oid, NULL) FROM unnest(%s::oid[]) AS oid"
 # The value is read in the inner query, under the styles it was printed in, then printed
@@ -59,7 +61,7 @@ class TypeCatalog:
                 "SELECT set_config('DateStyle', %s, false), set_config('IntervalStyle', %s, false)", printed_in
             )
             try:
-                query = RESTYLE_SQL.format(type=type_name)
+                query = RESTYLE_SQL.format(type=cast_name(type_name))
                 cur.execute(query, {"text": text, "date_style": wanted[0], "interval_style": wanted[1]})
                 return str(cur.fetchone()[2])
             finally:

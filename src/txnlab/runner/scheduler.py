@@ -2,7 +2,9 @@
 
 After each step it waits until every session with a step in flight is either done or
 reported blocked by the server; only then does the next step go out. That rule, the
-same as PostgreSQL's isolationtester, makes a run deterministic without sleeping.
+same as PostgreSQL's isolationtester, fixes the order in which steps are sent without
+sleeping; what the server itself decides (which of two queued sessions gets a row first)
+may still differ from run to run (`txnlab run --repeat N` counts the timelines).
 Completions seen together are recorded in causal order: a session released by another
 session's commit or error is recorded after it, and never with an earlier time.
 
@@ -322,8 +324,8 @@ class Scheduler:
             wait = waits[flight.worker.name]
             assert wait is not None  # the callers apply only complete readings
             blocked_by, lock, read_at = wait
-            if flight.blocked_recorded and (blocked_by, _lock_identity(lock)) == (
-                flight.blocked_by, _lock_identity(flight.lock)
+            if flight.blocked_recorded and (blocked_by, lock.what) == (
+                flight.blocked_by, flight.lock.what if flight.lock else None
             ):
                 continue
             if flight.blocked_recorded:
@@ -472,11 +474,6 @@ class Scheduler:
             return sql_literal(cell, column_type, adapt)
 
         return PLACEHOLDER.sub(value, sql)
-
-
-def _lock_identity(lock: LockWait | None) -> LockWait | None:
-    """A lock without its clocks: two reads of the same wait compare equal."""
-    return dataclasses.replace(lock, wait_started=None, detected=None) if lock else None
 
 
 def _causal_order(arrivals: list[Arrival]) -> list[Arrival]:

@@ -1,7 +1,7 @@
 """Stage 3 of the pipeline: what happened in a run, as a list of events.
 
 The runner produces a `Timeline`; checks and renderers only read it. Everything
-here is plain data that converts to JSON (see `to_dict`), and nothing here talks
+here is plain data that converts to JSON (see `timeline_to_dict`), and nothing here talks
 to a database or formats output for a terminal.
 """
 

@@ -233,6 +233,21 @@ def test_step_mode_pauses_before_each_step_and_reveals_the_rooms_predictions(
     assert "The room got 2 of 9 predictions right at read committed." in out
 
 
+def test_the_room_may_answer_with_the_words_and_a_released_step_is_said_to_end_ok(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The README says the room predicts "run, block or fail": the words are answers too, in
+    any case; a released step's guess is about how it ends, and the reveal says so."""
+    answers = "ok\nOK\nok\nok\nBlock\nok\nok\nfail\nok\n"  # the 7th answer is atm2's released UPDATE
+    with terminal_stdin(answers) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, _ = cli("run", "atm-lost-update", "--level", "rc", "--step", "--predict")
+    assert code == 0
+    assert "The room said it blocks; it blocks: right." in out
+    assert "The room said it ends ok; it ends ok: right." in out
+    assert "The room got 8 of 9 predictions right at read committed." in out
+
+
 def test_the_end_of_input_at_a_step_prompt_is_not_called_a_ctrl_c(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Ctrl-D at the second prompt: no signal was sent (before: "interrupted by SIGINT (Ctrl-C)",
     glued to the end of the prompt's line)."""

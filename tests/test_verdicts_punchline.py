@@ -356,7 +356,7 @@ def test_workshop_lets_the_room_predict_what_a_released_step_does_before_it_is_s
     asked = commit.index("atm2_write (atm2) was waiting for atm1 and goes on now.\nWill it end (o)k or (f)ail? (o, f): f")
     revealed = commit.index("atm2: ↳ completed after the wait: 1 row affected")
     assert commit.index("atm1: → ok") < asked < revealed  # asked after the COMMIT, before the UPDATE's end
-    assert "The room said it fails; it runs ok: wrong." in commit[revealed:]
+    assert "The room said it fails; it ends ok: wrong." in commit[revealed:]
     assert "The room got 7 of 9 predictions right at read committed." in shown  # 8 steps and the released one
 
 

@@ -15,7 +15,18 @@ from txnlab.scenario import Scenario
 from txnlab.timeline import Event, Outcome
 
 CHOICES = {"o": "runs ok", "b": "blocks", "f": "fails"}
-RELEASED_CHOICES = ("o", "f")  # a step released from its wait completes or fails (or times out)
+RELEASED_CHOICES = {"o": "ends ok", "f": "fails"}  # a step released from its wait completes or fails (or times out)
+WORDS = {"ok": "o", "block": "b", "fail": "f"}  # the room may answer with the word or its first letter
+
+
+def _answer(question: str, choices: dict[str, str]) -> str:
+    """Ask `question` until the answer is one of `choices`' letters or their words (any case);
+    returns the letter."""
+    accepted = [*choices, *(word for word, letter in WORDS.items() if letter in choices)]
+    letters = ", ".join(choices)  # the words are accepted too, but the letters are what the room sees
+    answer = click.prompt(f"{question} ({letters})", type=click.Choice(accepted, case_sensitive=False),
+                          show_choices=False)
+    return WORDS.get(answer.lower(), answer.lower())
 
 
 def observed_choice(event: Event) -> str:
@@ -34,7 +45,6 @@ class Workshop:
     style: TextStyle
     width: int
     _number: int = 0
-    _prediction: str | None = None
     _right: int = 0
     _asked: int = 0
     _pending: dict[str, str] = field(default_factory=dict)  # step -> prediction, until its first event
@@ -50,10 +60,7 @@ class Workshop:
         for line in wrap(narration, self.width) if narration else []:
             click.echo(self.style(line, italic=True))
         if self.predict:
-            answer = click.prompt(
-                "Will it run (o)k, (b)lock or (f)ail?", type=click.Choice(list(CHOICES)), show_choices=True
-            )
-            self._pending[step] = answer
+            self._pending[step] = _answer("Will it run (o)k, (b)lock or (f)ail?", CHOICES)
         else:
             click.prompt("Press Enter to run it", default="", show_default=False, prompt_suffix="")
 
@@ -65,7 +72,7 @@ class Workshop:
             guess = self._ask_released(event) if released else self._pending.pop(event.step, None)
             click.echo(render_step_events([event], width=self.width, style=self.style))
             if guess is not None:
-                self._reveal(guess, event)
+                self._reveal(guess, event, RELEASED_CHOICES if released else CHOICES)
         click.echo()
 
     def _ask_released(self, event: Event) -> str:
@@ -74,15 +81,16 @@ class Workshop:
         question = f"{event.step} ({event.session}) was waiting for {waited_for} and goes on now."
         for line in wrap(question, self.width):
             click.echo(self.style(line, fg="yellow", bold=True))
-        return click.prompt("Will it end (o)k or (f)ail?", type=click.Choice(list(RELEASED_CHOICES)), show_choices=True)
+        return _answer("Will it end (o)k or (f)ail?", RELEASED_CHOICES)
 
-    def _reveal(self, guess: str, event: Event) -> None:
+    def _reveal(self, guess: str, event: Event, words: dict[str, str]) -> None:
         actual = observed_choice(event)
         self._asked += 1
         self._right += guess == actual
         verdict = self.style("right", fg="green", bold=True) if guess == actual else self.style("wrong", fg="red", bold=True)
         rolled_back = " but the server rolled it back" if event.rolled_back else ""
-        said = wrap(f"The room said it {CHOICES[guess]}; it {CHOICES[actual]}{rolled_back}:", self.width - 7)
+        said = wrap(f"The room said it {words[guess]}; it {words.get(actual, CHOICES[actual])}{rolled_back}:",
+                    self.width - 7)
         click.echo("\n".join(said) + f" {verdict}.")
 
     def closing_line(self) -> str | None:

@@ -413,3 +413,54 @@ def test_run_and_report_show_every_cell_then_exit_3_when_one_could_not_run(role,
     code, out, err = _txnlab("report", "deadlock", "atm-lost-update", "--level", "rc", "-o", str(page), "--dsn", dsn)
     assert code == ExitCode.SERVER and err.count("\n") == 1 and page.exists()
     assert "could not run" in page.read_text()
+
+
+# An explicit BEGIN in an autocommit session, left open when the run ends: psycopg2's
+# rollback() sends nothing on an autocommit connection, so txnlab must send ROLLBACK itself.
+LEFT_OPEN = """
+name: left-open
+title: a transaction left open
+summary: Session a begins a transaction explicitly and never ends it.
+sessions: {a: {autocommit: true}, b: {autocommit: true}}
+steps:
+  - {name: a_begin, session: a, sql: BEGIN}
+  - {name: a_read, session: a, sql: SELECT 1 AS one}
+  - {name: b_read, session: b, sql: SELECT 1 AS one}
+  - {name: a_fail, session: a, sql: SELECT 1/0}
+expect:
+  all:
+    errors: {a_fail: "22012"}
+"""
+
+LEVEL_SEEN = """
+name: level-seen
+title: the level a new transaction gets
+summary: Each autocommit session begins a transaction and asks for its isolation level.
+sessions: {a: {autocommit: true}, b: {autocommit: true}}
+steps:
+  - {name: a_begin, session: a, sql: BEGIN}
+  - {name: a_level, session: a, sql: SHOW transaction_isolation}
+  - {name: b_begin, session: b, sql: BEGIN}
+  - {name: b_level, session: b, sql: SHOW transaction_isolation}
+expect:
+  all: {}
+"""
+
+
+@pytest.mark.parametrize("ends_in_error", [True, False], ids=["failed transaction", "open transaction"])
+def test_a_transaction_a_run_leaves_open_in_an_autocommit_session_is_rolled_back_not_carried_into_the_next_run(
+    lab: Lab, ends_in_error: bool
+) -> None:
+    text = LEFT_OPEN
+    if not ends_in_error:
+        text = text.replace("  - {name: a_fail, session: a, sql: SELECT 1/0}\n", "").replace(
+            '    errors: {a_fail: "22012"}\n', "")
+    first = lab.run(scenario_from_yaml(text), Level.READ_COMMITTED)
+    assert first.events[-1].step == ("a_fail" if ends_in_error else "b_read")
+    # The server ended nobody: txnlab's own reset of the session must not fail and say it did.
+    assert [e.outcome for e in first.events].count(Outcome.ENDED) == 0
+    seen = lab.run(scenario_from_yaml(LEVEL_SEEN), Level.SERIALIZABLE)
+    for step in ("a_begin", "b_begin"):
+        assert seen.final_event(step).notices == ()  # no "there is already a transaction in progress"
+    for step in ("a_level", "b_level"):
+        assert seen.final_event(step).rows == (("serializable",),)

@@ -227,8 +227,9 @@ class Lab:
             try:
                 worker.finish(scenario, scenario.session(name))
             except psycopg2.Error as exc:
+                lost = lost_connection(exc, worker.conn)  # before discarding, which closes the connection
                 pool.discard(worker)
-                if not lost_connection(exc, worker.conn):
+                if not lost:
                     raise ServerError(f"could not reset {worker.label}: {first_line(exc)}") from None
                 scheduler.session_ended(name, error_info(exc))
             except TxnlabError:

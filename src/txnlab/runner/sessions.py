@@ -85,7 +85,7 @@ class SessionWorker:
         if spec.autocommit:
             configure += _characteristics_sql(level, spec)
         with guarded(conn, self.label):
-            conn.rollback()  # nothing to do unless a Python scenario left a transaction open
+            end_transaction(conn)  # nothing to do unless a Python scenario left a transaction open
             conn.autocommit = False
             conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT", deferrable="DEFAULT")
             conn.autocommit = True
@@ -113,7 +113,7 @@ class SessionWorker:
         conn = self.conn
         if conn.closed == 1:  # a Python scenario closed it
             return
-        conn.rollback()
+        end_transaction(conn)
         conn.autocommit = True
         for index, statement in enumerate(spec.teardown):
             with conn.cursor() as cur:
@@ -138,6 +138,23 @@ class SessionWorker:
         self._jobs.put(None)
         if not self.busy:
             self._thread.join(timeout=1.0)
+
+
+def end_transaction(conn: psycopg2.extensions.connection) -> None:
+    """Roll back whatever transaction the connection has open, whoever began it.
+
+    psycopg2's rollback() ends only a transaction psycopg2 began: on an autocommit connection
+    it sends nothing (psycopg/pqpath.c, pq_abort_locked), so an explicit BEGIN a scenario left
+    open (failed or not) would outlive the run and the next run's BEGIN would only warn
+    ("there is already a transaction in progress") and keep the old level. Then ROLLBACK
+    is sent as SQL."""
+    conn.rollback()
+    if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        autocommit = conn.autocommit
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK")
+        conn.autocommit = autocommit
 
 
 def _characteristics_sql(level: Level, spec: SessionSpec) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from txnlab.levels import Level
@@ -102,6 +103,16 @@ def claim(
     )
 
 
+@dataclass(frozen=True)
+class Known:
+    """What an expectation may name: the scenario's steps, invariants, anomaly rule and sessions."""
+
+    steps: Mapping[str, Step]
+    invariants: Mapping[str, str]
+    anomaly: AnomalyRule | None
+    sessions: frozenset[str]
+
+
 def expectations(
     where: Where,
     doc: ScenarioDocument,
@@ -112,6 +123,7 @@ def expectations(
 ) -> dict[Level, Expectation]:
     """One expectation for each level the scenario runs at (`expect:` keys may name
     several levels, comma-separated, or `all`)."""
+    known = Known(steps, invariants, anomaly, frozenset(doc.sessions))
     result: dict[Level, Expectation] = {}
     for key, body in (doc.expect or {}).items():
         line = where.line("expect", key)
@@ -119,8 +131,7 @@ def expectations(
             targets = list(levels)
         else:
             targets = [where.level(part, "expect", key) for part in key.split(",")]
-        expectation = _expectation(where, body or ExpectationDocument(), ("expect", key), steps, invariants, anomaly,
-                                   set(doc.sessions))
+        expectation = _expectation(where, body or ExpectationDocument(), ("expect", key), known)
         for level in targets:
             if level in result:
                 raise where.fail(f"two expectations given for {level.value}", line)
@@ -135,67 +146,25 @@ def expectations(
     return result
 
 
-def _expectation(
-    where: Where,
-    body: ExpectationDocument,
-    path: DocumentPath,
-    steps: Mapping[str, Step],
-    invariants: Mapping[str, str],
-    anomaly: AnomalyRule | None,
-    sessions: set[str],
-) -> Expectation:
+def _expectation(where: Where, body: ExpectationDocument, path: DocumentPath, known: Known) -> Expectation:
     """One `expect:` entry and its accepted alternatives (each inherits the keys it does not give)."""
-    main = Expectation(**_given(where, body, path, steps, invariants, anomaly, sessions))
+    main = Expectation(**_given(where, body, path, known))
     _check_blocked_by(where, main, path)
     alternatives = []
     for index, raw in enumerate(body.alternatives or ()):
         alt_path = (*path, "alternatives", index)
         if raw.name in {a.name for a in alternatives}:
             raise where.fail(f"two alternatives are named {quote(raw.name)}", where.line(*alt_path, "name"))
-        given = _given(where, raw, alt_path, steps, invariants, anomaly, sessions)
-        alternative = dataclasses.replace(main, **given, name=raw.name)
+        alternative = dataclasses.replace(main, **_given(where, raw, alt_path, known), name=raw.name)
         _check_blocked_by(where, alternative, alt_path)
         alternatives.append(alternative)
     return dataclasses.replace(main, alternatives=tuple(alternatives))
 
 
-def _given(
-    where: Where,
-    body: ExpectationFields,
-    path: DocumentPath,
-    steps: Mapping[str, Step],
-    invariants: Mapping[str, str],
-    anomaly: AnomalyRule | None,
-    sessions: set[str],
-) -> dict[str, Any]:
+def _given(where: Where, body: ExpectationFields, path: DocumentPath, known: Known) -> dict[str, Any]:
     """The Expectation fields that `body` gives (and only those, so an alternative inherits
-    the rest), after checking that they name the scenario's steps, sessions and invariants."""
-
-    def known(names: Iterable[str], key: str) -> None:
-        for i, name in enumerate(names):
-            if name not in steps:
-                line = where.line(*path, key, i if isinstance(names, list) else name)
-                raise where.fail(f"expectation names unknown step {quote(name)}", line)
-
-    for key in ("blocked", "skipped", "errors", "rows", "holds", "blocked_by", "rowcount", "notices"):
-        known(getattr(body, key) or [], key)
-    for step, blockers in (body.blocked_by or {}).items():
-        line = where.line(*path, "blocked_by", step)
-        if not blockers:
-            raise where.fail(f"blocked_by: {quote(step)} needs the sessions it waits for", line)
-        for name in blockers:
-            if name not in sessions:
-                raise where.fail(f"blocked_by: {quote(step)} waits for unknown session {quote(name)}; "
-                                 f"sessions are: {', '.join(sorted(sessions))}", line)
-            if name == steps[step].session:
-                raise where.fail(f"blocked_by: {quote(step)} cannot wait for its own session {quote(name)}", line)
-    for name in body.invariants or {}:
-        if name not in invariants:
-            raise where.fail(
-                f"expectation names unknown invariant {quote(name)}", where.line(*path, "invariants", name)
-            )
-    if body.anomaly is not None and anomaly is None:
-        raise where.fail("'anomaly:' expected, but the scenario defines no 'anomaly:' rule", where.line(*path))
+    the rest), after checking what they name (see `_check_names`)."""
+    _check_names(where, body, path, known)
     errors = body.errors or {}
     fields: dict[str, Any] = {
         "blocked": frozenset(body.blocked or ()),
@@ -215,6 +184,33 @@ def _given(
     }
     given = body.model_fields_set | ({"error_details"} if "errors" in body.model_fields_set else set())
     return {key: value for key, value in fields.items() if key in given}
+
+
+def _check_names(where: Where, body: ExpectationFields, path: DocumentPath, known: Known) -> None:
+    """Every step, session and invariant `body` names exists, and `anomaly:` has a rule to check."""
+    for key in ("blocked", "skipped", "errors", "rows", "holds", "blocked_by", "rowcount", "notices"):
+        names = getattr(body, key) or []
+        for i, name in enumerate(names):
+            if name not in known.steps:
+                line = where.line(*path, key, i if isinstance(names, list) else name)
+                raise where.fail(f"expectation names unknown step {quote(name)}", line)
+    for step, blockers in (body.blocked_by or {}).items():
+        line = where.line(*path, "blocked_by", step)
+        if not blockers:
+            raise where.fail(f"blocked_by: {quote(step)} needs the sessions it waits for", line)
+        for name in blockers:
+            if name not in known.sessions:
+                raise where.fail(f"blocked_by: {quote(step)} waits for unknown session {quote(name)}; "
+                                 f"sessions are: {', '.join(sorted(known.sessions))}", line)
+            if name == known.steps[step].session:
+                raise where.fail(f"blocked_by: {quote(step)} cannot wait for its own session {quote(name)}", line)
+    for name in body.invariants or {}:
+        if name not in known.invariants:
+            raise where.fail(
+                f"expectation names unknown invariant {quote(name)}", where.line(*path, "invariants", name)
+            )
+    if body.anomaly is not None and known.anomaly is None:
+        raise where.fail("'anomaly:' expected, but the scenario defines no 'anomaly:' rule", where.line(*path))
 
 
 def _check_blocked_by(where: Where, expectation: Expectation, path: DocumentPath) -> None:

@@ -133,7 +133,7 @@ class Lab:
             server_version=self.server_version,
             events=scheduler.events,
             invariants=self._invariants(scenario, schema),
-            final=self._final(scenario, schema, scheduler.origin),
+            final=self._final(scenario, schema, scheduler.origin, scheduler.types),
             ended_early=scheduler.ended_early,
         )
         self._teardown(scenario, schema)
@@ -247,12 +247,12 @@ class Lab:
                         schema=schema,
                     ) from None
 
-    def _final(self, scenario: Scenario, schema: str, origin: float) -> list[Event]:
+    def _final(self, scenario: Scenario, schema: str, origin: float, types: TypeCatalog) -> list[Event]:
         """Run the scenario's `final:` SQL on the committed state (after the invariants, so it
         cannot change what they saw), through `execute` like a step, so that its values are
-        fetched and shown exactly as the steps' are. `origin`: the run's clock (perf_counter)."""
+        fetched and shown exactly as the steps' are. `origin`: the run's clock (perf_counter);
+        `types`: the run's type names, shared with its steps."""
         events = []
-        types = TypeCatalog(self.admin, ADMIN)
         for index, sql in enumerate(scenario.final):
             result = execute(self.admin, sql)
             if result.error is not None:

@@ -29,6 +29,9 @@ class Outcome(str, Enum):
     TIMEOUT = "timeout"  # cancelled by txnlab after the step timeout
     SKIPPED = "skipped"  # never sent: it needs a value (${step.column}) an earlier step did not return
     ENDED = "ended"  # not a step: the server ended the session after its last step (error says why)
+    # Not a step's end: notices a session's connection delivered while its step still waits
+    # (a `.spec` run reads them when isolationtester would; see runner/isolationtester.py).
+    NOTICE = "notice"
 
 
 TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed transaction", 4: "unknown"}
@@ -92,6 +95,30 @@ class LockWait:
 
 
 @dataclass(frozen=True)
+class ResultSet:
+    """One result of a step that sent several statements in one query string (libpq's
+    PQexec/PQsendQuery return one result per statement, in order; psycopg2 keeps only the
+    last). `columns` is None for a command that returns no rows (its `status` says what it did)."""
+
+    columns: tuple[str, ...] | None
+    column_types: tuple[str, ...] | None
+    rows: tuple[tuple[Any, ...], ...] | None  # the server's text, None for NULL
+    status: str | None  # the command status: SELECT 2, INSERT 0 1, BEGIN...
+    rowcount: int | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A NOTIFY a session received (PostgreSQL's docs, "NOTIFY"): the channel, the payload
+    (empty when none was given), and who sent it: a session's name, or "PID n" when the
+    sender is not a session of the run (isolationtester's wording)."""
+
+    channel: str
+    payload: str
+    sender: str
+
+
+@dataclass(frozen=True)
 class BackendView:
     """The server's view of a connection after a step (pg_stat_activity and pg_locks)."""
 
@@ -139,6 +166,21 @@ class Event:
     sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
     server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
     column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
+    # Every result of the step, in order, when the session's driver returns them all (a
+    # `.spec` run's libpq sessions); then `columns`, `rows`, `status` and `rowcount` above
+    # are the last result's. Empty for psycopg2 sessions, which keep only the last.
+    # JSON: added in schema_version 2, like `notifications`.
+    results: tuple[ResultSet, ...] = ()
+    notifications: tuple[Notification, ...] = ()  # NOTIFY messages the session received with this result
+
+    def result_sets(self) -> tuple[ResultSet, ...]:
+        """Every result the step returned, in order: `results`, or the one result the
+        event's own fields describe (none for a step that returned nothing)."""
+        if self.results:
+            return self.results
+        if self.columns is None and self.status is None:
+            return ()
+        return (ResultSet(self.columns, self.column_types, self.rows, self.status, self.rowcount),)
 
     @property
     def rolled_back(self) -> bool:
@@ -170,6 +212,8 @@ class Event:
             self.holds,
             self.sent,
             tuple((v.label, v.state, v.locks) for v in self.server),
+            self.results,
+            self.notifications,
         )
 
 
@@ -187,6 +231,12 @@ class Timeline:
     # The scenario's `final:` queries on the committed state after the run, one event each
     # (session "", step "final.N"), fetched and shown exactly as the steps' results are.
     final: list[Event] = field(default_factory=list)
+    # A `.spec` run's setup and teardown SQL, one event each, in the order isolationtester
+    # runs them: the spec's setup blocks (session "", the control connection), then each
+    # session's setup (step "session.NAME.setup.0"); at the end each session's teardown,
+    # then the spec's teardown (steps named as Scenario.lines names them).
+    setup: list[Event] = field(default_factory=list)
+    teardown: list[Event] = field(default_factory=list)
     ended_early: str | None = None  # why the run stopped before its last step (a timeout)
     could_not_run: str | None = None  # why this server could not run it at all (a missing privilege...)
     duration: float = 0.0
@@ -210,13 +260,9 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     """One event as JSON data; row values as `txnlab.values.json_cell` writes them."""
     data = asdict(event)
     data["outcome"] = event.outcome.value
-    types = event.column_types or ()
-    data["rows"] = (
-        [[json_cell(v, t) for v, t in zip(row, types, strict=True)] for row in event.rows]
-        if event.rows is not None else None
-    )
-    data["columns"] = list(event.columns) if event.columns is not None else None
-    data["column_types"] = list(event.column_types) if event.column_types is not None else None
+    data.update(_result_set_to_dict(ResultSet(event.columns, event.column_types, event.rows, None)))
+    data["results"] = [{**_result_set_to_dict(r), "status": r.status, "rowcount": r.rowcount} for r in event.results]
+    data["notifications"] = [asdict(n) for n in event.notifications]
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["holds"] = list(event.holds) if event.holds is not None else None
@@ -226,6 +272,17 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
         data["error"]["backends"] = {str(pid): who for pid, who in event.error.backends}
     return data
+
+
+def _result_set_to_dict(result: ResultSet) -> dict[str, Any]:
+    """A result's columns, their types and its rows as JSON data (`json_cell` per value)."""
+    types = result.column_types or ()
+    return {
+        "columns": list(result.columns) if result.columns is not None else None,
+        "column_types": list(result.column_types) if result.column_types is not None else None,
+        "rows": [[json_cell(v, t) for v, t in zip(row, types, strict=True)] for row in result.rows]
+        if result.rows is not None else None,
+    }
 
 
 def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
@@ -241,4 +298,6 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "invariants": dict(timeline.invariants),
         "events": [event_to_dict(e) for e in timeline.events],
         "final": [event_to_dict(e) for e in timeline.final],
+        "setup": [event_to_dict(e) for e in timeline.setup],
+        "teardown": [event_to_dict(e) for e in timeline.teardown],
     }

@@ -27,10 +27,11 @@ import platformdirs
 from txnlab.errors import UsageError
 from txnlab.scenario.model import Scenario
 from txnlab.scenario.python_source import load_python_scenario
+from txnlab.scenario.spec_source import load_spec
 from txnlab.scenario.validate import build_scenario
 from txnlab.scenario.yaml_source import read_yaml
 
-SCENARIO_SUFFIXES = (".yaml", ".yml", ".py")
+SCENARIO_SUFFIXES = (".yaml", ".yml", ".py", ".spec")
 USER_SUFFIXES = (".yaml", ".yml")  # files of the user's folders that are scenarios by name (no .py: see above)
 DRAFT_SUFFIX = ".draft"  # NAME.draft.yaml: an edit kept because it did not validate
 
@@ -83,9 +84,11 @@ def default_catalogue_dir() -> Path:
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Load and validate one scenario file (YAML or Python)."""
+    """Load and validate one scenario file (YAML, Python, or an isolation test `.spec`)."""
     if path.suffix == ".py":
         return load_python_scenario(path)
+    if path.suffix == ".spec":
+        return load_spec(path)
     return build_scenario(read_yaml(path), path)
 
 

@@ -59,6 +59,22 @@ class SessionSpec:
 
 
 @dataclass(frozen=True)
+class Blocker:
+    """A marker on a step of a permutation line, as PostgreSQL's isolationtester defines them
+    (src/test/isolation/README, "Dealing with race conditions"): the step is not reported as
+    completed until the condition holds. `step(*)`: reported waiting as soon as it is sent
+    (`once`); `step(other)`: not before `other`'s session has finished `other`;
+    `step(other notices N)`: not before `other`'s session has sent N more notices."""
+
+    step: str | None = None  # the other step; None for `*`
+    notices: int | None = None  # with `step`: how many notices its session must send first
+
+    @property
+    def once(self) -> bool:
+        return self.step is None
+
+
+@dataclass(frozen=True)
 class Condition:
     """A fact about a run: a step returned these rows, waited, failed with a SQLSTATE or
     succeeded; an invariant held (or not); the scenario's anomaly happened (or not)."""
@@ -160,6 +176,13 @@ class Scenario:
     # Keys: "setup.N", "teardown.N", "session.NAME.setup.N", "session.NAME.teardown.N",
     # "step.NAME", "invariant.NAME", "final.N", and "play" (the line of a Python scenario's play()).
     lines: Mapping[str, int] = field(default_factory=dict)
+    # Run as PostgreSQL's isolationtester runs a spec (a `.spec` source): every session is
+    # a plain connection with the server's defaults (no level set, no implicit BEGIN), the
+    # objects live in a fresh database's `public` schema, and steps are sent as written.
+    isolationtester: bool = False
+    # Blocker markers of each permutation line, parallel to `permutations`: markers[i][j]
+    # are the markers of step j of permutation i (empty: none). Empty when no line has any.
+    markers: tuple[tuple[tuple[Blocker, ...], ...], ...] = ()
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)
@@ -173,3 +196,7 @@ class Scenario:
     @property
     def default_permutation(self) -> tuple[str, ...]:
         return self.permutations[0]
+
+    def blockers(self, permutation: int, position: int) -> tuple[Blocker, ...]:
+        """The markers of step `position` of permutation line `permutation` (see `markers`)."""
+        return self.markers[permutation][position] if self.markers else ()

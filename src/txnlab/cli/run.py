@@ -11,8 +11,10 @@ import click
 from txnlab import signals
 from txnlab.cli.options import (
     color_option,
+    choose,
     format_option,
     level_option,
+    permutations_option,
     require_terminal,
     scenario_dir_option,
     server_options,
@@ -32,7 +34,7 @@ from txnlab.scenario import Catalogue, Scenario
 from txnlab.server.footprint import ServerChange
 from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.cli.workshop import Workshop
-from txnlab.workflow import Cell, cells, run_cell, run_cells
+from txnlab.workflow import Cell, Chosen, cells, run_cell, run_cells
 
 # The headline demo: the blog's read-then-write ATM, then the three ways to fix it.
 DEMO_SCENARIOS = (
@@ -87,10 +89,11 @@ def describe_change(change: ServerChange) -> str:
     return f"{did}; it existed before and cannot be restored" + (f" ({change.problem})" if change.problem else "")
 
 
-def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None) -> list[RunReport]:  # type: ignore[no-untyped-def]
+def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None,  # type: ignore[no-untyped-def]
+             chosen: Chosen | None = None) -> list[RunReport]:
     reports = []
     with lab_on_server(dsn, step_timeout) as lab:
-        for report in run_cells(lab, planned):
+        for report in run_cells(lab, planned, chosen):
             reports.append(report)
             if on_report is not None:
                 on_report(report)
@@ -119,7 +122,8 @@ def _exit_code(reports: Sequence[RunReport]) -> int:
         click.echo(f"txnlab: error: {len(unable)} of {len(reports)} runs could not run on this server; "
                    f"{first.scenario} at {first.level.value}: {first.could_not_run}", err=True)
         return int(ExitCode.SERVER)
-    return int(ExitCode.OK if all(r.verdict.matches_expectation for r in reports) else ExitCode.MISMATCH)
+    judged = [r for r in reports if r.verdict.unjudged is None]  # a run no expectation applies to differs from none
+    return int(ExitCode.OK if all(r.verdict.matches_expectation for r in judged) else ExitCode.MISMATCH)
 
 
 def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenario]:
@@ -135,13 +139,14 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
+@permutations_option
 @format_option
 @color_option
 @scenario_dir_option
 @server_options
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
-                repeat: int, output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
-                step_timeout: float) -> int:
+                repeat: int, permutations: tuple[str, ...], max_permutations: int, output_format: str,
+                color: bool | None, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
@@ -153,9 +158,13 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
+    if permutations and (step_through or predict or repeat > 1):
+        raise UsageError(f"{'--step' if repeat == 1 else '--repeat'} follows one order of steps; it cannot run --permutations")
     if step_through or predict:
         require_terminal("--step")
-    planned = cells(_resolve(names, directory), levels)
+    scenarios = _resolve(names, directory)
+    chosen = choose(scenarios, permutations, max_permutations)
+    planned = cells(scenarios, levels)
     if not planned:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
@@ -166,12 +175,12 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         width, colored = terminal_width(), use_color(color)
         reports = _execute(
             planned, dsn, step_timeout,
-            on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"),
+            on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"), chosen=chosen,
         )
         if len(reports) > 1:
             click.echo(text.render_summary(reports, width=width, color=colored))
     else:
-        reports = _execute(planned, dsn, step_timeout)
+        reports = _execute(planned, dsn, step_timeout, chosen=chosen)
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
     return _exit_code(reports)
@@ -206,13 +215,14 @@ def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: boo
 @click.option("--tag", help="Only scenarios with this tag.")
 @click.option("--suite", help="A suite of anomaly scenarios (e.g. hermitage), shown as an anomaly table.")
 @level_option
+@permutations_option
 @format_option
 @color_option
 @scenario_dir_option
 @server_options
 def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, levels: tuple[Level, ...],
-                   output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
-                   step_timeout: float) -> int:
+                   permutations: tuple[str, ...], max_permutations: int, output_format: str, color: bool | None,
+                   directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
     Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
@@ -226,7 +236,10 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = catalogue.with_tag(suite or tag or "")
     else:
         scenarios = list(catalogue.scenarios.values())
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
+    if permutations and suite:
+        raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
+    chosen = choose(scenarios, permutations, max_permutations)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     if output_format == "json":
         click.echo(json_render.render_matrix(reports), nl=False)
     elif output_format == "markdown":
@@ -302,16 +315,18 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
 @level_option
+@permutations_option
 @scenario_dir_option
 @server_options
-def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], directory: Path | None,
-                   dsn: str | None, step_timeout: float) -> int:
+def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
+                   max_permutations: int, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
     _check_writable(output)
     scenarios = _resolve(names, directory)
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
+    chosen = choose(scenarios, permutations, max_permutations)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)

@@ -42,12 +42,24 @@ def run_cell(
 
 
 def run_permutations(
-    lab: Lab, scenario: Scenario, level: Level, permutations: Sequence[Permutation], then: Scenario | None = None
+    lab: Lab, scenario: Scenario, level: Level, permutations: Sequence[Permutation] | None,
+    then: Scenario | None = None,
 ) -> Iterator[RunReport]:
-    """Run and check one cell in each of `permutations`, in order, each report placed (number,
-    count). Only the scenario's own order is judged by its expectations (see checks.no_expectation).
-    A run this server cannot run is reported as such, and the next permutation still runs."""
-    for index, permutation in enumerate(permutations):
+    """Run and check one cell in each of `permutations` (None: a `.spec`'s own), in order, each
+    report placed (number, count). Only a YAML scenario's own order is judged by its expectations
+    (see checks.no_expectation). A `.spec` runs as isolationtester runs it (Lab.run_permutations),
+    and stops after a failed setup; a YAML run this server cannot run is reported as such, and
+    the next permutation still runs."""
+    if scenario.isolationtester:
+        count = len(permutations if permutations is not None else scenario.permutations)
+        try:
+            timelines = lab.run_permutations(scenario, level, permutations)
+        except CannotRun as exc:
+            timelines = [_could_not_run(lab, scenario, level, (), exc)]
+        for index, timeline in enumerate(timelines):
+            yield RunReport(scenario, timeline, check(scenario, timeline), (index + 1, count))
+        return
+    for index, permutation in enumerate(permutations or ()):
         following = scenario if index + 1 < len(permutations) else then
         try:
             timeline = lab.run(scenario, level, permutation, then=following)
@@ -69,7 +81,7 @@ def run_cells(lab: Lab, planned: Sequence[Cell], chosen: Chosen | None = None) -
     for index, (scenario, level) in enumerate(planned):
         following = planned[index + 1][0] if index + 1 < len(planned) else None
         permutations = (chosen or {}).get(scenario.source)
-        if permutations is None:
+        if permutations is None and not scenario.isolationtester:
             yield run_cell(lab, scenario, level, then=following)
         else:
             yield from run_permutations(lab, scenario, level, permutations, then=following)

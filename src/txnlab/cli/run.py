@@ -22,15 +22,17 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
-from txnlab.errors import ExitCode, UsageError
+from txnlab.errors import ExitCode, ScenarioError, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
+from txnlab.timeline import Timeline
 from txnlab.server.footprint import ServerChange
 from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.cli.workshop import Workshop
@@ -115,7 +117,11 @@ def _write(output: Path, text_: str) -> None:
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
     """3 (after everything was shown) when a run could not run on this server, with one line
-    on stderr saying why; else 1 if an observation differs from its expectation; else 0."""
+    on stderr saying why; 2 when a `.spec`'s setup failed (see `setup_failure`); else 1 if an
+    observation differs from its expectation; else 0."""
+    for report in reports:
+        if report.scenario.isolationtester and (failure := setup_failure(report.scenario, report.timeline)):
+            raise failure
     unable = [r for r in reports if r.verdict.could_not_run]
     if unable:
         first = unable[0].verdict
@@ -140,7 +146,10 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
 @permutations_option
-@format_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester"]),
+              default="text", show_default=True,
+              help="Output format; json follows the schema documented in the README; isolationtester prints "
+                   "what PostgreSQL's isolationtester prints, every permutation.")
 @color_option
 @scenario_dir_option
 @server_options
@@ -169,6 +178,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
+    if output_format == "isolationtester":
+        return _isolationtester(planned, dsn, step_timeout, chosen)
     if repeat > 1:
         return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
     if output_format == "text":
@@ -184,6 +195,29 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
     return _exit_code(reports)
+
+
+def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: float, chosen: Chosen) -> int:
+    """`run --format isolationtester`: every permutation of each scenario, printed as
+    isolationtester prints it (a failed setup ends a spec's output, as there; exit 2)."""
+    with lab_on_server(dsn, step_timeout) as lab:
+        for scenario, level in planned:
+            timelines = lab.run_permutations(scenario, level, chosen.get(scenario.source))
+            click.echo(render_isolationtester(scenario, timelines), nl=False)
+            if timelines and (failure := setup_failure(scenario, timelines[-1])) is not None:
+                raise failure
+    return int(ExitCode.OK)
+
+
+def setup_failure(scenario: Scenario, timeline: Timeline) -> ScenarioError | None:
+    """A `.spec` run's failed setup SQL as the one-line error (exit 2) it ends the command with,
+    after the output that shows it, as isolationtester stops there; None when the setup ran."""
+    failed = [e for e in timeline.setup if e.error is not None]
+    if not failed or failed[0].error is None:
+        return None
+    error = failed[0].error
+    return ScenarioError(str(scenario.source), f"setup failed: {error.message} (SQLSTATE {error.sqlstate})",
+                         scenario.lines.get(failed[0].step))
 
 
 def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,

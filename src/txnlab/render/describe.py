@@ -111,17 +111,40 @@ def result_phrase(event: Event) -> str:
 
 def result_phrases(event: Event) -> list[str]:
     """One phrase per result of the step, in order: a step that sent several statements (a
-    `.spec` step's libpq session returns every result, `Event.results`) has one per result,
-    then its error if a later statement failed; every other step has one phrase."""
+    `.spec` step's libpq session returns every result, `Event.results`) has one per result
+    that returned rows, and one for each run of results that did not, their command statuses
+    in order ("ok: BEGIN, NOTIFY ×4, COMMIT"), then its error if a later statement failed;
+    every other step has one phrase."""
     sets = event.results
     if len(sets) < 2 and not (sets and event.error is not None):
         return [_event_phrase(event)]
-    phrases = [result_set_phrase(result) for result in sets]
+    phrases: list[str] = []
+    statuses: list[str] = []  # the current run of results without rows
+    for result in [*sets, None]:
+        if result is not None and result.columns is None:
+            statuses.append(result.status or "ok")
+            continue
+        if statuses:
+            phrases.append("ok: " + ", ".join(_counted(statuses)))
+            statuses = []
+        if result is not None:
+            phrases.append(result_set_phrase(result))
     if event.outcome is not Outcome.OK or event.error is not None:
         phrases.append(_event_phrase(event, after_wait=False))
     if event.after_wait:
         phrases[0] = "completed after the wait: " + phrases[0]
     return phrases
+
+
+def _counted(words: Sequence[str]) -> list[str]:
+    """Runs of the same word said once with their count: [NOTIFY, NOTIFY, COMMIT] -> [NOTIFY ×2, COMMIT]."""
+    counted: list[tuple[str, int]] = []
+    for word in words:
+        if counted and counted[-1][0] == word:
+            counted[-1] = (word, counted[-1][1] + 1)
+        else:
+            counted.append((word, 1))
+    return [word if count == 1 else f"{word} ×{count}" for word, count in counted]
 
 
 def result_set_phrase(result: ResultSet) -> str:

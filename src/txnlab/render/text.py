@@ -85,7 +85,7 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     (unless each session would get fewer than MIN_COLUMN columns)."""
     style = TextStyle(color)
     timeline, verdict = report.timeline, report.verdict
-    sessions: Sequence[str] = timeline.sessions
+    sessions: Sequence[str] = shown_sessions(report)
     column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
     while True:  # the first guess misses by the width of the # column at most
         rows = []
@@ -119,6 +119,16 @@ def _sql_output(when: str, events: Sequence[Event], width: int) -> list[str]:
     """What setup or teardown SQL returned (see describe.sql_output_lines), under a heading."""
     said = sql_output_lines(events)
     return [f"{when}:"] + [part for line in said for part in wrap(line, width, indent="  ")] if said else []
+
+
+def shown_sessions(report: RunReport) -> tuple[str, ...]:
+    """The sessions to give a column: all of them, except in one of several permutations (a
+    `.spec`'s, `--permutations`), where a session with no step in it would be an empty column."""
+    timeline = report.timeline
+    if report.place is None:
+        return timeline.sessions
+    acting = {event.session for event in timeline.events}
+    return tuple(name for name in timeline.sessions if name in acting) or timeline.sessions
 
 
 def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:

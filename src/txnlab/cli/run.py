@@ -172,6 +172,10 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     if step_through or predict:
         require_terminal("--step")
     scenarios = _resolve(names, directory)
+    spec = next((s for s in scenarios if s.isolationtester), None)
+    if spec is not None and (step_through or predict or repeat > 1):
+        raise UsageError(f"{'--step' if repeat == 1 else '--repeat'} follows one order of steps; {spec.source} is a .spec, "
+                         "which runs every permutation as isolationtester does")
     chosen = choose(scenarios, permutations, max_permutations)
     planned = cells(scenarios, levels)
     if not planned:

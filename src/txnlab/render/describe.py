@@ -227,9 +227,9 @@ def sql_output_lines(events: Sequence[Event]) -> list[str]:
     for event in events:
         said = [*error_lines(event), *event.notices, *notification_lines(event)]
         returned = any(r.columns is not None for r in event.result_sets()) or event.error is not None
-        if returned or said:
+        if returned:
             lines.append(f"{sql_label(event)}: {result_phrase(event)}")
-            lines += [f"  {line}" for line in said]
+        lines += [f"{sql_label(event)}: {line}" for line in said]
     return lines
 
 

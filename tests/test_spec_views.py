@@ -198,3 +198,36 @@ def test_a_failed_spec_setup_is_shown_then_exit_2(cli, tmp_path: Path) -> None: 
     assert code == 2
     assert 'setup: ERROR 42P01 relation "nosuch" does not exist' in out
     assert err == f'txnlab: error: {spec}:1: setup failed: relation "nosuch" does not exist (SQLSTATE 42P01)\n'
+
+
+# s2 waits for s1's row, takes it when s1 commits, raises a notice and waits again, for s3's
+# row: isolationtester prints the notice while s2 still waits (a NOTICE event of its own).
+NOTICE_MID_WAIT = """\
+setup { CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0); }
+teardown { DROP TABLE t; }
+session s1
+step s1lock { BEGIN; UPDATE t SET v = 1 WHERE id = 1; }
+step s1c { COMMIT; }
+session s2
+step s2wait { DO $$ BEGIN PERFORM 1 FROM t WHERE id = 1 FOR UPDATE; RAISE NOTICE 'got row 1'; PERFORM 1 FROM t WHERE id = 2 FOR UPDATE; END $$; }
+session s3
+step s3lock { BEGIN; UPDATE t SET v = 3 WHERE id = 2; }
+step s3c { COMMIT; }
+permutation s1lock s3lock s2wait s1c s3c
+"""
+
+
+def test_a_notice_read_while_a_step_waits_is_shown_in_its_lane(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "notice.spec"
+    spec.write_text(NOTICE_MID_WAIT)
+    code, out, err = cli("run", str(spec))
+    assert code == 0, err
+    flat = _flat(out)
+    assert "COMMIT; → ok [idle] 5 ℹ still waiting; the server sent a notice NOTICE: got row 1 6 COMMIT;" in flat
+    page = tmp_path / "notice.html"
+    code, _, err = cli("report", str(spec), "-o", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    assert re.search(r'<g class="bar notice" data-seq="5" data-session="s2" data-step="s2wait"><title>[^<]*'
+                     r"NOTICE:  got row 1</title>", html)
+    assert '<div class="result">ℹ still waiting; the server sent a notice</div><div class="extra">NOTICE:  got row 1' in html

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
-from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome, ResultSet, Timeline
+from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome, Timeline
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def result_phrases(event: Event) -> list[str]:
             phrases.append("ok: " + ", ".join(_counted(statuses)))
             statuses = []
         if result is not None:
-            phrases.append(result_set_phrase(result))
+            phrases.append(rows_phrase(result.columns or (), result.rows or (), result.column_types))
     if event.outcome is not Outcome.OK or event.error is not None:
         phrases.append(_event_phrase(event, after_wait=False))
     if event.after_wait:
@@ -145,15 +145,6 @@ def _counted(words: Sequence[str]) -> list[str]:
         else:
             counted.append((word, 1))
     return [word if count == 1 else f"{word} ×{count}" for word, count in counted]
-
-
-def result_set_phrase(result: ResultSet) -> str:
-    """One result of a step: its rows, the rows it affected, or its command status (BEGIN...)."""
-    if result.columns is not None:
-        return rows_phrase(result.columns, result.rows or (), result.column_types)
-    if result.rowcount is not None:
-        return f"{result.rowcount} row{'s' if result.rowcount != 1 else ''} affected"
-    return f"ok ({result.status})" if result.status else "ok"
 
 
 def _event_phrase(event: Event, *, after_wait: bool | None = None) -> str:

@@ -219,7 +219,7 @@ def _steps(report: RunReport) -> str:
         shown = event.sql and not event.after_wait and not event.wait_changed and event.outcome is not Outcome.NOTICE
         sql = f'<pre class="sql">{escape(textwrap.dedent(event.sql).strip())}</pre>' if shown else ""
         extra = [*event.notices, *notification_lines(event), *driver_lines(event)]
-        if event.transaction_status and event.outcome is not Outcome.BLOCKED:
+        if event.transaction_status and event.outcome not in (Outcome.BLOCKED, Outcome.NOTICE):  # mid-step
             extra.append(f"[{event.transaction_status}]")
         rows.append(
             f'<tr class="{_outcome_class(event)}" id="{_run_anchor(report)}'

@@ -75,7 +75,7 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
     lines += [style(line, fg="magenta") for n in notification_lines(event) for line in wrap(n, width)]
     for line in driver_lines(event):
         lines += [style(part, fg="blue") for part in wrap(line, width)]
-    if event.transaction_status and event.outcome is not Outcome.BLOCKED:
+    if event.transaction_status and event.outcome not in (Outcome.BLOCKED, Outcome.NOTICE):  # mid-step: none yet
         lines.append(style(f"[{event.transaction_status}]", dim=True))
     return "\n".join(lines)
 

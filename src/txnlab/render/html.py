@@ -361,7 +361,7 @@ def _event_shape(timeline: Timeline, event: Event, scale: TimeScale, lanes: Lane
         return _bar(event, lanes, x1, x2 - (CAP if done else 0), "wait", data=data, least=0)
     x2 = scale(event.ended)
     if event.outcome is Outcome.NOTICE:  # notices read while the step waits: a mark on its wait
-        return _bar(event, lanes, x2 - CAP / 2, x2, "notice", least=CAP / 2) + lanes.callout(event.session, x2, "NOTICE")
+        return _bar(event, lanes, x2 - CAP, x2, "notice", least=CAP) + lanes.callout(event.session, x2 - CAP, "NOTICE")
     x1 = x2 - CAP if event.after_wait else scale(event.started)
     shape = _bar(event, lanes, x1, x2, _outcome_class(event))
     callout = _callout_text(event)

@@ -167,15 +167,16 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
-    if permutations and (step_through or predict or repeat > 1):
-        raise UsageError(f"{'--step' if repeat == 1 else '--repeat'} follows one order of steps; it cannot run --permutations")
+    one_order = "--step" if step_through or predict else "--repeat" if repeat > 1 else None
+    if one_order and permutations:
+        raise UsageError(f"{one_order} follows one order of steps; it cannot run --permutations")
     if step_through or predict:
         require_terminal("--step")
     scenarios = _resolve(names, directory)
     spec = next((s for s in scenarios if s.isolationtester), None)
-    if spec is not None and (step_through or predict or repeat > 1):
-        raise UsageError(f"{'--step' if repeat == 1 else '--repeat'} follows one order of steps; {spec.source} is a .spec, "
-                         "which runs every permutation as isolationtester does")
+    if one_order and spec is not None:
+        raise UsageError(f"{one_order} follows one order of steps; {spec.source} is a .spec, which runs every "
+                         "permutation as isolationtester does")
     chosen = choose(scenarios, permutations, max_permutations)
     planned = cells(scenarios, levels)
     if not planned:

@@ -66,7 +66,8 @@ SESSION_OPTIONS = (
 CONTROL = "control connection"
 WAITING = b"isolationtester_waiting"
 CHECK_INTERVAL = 0.010  # isolationtester's select() timeout between lock-wait checks, seconds
-FIRST_CHECK = 0.010
+FIRST_CHECK = 0.001  # txnlab's first check after a step is sent or input arrives, seconds
+CONNECT_SECONDS = 5.0  # how long opening a spec's connections may take
 
 
 @dataclass
@@ -98,16 +99,46 @@ class _Connection:
     pending: list[str] = field(default_factory=list)  # notices parsed, not yet in an event
 
 
-def _open(dsn: str, name: str) -> pq.PGconn:
-    """A libpq connection with pg_regress's settings, as isolationtester opens one; its
-    notices are dropped until a receiver is set (isolationtester's blackhole processor)."""
-    conninfo = with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}")
-    conn = pq.PGconn.connect(conninfo.encode())
-    if conn.status != pq.ConnStatus.OK:
-        message = conn.get_error_message().strip().splitlines()
-        conn.finish()
-        raise ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
-    return conn
+def open_connections(dsn: str, names: Sequence[str], deadline: float = CONNECT_SECONDS) -> list[pq.PGconn]:
+    """One libpq connection per name, with pg_regress's settings (application_name txnlab/NAME),
+    opened side by side (PQconnectStart/PQconnectPoll) rather than one after the other: a
+    spec's connections cost one connection's time. Their notices are dropped until a receiver
+    is set (isolationtester's blackhole processor). ServerError when one fails or `deadline`
+    (seconds) passes; then none is left open."""
+    conns = [
+        pq.PGconn.connect_start(with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}").encode())
+        for name in names
+    ]
+    polling = {i: pq.PollingStatus.WRITING for i in range(len(conns))}
+    give_up = time.monotonic() + deadline
+    try:
+        while polling:
+            for i, status in list(polling.items()):
+                if conns[i].status == pq.ConnStatus.BAD or status == pq.PollingStatus.FAILED:
+                    raise _connect_failure(conns[i], names[i])
+                if status == pq.PollingStatus.OK:
+                    del polling[i]
+            if not polling:
+                break
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise ServerError(f"cannot open the {names[min(polling)]} connection: no answer within {deadline:g} s")
+            readers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.READING]
+            writers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.WRITING]
+            ready_r, ready_w, _ = select.select(readers, writers, [], left)
+            for i, status in list(polling.items()):
+                if conns[i].socket in (ready_r if status == pq.PollingStatus.READING else ready_w):
+                    polling[i] = conns[i].connect_poll()
+    except BaseException:
+        for conn in conns:
+            conn.finish()
+        raise
+    return conns
+
+
+def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
+    message = conn.get_error_message().strip().splitlines()
+    return ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
 
 
 def _text(value: bytes | None) -> str | None:
@@ -168,13 +199,13 @@ class SpecRun:
 
     def __enter__(self) -> SpecRun:
         try:
-            pg = _open(self.dsn, CONTROL)
-            self.control = _Connection(CONTROL, pg, pg.backend_pid)
-            for spec in self.scenario.sessions:
-                pg = _open(self.dsn, spec.name)
-                connection = _Connection(spec.name, pg, pg.backend_pid)
+            names = [spec.name for spec in self.scenario.sessions]
+            control, *sessions = open_connections(self.dsn, [CONTROL, *names])
+            self.control = _Connection(CONTROL, control, control.backend_pid)
+            for name, pg in zip(names, sessions, strict=True):
+                connection = _Connection(name, pg, pg.backend_pid)
                 pg.notice_handler = self._receiver(connection)
-                self.sessions[spec.name] = connection
+                self.sessions[name] = connection
             pids = ",".join(str(c.pid) for c in self.sessions.values())
             query = f"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{pids}}}')"
             result = self.control.pg.prepare(WAITING, query.encode())

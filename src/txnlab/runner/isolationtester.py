@@ -24,8 +24,10 @@ server's: txnlab's embedded server answers in English).
 Timeouts: isolationtester cancels a step after max_step_wait (360 s) and gives up after twice
 that; here `step_timeout` (txnlab's --step-timeout, seconds) plays that part: the cancel is
 recorded as an Outcome.TIMEOUT event ("isolationtester: canceling step NAME after N seconds"),
-and a step still running after twice the timeout ends the spec with SpecHang. A step sent
-to a session still waiting in an earlier one (an invalid permutation) gets the same limit.
+and a step still running after twice the timeout ends the spec (ScenarioError, exit 2). A step
+sent to a session still waiting in an earlier one (an invalid permutation) gets the same limit.
+Where isolationtester would block in PQgetResult forever (a multi-statement step that waits
+after its first statement completed), txnlab applies the same timeout.
 
 Lock waits: isolationtester asks the server whether a running step waits for a lock each
 time 10 ms pass without an answer. txnlab asks sooner (`first_check` seconds after each
@@ -38,16 +40,23 @@ import select
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-from txnlab.errors import ServerError, TxnlabError
+from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.monitor import LockMonitor
 from txnlab.scenario.model import Blocker, Scenario, Step
+from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
+
+if TYPE_CHECKING:
+    from txnlab.runner.lab import Lab
 
 # What pg_regress gives isolationtester (see the module docstring), as startup options.
 SESSION_OPTIONS = (
@@ -57,12 +66,8 @@ SESSION_OPTIONS = (
 CONTROL = "control connection"
 WAITING = b"isolationtester_waiting"
 CHECK_INTERVAL = 0.010  # isolationtester's select() timeout between lock-wait checks, seconds
-FIRST_CHECK = 0.010
-
-
-class SpecHang(TxnlabError):
-    """A step still running after twice the step timeout, or a step sent to a session that is
-    still waiting (an invalid permutation): isolationtester dies there too."""
+FIRST_CHECK = 0.001  # txnlab's first check after a step is sent or input arrives, seconds
+CONNECT_SECONDS = 5.0  # how long opening a spec's connections may take
 
 
 @dataclass
@@ -72,6 +77,14 @@ class _PermutationStep:
     step: Step
     blockers: tuple[Blocker, ...]
     target_notices: dict[int, int] = field(default_factory=dict)  # marker index -> notices needed
+
+
+@dataclass
+class _Deadline:
+    """When a wait for a step began (time.monotonic(), s), and whether it was cancelled since."""
+
+    started: float
+    canceled: bool = False
 
 
 @dataclass
@@ -86,16 +99,54 @@ class _Connection:
     pending: list[str] = field(default_factory=list)  # notices parsed, not yet in an event
 
 
-def _open(dsn: str, name: str) -> pq.PGconn:
-    """A libpq connection with pg_regress's settings, as isolationtester opens one; its
-    notices are dropped until a receiver is set (isolationtester's blackhole processor)."""
-    conninfo = with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}")
-    conn = pq.PGconn.connect(conninfo.encode())
-    if conn.status != pq.ConnStatus.OK:
-        message = conn.get_error_message().strip().splitlines()
-        conn.finish()
-        raise ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
-    return conn
+def open_connections(dsn: str, names: Sequence[str], deadline: float = CONNECT_SECONDS) -> list[pq.PGconn]:
+    """One libpq connection per name, with pg_regress's settings (application_name txnlab/NAME),
+    opened side by side (PQconnectStart/PQconnectPoll) rather than one after the other: a
+    spec's connections cost one connection's time. Their notices are dropped until a receiver
+    is set (isolationtester's blackhole processor). ServerError when one fails or `deadline`
+    (seconds) passes; then none is left open."""
+    conns = [
+        pq.PGconn.connect_start(with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}").encode())
+        for name in names
+    ]
+    polling = {i: pq.PollingStatus.WRITING for i in range(len(conns))}
+    give_up = time.monotonic() + deadline
+    try:
+        while polling:
+            for i, status in list(polling.items()):
+                if conns[i].status == pq.ConnStatus.BAD or status == pq.PollingStatus.FAILED:
+                    raise _connect_failure(conns[i], names[i])
+                if status == pq.PollingStatus.OK:
+                    del polling[i]
+            if not polling:
+                break
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise ServerError(f"cannot open the {names[min(polling)]} connection: no answer within {deadline:g} s")
+            readers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.READING]
+            writers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.WRITING]
+            ready_r, ready_w, _ = select.select(readers, writers, [], left)
+            for i, status in list(polling.items()):
+                if conns[i].socket in (ready_r if status == pq.PollingStatus.READING else ready_w):
+                    polling[i] = conns[i].connect_poll()
+    except BaseException:
+        for conn in conns:
+            conn.finish()
+        raise
+    return conns
+
+
+def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
+    message = conn.get_error_message().strip().splitlines()
+    return ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
+
+
+def _lost(connection: _Connection, when: str) -> ServerError:
+    """One line: which session's connection was lost, when, and libpq's first line about it
+    (isolationtester exits there too: "PQconsumeInput failed", "failed to send query")."""
+    lines = connection.pg.get_error_message().strip().splitlines()
+    return ServerError(f"session {connection.name}'s connection was lost {when}: "
+                       f"{lines[0] if lines else 'no connection to the server'}")
 
 
 def _text(value: bytes | None) -> str | None:
@@ -152,16 +203,17 @@ class SpecRun:
         self._events: list[Event] = []
         self._sent: dict[int, float] = {}  # id of a permutation step -> when it was sent (run clock, s)
         self._new_notice = False  # isolationtester's any_new_notice
+        self._names: tuple[str, ...] = ()  # the permutation running
 
     def __enter__(self) -> SpecRun:
         try:
-            pg = _open(self.dsn, CONTROL)
-            self.control = _Connection(CONTROL, pg, pg.backend_pid)
-            for spec in self.scenario.sessions:
-                pg = _open(self.dsn, spec.name)
-                connection = _Connection(spec.name, pg, pg.backend_pid)
+            names = [spec.name for spec in self.scenario.sessions]
+            control, *sessions = open_connections(self.dsn, [CONTROL, *names])
+            self.control = _Connection(CONTROL, control, control.backend_pid)
+            for name, pg in zip(names, sessions, strict=True):
+                connection = _Connection(name, pg, pg.backend_pid)
                 pg.notice_handler = self._receiver(connection)
-                self.sessions[spec.name] = connection
+                self.sessions[name] = connection
             pids = ",".join(str(c.pid) for c in self.sessions.values())
             query = f"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{pids}}}')"
             result = self.control.pg.prepare(WAITING, query.encode())
@@ -205,6 +257,7 @@ class SpecRun:
         assert self.control is not None
         self._origin = time.perf_counter()
         self._events = []
+        self._names = tuple(names)
         timeline = Timeline(
             scenario=self.scenario.name, level=self.level, sessions=tuple(self.sessions),
             permutation=tuple(names), server_version=self.server_version,
@@ -276,8 +329,8 @@ class SpecRun:
             if must_wait:
                 waiting.append(pstep)
         waiting = self._try_complete_all(waiting, nonblock=False)
-        if waiting:  # cannot happen: a blocking try completes each step or raises SpecHang
-            raise SpecHang("failed to complete permutation due to mutually-blocking steps")
+        if waiting:  # cannot happen: a blocking try completes each step or gives up
+            raise self._hang("failed to complete permutation due to mutually-blocking steps")
 
     def _wait_for_session(self, connection: _Connection, waiting: list[_PermutationStep]) -> list[_PermutationStep]:
         """The next step's session is still busy with an earlier step: wait for it, polling the others."""
@@ -289,7 +342,7 @@ class SpecRun:
             waiting = self._try_complete_all(waiting, nonblock=True)
             if connection.active is not None and time.monotonic() - started > 2 * self.step_timeout:
                 active = " ".join(c.active.step.name for c in self.sessions.values() if c.active is not None)
-                raise SpecHang(
+                raise self._hang(
                     f"step {connection.active.step.name} timed out after {int(time.monotonic() - started)} "
                     f"seconds (active steps: {active}): a step of a waiting session in the permutation?")
         return waiting
@@ -297,8 +350,8 @@ class SpecRun:
     def _send(self, connection: _Connection, pstep: _PermutationStep) -> None:
         try:
             connection.pg.send_query(pstep.step.sql.encode())
-        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise ServerError(f"failed to send query for step {pstep.step.name}: {str(exc).strip()}") from None
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise _lost(connection, f"cannot send step {pstep.step.name}") from None
         connection.active = pstep
         self._sent[id(pstep)] = time.perf_counter() - self._origin
         pstep.target_notices = {
@@ -342,8 +395,7 @@ class SpecRun:
             self._waiting(connection, pstep)
             return True
         pg = connection.pg
-        started = time.monotonic()
-        canceled = False
+        deadline = _Deadline(time.monotonic())
         timeout = self.first_check
         while pg.is_busy():
             readable, _, _ = select.select([pg.socket], [], [], timeout)
@@ -358,13 +410,7 @@ class SpecRun:
                 if not retry:
                     self._waiting(connection, pstep)
                 return True
-            elapsed = time.monotonic() - started
-            if elapsed > self.step_timeout and not canceled:
-                pg.get_cancel().cancel()
-                canceled = True
-                self._event(connection, pstep, Outcome.TIMEOUT, started=self._since(started))
-            if elapsed > 2 * self.step_timeout:
-                raise SpecHang(f"step {pstep.step.name} timed out after {int(elapsed)} seconds")
+            self._enforce(deadline, connection, pstep)
         if self._has_blocker(pstep):
             if not retry:
                 self._waiting(connection, pstep)
@@ -372,14 +418,38 @@ class SpecRun:
         self._finish(connection, pstep, after_wait=retry)
         return False
 
-    def _since(self, monotonic_start: float) -> float:
-        return time.perf_counter() - self._origin - (time.monotonic() - monotonic_start)
+    def _enforce(self, deadline: _Deadline, connection: _Connection, pstep: _PermutationStep) -> None:
+        """isolationtester's limits on one wait for a step: cancel it after the step timeout
+        (an Outcome.TIMEOUT event, its `started` when the wait began), give up after twice that."""
+        elapsed = time.monotonic() - deadline.started
+        if elapsed > self.step_timeout and not deadline.canceled:
+            connection.pg.get_cancel().cancel()
+            deadline.canceled = True
+            now = time.perf_counter() - self._origin
+            self._event(connection, pstep, Outcome.TIMEOUT, started=now - elapsed)
+        if elapsed > 2 * self.step_timeout:
+            raise self._hang(f"step {pstep.step.name} timed out after {int(elapsed)} seconds")
+
+    def _await_result(self, connection: _Connection, pstep: _PermutationStep) -> None:
+        """Wait until PQgetResult would not block, under the step timeout: isolationtester
+        blocks in it, forever when a later statement of the step waits for a lock."""
+        deadline = _Deadline(time.monotonic())
+        while connection.pg.is_busy():
+            readable, _, _ = select.select([connection.pg.socket], [], [], CHECK_INTERVAL)
+            if readable:
+                self._consume(connection)
+            else:
+                self._enforce(deadline, connection, pstep)
+
+    def _hang(self, problem: str) -> ScenarioError:
+        """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
+        return ScenarioError(str(self.scenario.source), f"permutation {' '.join(self._names)}: {problem}")
 
     def _consume(self, connection: _Connection) -> None:
         try:
             connection.pg.consume_input()
-        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise ServerError(f"session {connection.name}'s connection was lost: {str(exc).strip()}") from None
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise _lost(connection, "while reading its answer") from None
 
     def _blocked(self, connection: _Connection) -> bool:
         assert self.control is not None
@@ -421,7 +491,10 @@ class SpecRun:
         results: list[ResultSet] = []
         error = None
         late: list[str] = []
-        while (result := pg.get_result()) is not None:
+        while True:
+            self._await_result(connection, pstep)
+            if (result := pg.get_result()) is None:
+                break
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 error = error_info(result)
                 late += connection.pending  # printed before the error line: see _error_notices
@@ -517,7 +590,8 @@ def run_spec(
     """Run a spec scenario's permutations (see `spec_permutations`) in the database `dsn`
     names, as isolationtester does: one Timeline per permutation, in order; after a failed
     setup (its timeline's `ended_early`) no further permutation runs, as isolationtester
-    stops there. Raises ServerError (a connection lost or refused) and SpecHang."""
+    stops there. Raises ServerError (a connection lost or refused) and ScenarioError (a step
+    that hangs, an invalid permutation)."""
     timelines = []
     with SpecRun(scenario, dsn, level=level, server_version=server_version, step_timeout=step_timeout,
                  monitor=monitor) as run:
@@ -527,3 +601,14 @@ def run_spec(
             if timeline.ended_early:
                 break
     return timelines
+
+
+def run_spec_file(path: Path, lab: Lab) -> tuple[str, list[Timeline]]:
+    """Run a `.spec` file's permutations in the lab's database and return what isolationtester
+    would print for it (the text pg_isolation_regress compares with expected/NAME.out) and
+    the timelines. The entry point for running a spec without the CLI (`txnlab specs` runs
+    one per spec, each in a lab of its own). Raises ScenarioError (the spec cannot be read or
+    parsed, a step hangs, an invalid permutation) and ServerError (a connection lost)."""
+    scenario = load_spec(path)
+    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
+    return render_isolationtester(scenario, timelines), timelines

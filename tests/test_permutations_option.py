@@ -195,6 +195,7 @@ def test_report_has_a_linked_run_for_every_permutation(cli, two_updates, tmp_pat
         assert f"permutation {number} of 6: {' '.join(order)}" in html
     assert html.count('class="verdict ok"') == 1  # the own order's
     assert html.count('class="verdict unjudged"') == 5
+    assert "against an expectation, it counts as unexpected" in html  # the legend explains a timed-out order
     markdown = tmp_path / "report.md"
     code, _, err = cli("report", two_updates, "--level", "rc", "--permutations", "b1 a1 b2 a2", "-o", str(markdown))
     assert code == 0, err

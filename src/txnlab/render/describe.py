@@ -418,7 +418,8 @@ def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> li
         lines.append(f"{MARK_DIFFERS} {sqlstate}: {LEGEND['sqlstate']}")
     if hermitage:
         lines.append(LEGEND["hermitage"])
-    words = {cell.words.split(" (")[0] for cell in cells if cell.judged}
+    # An unjudged cell's words are what happened (see `happenings`): only these two are legend words.
+    words = {cell.words.split(" (")[0] for cell in cells if cell.judged or cell.words in ("timed out", "could not run")}
     keys = ["timed out", "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
     return lines + [LEGEND[key] for key in keys if key in words]
 
@@ -430,7 +431,7 @@ LEGEND = {
                 "another SQLSTATE (named first when several did).",
     "timed out": f"timed out {MARK_TIMED_OUT}: a step ran or waited longer than the step timeout "
                  "(--step-timeout); txnlab cancelled it and stopped the run, so its outcome is unknown "
-                 "(it counts as unexpected).",
+                 "(against an expectation, it counts as unexpected).",
     "unjudged": "no mark: no expectation applies to that run (a .spec states none; a scenario's are for "
                 "its own order of steps); the cell says which steps waited and which failed.",
     "could not run": "could not run: this server lacks something the scenario needs (the reason is below).",

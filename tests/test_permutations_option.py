@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,27 @@ def test_a_run_in_another_order_shows_what_happened_without_a_verdict(cli, two_u
     assert "◷ waits for b (row lock" in out  # a1 waits for b's uncommitted update
     assert "no verdict: its expectations are for its own order: a1 a2 b1 b2" in out
     assert "as expected" not in out and "DIFFERS" not in out
+
+
+def test_a_step_that_needs_a_value_from_a_later_step_is_not_sent(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ref.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: ref
+        title: b uses what a read
+        summary: A value read by one session, sent by another.
+        sessions: {a: {}, b: {}}
+        steps:
+          - {name: a1, session: a, sql: SELECT 5 AS v}
+          - {name: b1, session: b, sql: "SELECT ${a1.v} + 1 AS w"}
+        expect: {all: {}}
+    """))
+    code, out, err = cli("run", str(path), "--level", "rc", "--permutations", "b1 a1", "--permutations", "a1 b1",
+                         "--format", "json")
+    first, second = json.loads(out)["runs"]
+    b1 = next(e for e in first["events"] if e["step"] == "b1")
+    assert (b1["outcome"], b1["error"]["message"]) == ("skipped", "${a1.v}: step a1 has no result yet")
+    assert next(e for e in second["events"] if e["step"] == "b1")["rows"] == [[6]]
+    assert code == 0, err
 
 
 def test_an_order_that_cannot_finish_times_out_without_exit_1(cli, two_updates) -> None:  # type: ignore[no-untyped-def]

@@ -64,10 +64,17 @@ class Verdict:
     alternative: str | None = None  # the accepted alternative the run matched, if not the expectation itself
     # When nothing matched: each accepted alternative's name and what differs from it too.
     alternatives_missed: tuple[tuple[str, tuple[Finding, ...]], ...] = ()
+    # Why no expectation applies to this run (see `no_expectation`); then nothing was judged.
+    unjudged: str | None = None
 
     @property
     def matches_expectation(self) -> bool:
         return self.could_not_run is None and self.ended_early is None and all(f.ok for f in self.findings)
+
+    @property
+    def differs(self) -> bool:
+        """An expectation applies to the run and the run does not match it (exit 1's cause)."""
+        return self.unjudged is None and not self.matches_expectation
 
     @property
     def mismatches(self) -> list[Finding]:
@@ -97,7 +104,15 @@ class Verdict:
 
 def check(scenario: Scenario, timeline: Timeline) -> Verdict:
     """Compare one run with the scenario's expectation at its level (see `Verdict`), or, when
-    the run differs from it, with each accepted alternative in turn."""
+    the run differs from it, with each accepted alternative in turn. A run no expectation
+    applies to (see `no_expectation`) gets a verdict that judges nothing."""
+    unjudged = no_expectation(scenario, timeline)
+    if unjudged is not None:
+        return Verdict(
+            scenario=scenario.name, level=timeline.level, findings=(), anomaly=None, anomaly_observed=None,
+            how=None, prevented_by=None, ended_early=timeline.ended_early, note=None,
+            could_not_run=timeline.could_not_run, unjudged=unjudged,
+        )
     expectation = scenario.expectations[timeline.level]
     if timeline.could_not_run is not None:
         return Verdict(
@@ -130,6 +145,22 @@ def check(scenario: Scenario, timeline: Timeline) -> Verdict:
         alternative=chosen.name,
         alternatives_missed=tuple(missed),
     )
+
+
+def no_expectation(scenario: Scenario, timeline: Timeline) -> str | None:
+    """Why none of the scenario's expectations applies to this run, or None when one does.
+
+    A `.spec` states none (isolationtester's expected output is its check). A YAML or Python
+    scenario's expectations, and its anomaly rule, are written for its own order of steps (its
+    default permutation, the one `txnlab run` runs without --permutations): a run in another
+    order is shown as it happened, judged by nothing."""
+    if scenario.isolationtester:
+        return "a .spec states no expectations (isolationtester's expected output is its check)"
+    if timeline.level not in scenario.expectations:
+        return f"the scenario states no expectation at {timeline.level.value}"
+    if timeline.permutation and tuple(timeline.permutation) != scenario.default_permutation:
+        return "its expectations are for its own order: " + " ".join(scenario.default_permutation)
+    return None
 
 
 def _findings(

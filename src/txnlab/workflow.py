@@ -4,7 +4,8 @@ scenario -> runner -> timeline -> checks -> report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 from txnlab.checks import check
 from txnlab.levels import Level
@@ -16,6 +17,9 @@ from txnlab.scenario.model import Scenario
 from txnlab.timeline import Timeline
 
 Cell = tuple[Scenario, Level]
+Permutation = tuple[str, ...]
+# The permutations asked of each scenario (by its file), as `chosen_permutations` returns them.
+Chosen = Mapping[Path, tuple[Permutation, ...]]
 
 
 def cells(scenarios: Iterable[Scenario], levels: Iterable[Level]) -> list[Cell]:
@@ -33,15 +37,51 @@ def run_cell(
     try:
         timeline = lab.run(scenario, level, then=then, watcher=watcher)
     except CannotRun as exc:
-        timeline = Timeline(
-            scenario=scenario.name, level=level, sessions=tuple(s.name for s in scenario.sessions),
-            permutation=(), server_version=lab.server_version, could_not_run=str(exc),
-        )
+        timeline = _could_not_run(lab, scenario, level, (), exc)
     return RunReport(scenario, timeline, check(scenario, timeline))
 
 
-def run_cells(lab: Lab, planned: Sequence[Cell]) -> Iterator[RunReport]:
-    """Run cells in order; each next cell's schema is built while the current one runs."""
+def run_permutations(
+    lab: Lab, scenario: Scenario, level: Level, permutations: Sequence[Permutation] | None,
+    then: Scenario | None = None,
+) -> Iterator[RunReport]:
+    """Run and check one cell in each of `permutations` (None: a `.spec`'s own), in order, each
+    report placed (number, count). Only a YAML scenario's own order is judged by its expectations
+    (see checks.no_expectation). A `.spec` runs as isolationtester runs it (Lab.run_permutations),
+    and stops after a failed setup; a YAML run this server cannot run is reported as such, and
+    the next permutation still runs."""
+    if scenario.isolationtester:
+        count = len(permutations if permutations is not None else scenario.permutations)
+        try:
+            timelines = lab.run_permutations(scenario, level, permutations)
+        except CannotRun as exc:
+            timelines = [_could_not_run(lab, scenario, level, (), exc)]
+        for index, timeline in enumerate(timelines):
+            yield RunReport(scenario, timeline, check(scenario, timeline), (index + 1, count))
+        return
+    for index, permutation in enumerate(permutations or ()):
+        following = scenario if index + 1 < len(permutations) else then
+        try:
+            timeline = lab.run(scenario, level, permutation, then=following)
+        except CannotRun as exc:
+            timeline = _could_not_run(lab, scenario, level, permutation, exc)
+        yield RunReport(scenario, timeline, check(scenario, timeline), (index + 1, len(permutations)))
+
+
+def _could_not_run(lab: Lab, scenario: Scenario, level: Level, permutation: Permutation, exc: CannotRun) -> Timeline:
+    return Timeline(
+        scenario=scenario.name, level=level, sessions=tuple(s.name for s in scenario.sessions),
+        permutation=permutation, server_version=lab.server_version, could_not_run=str(exc),
+    )
+
+
+def run_cells(lab: Lab, planned: Sequence[Cell], chosen: Chosen | None = None) -> Iterator[RunReport]:
+    """Run cells in order; each next cell's schema is built while the current one runs. A
+    scenario `chosen` names runs in each of its permutations there (see `run_permutations`)."""
     for index, (scenario, level) in enumerate(planned):
         following = planned[index + 1][0] if index + 1 < len(planned) else None
-        yield run_cell(lab, scenario, level, then=following)
+        permutations = (chosen or {}).get(scenario.source)
+        if permutations is None and not scenario.isolationtester:
+            yield run_cell(lab, scenario, level, then=following)
+        else:
+            yield from run_permutations(lab, scenario, level, permutations, then=following)

@@ -9,7 +9,11 @@ import click
 from txnlab.cli.options import scenario_dir_option, terminal_width, user_catalogue
 from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
-from txnlab.scenario.model import Expectation
+from txnlab.scenario.chosen_permutations import session_piles
+from txnlab.scenario.model import Blocker, Expectation
+from txnlab.scenario.permutations import interleaving_count, interleavings
+
+PERMUTATIONS_SHOWN = 10  # `show` lists this many of a spec's permutations, then says how many more
 
 
 @click.command("list")
@@ -63,13 +67,15 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     lines += ["", "Sessions:"]
     for session in scenario.sessions:
         style = "autocommit, statements as written" if session.autocommit else "psycopg2 default: implicit transactions"
+        if scenario.isolationtester:
+            style = "a plain connection with the server's defaults, statements as written"
         extra = [f"level pinned to {session.level.value}"] if session.level else []
         extra += ["read only"] if session.read_only else []
         extra += ["deferrable"] if session.deferrable else []
         lines += wrap(f"{session.name} ({', '.join([style, *extra])})", width, indent="  ")
         lines += [line for s in session.setup for line in wrap(f"setup: {s}", width, indent="    ")]
-    lines += ["", "Steps:"]
-    for number, step_name in enumerate(scenario.default_permutation, 1):
+    lines += ["", "Steps (each session's, in order):" if scenario.isolationtester else "Steps:"]
+    for number, step_name in enumerate(scenario.steps if scenario.isolationtester else scenario.default_permutation, 1):
         step = scenario.steps[step_name]
         lines += hanging(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width)
         if step.narration:
@@ -79,12 +85,47 @@ def describe(scenario: Scenario, width: int = 88) -> str:
         lines += [line for name, sql in scenario.invariants.items() for line in wrap(f"{name}: {sql}", width, indent="  ")]
     if scenario.final:
         lines += ["", "Final state (shown after the run):"] + [part for sql in scenario.final for part in _code_lines(sql, width)]
+    lines += ["", "Permutations:", *permutation_lines(scenario, width)]
     lines += ["", "What PostgreSQL does:"]
+    if scenario.isolationtester:
+        lines += wrap("A .spec states no expectations: isolationtester's expected output is its check. txnlab "
+                      "runs and shows every permutation, without a verdict.", width, indent="  ")
     for level, expectation in scenario.expectations.items():
         lines += wrap(f"{level.value}: {expectation_phrase(scenario, expectation)}", width, indent="  ")
     if scenario.references:
         lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
+
+
+def permutation_lines(scenario: Scenario, width: int) -> list[str]:
+    """How many permutations a run makes and which: a spec's (listed, with their markers, or
+    generated), or a YAML scenario's own order and what --permutations all would run."""
+    count = interleaving_count(session_piles(scenario))  # a multinomial: computed, never enumerated
+    if not scenario.isolationtester:
+        said = (f"txnlab run follows the steps in the order above; --permutations all runs every one of the "
+                f"{count} interleavings of the sessions' steps, --permutations 'STEP STEP ...' the orders you "
+                "write. Only the order above is checked against the expectations.")
+        return wrap(said, width, indent="  ")
+    piles = session_piles(scenario)
+    if len(scenario.permutations) == count and scenario.permutations[0] == next(interleavings(piles)):
+        said = f"{count}: every interleaving of the sessions' steps, in isolationtester's order (the spec lists none)"
+    else:
+        said = f"{len(scenario.permutations)}, as the spec lists them"
+    lines = wrap(said, width, indent="  ")
+    for number, permutation in enumerate(scenario.permutations[:PERMUTATIONS_SHOWN], 1):
+        steps = " ".join(step + _markers(scenario.blockers(number - 1, j)) for j, step in enumerate(permutation))
+        lines += hanging(f"  {number:>3}. ", steps, width)
+    if len(scenario.permutations) > PERMUTATIONS_SHOWN:
+        lines += wrap(f"... and {len(scenario.permutations) - PERMUTATIONS_SHOWN} more", width, indent="       ")
+    return lines
+
+
+def _markers(blockers: tuple[Blocker, ...]) -> str:
+    """A step's markers as a permutation line writes them: `(*)`, `(s2a)`, `(s2a notices 1)`."""
+    if not blockers:
+        return ""
+    words = ["*" if b.once else b.step + (f" notices {b.notices}" if b.notices is not None else "") for b in blockers]
+    return f"({', '.join(str(w) for w in words)})"
 
 
 def _code_lines(sql: str, width: int) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from txnlab.levels import ALL_LEVELS, Level
 from txnlab.runner.lab import DEFAULT_STEP_TIMEOUT
 from txnlab.scenario import Catalogue
 from txnlab.scenario.catalogue import user_directories
+from txnlab.scenario.chosen_permutations import DEFAULT_LIMIT, chosen_permutations
+from txnlab.scenario.model import Scenario
 
 LEVEL_HELP = (
     "Isolation levels: ru, rc, rr, ser, their names (\"read committed\", serializable), "
@@ -121,3 +123,31 @@ MIN_WIDTH, MAX_WIDTH, PIPED_WIDTH = 40, 180, 120
 def terminal_width() -> int:
     """Display columns text output may use: $COLUMNS, else the terminal's width, else 120."""
     return max(MIN_WIDTH, min(shutil.get_terminal_size((PIPED_WIDTH, 40)).columns, MAX_WIDTH))
+
+
+PERMUTATIONS_HELP = (
+    "Run each scenario in other orders: 'all' (every interleaving of its sessions' steps, in "
+    "isolationtester's order) or an order of step names separated by spaces (repeat the option "
+    "for several). Only the scenario's own order is judged by its expectations."
+)
+
+
+def permutations_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--permutations all|'STEP STEP ...'` (repeatable) and `--max-permutations N`."""
+    command = click.option(
+        "--max-permutations", type=click.IntRange(min=1), default=DEFAULT_LIMIT, show_default=True, metavar="N",
+        help="With --permutations all: refuse a scenario with more interleavings than this.",
+    )(command)
+    return click.option("--permutations", "permutations", multiple=True, metavar="all|'STEP STEP ...'",
+                        help=PERMUTATIONS_HELP)(command)
+
+
+def choose(scenarios: Sequence[Scenario], requests: Sequence[str], limit: int) -> dict[Path, tuple[tuple[str, ...], ...]]:
+    """The permutations `--permutations` asks of each scenario (none: an empty mapping);
+    UsageError (exit 2) before anything runs when one cannot be run (see chosen_permutations)."""
+    chosen = {}
+    for scenario in scenarios:
+        permutations = chosen_permutations(scenario, requests, limit)
+        if permutations is not None:
+            chosen[scenario.source] = permutations
+    return chosen

@@ -11,8 +11,10 @@ import click
 from txnlab import signals
 from txnlab.cli.options import (
     color_option,
+    choose,
     format_option,
     level_option,
+    permutations_option,
     require_terminal,
     scenario_dir_option,
     server_options,
@@ -20,19 +22,21 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
-from txnlab.errors import ExitCode, UsageError
+from txnlab.errors import ExitCode, ScenarioError, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
+from txnlab.timeline import Timeline
 from txnlab.server.footprint import ServerChange
 from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.cli.workshop import Workshop
-from txnlab.workflow import Cell, cells, run_cell, run_cells
+from txnlab.workflow import Cell, Chosen, cells, run_cell, run_cells
 
 # The headline demo: the blog's read-then-write ATM, then the three ways to fix it.
 DEMO_SCENARIOS = (
@@ -87,10 +91,11 @@ def describe_change(change: ServerChange) -> str:
     return f"{did}; it existed before and cannot be restored" + (f" ({change.problem})" if change.problem else "")
 
 
-def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None) -> list[RunReport]:  # type: ignore[no-untyped-def]
+def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None,  # type: ignore[no-untyped-def]
+             chosen: Chosen | None = None) -> list[RunReport]:
     reports = []
     with lab_on_server(dsn, step_timeout) as lab:
-        for report in run_cells(lab, planned):
+        for report in run_cells(lab, planned, chosen):
             reports.append(report)
             if on_report is not None:
                 on_report(report)
@@ -112,14 +117,19 @@ def _write(output: Path, text_: str) -> None:
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
     """3 (after everything was shown) when a run could not run on this server, with one line
-    on stderr saying why; else 1 if an observation differs from its expectation; else 0."""
+    on stderr saying why; 2 when a `.spec`'s setup failed (see `setup_failure`); else 1 if an
+    observation differs from its expectation; else 0."""
+    for report in reports:
+        if report.scenario.isolationtester and (failure := setup_failure(report.scenario, report.timeline)):
+            raise failure
     unable = [r for r in reports if r.verdict.could_not_run]
     if unable:
         first = unable[0].verdict
         click.echo(f"txnlab: error: {len(unable)} of {len(reports)} runs could not run on this server; "
                    f"{first.scenario} at {first.level.value}: {first.could_not_run}", err=True)
         return int(ExitCode.SERVER)
-    return int(ExitCode.OK if all(r.verdict.matches_expectation for r in reports) else ExitCode.MISMATCH)
+    judged = [r for r in reports if r.verdict.unjudged is None]  # a run no expectation applies to differs from none
+    return int(ExitCode.OK if all(r.verdict.matches_expectation for r in judged) else ExitCode.MISMATCH)
 
 
 def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenario]:
@@ -135,13 +145,17 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
-@format_option
+@permutations_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester"]),
+              default="text", show_default=True,
+              help="Output format; json follows the schema documented in the README; isolationtester prints "
+                   "what PostgreSQL's isolationtester prints, every permutation.")
 @color_option
 @scenario_dir_option
 @server_options
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
-                repeat: int, output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
-                step_timeout: float) -> int:
+                repeat: int, permutations: tuple[str, ...], max_permutations: int, output_format: str,
+                color: bool | None, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
@@ -153,28 +167,62 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
+    one_order = "--step" if step_through or predict else "--repeat" if repeat > 1 else None
+    if one_order and permutations:
+        raise UsageError(f"{one_order} follows one order of steps; it cannot run --permutations")
     if step_through or predict:
         require_terminal("--step")
-    planned = cells(_resolve(names, directory), levels)
+    scenarios = _resolve(names, directory)
+    spec = next((s for s in scenarios if s.isolationtester), None)
+    if one_order and spec is not None:
+        raise UsageError(f"{one_order} follows one order of steps; {spec.source} is a .spec, which runs every "
+                         "permutation as isolationtester does")
+    chosen = choose(scenarios, permutations, max_permutations)
+    planned = cells(scenarios, levels)
     if not planned:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
+    if output_format == "isolationtester":
+        return _isolationtester(planned, dsn, step_timeout, chosen)
     if repeat > 1:
         return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
     if output_format == "text":
         width, colored = terminal_width(), use_color(color)
         reports = _execute(
             planned, dsn, step_timeout,
-            on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"),
+            on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"), chosen=chosen,
         )
         if len(reports) > 1:
             click.echo(text.render_summary(reports, width=width, color=colored))
     else:
-        reports = _execute(planned, dsn, step_timeout)
+        reports = _execute(planned, dsn, step_timeout, chosen=chosen)
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
     return _exit_code(reports)
+
+
+def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: float, chosen: Chosen) -> int:
+    """`run --format isolationtester`: every permutation of each scenario, printed as
+    isolationtester prints it (a failed setup ends a spec's output, as there; exit 2)."""
+    with lab_on_server(dsn, step_timeout) as lab:
+        for scenario, level in planned:
+            timelines = lab.run_permutations(scenario, level, chosen.get(scenario.source))
+            click.echo(render_isolationtester(scenario, timelines), nl=False)
+            if timelines and (failure := setup_failure(scenario, timelines[-1])) is not None:
+                raise failure
+    return int(ExitCode.OK)
+
+
+def setup_failure(scenario: Scenario, timeline: Timeline) -> ScenarioError | None:
+    """A `.spec` run's failed setup SQL as the one-line error (exit 2) it ends the command with,
+    after the output that shows it, as isolationtester stops there; None when the setup ran."""
+    failed = [e for e in timeline.setup if e.error is not None]
+    if not failed or failed[0].error is None:
+        return None
+    error = failed[0].error
+    return ScenarioError(str(scenario.source), f"setup failed: {error.message} (SQLSTATE {error.sqlstate})",
+                         scenario.lines.get(failed[0].step))
 
 
 def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,
@@ -206,13 +254,14 @@ def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: boo
 @click.option("--tag", help="Only scenarios with this tag.")
 @click.option("--suite", help="A suite of anomaly scenarios (e.g. hermitage), shown as an anomaly table.")
 @level_option
+@permutations_option
 @format_option
 @color_option
 @scenario_dir_option
 @server_options
 def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, levels: tuple[Level, ...],
-                   output_format: str, color: bool | None, directory: Path | None, dsn: str | None,
-                   step_timeout: float) -> int:
+                   permutations: tuple[str, ...], max_permutations: int, output_format: str, color: bool | None,
+                   directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
     Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
@@ -226,7 +275,10 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = catalogue.with_tag(suite or tag or "")
     else:
         scenarios = list(catalogue.scenarios.values())
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
+    if permutations and suite:
+        raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
+    chosen = choose(scenarios, permutations, max_permutations)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     if output_format == "json":
         click.echo(json_render.render_matrix(reports), nl=False)
     elif output_format == "markdown":
@@ -302,16 +354,18 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
 @level_option
+@permutations_option
 @scenario_dir_option
 @server_options
-def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], directory: Path | None,
-                   dsn: str | None, step_timeout: float) -> int:
+def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
+                   max_permutations: int, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
     _check_writable(output)
     scenarios = _resolve(names, directory)
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout)
+    chosen = choose(scenarios, permutations, max_permutations)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)

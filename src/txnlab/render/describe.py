@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
-from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome
+from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome, Timeline
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ MAX_ROWS_SHOWN = 4
 # One mark per outcome that needs attention, shared by every renderer (single-width glyphs,
 # so terminal tables stay aligned; shapes as well as colours, for colour-blind readers).
 OUTCOME_MARKS = {
-    Outcome.BLOCKED: "◷", Outcome.ERROR: "✗", Outcome.TIMEOUT: "⚠", Outcome.SKIPPED: "∅", Outcome.ENDED: "⊘"
+    Outcome.BLOCKED: "◷", Outcome.ERROR: "✗", Outcome.TIMEOUT: "⚠", Outcome.SKIPPED: "∅", Outcome.ENDED: "⊘",
+    Outcome.NOTICE: "ℹ",
 }
 
 
@@ -103,7 +104,53 @@ def lock_meaning(lock: LockWait) -> str:
 
 def result_phrase(event: Event) -> str:
     """What a step's result looks like in a timeline cell: rows, a row count, an error, a wait
-    (who it waits for, and the lock in words; "now waits for" when a wait changed)."""
+    (who it waits for, and the lock in words; "now waits for" when a wait changed); every
+    result of a step that returned several, in order, separated by "; " (see `result_phrases`)."""
+    return "; ".join(result_phrases(event))
+
+
+def result_phrases(event: Event) -> list[str]:
+    """One phrase per result of the step, in order: a step that sent several statements (a
+    `.spec` step's libpq session returns every result, `Event.results`) has one per result
+    that returned rows, and one for each run of results that did not, their command statuses
+    in order ("ok: BEGIN, NOTIFY ×4, COMMIT"), then its error if a later statement failed;
+    every other step has one phrase."""
+    sets = event.results
+    if len(sets) < 2 and not (sets and event.error is not None):
+        return [_event_phrase(event)]
+    phrases: list[str] = []
+    statuses: list[str] = []  # the current run of results without rows
+    for result in [*sets, None]:
+        if result is not None and result.columns is None:
+            statuses.append(result.status or "ok")
+            continue
+        if statuses:
+            phrases.append("ok: " + ", ".join(_counted(statuses)))
+            statuses = []
+        if result is not None:
+            phrases.append(rows_phrase(result.columns or (), result.rows or (), result.column_types))
+    if event.outcome is not Outcome.OK or event.error is not None:
+        phrases.append(_event_phrase(event, after_wait=False))
+    if event.after_wait:
+        phrases[0] = "completed after the wait: " + phrases[0]
+    return phrases
+
+
+def _counted(words: Sequence[str]) -> list[str]:
+    """Runs of the same word said once with their count: [NOTIFY, NOTIFY, COMMIT] -> [NOTIFY ×2, COMMIT]."""
+    counted: list[tuple[str, int]] = []
+    for word in words:
+        if counted and counted[-1][0] == word:
+            counted[-1] = (word, counted[-1][1] + 1)
+        else:
+            counted.append((word, 1))
+    return [word if count == 1 else f"{word} ×{count}" for word, count in counted]
+
+
+def _event_phrase(event: Event, *, after_wait: bool | None = None) -> str:
+    """The phrase for an event's own result fields (its last result): see `result_phrase`."""
+    if event.outcome is Outcome.NOTICE:
+        return "still waiting; the server sent a notice" + ("s" if len(event.notices) > 1 else "")
     if event.outcome is Outcome.BLOCKED:
         waits_for = ", ".join(event.blocked_by) or "another session"
         detail = f" ({lock_phrase(event.lock)})" if event.lock else ""
@@ -112,7 +159,7 @@ def result_phrase(event: Event) -> str:
         return f"not sent: {event.error.message if event.error else 'a value it needs is missing'}"
     if event.outcome is Outcome.ENDED:
         return "the server ended the session" + (f": {error_phrase(event.error)}" if event.error else "")
-    prefix = "completed after the wait: " if event.after_wait else ""
+    prefix = "completed after the wait: " if (event.after_wait if after_wait is None else after_wait) else ""
     if event.outcome is Outcome.TIMEOUT:
         return f"{prefix}cancelled after the step timeout"
     if event.error is not None:
@@ -147,6 +194,34 @@ def with_backends(text: str, error: ErrorInfo) -> str:
         return f"{who} (pid {match.group(2)})"
 
     return BACKEND_PID.sub(named, text)
+
+
+def notification_lines(event: Event) -> list[str]:
+    """The NOTIFY messages the session received, one line each, in isolationtester's words:
+    `NOTIFY "channel" with payload "text" from s2` (a sender outside the run: `PID n`)."""
+    return [f'NOTIFY "{n.channel}" with payload "{n.payload}" from {n.sender}' for n in event.notifications]
+
+
+def sql_label(event: Event) -> str:
+    """Whose SQL a setup or teardown event ran, in words: "setup", "s1's setup", "teardown"..."""
+    parts = event.step.split(".")
+    if parts[0] == "session" and len(parts) >= 3:
+        return f"{parts[1]}'s {parts[2]}"
+    return parts[0]
+
+
+def sql_output_lines(events: Sequence[Event]) -> list[str]:
+    """What setup or teardown SQL (`Timeline.setup`, `Timeline.teardown`) returned beyond a plain
+    "ok", as isolationtester shows it: rows, errors with their details, notices, notifications;
+    one line each, labelled by whose SQL it was. Empty when all of it just ran."""
+    lines = []
+    for event in events:
+        said = [*error_lines(event), *event.notices, *notification_lines(event)]
+        returned = any(r.columns is not None for r in event.result_sets()) or event.error is not None
+        if returned:
+            lines.append(f"{sql_label(event)}: {result_phrase(event)}")
+        lines += [f"{sql_label(event)}: {line}" for line in said]
+    return lines
 
 
 def error_lines(event: Event) -> list[str]:
@@ -194,7 +269,10 @@ def rows_phrase(
 
 
 def verdict_line(verdict: Verdict) -> str:
-    """One line: does the run match its expectation, and what happened to the anomaly."""
+    """One line: does the run match its expectation, and what happened to the anomaly; for a
+    run no expectation applies to, why there is no verdict."""
+    if verdict.unjudged is not None:
+        return f"no verdict: {verdict.unjudged}"
     status = "as expected" if verdict.matches_expectation else "DIFFERS from the expectation"
     if verdict.matches_expectation and verdict.alternative:
         status = f"as expected (accepted alternative {verdict.alternative})"
@@ -254,6 +332,44 @@ def _as_is(text: str) -> str:
     return text
 
 
+def run_title(report: RunReport) -> str:
+    """Which run this is: "atm-lost-update at READ COMMITTED"; a `.spec` run has no level of
+    its own (its sessions keep the server's default, its SQL sets any other), so just its name."""
+    if report.scenario.isolationtester:
+        return report.scenario.name
+    return f"{report.scenario.name} at {report.timeline.level.value.upper()}"
+
+
+def permutation_phrase(report: RunReport) -> str | None:
+    """Which permutation a run of several is: "permutation 3 of 70: a1 b1 a2 b2" (None for a
+    run of the scenario's own single order)."""
+    if report.place is None:
+        return None
+    number, count = report.place
+    return f"permutation {number} of {count}: {' '.join(report.timeline.permutation)}"
+
+
+def row_label(report: RunReport) -> str:
+    """A matrix row's name: the scenario's, and for a run of several permutations, which one
+    ("atm-lost-update #3: a1 b1 a2 b2")."""
+    if report.place is None:
+        return report.scenario.name
+    return f"{report.scenario.name} #{report.place[0]}: {' '.join(report.timeline.permutation)}"
+
+
+def happenings(timeline: Timeline) -> str:
+    """What a run no expectation applies to did, for a matrix cell: "waits: b2; fails: a3
+    (40001)", "no waits, no errors", "timed out" or "could not run"."""
+    if timeline.could_not_run is not None:
+        return "could not run"
+    if timeline.ended_early is not None:
+        return "timed out"
+    waited = list(dict.fromkeys(e.step for e in timeline.events if e.outcome is Outcome.BLOCKED))
+    failed = [f"{e.step} ({e.error.sqlstate or 'error'})" for e in timeline.events if e.error and e.outcome is Outcome.ERROR]
+    parts = ([f"waits: {', '.join(waited)}"] if waited else []) + ([f"fails: {', '.join(failed)}"] if failed else [])
+    return "; ".join(parts) or "no waits, no errors"
+
+
 @dataclass(frozen=True)
 class MatrixCell:
     """One run in a matrix: what happened, a mark, and what differs (after a ✗)."""
@@ -261,6 +377,7 @@ class MatrixCell:
     words: str  # "prevented (aborted)", "aborts", "timed out", "could not run", "-"
     mark: str = ""  # MARK_AS_EXPECTED, MARK_DIFFERS, MARK_TIMED_OUT or ""
     detail: str = ""  # after MARK_DIFFERS: "unexpected", or "expected 40001, got 40P01"
+    judged: bool = True  # False: no expectation applies; `words` say what happened (see `happenings`)
 
 
 MARK_AS_EXPECTED, MARK_DIFFERS, MARK_TIMED_OUT = "✓", "✗", OUTCOME_MARKS[Outcome.TIMEOUT]
@@ -290,9 +407,10 @@ def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> li
     """One line (plain text) for each mark and outcome word the cells use; `hermitage` for
     the anomaly table's words (possible, prevented, blocks, aborts)."""
     marks = {cell.mark for cell in cells}
-    words = {cell.words.split(" (")[0] for cell in cells}
     details = [cell.detail for cell in cells if cell.mark == MARK_DIFFERS]
     lines = [LEGEND[MARK_AS_EXPECTED]] if MARK_AS_EXPECTED in marks else []
+    if any(not cell.judged for cell in cells):
+        lines.append(LEGEND["unjudged"])
     if "unexpected" in details:
         lines.append(LEGEND["unexpected"])
     sqlstate = next((detail for detail in details if detail != "unexpected"), None)
@@ -300,6 +418,8 @@ def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> li
         lines.append(f"{MARK_DIFFERS} {sqlstate}: {LEGEND['sqlstate']}")
     if hermitage:
         lines.append(LEGEND["hermitage"])
+    # An unjudged cell's words are what happened (see `happenings`): only these two are legend words.
+    words = {cell.words.split(" (")[0] for cell in cells if cell.judged or cell.words in ("timed out", "could not run")}
     keys = ["timed out", "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
     return lines + [LEGEND[key] for key in keys if key in words]
 
@@ -311,7 +431,9 @@ LEGEND = {
                 "another SQLSTATE (named first when several did).",
     "timed out": f"timed out {MARK_TIMED_OUT}: a step ran or waited longer than the step timeout "
                  "(--step-timeout); txnlab cancelled it and stopped the run, so its outcome is unknown "
-                 "(it counts as unexpected).",
+                 "(against an expectation, it counts as unexpected).",
+    "unjudged": "no mark: no expectation applies to that run (a .spec states none; a scenario's are for "
+                "its own order of steps); the cell says which steps waited and which failed.",
     "could not run": "could not run: this server lacks something the scenario needs (the reason is below).",
     "-": "-: no such run at this level, or no anomaly rule to judge it by.",
     "anomaly": "anomaly: the scenario's anomaly happened.",
@@ -329,18 +451,24 @@ LEGEND = {
 def matrix_grid(
     reports: Sequence[RunReport], escape: Callable[[str], str] = _as_is
 ) -> tuple[list[str], list[list[str | MatrixCell]]]:
-    """Scenario rows by level columns; each cell a MatrixCell (see `matrix_cell`) or NOT_RUN.
-    `escape` is applied to every word that comes from a scenario (Markdown needs it)."""
+    """Scenario rows by level columns (a row per permutation when several ran: see `row_label`);
+    each cell a MatrixCell (see `matrix_cell`; for a run no expectation applies to, what it did:
+    `happenings`) or NOT_RUN. `escape` is applied to every word that comes from a scenario."""
     levels = [level for level in Level if any(r.verdict.level is level for r in reports)]
-    by_scenario: dict[str, dict[Level, Verdict]] = {}
+    by_row: dict[str, dict[Level, RunReport]] = {}
     for report in reports:
-        by_scenario.setdefault(report.scenario.name, {})[report.verdict.level] = report.verdict
+        by_row.setdefault(row_label(report), {})[report.verdict.level] = report
     rows: list[list[str | MatrixCell]] = []
-    for name, verdicts in by_scenario.items():
+    for name, runs in by_row.items():
         row: list[str | MatrixCell] = [escape(name)]
         for level in levels:
-            verdict = verdicts.get(level)
-            row.append(NOT_RUN if verdict is None else matrix_cell(verdict))
+            run = runs.get(level)
+            if run is None:
+                row.append(NOT_RUN)
+            elif run.verdict.unjudged is not None:
+                row.append(MatrixCell(escape(happenings(run.timeline)), judged=False))
+            else:
+                row.append(matrix_cell(run.verdict))
         rows.append(row)
     return ["scenario", *(level.value for level in levels)], rows
 

@@ -32,7 +32,13 @@ from txnlab.render.describe import (
     matrix_legend,
     plain_cell,
     mismatch_lines,
+    notification_lines,
+    permutation_phrase,
     result_phrase,
+    result_phrases,
+    row_label,
+    run_title,
+    sql_output_lines,
     verdict_line,
 )
 from txnlab.render.report import RunReport
@@ -83,12 +89,13 @@ def render_report(reports: Sequence[RunReport], title: str) -> str:
 def _contents(reports: Sequence[RunReport]) -> str:
     """The matrix of runs, each cell linking to its run: the observed outcome, ✓ or ✗."""
     headers, rows = matrix_grid(reports)
+    scenario_of = {row_label(r): r.scenario.name for r in reports}  # a row per permutation, when several ran
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     lines = []
     for name, *cells in rows:
-        linked = [f'<td><a href="#{_anchor(str(name))}">{escape(str(name))}</a></td>']
+        linked = [f'<td><a href="#{_anchor(scenario_of[str(name)])}">{escape(str(name))}</a></td>']
         for level, cell in zip(headers[1:], cells):
-            css = "bad" if isinstance(cell, MatrixCell) and cell.mark in (MARK_DIFFERS, MARK_TIMED_OUT) else ""
+            css = "bad" if isinstance(cell, MatrixCell) and cell.judged and cell.mark in (MARK_DIFFERS, MARK_TIMED_OUT) else ""
             shown = escape(plain_cell(cell))
             text = shown if cell is NOT_RUN else f'<a href="#{_anchor(str(name), level)}">{shown}</a>'
             linked.append(f'<td class="{css}">{text}</td>')
@@ -121,22 +128,41 @@ def _reference(ref: str) -> str:
     return escape(ref)
 
 
+def _run_anchor(report: RunReport) -> str:
+    """The run's id in the page, which the contents table links to (a row per permutation)."""
+    return _anchor(row_label(report), report.timeline.level.value)
+
+
 def _run_section(report: RunReport) -> str:
     timeline = report.timeline
-    level = timeline.level.value
+    placed = permutation_phrase(report)
+    spec = report.scenario.isolationtester and report.verdict.unjudged is not None  # never has a verdict
     return "\n".join(
         [
-            f'<article class="run" id="{_anchor(report.scenario.name, level)}">',
-            f"<h3>{escape(report.scenario.name)} at {escape(level.upper())}</h3>",
+            f'<article class="run" id="{_run_anchor(report)}">',
+            f"<h3>{escape(run_title(report))}</h3>",
+            f'<p class="permutation">{escape(placed)}</p>' if placed else "",
             f'<p class="meta">PostgreSQL {escape(timeline.server_version)}, '
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
+            _sql_output("setup", "before the steps", timeline.setup),
             _swimlanes(timeline),
+            _sql_output("teardown", "after the steps", timeline.teardown),
             _final_state(report),
-            _verdict(report.verdict),
+            "" if spec else _verdict(report.verdict),
             _steps(report),
             "</article>",
         ]
     )
+
+
+def _sql_output(css: str, when: str, events: Sequence[Event]) -> str:
+    """What setup or teardown SQL returned (describe.sql_output_lines), before or after the lanes."""
+    said = sql_output_lines(events)
+    if not said:
+        return ""
+    items = "".join(f"<li>{escape(line.strip())}</li>" for line in said)
+    return f'<div class="sql-output {css}"><h4>{escape(when)}</h4><ul>{items}</ul></div>'
+
 
 
 def _final_state(report: RunReport) -> str:
@@ -158,6 +184,10 @@ def _final_state(report: RunReport) -> str:
 
 
 def _verdict(verdict: Verdict) -> str:
+    if verdict.unjudged is not None:
+        differs = "".join(f"<li>{escape(line)}</li>" for line in mismatch_lines(verdict))
+        return (f'<div class="verdict unjudged"><p class="headline">{escape(verdict_line(verdict))}</p>'
+                + (f"<ul>{differs}</ul>" if differs else "") + "</div>")
     ok = verdict.matches_expectation
     headline = verdict_line(dataclasses.replace(verdict, note=None))
     rows = "".join(
@@ -186,15 +216,17 @@ def _steps(report: RunReport) -> str:
         step = report.scenario.steps.get(event.step)
         narration = step.narration if step and step.narration and event.step not in narrated else ""
         narrated.add(event.step)
-        shown = event.sql and not event.after_wait and not event.wait_changed  # its first event only
+        shown = event.sql and not event.after_wait and not event.wait_changed and event.outcome is not Outcome.NOTICE
         sql = f'<pre class="sql">{escape(textwrap.dedent(event.sql).strip())}</pre>' if shown else ""
-        extra = [*event.notices, *driver_lines(event)]
-        if event.transaction_status and event.outcome is not Outcome.BLOCKED:
+        extra = [*event.notices, *notification_lines(event), *driver_lines(event)]
+        if event.transaction_status and event.outcome not in (Outcome.BLOCKED, Outcome.NOTICE):  # mid-step
             extra.append(f"[{event.transaction_status}]")
         rows.append(
-            f'<tr class="{_outcome_class(event)}" id="{_anchor(report.scenario.name, report.timeline.level.value)}'
+            f'<tr class="{_outcome_class(event)}" id="{_run_anchor(report)}'
             f'-{event.seq}"><td class="seq">{event.seq}</td><td class="session">{escape(event.session)}</td>'
-            f'<td>{sql}<div class="result">{_mark(event)} {escape(result_phrase(event))}</div>'
+            f'<td>{sql}'
+            + "".join(f'<div class="result">{_mark(event) if i == 0 else "→"} {escape(phrase)}</div>'
+                      for i, phrase in enumerate(result_phrases(event)))
             + "".join(f'<div class="server-said">{escape(line)}</div>' for line in error_lines(event))
             + "".join(f'<div class="extra">{escape(line)}</div>' for line in extra)
             + f'</td><td class="narration">{escape(narration)}</td></tr>'
@@ -328,6 +360,8 @@ def _event_shape(timeline: Timeline, event: Event, scale: TimeScale, lanes: Lane
         data = f' data-until="{until.seq if until else ""}"'
         return _bar(event, lanes, x1, x2 - (CAP if done else 0), "wait", data=data, least=0)
     x2 = scale(event.ended)
+    if event.outcome is Outcome.NOTICE:  # notices read while the step waits: a mark on its wait
+        return _bar(event, lanes, x2 - CAP, x2, "notice", least=CAP) + lanes.callout(event.session, x2 - CAP, "NOTICE")
     x1 = x2 - CAP if event.after_wait else scale(event.started)
     shape = _bar(event, lanes, x1, x2, _outcome_class(event))
     callout = _callout_text(event)
@@ -339,7 +373,10 @@ def _bar(event: Event, lanes: Lanes, x1: float, x2: float, css: str, data: str =
     y = lanes.top(event.session) + BAR_TOP
     label = _fit(_label_parts(event), width)
     sql = " ".join(event.sql.split())
-    tooltip = "\n".join([f"#{event.seq} {event.session}: {sql}", f"{_mark(event)} {result_phrase(event)}", *error_lines(event)])
+    tooltip = "\n".join([
+        f"#{event.seq} {event.session}: {sql}", f"{_mark(event)} {result_phrase(event)}", *error_lines(event),
+        *event.notices, *notification_lines(event),
+    ])
     sqlstate = f' data-sqlstate="{escape(event.error.sqlstate)}"' if event.error and event.error.sqlstate else ""
     return (
         f'<g class="bar {css}" data-seq="{event.seq}" data-session="{escape(event.session)}" '
@@ -412,6 +449,8 @@ def _callout_text(event: Event) -> str:
         return event.error.sqlstate or event.error.exception.rsplit(".", 1)[-1]
     if event.rolled_back:
         return "ROLLBACK"
+    if event.notifications:
+        return "NOTIFY " + ", ".join(dict.fromkeys(n.channel for n in event.notifications))
     return {Outcome.TIMEOUT: "timeout", Outcome.SKIPPED: "skipped"}.get(event.outcome, "")
 
 
@@ -447,6 +486,7 @@ def _legend() -> str:
         (box.format("error"), "✗ error, SQLSTATE beside it"),
         (box.format("timeout"), "⚠ cancelled after the timeout"),
         (box.format("skipped"), "∅ skipped"),
+        (box.format("notice"), "ℹ notices sent while the step waits"),
         (line.format("released"), "this step's end let the waiting step go on"),
         (line.format("held"), "gave up while the other session held the lock"),
     ]
@@ -522,6 +562,10 @@ text.tick { fill: var(--muted); text-anchor: middle; } text.tick.unit { text-anc
 .bar.error rect, .swatch.error { fill: var(--bad); stroke: #5c1f00; stroke-width: 2; }
 .bar.error text { fill: #fff; font-weight: 700; }
 .bar.timeout rect, .swatch.timeout { fill: #fbe3d3; stroke: var(--bad); stroke-width: 2.5; stroke-dasharray: 5 3; }
+.bar.notice rect, .swatch.notice { fill: #e8f0e0; stroke: #3c6e1f; stroke-width: 1.5; }
+.sql-output h4 { margin: .6em 0 .1em; } .sql-output ul { margin: 0 0 .6em; font-size: .9em; }
+p.permutation { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, monospace; margin: 0; }
+.verdict.unjudged { border-left: 8px solid var(--line); }
 .bar.skipped rect, .swatch.skipped { fill: #fff; stroke: #5f6770; stroke-width: 1.5; stroke-dasharray: 4 3; }
 text.callout { font-weight: 700; fill: var(--bad-ink); }
 .link line, line.swatch { stroke: var(--ink); stroke-width: 2.5; marker-end: url(#txl-arrow); }

@@ -17,11 +17,13 @@ def _findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:
 
 def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     """A verdict as JSON data: what the text, Markdown and HTML verdicts say, keys added
-    in schema_version 2 included (`alternative`, `sqlstate_changes`, `alternatives_missed`)."""
+    in schema_version 2 included (`alternative`, `sqlstate_changes`, `alternatives_missed`,
+    `unjudged`: why no expectation applies, and then `matches_expectation` is null)."""
     return {
         "scenario": verdict.scenario,
         "level": verdict.level.value,
-        "matches_expectation": verdict.matches_expectation,
+        "matches_expectation": verdict.matches_expectation if verdict.unjudged is None else None,
+        "unjudged": verdict.unjudged,
         "outcome": verdict.outcome,
         "anomaly": verdict.anomaly,
         "anomaly_observed": verdict.anomaly_observed,
@@ -46,11 +48,19 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     }
 
 
+def place_to_dict(report: RunReport) -> dict[str, Any]:
+    """Which of several permutations a run is: `permutation_number` (from 1) and
+    `permutation_count`, both null for a run of the scenario's own single order."""
+    number, count = report.place or (None, None)
+    return {"permutation_number": number, "permutation_count": count}
+
+
 def run_to_dict(report: RunReport) -> dict[str, Any]:
-    """One run as `txnlab run --format json` prints it: its timeline, its invariants' SQL
-    and its verdict (`--repeat` adds its own keys to this)."""
+    """One run as `txnlab run --format json` prints it: its timeline, which permutation it is,
+    its invariants' SQL and its verdict (`--repeat` adds its own keys to this)."""
     return {
         **timeline_to_dict(report.timeline),
+        **place_to_dict(report),
         "invariant_sql": dict(report.scenario.invariants),
         "verdict": verdict_to_dict(report.verdict),
     }
@@ -67,6 +77,13 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
     """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
-    per scenario and level (before schema_version existed, the bare list)."""
-    document = {"schema_version": JSON_SCHEMA_VERSION, "verdicts": [verdict_to_dict(r.verdict) for r in reports]}
+    per scenario, level and permutation run, each with its `permutation` (the steps in order)
+    and place (see `place_to_dict`) (before schema_version existed, the bare list)."""
+    document = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "verdicts": [
+            {**verdict_to_dict(r.verdict), "permutation": list(r.timeline.permutation), **place_to_dict(r)}
+            for r in reports
+        ],
+    }
     return json.dumps(document, indent=2) + "\n"

@@ -26,11 +26,16 @@ from txnlab.render.describe import (
     matrix_grid,
     matrix_legend,
     mismatch_lines,
-    result_phrase,
+    notification_lines,
+    permutation_phrase,
+    result_phrases,
+    row_label,
+    run_title,
+    sql_output_lines,
     verdict_line,
 )
 from txnlab.render.report import RunReport
-from txnlab.timeline import Event
+from txnlab.timeline import Event, Outcome
 
 # Characters with a meaning in Markdown inline text (CommonMark and GitHub's tables).
 _PUNCTUATION = re.compile(r"([\\`*_\[\]|~#!])")
@@ -67,9 +72,11 @@ def code(text: str) -> str:
 
 
 def _cell(event: Event) -> str:
-    result = inline(result_phrase(event))
-    extra = "".join(f"<br>{inline(line)}" for line in [*error_lines(event), *event.notices, *driver_lines(event)])
-    if event.after_wait or event.wait_changed or not event.sql.strip():  # a completion, a changed wait, an end
+    result = "<br>→ ".join(inline(phrase) for phrase in result_phrases(event))  # each result of the step
+    said = [*error_lines(event), *event.notices, *notification_lines(event), *driver_lines(event)]
+    extra = "".join(f"<br>{inline(line)}" for line in said)
+    # A completion, a changed wait, a notice read during a wait, an end: no SQL of its own.
+    if event.after_wait or event.wait_changed or event.outcome is Outcome.NOTICE or not event.sql.strip():
         return f"*{result}*{extra}"
     return f"{code(event.sql)}<br>→ {result}{extra}"
 
@@ -81,18 +88,29 @@ def render_timeline(report: RunReport) -> str:
         cells = [""] * len(timeline.sessions)
         cells[timeline.sessions.index(event.session)] = _cell(event)
         rows.append([str(event.seq), *cells])
+    placed = permutation_phrase(report)
     lines = [
-        f"### {inline(report.scenario.name)} at {timeline.level.sql}",
+        f"### {inline(run_title(report))}",
         "",
-        f"PostgreSQL {inline(timeline.server_version)}. {inline(report.scenario.title)}.",
+        f"PostgreSQL {inline(timeline.server_version)}. {inline(report.scenario.title)}."
+        + (f" {inline(placed[:1].upper() + placed[1:])}." if placed else ""),
         "",
+        *_sql_output("Before the steps", timeline.setup),
         tabulate(rows, headers=["#", *map(inline, timeline.sessions)], tablefmt="github", disable_numparse=True),
         "",
+        *_sql_output("After the steps", timeline.teardown),
         *_final_state(report),
-        f"**{inline(verdict_line(report.verdict))}**",
     ]
+    if not (report.scenario.isolationtester and report.verdict.unjudged):  # a spec never has a verdict
+        lines.append(f"**{inline(verdict_line(report.verdict))}**")
     lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines)
+
+
+def _sql_output(when: str, events: Sequence[Event]) -> list[str]:
+    """What setup or teardown SQL returned (describe.sql_output_lines), as a list, then a blank line."""
+    said = sql_output_lines(events)
+    return [f"{when}:", "", *(f"- {inline(line)}" for line in said), ""] if said else []
 
 
 def _final_state(report: RunReport) -> list[str]:
@@ -146,8 +164,8 @@ def _grid(
     lines = [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     lines += [f"- {inline(line)}" for line in legend]
     for report in reports:
-        if not report.verdict.matches_expectation:
-            lines += ["", f"**{inline(report.scenario.name)} at {inline(report.verdict.level.value)}:**", ""]
+        if report.verdict.differs:
+            lines += ["", f"**{inline(row_label(report))} at {inline(report.verdict.level.value)}:**", ""]
             lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines) + "\n"
 

@@ -11,6 +11,11 @@ from txnlab.timeline import Timeline
 
 @dataclass(frozen=True)
 class RunReport:
+    """One run and its verdict. `place` is (number, count) of its permutation among the
+    permutations run of this scenario and level (`--permutations`, a `.spec`'s), numbered from 1;
+    None for a run of the scenario's own single order, as `txnlab run` makes without the option."""
+
     scenario: Scenario
     timeline: Timeline
     verdict: Verdict
+    place: tuple[int, int] | None = None

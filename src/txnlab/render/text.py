@@ -23,7 +23,13 @@ from txnlab.render.describe import (
     matrix_grid,
     matrix_legend,
     mismatch_lines,
+    notification_lines,
+    permutation_phrase,
     result_phrase,
+    result_phrases,
+    row_label,
+    run_title,
+    sql_output_lines,
     verdict_line,
 )
 from txnlab.render.fit import display_width, fit_table, wrap
@@ -58,15 +64,18 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
     marker = OUTCOME_MARKS.get(event.outcome, "→") + " "
     if event.after_wait and event.outcome is Outcome.OK:
         marker = "↳ "
-    first = not event.after_wait and not event.wait_changed  # a completion or a changed wait repeats no SQL
+    # A completion, a changed wait or a notice read during a wait repeats no SQL.
+    first = not event.after_wait and not event.wait_changed and event.outcome is not Outcome.NOTICE
     lines = wrap(event.sql, width) if show_sql and first and event.sql.strip() else []
-    lines += [style.outcome(event, line) for line in wrap(marker + result_phrase(event), width)]
+    for index, phrase in enumerate(result_phrases(event)):  # a step that sent several statements: each result
+        lines += [style.outcome(event, line) for line in wrap((marker if index == 0 else "→ ") + phrase, width)]
     lines += [style(part, fg="red") for line in error_lines(event) for part in wrap(line, width, indent="  ")]
     if event.notices:
         lines += [style(line, fg="cyan") for n in event.notices for line in wrap(n, width)]
+    lines += [style(line, fg="magenta") for n in notification_lines(event) for line in wrap(n, width)]
     for line in driver_lines(event):
         lines += [style(part, fg="blue") for part in wrap(line, width)]
-    if event.transaction_status and event.outcome is not Outcome.BLOCKED:
+    if event.transaction_status and event.outcome not in (Outcome.BLOCKED, Outcome.NOTICE):  # mid-step: none yet
         lines.append(style(f"[{event.transaction_status}]", dim=True))
     return "\n".join(lines)
 
@@ -76,7 +85,7 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     (unless each session would get fewer than MIN_COLUMN columns)."""
     style = TextStyle(color)
     timeline, verdict = report.timeline, report.verdict
-    sessions: Sequence[str] = timeline.sessions
+    sessions: Sequence[str] = shown_sessions(report)
     column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
     while True:  # the first guess misses by the width of the # column at most
         rows = []
@@ -89,17 +98,37 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
         if excess <= 0 or column <= MIN_COLUMN:
             break
         column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
-    header = (
-        f"{report.scenario.name} at {timeline.level.value.upper()} "
-        f"(PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)"
-    )
+    header = f"{run_title(report)} (PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)"
     lines = [style(line, bold=True) for line in wrap(header, width)]
+    placed = permutation_phrase(report)
+    lines += [style(line, bold=True) for line in wrap(placed, width)] if placed else []
+    lines += [style(line, dim=True) for line in _sql_output("before the steps", timeline.setup, width)]
     lines.append(table)
+    lines += [style(line, dim=True) for line in _sql_output("after the steps", timeline.teardown, width)]
     lines += final_state_lines(report, width, style)
-    status_color = "green" if verdict.matches_expectation else "red"
-    lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
+    if verdict.unjudged is None:
+        status_color = "green" if verdict.matches_expectation else "red"
+        lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
+    elif not report.scenario.isolationtester:  # a spec never has one: saying so on every permutation is noise
+        lines += [style(line, dim=True) for line in wrap(verdict_line(verdict), width)]
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
+
+
+def _sql_output(when: str, events: Sequence[Event], width: int) -> list[str]:
+    """What setup or teardown SQL returned (see describe.sql_output_lines), under a heading."""
+    said = sql_output_lines(events)
+    return [f"{when}:"] + [part for line in said for part in wrap(line, width, indent="  ")] if said else []
+
+
+def shown_sessions(report: RunReport) -> tuple[str, ...]:
+    """The sessions to give a column: all of them, except in one of several permutations (a
+    `.spec`'s, `--permutations`), where a session with no step in it would be an empty column."""
+    timeline = report.timeline
+    if report.place is None:
+        return timeline.sessions
+    acting = {event.session for event in timeline.events}
+    return tuple(name for name in timeline.sessions if name in acting) or timeline.sessions
 
 
 def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:
@@ -132,13 +161,26 @@ def render_runs(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, col
 
 
 def render_summary(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
-    """One line per run: scenario, level, outcome, and whether it was as expected."""
+    """One line per run: scenario, level, outcome, and whether it was as expected. The runs
+    no expectation applies to (other permutations, a `.spec`'s) are counted in one line per
+    scenario and level: how many ran, how many timed out or could not run."""
     style = TextStyle(color)
     rows = []
+    unjudged: dict[tuple[str, str], list[RunReport]] = {}
     for report in reports:
         verdict = report.verdict
+        if verdict.unjudged is not None:
+            level = "-" if report.scenario.isolationtester else verdict.level.value
+            unjudged.setdefault((report.scenario.name, level), []).append(report)
+            continue
         mark = style("yes", fg="green") if verdict.matches_expectation else style("NO", fg="red", bold=True)
-        rows.append([report.scenario.name, verdict.level.value, verdict.outcome, mark])
+        rows.append([row_label(report), verdict.level.value, verdict.outcome, mark])
+    for (name, level), runs in unjudged.items():
+        counts = [f"{len(runs)} run{'s' if len(runs) != 1 else ''}"]
+        for outcome in ("timed out", "could not run"):
+            if (count := sum(r.verdict.outcome == outcome for r in runs)):
+                counts.append(f"{count} {outcome}")
+        rows.append([name, level, ", ".join(counts), "no expectation"])
     return fit_table(rows, ["scenario", "level", "outcome", "as expected"], width=width, tablefmt="simple")
 
 
@@ -176,8 +218,8 @@ def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> l
     """For each run that differs from its expectation: which, and how."""
     lines = []
     for report in reports:
-        if not report.verdict.matches_expectation:
-            title = f"{report.scenario.name} at {report.verdict.level.value}:"
+        if report.verdict.differs:
+            title = f"{row_label(report)} at {report.verdict.level.value}:"
             lines += [style(line, fg="red", bold=True) for line in wrap(title, width)]
             lines += [part for line in mismatch_lines(report.verdict) for part in wrap(line, width, indent="  ")]
     return lines

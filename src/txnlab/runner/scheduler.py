@@ -462,7 +462,9 @@ class Scheduler:
         def value(match: Any) -> str:
             step, column = match.group(1), match.group(2)
             result = self.results.get(step)
-            if result is None or result.error or not result.rows:
+            if result is None:  # not sent yet (in another order, --permutations) or still running
+                raise LookupError(f"${{{step}.{column}}}: step {step} has no result yet")
+            if result.error or not result.rows:
                 raise LookupError(f"${{{step}.{column}}}: step {step} returned no row to read it from")
             if not result.columns or column not in result.columns:
                 raise LookupError(f"${{{step}.{column}}}: step {step} has no column {column!r}")

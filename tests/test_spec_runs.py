@@ -464,3 +464,27 @@ def test_a_session_whose_connection_is_lost_ends_the_spec_with_one_line_and_exit
     assert code == 3
     assert err.startswith("txnlab: error: session s1's connection was lost ")
     assert err.count("\n") == 1
+
+
+def test_a_setup_or_teardown_block_that_waits_too_long_is_cancelled_and_fails(server_dsn: str) -> None:
+    """isolationtester would wait forever for a lock a session still holds from the previous
+    permutation; txnlab cancels the block after the step timeout: a failing teardown goes on,
+    a failing setup ends the spec."""
+    spec = """
+        setup { CREATE TABLE IF NOT EXISTS t (i int); }
+        setup { SELECT count(*) AS n FROM t; }
+        teardown { DROP TABLE t; }
+        session s1
+        step lk { BEGIN; LOCK t; }
+        permutation lk
+        permutation lk
+    """
+    with open_lab(server_dsn, step_timeout=0.5) as lab:
+        started = time.monotonic()
+        output, timelines = run_spec_text(lab, spec)
+        assert time.monotonic() - started < 3
+        assert wait_until_gone(lab) == []
+    assert output.endswith(
+        "step lk: BEGIN; LOCK t;\nteardown failed: ERROR:  canceling statement due to user request\n\n"
+        "starting permutation: lk\nsetup failed: ERROR:  canceling statement due to user request\n")
+    assert [t.ended_early for t in timelines] == [None, "setup failed"]

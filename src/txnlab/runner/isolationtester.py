@@ -301,9 +301,23 @@ class SpecRun:
             timeline.teardown.append(self._exec(self.control, "", f"teardown.{index}", sql))
 
     def _exec(self, connection: _Connection, session: str, name: str, sql: str) -> Event:
-        """PQexec: the last result only, as isolationtester prints it."""
+        """PQexec, as isolationtester runs a setup or teardown block: its last result (an
+        error, if one came), and the notices read meanwhile. Under the step timeout: a block
+        that waits too long is cancelled (and fails), where isolationtester would wait forever."""
         started = time.perf_counter() - self._origin
-        result = connection.pg.exec_(sql.encode())
+        try:
+            connection.pg.send_query(sql.encode())
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise _lost(connection, f"cannot send {name}") from None
+        result = None
+        while True:
+            self._await_result(connection, None, name)
+            if (next_result := connection.pg.get_result()) is None:
+                break
+            if result is None or result.status != pq.ExecStatus.FATAL_ERROR:
+                result = next_result  # PQexec keeps the last result, or the first error
+        if result is None:  # cannot happen: a sent query answers at least one result
+            raise _lost(connection, f"answering {name}")
         notices = tuple(connection.pending) if connection is not self.control else ()
         connection.pending.clear()
         ended = time.perf_counter() - self._origin
@@ -410,7 +424,7 @@ class SpecRun:
                 if not retry:
                     self._waiting(connection, pstep)
                 return True
-            self._enforce(deadline, connection, pstep)
+            self._enforce(deadline, connection, pstep, f"step {pstep.step.name}")
         if self._has_blocker(pstep):
             if not retry:
                 self._waiting(connection, pstep)
@@ -418,19 +432,23 @@ class SpecRun:
         self._finish(connection, pstep, after_wait=retry)
         return False
 
-    def _enforce(self, deadline: _Deadline, connection: _Connection, pstep: _PermutationStep) -> None:
-        """isolationtester's limits on one wait for a step: cancel it after the step timeout
-        (an Outcome.TIMEOUT event, its `started` when the wait began), give up after twice that."""
+    def _enforce(
+        self, deadline: _Deadline, connection: _Connection, pstep: _PermutationStep | None, what: str,
+    ) -> None:
+        """isolationtester's limits on one wait for a step (or a setup/teardown block, `pstep`
+        None): cancel it after the step timeout (for a step, an Outcome.TIMEOUT event whose
+        `started` is when the wait began), give up after twice that. `what` names it."""
         elapsed = time.monotonic() - deadline.started
         if elapsed > self.step_timeout and not deadline.canceled:
             connection.pg.get_cancel().cancel()
             deadline.canceled = True
-            now = time.perf_counter() - self._origin
-            self._event(connection, pstep, Outcome.TIMEOUT, started=now - elapsed)
+            if pstep is not None:
+                now = time.perf_counter() - self._origin
+                self._event(connection, pstep, Outcome.TIMEOUT, started=now - elapsed)
         if elapsed > 2 * self.step_timeout:
-            raise self._hang(f"step {pstep.step.name} timed out after {int(elapsed)} seconds")
+            raise self._hang(f"{what} timed out after {int(elapsed)} seconds")
 
-    def _await_result(self, connection: _Connection, pstep: _PermutationStep) -> None:
+    def _await_result(self, connection: _Connection, pstep: _PermutationStep | None, what: str) -> None:
         """Wait until PQgetResult would not block, under the step timeout: isolationtester
         blocks in it, forever when a later statement of the step waits for a lock."""
         deadline = _Deadline(time.monotonic())
@@ -439,7 +457,7 @@ class SpecRun:
             if readable:
                 self._consume(connection)
             else:
-                self._enforce(deadline, connection, pstep)
+                self._enforce(deadline, connection, pstep, what)
 
     def _hang(self, problem: str) -> ScenarioError:
         """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
@@ -492,7 +510,7 @@ class SpecRun:
         error = None
         late: list[str] = []
         while True:
-            self._await_result(connection, pstep)
+            self._await_result(connection, pstep, f"step {pstep.step.name}")
             if (result := pg.get_result()) is None:
                 break
             if result.status == pq.ExecStatus.FATAL_ERROR:

@@ -24,6 +24,7 @@ from txnlab.cli import main
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.isolationtester import run_spec_file
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import load_spec, parse_spec
 from txnlab.timeline import Outcome, Timeline
@@ -488,3 +489,15 @@ def test_a_setup_or_teardown_block_that_waits_too_long_is_cancelled_and_fails(se
         "step lk: BEGIN; LOCK t;\nteardown failed: ERROR:  canceling statement due to user request\n\n"
         "starting permutation: lk\nsetup failed: ERROR:  canceling statement due to user request\n")
     assert [t.ended_early for t in timelines] == [None, "setup failed"]
+
+
+@needs_corpus
+def test_run_spec_file_returns_the_text_and_the_timelines_with_or_without_wait_details(spec_lab: Lab) -> None:
+    path = CORPUS / "specs" / "deadlock-simple.spec"
+    text, timelines = run_spec_file(path, spec_lab)
+    plain_text, plain = run_spec_file(path, spec_lab, wait_details=False)
+    assert text == plain_text
+    assert text.startswith("Parsed test spec with 2 sessions\n")
+    waits = [e for e in timelines[0].events if e.outcome is Outcome.BLOCKED]
+    assert [(e.step, e.blocked_by) for e in waits] == [("s1ae", ("s2",))]
+    assert all(e.blocked_by == () and e.lock is None for e in plain[0].events)

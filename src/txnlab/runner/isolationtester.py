@@ -621,12 +621,18 @@ def run_spec(
     return timelines
 
 
-def run_spec_file(path: Path, lab: Lab) -> tuple[str, list[Timeline]]:
+def run_spec_file(path: Path, lab: Lab, *, wait_details: bool = True) -> tuple[str, list[Timeline]]:
     """Run a `.spec` file's permutations in the lab's database and return what isolationtester
     would print for it (the text pg_isolation_regress compares with expected/NAME.out) and
     the timelines. The entry point for running a spec without the CLI (`txnlab specs` runs
-    one per spec, each in a lab of its own). Raises ScenarioError (the spec cannot be read or
-    parsed, a step hangs, an invalid permutation) and ServerError (a connection lost)."""
+    one per spec, each in a lab of its own). `wait_details=False` leaves BLOCKED events'
+    `blocked_by` and `lock` empty, which the printed text never shows: it saves a query of
+    about 2 ms per wait. Raises ScenarioError (the spec cannot be read or parsed, a step or
+    block hangs) and ServerError (a connection lost)."""
     scenario = load_spec(path)
-    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
+    if wait_details:
+        timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
+    else:
+        timelines = run_spec(scenario, lab.dsn, level=Level.READ_COMMITTED, server_version=lab.server_version,
+                             step_timeout=lab.step_timeout)
     return render_isolationtester(scenario, timelines), timelines

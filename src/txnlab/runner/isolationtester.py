@@ -159,9 +159,8 @@ def error_info(result: pq.PGresult) -> ErrorInfo:
     sqlstate = _text(result.error_field(field_.SQLSTATE))
     message = _text(result.error_field(field_.MESSAGE_PRIMARY))
     full = result.error_message.decode("utf-8", "replace")
-    exception = pg_errors.lookup(sqlstate).__name__ if sqlstate else "OperationalError"
     return ErrorInfo(
-        exception=f"psycopg.errors.{exception}" if sqlstate else "psycopg.OperationalError",
+        exception=_exception_name(sqlstate),
         message=message if message is not None else full.strip(),
         sqlstate=sqlstate,
         detail=_text(result.error_field(field_.MESSAGE_DETAIL)),
@@ -170,6 +169,17 @@ def error_info(result: pq.PGresult) -> ErrorInfo:
         severity=_text(result.error_field(field_.SEVERITY)) if message is not None else None,
         libpq_message=full,
     )
+
+
+def _exception_name(sqlstate: str | None) -> str:
+    """The psycopg exception class a SQLSTATE maps to (psycopg.errors), as txnlab names errors;
+    a libpq error without SQLSTATE is an OperationalError, an unknown SQLSTATE a DatabaseError."""
+    if sqlstate is None:
+        return "psycopg.OperationalError"
+    try:
+        return f"psycopg.errors.{pg_errors.lookup(sqlstate).__name__}"
+    except KeyError:
+        return "psycopg.DatabaseError"
 
 
 class SpecRun:

@@ -501,3 +501,16 @@ def test_run_spec_file_returns_the_text_and_the_timelines_with_or_without_wait_d
     waits = [e for e in timelines[0].events if e.outcome is Outcome.BLOCKED]
     assert [(e.step, e.blocked_by) for e in waits] == [("s1ae", ("s2",))]
     assert all(e.blocked_by == () and e.lock is None for e in plain[0].events)
+
+
+def test_setup_and_teardown_blocks_are_events_in_the_order_isolationtester_runs_them(spec_lab: Lab) -> None:
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS["setup, session setup and teardown output, and a failing teardown"])
+    timeline = timelines[0]
+    assert [(e.seq, e.session, e.step, e.outcome) for e in timeline.setup] == [
+        (1, "", "setup.0", Outcome.OK), (2, "", "setup.1", Outcome.OK), (3, "s1", "session.s1.setup.0", Outcome.OK)]
+    assert timeline.setup[1].rows == (("second setup",),)
+    assert [(e.seq, e.session, e.step, e.outcome) for e in timeline.teardown] == [
+        (1, "s1", "session.s1.teardown.0", Outcome.ERROR), (2, "s2", "session.s2.teardown.0", Outcome.OK),
+        (3, "", "teardown.0", Outcome.OK)]
+    assert timeline.teardown[0].error is not None and timeline.teardown[0].error.sqlstate == "22012"
+    assert (timeline.teardown[2].status, timeline.teardown[2].rows) == ("DROP TABLE", None)  # PQexec: the last result

@@ -289,13 +289,14 @@ class SpecRun:
     def _setup(self, timeline: Timeline) -> bool:
         assert self.control is not None
         for index, sql in enumerate(self.scenario.setup):
-            event = self._exec(self.control, "", f"setup.{index}", sql)
+            event = self._exec(self.control, "", f"setup.{index}", sql, len(timeline.setup) + 1)
             timeline.setup.append(event)
             if event.outcome is Outcome.ERROR:
                 return False
         for spec in self.scenario.sessions:
             for sql in spec.setup:
-                event = self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.setup.0", sql)
+                event = self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.setup.0", sql,
+                                   len(timeline.setup) + 1)
                 timeline.setup.append(event)
                 if event.outcome is Outcome.ERROR:
                     return False
@@ -306,11 +307,12 @@ class SpecRun:
         for spec in self.scenario.sessions:
             for sql in spec.teardown:
                 timeline.teardown.append(
-                    self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.teardown.0", sql))
+                    self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.teardown.0", sql,
+                               len(timeline.teardown) + 1))
         for index, sql in enumerate(self.scenario.teardown):
-            timeline.teardown.append(self._exec(self.control, "", f"teardown.{index}", sql))
+            timeline.teardown.append(self._exec(self.control, "", f"teardown.{index}", sql, len(timeline.teardown) + 1))
 
-    def _exec(self, connection: _Connection, session: str, name: str, sql: str) -> Event:
+    def _exec(self, connection: _Connection, session: str, name: str, sql: str, seq: int) -> Event:
         """PQexec, as isolationtester runs a setup or teardown block: its last result (an
         error, if one came), and the notices read meanwhile. Under the step timeout: a block
         that waits too long is cancelled (and fails), where isolationtester would wait forever."""
@@ -331,7 +333,7 @@ class SpecRun:
         notices = tuple(connection.pending) if connection is not self.control else ()
         connection.pending.clear()
         ended = time.perf_counter() - self._origin
-        base = dict(seq=0, session=session, step=name, sql=sql, started=started, ended=ended, notices=notices,
+        base = dict(seq=seq, session=session, step=name, sql=sql, started=started, ended=ended, notices=notices,
                     transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status))
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
             results = (self._result_set(result),) if result.status != pq.ExecStatus.EMPTY_QUERY else ()

@@ -30,8 +30,10 @@ Where isolationtester would block in PQgetResult forever (a multi-statement step
 after its first statement completed), txnlab applies the same timeout.
 
 Lock waits: isolationtester asks the server whether a running step waits for a lock each
-time 10 ms pass without an answer. txnlab asks sooner (`first_check` seconds after each
-select, 10 ms after that): the question and its answer are the same, so the output is too.
+time 10 ms pass without an answer. txnlab asks the same question 1 ms (`first_check`) after
+it sends a step or polls a waiting one, then every 10 ms: the answer is the same, and so is
+the output (all 105 reference specs), but each of the corpus's 549 waits costs about 1 ms
+instead of 10.
 """
 
 from __future__ import annotations

@@ -531,3 +531,20 @@ def test_format_isolationtester_refuses_repeat(cli) -> None:  # type: ignore[no-
     code, out, err = cli("run", "atm-lost-update", "--format", "isolationtester", "--repeat", "2")
     assert (code, out) == (2, "")
     assert err == "txnlab: error: --format isolationtester prints one run of every permutation; it cannot --repeat\n"
+
+
+def test_run_permutations_runs_a_yaml_scenario_once_per_permutation_in_order(lab: Lab, catalogue) -> None:  # type: ignore[no-untyped-def]
+    scenario = catalogue.resolve("atm-lost-update")
+    first = scenario.default_permutation
+    second = tuple(sorted(first, key=lambda name: scenario.steps[name].session != scenario.sessions[1].name))
+    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED, [first, second])
+    assert [t.permutation for t in timelines] == [first, second]
+    assert len(lab.run_permutations(scenario, Level.READ_COMMITTED)) == len(scenario.permutations)
+
+
+def test_run_permutations_runs_the_given_spec_permutations_with_their_markers(spec_lab: Lab) -> None:
+    scenario = parse_spec(ORACLE_SPECS["markers on a permutation line"], "inline.spec")
+    timelines = spec_lab.run_permutations(scenario, Level.READ_COMMITTED, [("ins1", "sel2", "c1")])
+    assert [t.permutation for t in timelines] == [("ins1", "sel2", "c1")]
+    assert [(e.step, e.outcome) for e in timelines[0].events] == [
+        ("ins1", Outcome.OK), ("sel2", Outcome.BLOCKED), ("c1", Outcome.OK), ("sel2", Outcome.OK)]  # sel2(*)

@@ -21,7 +21,7 @@ import pytest
 from conftest import leftovers
 
 from txnlab.cli import main
-from txnlab.errors import ScenarioError
+from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.isolationtester import run_spec_file
@@ -548,3 +548,30 @@ def test_run_permutations_runs_the_given_spec_permutations_with_their_markers(sp
     assert [t.permutation for t in timelines] == [("ins1", "sel2", "c1")]
     assert [(e.step, e.outcome) for e in timelines[0].events] == [
         ("ins1", Outcome.OK), ("sel2", Outcome.BLOCKED), ("c1", Outcome.OK), ("sel2", Outcome.OK)]  # sel2(*)
+
+
+def test_a_given_permutation_naming_no_step_of_the_spec_is_one_line(spec_lab: Lab) -> None:
+    scenario = parse_spec(ORACLE_SPECS["markers on a permutation line"], "inline.spec")
+    with pytest.raises(ScenarioError) as raised:
+        spec_lab.run_permutations(scenario, Level.READ_COMMITTED, [("ins1", "nosuch")])
+    assert str(raised.value) == "inline.spec: no step named 'nosuch' (permutation ins1 nosuch)"
+
+
+def test_a_spec_run_whose_control_connection_dies_ends_with_one_server_error(spec_lab: Lab) -> None:
+    """The lock-wait check's connection is terminated mid-run: exit 3's ServerError, one line."""
+    spec = """
+        setup { CREATE TABLE t (i int); }
+        teardown { DROP TABLE t; }
+        session s1
+        setup { BEGIN; }
+        step lk { LOCK t; }
+        step kill { SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%control%'; }
+        step c1 { COMMIT; }
+        session s2
+        step wait { LOCK t; }
+        permutation lk kill wait c1
+    """
+    with pytest.raises(ServerError) as raised:
+        run_spec_text(spec_lab, spec)
+    assert "\n" not in str(raised.value)
+    assert wait_until_gone(spec_lab) == []

@@ -38,7 +38,7 @@ instead of 10.
 One ordering the timeline cannot hold: notices libpq reads just before a step's error (a later
 statement of a multi-statement step raising a notice, then failing) or after its last result
 print before those lines in isolationtester; here they are an Outcome.NOTICE event after the
-step's completion. No spec of the corpus does this.
+step's completion. None of the 105 reference specs depends on it.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def test_a_failed_spec_setup_is_shown_then_exit_2(cli, tmp_path: Path) -> None: 
     code, out, err = cli("run", str(spec))
     assert code == 2
     assert 'setup: ERROR 42P01 relation "nosuch" does not exist' in out
-    assert err == f'txnlab: error: {spec}:1: setup failed: relation "nosuch" does not exist (SQLSTATE 42P01)\n'
+    assert err == f'txnlab: error: {spec}:1: setup failed: 42P01 relation "nosuch" does not exist\n'
 
 
 # s2 waits for s1's row, takes it when s1 commits, raises a notice and waits again, for s3's

@@ -22,14 +22,15 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
-from txnlab.errors import ExitCode, ScenarioError, UsageError
+from txnlab.errors import ExitCode, TxnlabError, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
-from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.fit import wrap_paragraphs
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
+from txnlab.runner.execute import sql_failure
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.timeline import Timeline
@@ -117,7 +118,7 @@ def _write(output: Path, text_: str) -> None:
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
     """3 (after everything was shown) when a run could not run on this server, with one line
-    on stderr saying why; 2 when a `.spec`'s setup failed (see `setup_failure`); else 1 if an
+    on stderr saying why; 2 or 3 when a `.spec`'s setup failed (see `setup_failure`); else 1 if an
     observation differs from its expectation; else 0."""
     for report in reports:
         if report.scenario.isolationtester and (failure := setup_failure(report.scenario, report.timeline)):
@@ -165,6 +166,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     """
     if (step_through or predict) and output_format != "text":
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
+    if output_format == "isolationtester" and repeat > 1:
+        raise UsageError("--format isolationtester prints one run of every permutation; it cannot --repeat")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
     one_order = "--step" if step_through or predict else "--repeat" if repeat > 1 else None
@@ -214,15 +217,14 @@ def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: flo
     return int(ExitCode.OK)
 
 
-def setup_failure(scenario: Scenario, timeline: Timeline) -> ScenarioError | None:
-    """A `.spec` run's failed setup SQL as the one-line error (exit 2) it ends the command with,
-    after the output that shows it, as isolationtester stops there; None when the setup ran."""
-    failed = [e for e in timeline.setup if e.error is not None]
-    if not failed or failed[0].error is None:
+def setup_failure(scenario: Scenario, timeline: Timeline) -> TxnlabError | None:
+    """A `.spec` run's failed setup SQL as the one-line error it ends the command with, after
+    the output that shows it, as isolationtester stops there: exit 3 for the server's side (a
+    missing privilege...), else 2 (see runner.execute.sql_failure); None when the setup ran."""
+    failed = next((e for e in timeline.setup if e.error is not None), None)
+    if failed is None or failed.error is None:
         return None
-    error = failed[0].error
-    return ScenarioError(str(scenario.source), f"setup failed: {error.message} (SQLSTATE {error.sqlstate})",
-                         scenario.lines.get(failed[0].step))
+    return sql_failure(scenario.where(failed.step), "setup", failed.error)
 
 
 def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,

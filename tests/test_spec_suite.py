@@ -38,6 +38,7 @@ ISOLATIONTESTERS = {  # the real tool of each major version, where this machine 
 REGRESS_ENV = {"PGTZ": "America/Los_Angeles", "PGDATESTYLE": "Postgres, MDY"}
 AT_LEAST = 100  # of the 105 reproduced specs (issue 10's target)
 LANES = 4
+ORACLE_SECONDS = 30  # the slowest spec takes 3.4 s for isolationtester 15 on a loaded 2-core machine
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the spec corpus is not at {CORPUS}")
 
@@ -104,18 +105,23 @@ def test_txnlab_prints_what_the_real_isolationtester_prints_on_the_same_server(
     names = reproduced()
     expected = tmp_path / "expected"
     expected.mkdir()
-    oracle_outputs(tool, server_dsn, admin, names, expected)
-    code, document, err = specs_cli(*[str(CORPUS / "specs" / f"{n}.spec") for n in names], "--expected",
+    unfinished = oracle_outputs(tool, server_dsn, admin, names, expected)
+    assert len(unfinished) <= len(names) - AT_LEAST, f"isolationtester {major} did not finish: {unfinished}"
+    compared = [n for n in names if n not in unfinished]
+    code, document, err = specs_cli(*[str(CORPUS / "specs" / f"{n}.spec") for n in compared], "--expected",
                                     str(expected), "--jobs", str(LANES))
     assert document, err
     passed = document["summary"]["ok"]
-    assert passed >= AT_LEAST, f"{passed} of {len(names)} match isolationtester {major}:\n{failures(document)}"
+    assert passed >= AT_LEAST, f"{passed} of {len(compared)} match isolationtester {major}:\n{failures(document)}"
 
 
-def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder: Path) -> None:  # type: ignore[no-untyped-def]
+def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """Run the real isolationtester over `names` in LANES databases of its own (dropped after),
-    writing each output (stdout then stderr, as pg_regress collects them) to folder/NAME.out."""
+    writing each output (stdout then stderr, as pg_regress collects them) to folder/NAME.out.
+    Returns the specs it did not finish within ORACLE_SECONDS (isolationtester 15 on
+    PostgreSQL 15 waits forever in merge-update), whose sessions it ends."""
     databases = [f"txnlab_oracle_{os.getpid()}_{n}" for n in range(LANES)]
+    unfinished: list[str] = []
     with admin.cursor() as cur:
         for database in databases:
             cur.execute(f'DROP DATABASE IF EXISTS "{database}"')
@@ -124,8 +130,13 @@ def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder:
     def lane(number: int) -> None:
         for name in names[number::LANES]:
             spec = (CORPUS / "specs" / f"{name}.spec").read_bytes()
-            done = subprocess.run([str(tool), with_params(server_dsn, dbname=databases[number])], input=spec,
-                                  capture_output=True, env={**os.environ, **REGRESS_ENV}, timeout=300)
+            try:
+                done = subprocess.run([str(tool), with_params(server_dsn, dbname=databases[number])], input=spec,
+                                      capture_output=True, env={**os.environ, **REGRESS_ENV}, timeout=ORACLE_SECONDS)
+            except subprocess.TimeoutExpired:
+                unfinished.append(name)
+                end_sessions(server_dsn, databases[number])
+                continue
             (folder / f"{name}.out").write_bytes(done.stdout + done.stderr)
 
     try:
@@ -135,6 +146,18 @@ def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder:
         with admin.cursor() as cur:
             for database in databases:
                 cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return unfinished
+
+
+def end_sessions(server_dsn: str, database: str) -> None:
+    """End what a killed isolationtester left waiting in `database` (its sessions are the role's own)."""
+    conn = psycopg2.connect(server_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [database])
+    finally:
+        conn.close()
 
 
 def test_the_reproduced_specs_share_the_server_in_lanes_as_the_real_isolationtester_shows(

@@ -12,6 +12,7 @@ import pytest
 from scenario_text import scenario_from_yaml
 
 from txnlab.levels import Level
+from txnlab.render.isolationtester import pqprint
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Scenario
 from txnlab.timeline import Event, Outcome, Timeline
@@ -113,28 +114,11 @@ def expected_permutations(name: str) -> list[tuple[tuple[str, ...], list[str]]]:
     return result
 
 
-def looks_numeric(value: str) -> bool:
-    """libpq's PQprint test for right-aligning a value: digits, '.', 'e', ' ', '-' only,
-    not starting with an 'e' and ending with a digit (NULL, printed empty, passes)."""
-    if not value:
-        return True
-    return set(value) <= set("0123456789.Ee -") and value[0] not in "Ee" and value[-1].isdigit()
-
-
 def result_lines(event: Event) -> list[str]:
-    """A step's rows as isolationtester prints them (PQprint: `|` between columns, each as wide
-    as its widest entry, numeric-looking columns right-aligned, NULL empty), from the server's
-    text in the timeline: the value txnlab shows must be, character for character, psql's."""
-    if event.rows is None or event.columns is None:
-        return []
-    rows = [["" if v is None else v for v in row] for row in event.rows]
-    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(event.columns)]
-    numeric = [all(looks_numeric(row[i]) for row in rows) for i in range(len(widths))]
-    lines = ["|".join(c.ljust(w) for c, w in zip(event.columns, widths)), "+".join("-" * w for w in widths)]
-    for row in rows:
-        lines.append("|".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)))
-    lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
-    return lines
+    """A step's rows as isolationtester prints them (libpq's PQprint, txnlab.render.isolationtester),
+    from the server's text in the timeline: the value txnlab shows must be, character for
+    character, psql's. Blank lines are dropped, as in `expected_permutations`."""
+    return [line for result in event.result_sets() for line in pqprint(result).split("\n") if line]
 
 
 def isolationtester_lines(scenario: Scenario, timeline: Timeline) -> list[str]:

@@ -57,6 +57,10 @@ class ErrorInfo:
     # The backends its texts name ("Process 812 waits for ShareLock..."), as (pid, who):
     # "session a", or the label of a pool's or an engine's connection. The texts stay as sent.
     backends: tuple[tuple[int, str], ...] = ()
+    # A `.spec` run's libpq errors: the severity the server sent (ERROR, FATAL...; None for an
+    # error libpq made itself) and the whole message as libpq formats it (PQresultErrorMessage).
+    severity: str | None = None
+    libpq_message: str | None = None
 
     def texts(self) -> tuple[str | None, ...]:
         """The primary message, DETAIL, HINT and CONTEXT, in that order (None: not sent)."""
@@ -105,6 +109,9 @@ class ResultSet:
     rows: tuple[tuple[Any, ...], ...] | None  # the server's text, None for NULL
     status: str | None  # the command status: SELECT 2, INSERT 0 1, BEGIN...
     rowcount: int | None = None
+    # Notices libpq read after the step's previous result and before this one (a `.spec` run;
+    # isolationtester prints them between the two result sets).
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data = asdict(event)
     data["outcome"] = event.outcome.value
     data.update(_result_set_to_dict(ResultSet(event.columns, event.column_types, event.rows, None)))
-    data["results"] = [{**_result_set_to_dict(r), "status": r.status, "rowcount": r.rowcount} for r in event.results]
+    data["results"] = [{**_result_set_to_dict(r), "status": r.status, "rowcount": r.rowcount,
+                        "notices": list(r.notices)} for r in event.results]
     data["notifications"] = [asdict(n) for n in event.notifications]
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)

@@ -20,11 +20,12 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
-from txnlab.errors import ExitCode, UsageError
+from txnlab.errors import ExitCode, ScenarioError, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab, open_lab
@@ -135,7 +136,10 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--predict", is_flag=True, help="With --step: ask the room to predict each step (ok, block, fail).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
-@format_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester"]),
+              default="text", show_default=True,
+              help="Output format; json follows the schema documented in the README; isolationtester prints "
+                   "what PostgreSQL's isolationtester prints, every permutation.")
 @color_option
 @scenario_dir_option
 @server_options
@@ -160,6 +164,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
+    if output_format == "isolationtester":
+        return _isolationtester(planned, dsn, step_timeout)
     if repeat > 1:
         return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
     if output_format == "text":
@@ -175,6 +181,21 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
     return _exit_code(reports)
+
+
+def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: float) -> int:
+    """`run --format isolationtester`: every permutation of each scenario, printed as
+    isolationtester prints it (a failed setup ends a spec's output, as there; exit 2)."""
+    with lab_on_server(dsn, step_timeout) as lab:
+        for scenario, level in planned:
+            timelines = lab.run_permutations(scenario, level)
+            click.echo(render_isolationtester(scenario, timelines), nl=False)
+            failed = [e for e in timelines[-1].setup if e.error is not None] if timelines else []
+            if failed:
+                error = failed[0].error
+                raise ScenarioError(str(scenario.source), f"setup failed: {error.message} (SQLSTATE {error.sqlstate})",
+                                    scenario.lines.get(failed[0].step))
+    return int(ExitCode.OK)
 
 
 def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,

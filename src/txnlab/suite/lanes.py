@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from txnlab.errors import ServerError, TxnlabError
-from txnlab.runner.execute import CannotRun, ConnectionLost
+from txnlab.errors import TxnlabError
+from txnlab.runner.execute import CannotRun
 from txnlab.runner.lab import Lab
 from txnlab.scenario.model import Scenario
 from txnlab.server.connect import connect
@@ -138,54 +138,64 @@ class Suite:
         Raises ServerError (exit 3) when the server cannot be used (unreachable, a lost
         connection of txnlab's own, no scratch database); the lanes are stopped and their
         databases dropped first, as on Ctrl-C."""
-        lanes = min(self.jobs, max(1, sum(1 for p in planned if not p.alone)))
-        scratches = [ScratchDatabase(self.server_dsn) for _ in range(lanes)]
+        scratches: list[ScratchDatabase] = []
         footprint: Footprint | None = None
         try:
-            for scratch in scratches:
-                scratch.create()
             # On the maintenance database: the lanes' databases may be dropped first (see _end).
             footprint = Footprint(self.server_dsn, maintenance_database(self.server_dsn), undo=self.undo)
-            yield from self._run_lanes(planned, [s.dsn for s in scratches])
+            yield from self._run_lanes(planned, scratches)
         finally:
             self._end(scratches, footprint)
 
-    def _run_lanes(self, planned: Sequence[PlannedSpec], dsns: list[str]) -> Iterator[SpecResult]:
-        prepared = self._max_prepared_transactions(dsns[0])
-        results: queue.Queue[tuple[int, SpecResult] | BaseException] = queue.Queue()
-        pending: dict[int, SpecResult] = {}
+    def _run_lanes(self, planned: Sequence[PlannedSpec], scratches: list[ScratchDatabase]) -> Iterator[SpecResult]:
+        """First the specs that share the server, over up to `jobs` lanes, each lane starting
+        as soon as its database exists (creating one takes a few hundred ms); then those
+        that run alone, in lane 0. `scratches` receives each lane's database as it is made."""
+        in_order = _InOrder()
         shared: queue.Queue[tuple[int, PlannedSpec]] = queue.Queue()
         alone: queue.Queue[tuple[int, PlannedSpec]] = queue.Queue()
+        prepared = self._max_prepared_transactions()
         for index, spec in enumerate(planned):
             reason = not_applicable_reason(spec, prepared)
             if reason is not None:
-                pending[index] = SpecResult(spec, NOT_APPLICABLE, reason=reason)
-        order = sorted((i for i in range(len(planned)) if i not in pending), key=lambda i: -planned[i].weight)
-        for index in order:
+                in_order.add(index, SpecResult(spec, NOT_APPLICABLE, reason=reason))
+        runnable = sorted((i for i in range(len(planned)) if i not in in_order.waiting), key=lambda i: -planned[i].weight)
+        for index in runnable:
             (alone if planned[index].alone else shared).put((index, planned[index]))
-        next_index = 0
-        for phase, lane_dsns in ((shared, dsns), (alone, dsns[:1])):
-            threads = [
-                threading.Thread(target=self._lane, args=(n, dsn, phase, results), name=f"txnlab lane {n}", daemon=True)
-                for n, dsn in enumerate(lane_dsns)
-            ]
-            self._threads = threads
-            for thread in threads:
-                thread.start()
-            while any(t.is_alive() for t in threads) or not results.empty():
-                try:
-                    item = results.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if isinstance(item, BaseException):
-                    raise item
-                pending[item[0]] = item[1]
-                while next_index in pending:
-                    yield pending.pop(next_index)
-                    next_index += 1
-        while next_index in pending:
-            yield pending.pop(next_index)
-            next_index += 1
+        results: queue.Queue[tuple[int, SpecResult] | BaseException] = queue.Queue()
+        for number in range(self.jobs if runnable else 0):
+            if number > 0 and shared.empty():
+                break
+            scratches.append(ScratchDatabase(self.server_dsn))
+            scratches[-1].create()
+            self._start(number, scratches[-1].dsn, shared, results)
+        yield from in_order.ready()
+        yield from self._gather(results, in_order)
+        if not alone.empty():
+            self._start(0, scratches[0].dsn, alone, results)
+            yield from self._gather(results, in_order)
+        yield from in_order.ready()
+
+    def _start(self, number: int, dsn: str, specs: queue.Queue[tuple[int, PlannedSpec]],
+               results: queue.Queue[tuple[int, SpecResult] | BaseException]) -> None:
+        thread = threading.Thread(target=self._lane, args=(number, dsn, specs, results), name=f"txnlab lane {number}",
+                                  daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _gather(self, results: queue.Queue[tuple[int, SpecResult] | BaseException], in_order: _InOrder,
+                ) -> Iterator[SpecResult]:
+        """Results as the lanes send them, until every lane has ended; a lane's exception is
+        raised here, in the main thread."""
+        while any(t.is_alive() for t in self._threads) or not results.empty():
+            try:
+                item = results.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            in_order.add(*item)
+            yield from in_order.ready()
 
     def _lane(self, number: int, dsn: str, specs: queue.Queue[tuple[int, PlannedSpec]],
               results: queue.Queue[tuple[int, SpecResult] | BaseException]) -> None:
@@ -215,14 +225,15 @@ class Suite:
 
     def _one(self, lab: Lab, spec: PlannedSpec) -> tuple[SpecResult, bool]:
         """Run one spec and compare its output; (result, whether the lab must be replaced).
-        CannotRun makes it not applicable; ConnectionLost and other ServerErrors end the run."""
+        CannotRun makes it not applicable. Any other error of txnlab's (a step that hangs, a
+        session the spec itself terminated, even a lost connection) fails this spec only: the
+        lane then starts again with new connections, and if the server is gone, that fails
+        and ends the run (exit 3)."""
         started = time.perf_counter()
         try:
             output = self.run_spec(lab, spec.scenario)
         except CannotRun as exc:
             return SpecResult(spec, NOT_APPLICABLE, time.perf_counter() - started, reason=str(exc)), True
-        except (ConnectionLost, ServerError):
-            raise
         except TxnlabError as exc:
             return SpecResult(spec, FAILED, time.perf_counter() - started, reason=str(exc)), True
         duration = time.perf_counter() - started
@@ -230,8 +241,8 @@ class Suite:
         status = OK if comparison.matched is not None else FAILED
         return SpecResult(spec, status, duration, output=output, comparison=comparison), False
 
-    def _max_prepared_transactions(self, dsn: str) -> int:
-        conn = connect(dsn, autocommit=True, application_name="txnlab specs")
+    def _max_prepared_transactions(self) -> int:
+        conn = connect(self.server_dsn, autocommit=True, application_name="txnlab specs")
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT current_setting('max_prepared_transactions')::int")
@@ -260,6 +271,23 @@ class Suite:
                 _drop(scratch, problems)
             if problems:
                 raise problems[0]
+
+
+class _InOrder:
+    """Results put back in the order the specs were given: `add` them as they come, and
+    `ready` yields each one whose predecessors have all been yielded."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, SpecResult] = {}
+        self.next = 0
+
+    def add(self, index: int, result: SpecResult) -> None:
+        self.waiting[index] = result
+
+    def ready(self) -> Iterator[SpecResult]:
+        while self.next in self.waiting:
+            yield self.waiting.pop(self.next)
+            self.next += 1
 
 
 def _drop(scratch: ScratchDatabase, problems: list[BaseException]) -> None:

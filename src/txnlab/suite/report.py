@@ -42,12 +42,13 @@ def totals(results: Sequence[SpecResult], duration: float) -> Totals:
 
 
 def spec_line(result: SpecResult) -> str:
-    """`ok              NAME    123 ms`; a spec not run gives its reason instead of a time."""
+    """`ok              NAME    123 ms`; a spec not run gives its reason instead of a time, and
+    a failure without output its reason after the time, each on one line."""
     label = f"{LABELS[result.status]:<15} {result.planned.case.name:<{NAME_WIDTH}}"
     if result.status == NOT_APPLICABLE:
-        return f"{label} {result.reason}"
+        return f"{label} {' '.join((result.reason or '').split())}"
     line = f"{label} {result.duration * 1000:7.0f} ms"
-    return f"{line}  ({result.reason})" if result.reason else line
+    return f"{line}  ({' '.join(result.reason.split())})" if result.reason else line
 
 
 def summary_line(counts: Totals, jobs: int) -> str:

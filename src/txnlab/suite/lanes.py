@@ -3,7 +3,9 @@ taking specs one after another as pg_isolation_regress does in its single databa
 
 Specs of different lanes share the server but no database. A few specs look at state the
 whole server shares (`RUNS_ALONE`); they run after the others, one at a time, with no other
-lane busy. Results come back in the order the specs were given, each as soon as it and
+lane busy. A spec that ends early leaves its objects behind (isolationtester skips the
+teardown after a failed setup), so its lane moves to a new database before the next spec:
+what one spec left must not change another's output, whichever lane runs it. Results come back in the order the specs were given, each as soon as it and
 every spec before it are done.
 
 Cleaning up: the scratch databases are created and dropped by the main thread (where
@@ -48,7 +50,10 @@ RUNS_ALONE = re.compile(
 PREPARED_TRANSACTION = re.compile(r"\bprepare\s+transaction\b", re.IGNORECASE)
 LANE_JOIN_SECONDS = 5.0  # after a forced drop, how long a lane may take to notice its sessions ended
 
-RunSpec = Callable[[Lab, Scenario], str]  # runs a spec in a lab; isolationtester's output, as text
+# Runs a spec in a lab: (isolationtester's output, whether the spec ended early and so skipped
+# its teardown, as isolationtester does after a failed setup: its objects are left behind).
+RunSpec = Callable[[Lab, Scenario], tuple[str, bool]]
+Results = queue.Queue["tuple[int, SpecResult] | _Fresh | BaseException"]
 OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not applicable"
 
 
@@ -108,8 +113,13 @@ def _all_sql(scenario: Scenario) -> Iterator[str]:
         yield step.sql
 
 
-class _Stop(Exception):
-    """A lane met a problem that ends the whole run (the server's side, a bug)."""
+@dataclass(frozen=True)
+class _Fresh:
+    """A lane's request to the main thread: replace its database (lane `number`), whose
+    last spec left objects behind, and send the new one's DSN (None: the run is stopping)."""
+
+    number: int
+    reply: queue.Queue[str | None]
 
 
 class Suite:
@@ -131,6 +141,7 @@ class Suite:
         self.server_version = ""
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._databases: dict[int, ScratchDatabase] = {}  # each lane's current database
 
     def run(self, planned: Sequence[PlannedSpec]) -> Iterator[SpecResult]:
         """Each spec's result, in the order of `planned`, as soon as it is known.
@@ -162,31 +173,36 @@ class Suite:
         runnable = sorted((i for i in range(len(planned)) if i not in in_order.waiting), key=lambda i: -planned[i].weight)
         for index in runnable:
             (alone if planned[index].alone else shared).put((index, planned[index]))
-        results: queue.Queue[tuple[int, SpecResult] | BaseException] = queue.Queue()
+        results: Results = queue.Queue()
         for number in range(self.jobs if runnable else 0):
             if number > 0 and shared.empty():
                 break
-            scratches.append(ScratchDatabase(self.server_dsn))
-            scratches[-1].create()
-            self._start(number, scratches[-1].dsn, shared, results)
+            self._start(number, self._new_database(number, scratches), shared, results)
         yield from in_order.ready()
-        yield from self._gather(results, in_order)
+        yield from self._gather(results, in_order, scratches)
         if not alone.empty():
-            self._start(0, scratches[0].dsn, alone, results)
-            yield from self._gather(results, in_order)
+            self._start(0, self._databases[0].dsn, alone, results)
+            yield from self._gather(results, in_order, scratches)
         yield from in_order.ready()
 
-    def _start(self, number: int, dsn: str, specs: queue.Queue[tuple[int, PlannedSpec]],
-               results: queue.Queue[tuple[int, SpecResult] | BaseException]) -> None:
+    def _new_database(self, number: int, scratches: list[ScratchDatabase]) -> str:
+        """Create lane `number`'s (next) database, in the main thread; its DSN."""
+        scratch = ScratchDatabase(self.server_dsn)
+        scratches.append(scratch)
+        scratch.create()
+        self._databases[number] = scratch
+        return scratch.dsn
+
+    def _start(self, number: int, dsn: str, specs: queue.Queue[tuple[int, PlannedSpec]], results: Results) -> None:
         thread = threading.Thread(target=self._lane, args=(number, dsn, specs, results), name=f"txnlab lane {number}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def _gather(self, results: queue.Queue[tuple[int, SpecResult] | BaseException], in_order: _InOrder,
-                ) -> Iterator[SpecResult]:
+    def _gather(self, results: Results, in_order: _InOrder, scratches: list[ScratchDatabase]) -> Iterator[SpecResult]:
         """Results as the lanes send them, until every lane has ended; a lane's exception is
-        raised here, in the main thread."""
+        raised here, in the main thread, which also replaces a lane's spoilt database (the
+        lane has closed its connections to it by then)."""
         while any(t.is_alive() for t in self._threads) or not results.empty():
             try:
                 item = results.get(timeout=0.05)
@@ -194,15 +210,21 @@ class Suite:
                 continue
             if isinstance(item, BaseException):
                 raise item
+            if isinstance(item, _Fresh):
+                self._databases[item.number].drop()
+                item.reply.put(self._new_database(item.number, scratches))
+                continue
             in_order.add(*item)
             yield from in_order.ready()
 
-    def _lane(self, number: int, dsn: str, specs: queue.Queue[tuple[int, PlannedSpec]],
-              results: queue.Queue[tuple[int, SpecResult] | BaseException]) -> None:
-        """One lane's thread: specs from `specs` until none is left or the run stops."""
+    def _lane(self, number: int, dsn: str | None, specs: queue.Queue[tuple[int, PlannedSpec]],
+              results: Results) -> None:
+        """One lane's thread: specs from `specs` until none is left or the run stops. After a
+        spec that left its objects behind (it ended early, or txnlab's run of it failed), the
+        lane gets a new database, so that they cannot change the next spec's output."""
         lab: Lab | None = None
         try:
-            while not self._stopping.is_set():
+            while dsn is not None and not self._stopping.is_set():
                 try:
                     index, spec = specs.get_nowait()
                 except queue.Empty:
@@ -210,12 +232,15 @@ class Suite:
                 if lab is None:
                     lab = Lab(dsn, **self.lab_options)
                     self.server_version = lab.server_version
-                result, lab_spoilt = self._one(lab, spec)
+                result, spoilt = self._one(lab, spec)
                 result.lane = number
                 results.put((index, result))
-                if lab_spoilt:  # its sessions were abandoned mid-run: start again with fresh ones
+                if spoilt:
                     lab.close()
                     lab = None
+                    reply: queue.Queue[str | None] = queue.Queue()
+                    results.put(_Fresh(number, reply))
+                    dsn = self._answer(reply)
         except BaseException as exc:  # ends the run: the main thread re-raises it
             self._stopping.set()
             results.put(exc)
@@ -223,15 +248,24 @@ class Suite:
             if lab is not None:
                 _quietly(lab.close)
 
+    def _answer(self, reply: queue.Queue[str | None]) -> str | None:
+        """The main thread's reply, or None once the run is stopping (it may never come)."""
+        while not self._stopping.is_set():
+            try:
+                return reply.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return None
+
     def _one(self, lab: Lab, spec: PlannedSpec) -> tuple[SpecResult, bool]:
-        """Run one spec and compare its output; (result, whether the lab must be replaced).
-        CannotRun makes it not applicable. Any other error of txnlab's (a step that hangs, a
-        session the spec itself terminated, even a lost connection) fails this spec only: the
-        lane then starts again with new connections, and if the server is gone, that fails
-        and ends the run (exit 3)."""
+        """Run one spec and compare its output; (result, whether the lane needs a new lab and
+        database). CannotRun makes it not applicable. Any other error of txnlab's (a step that
+        hangs, a session the spec itself terminated, even a lost connection) fails this spec
+        only: the lane then starts again, and if the server is gone, that fails and ends the
+        run (exit 3)."""
         started = time.perf_counter()
         try:
-            output = self.run_spec(lab, spec.scenario)
+            output, ended_early = self.run_spec(lab, spec.scenario)
         except CannotRun as exc:
             return SpecResult(spec, NOT_APPLICABLE, time.perf_counter() - started, reason=str(exc)), True
         except TxnlabError as exc:
@@ -239,7 +273,7 @@ class Suite:
         duration = time.perf_counter() - started
         comparison = compare(output, spec.case.expected, f"results/{spec.case.name}.out")
         status = OK if comparison.matched is not None else FAILED
-        return SpecResult(spec, status, duration, output=output, comparison=comparison), False
+        return SpecResult(spec, status, duration, output=output, comparison=comparison), ended_early
 
     def _max_prepared_transactions(self) -> int:
         conn = connect(self.server_dsn, autocommit=True, application_name="txnlab specs")

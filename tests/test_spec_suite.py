@@ -24,6 +24,7 @@ from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
 from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import PlannedSpec, Suite
+from txnlab.suite.runspec import SpecOutput
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "pg-isolation-specs"
 WHEEL_TOOLS = (
@@ -171,10 +172,10 @@ def test_the_reproduced_specs_share_the_server_in_lanes_as_the_real_isolationtes
     if major != 18 or not tool.is_file():
         pytest.skip("needs PostgreSQL 18 and its real isolationtester (the expected files are 18's)")
 
-    def real_isolationtester(lab, scenario) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+    def real_isolationtester(lab, scenario) -> SpecOutput:  # type: ignore[no-untyped-def]
         done = subprocess.run([str(tool), lab.dsn], input=Path(scenario.source).read_bytes(), capture_output=True,
                               env={**os.environ, **REGRESS_ENV}, timeout=300)
-        return (done.stdout + done.stderr).decode(), done.returncode != 0
+        return SpecOutput((done.stdout + done.stderr).decode(), ended_early=done.returncode != 0, refused=None)
 
     cases = spec_cases([CORPUS / "specs" / f"{name}.spec" for name in reproduced()], None)
     planned = [PlannedSpec(case, load_spec(case.path)) for case in cases]

@@ -215,6 +215,24 @@ def test_specs_the_server_cannot_run_are_not_applicable_and_do_not_fail_the_run(
     assert lines[2].startswith("2 specs: 0 ok, 0 failed, 2 not applicable")
 
 
+def test_a_spec_whose_setup_the_server_refuses_is_not_applicable_unless_its_output_expects_that(
+    cli, oracle, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A setup failing with a server-side SQLSTATE (here 0A000, feature not supported) says
+    nothing about the spec's concurrency: not applicable, with the server's words. When the
+    expected file shows that very failure, the output matches and it is ok."""
+    refused = "setup { SELECT count(*) FROM pg_class FOR UPDATE; }\nsession s1\nstep s1a { SELECT 1; }\n"
+    root = corpus(tmp_path, {"refused": refused, "refused_expected": refused})
+    (root / "expected" / "refused.out").write_text("Parsed test spec with 1 sessions\n")
+    (root / "expected" / "refused_expected.out").write_text(oracle(root / "specs" / "refused_expected.spec"))
+    code, out, _ = cli(str(root))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("not applicable  refused ")
+    assert lines[0].endswith("its setup failed on this server: 0A000 FOR UPDATE is not allowed with aggregate functions")
+    assert lines[1].split()[:2] == ["ok", "refused_expected"]
+
+
 def test_lanes_run_specs_at_once_in_databases_of_their_own(cli, oracle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Three specs create the same table and hold it for a while: only databases of their own
     let them overlap, and the run takes about one spec's time, not three."""

@@ -34,8 +34,9 @@ expected file.
 Not applicable (not run, not a failure):
   - no expected output for the spec;
   - the spec uses PREPARE TRANSACTION and max_prepared_transactions is 0;
-  - the server refuses what the spec needs for a reason outside it: a missing
-    privilege (42501), extension or feature (0A000), resource (53, 58, XX).
+  - its output matches no expected file and one of its setup blocks failed for
+    the server's side: a missing privilege (42501), feature (0A000), resource
+    (classes 53, 58, XX); the line gives the server's error.
 
 \b
 Specs run side by side in --jobs lanes, each lane in a scratch database of its

@@ -5,8 +5,9 @@ Specs of different lanes share the server but no database. A few specs look at s
 whole server shares (`RUNS_ALONE`); they run after the others, one at a time, with no other
 lane busy. A spec that ends early leaves its objects behind (isolationtester skips the
 teardown after a failed setup), so its lane moves to a new database before the next spec:
-what one spec left must not change another's output, whichever lane runs it. Results come back in the order the specs were given, each as soon as it and
-every spec before it are done.
+what one spec left must not change another's output, whichever lane runs it. Results
+come back in the order the specs were given, each as soon as it and every spec before it
+are done.
 
 Cleaning up: the scratch databases are created and dropped by the main thread (where
 signals arrive). However the run ends, Ctrl-C included, each lane's database is dropped
@@ -36,6 +37,7 @@ from txnlab.server.scratch import ScratchDatabase
 from txnlab.signals import deferred_signals
 from txnlab.suite.compare import Comparison, compare
 from txnlab.suite.discovery import SpecCase
+from txnlab.suite.runspec import SpecOutput
 
 # A spec whose SQL reads or changes what the whole server shares (not one database) runs
 # alone: server-wide statistics (SLRU, WAL, I/O, checkpointer counters), configuration,
@@ -50,9 +52,7 @@ RUNS_ALONE = re.compile(
 PREPARED_TRANSACTION = re.compile(r"\bprepare\s+transaction\b", re.IGNORECASE)
 LANE_JOIN_SECONDS = 5.0  # after a forced drop, how long a lane may take to notice its sessions ended
 
-# Runs a spec in a lab: (isolationtester's output, whether the spec ended early and so skipped
-# its teardown, as isolationtester does after a failed setup: its objects are left behind).
-RunSpec = Callable[[Lab, Scenario], tuple[str, bool]]
+RunSpec = Callable[[Lab, Scenario], SpecOutput]  # runs a spec in a lab (see suite.runspec)
 Results = queue.Queue["tuple[int, SpecResult] | _Fresh | BaseException"]
 OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not applicable"
 
@@ -94,7 +94,8 @@ class SpecResult:
 def not_applicable_reason(planned: PlannedSpec, max_prepared_transactions: int) -> str | None:
     """Why this server cannot run the spec, before trying (None: it can). The rules:
     no expected output to compare with; PREPARE TRANSACTION with max_prepared_transactions = 0
-    (PostgreSQL's own schedule leaves those specs out unless the server allows them)."""
+    (PostgreSQL's own schedule leaves those specs out unless the server allows them). The
+    third rule needs a run: see Suite._one."""
     case = planned.case
     if not case.expected:
         return f"no expected output ({case.name}.out) in {case.expected_dir}"
@@ -259,21 +260,28 @@ class Suite:
 
     def _one(self, lab: Lab, spec: PlannedSpec) -> tuple[SpecResult, bool]:
         """Run one spec and compare its output; (result, whether the lane needs a new lab and
-        database). CannotRun makes it not applicable. Any other error of txnlab's (a step that
-        hangs, a session the spec itself terminated, even a lost connection) fails this spec
-        only: the lane then starts again, and if the server is gone, that fails and ends the
-        run (exit 3)."""
+        database). An output that matches no expected file is not applicable when a setup
+        failed for the server's side (SpecOutput.refused), as is CannotRun. Any other error
+        of txnlab's (a step that hangs, a session the spec itself terminated, even a lost
+        connection) fails this spec only: the lane then starts again, and if the server is
+        gone, that fails and ends the run (exit 3)."""
         started = time.perf_counter()
         try:
-            output, ended_early = self.run_spec(lab, spec.scenario)
+            output = self.run_spec(lab, spec.scenario)
         except CannotRun as exc:
             return SpecResult(spec, NOT_APPLICABLE, time.perf_counter() - started, reason=str(exc)), True
         except TxnlabError as exc:
             return SpecResult(spec, FAILED, time.perf_counter() - started, reason=str(exc)), True
         duration = time.perf_counter() - started
-        comparison = compare(output, spec.case.expected, f"results/{spec.case.name}.out")
-        status = OK if comparison.matched is not None else FAILED
-        return SpecResult(spec, status, duration, output=output, comparison=comparison), ended_early
+        comparison = compare(output.text, spec.case.expected, f"results/{spec.case.name}.out")
+        if comparison.matched is not None:
+            status, reason = OK, None
+        elif output.refused is not None:
+            status, reason = NOT_APPLICABLE, output.refused
+        else:
+            status, reason = FAILED, None
+        result = SpecResult(spec, status, duration, reason=reason, output=output.text, comparison=comparison)
+        return result, output.ended_early
 
     def _max_prepared_transactions(self) -> int:
         conn = connect(self.server_dsn, autocommit=True, application_name="txnlab specs")

@@ -348,9 +348,12 @@ def _quietly(close: Callable[[], None]) -> None:
 
 
 def default_jobs() -> int:
-    """Lanes by default: most of a spec's time is the server's timers and round trips, not
-    CPU, so twice the CPUs, at least 2 and at most 8 (measured: see benchmarks/isolation_suite.py)."""
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+    """Lanes by default: four per CPU, at most 8. Much of a spec's time is the server's timers
+    and round trips, so lanes outnumber CPUs: on 2 CPUs, 8 lanes ran the 105 reproduced specs
+    in 0.42-0.50 of pg_isolation_regress's time and 4 lanes in 0.45-0.55 (benchmarks/
+    isolation_suite.py). A lane holds up to about ten connections (its lab, its spec's
+    sessions, its database's owner): 8 lanes stay well under max_connections' default 100."""
+    return max(2, min(8, 4 * (os.cpu_count() or 1)))
 
 
 def results_path(folder: Path, name: str) -> Path:

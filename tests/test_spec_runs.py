@@ -21,7 +21,7 @@ import pytest
 from conftest import leftovers
 
 from txnlab.cli import main
-from txnlab.errors import ScenarioError
+from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.isolationtester import run_spec_file
@@ -386,7 +386,7 @@ def test_run_format_isolationtester_of_a_spec_whose_setup_fails_prints_it_and_ex
     code, out, err = cli("run", str(spec), "--format", "isolationtester")
     assert out.endswith("starting permutation: a\nsetup\n-----\nfirst\n(1 row)\n\nsetup failed: ERROR:  division by zero\n")
     assert code == 2
-    assert err == f"txnlab: error: {spec}:3: setup failed: division by zero (SQLSTATE 22012)\n"
+    assert err == f"txnlab: error: {spec}:3: setup failed: 22012 division by zero\n"
 
 
 def test_run_format_isolationtester_prints_a_yaml_scenario_in_the_same_format(cli) -> None:  # type: ignore[no-untyped-def]
@@ -514,3 +514,64 @@ def test_setup_and_teardown_blocks_are_events_in_the_order_isolationtester_runs_
         (3, "", "teardown.0", Outcome.OK)]
     assert timeline.teardown[0].error is not None and timeline.teardown[0].error.sqlstate == "22012"
     assert (timeline.teardown[2].status, timeline.teardown[2].rows) == ("DROP TABLE", None)  # PQexec: the last result
+
+
+def test_a_setup_failing_for_lack_of_a_privilege_exits_3(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """42501 is the server's side (README, exit codes): exit 3, one line, after the output."""
+    spec = tmp_path / "privilege.spec"
+    spec.write_text("setup { SELECT 1 AS first; }\nsetup { SET ROLE pg_read_all_data; CREATE TABLE t (i int); }\n"
+                    "session s1\nstep a { SELECT 1; }\n")
+    code, out, err = cli("run", str(spec), "--format", "isolationtester")
+    assert "\nsetup failed: ERROR:  permission denied " in out
+    assert code == 3
+    assert err.startswith(f"txnlab: error: {spec}:2: setup failed: 42501 permission denied ") and err.count("\n") == 1
+
+
+def test_format_isolationtester_refuses_repeat(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", "atm-lost-update", "--format", "isolationtester", "--repeat", "2")
+    assert (code, out) == (2, "")
+    assert err == "txnlab: error: --format isolationtester prints one run of every permutation; it cannot --repeat\n"
+
+
+def test_run_permutations_runs_a_yaml_scenario_once_per_permutation_in_order(lab: Lab, catalogue) -> None:  # type: ignore[no-untyped-def]
+    scenario = catalogue.resolve("atm-lost-update")
+    first = scenario.default_permutation
+    second = tuple(sorted(first, key=lambda name: scenario.steps[name].session != scenario.sessions[1].name))
+    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED, [first, second])
+    assert [t.permutation for t in timelines] == [first, second]
+    assert len(lab.run_permutations(scenario, Level.READ_COMMITTED)) == len(scenario.permutations)
+
+
+def test_run_permutations_runs_the_given_spec_permutations_with_their_markers(spec_lab: Lab) -> None:
+    scenario = parse_spec(ORACLE_SPECS["markers on a permutation line"], "inline.spec")
+    timelines = spec_lab.run_permutations(scenario, Level.READ_COMMITTED, [("ins1", "sel2", "c1")])
+    assert [t.permutation for t in timelines] == [("ins1", "sel2", "c1")]
+    assert [(e.step, e.outcome) for e in timelines[0].events] == [
+        ("ins1", Outcome.OK), ("sel2", Outcome.BLOCKED), ("c1", Outcome.OK), ("sel2", Outcome.OK)]  # sel2(*)
+
+
+def test_a_given_permutation_naming_no_step_of_the_spec_is_one_line(spec_lab: Lab) -> None:
+    scenario = parse_spec(ORACLE_SPECS["markers on a permutation line"], "inline.spec")
+    with pytest.raises(ScenarioError) as raised:
+        spec_lab.run_permutations(scenario, Level.READ_COMMITTED, [("ins1", "nosuch")])
+    assert str(raised.value) == "inline.spec: no step named 'nosuch' (permutation ins1 nosuch)"
+
+
+def test_a_spec_run_whose_control_connection_dies_ends_with_one_server_error(spec_lab: Lab) -> None:
+    """The lock-wait check's connection is terminated mid-run: exit 3's ServerError, one line."""
+    spec = """
+        setup { CREATE TABLE t (i int); }
+        teardown { DROP TABLE t; }
+        session s1
+        setup { BEGIN; }
+        step lk { LOCK t; }
+        step kill { SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%control%'; }
+        step c1 { COMMIT; }
+        session s2
+        step wait { LOCK t; }
+        permutation lk kill wait c1
+    """
+    with pytest.raises(ServerError) as raised:
+        run_spec_text(spec_lab, spec)
+    assert "\n" not in str(raised.value)
+    assert wait_until_gone(spec_lab) == []

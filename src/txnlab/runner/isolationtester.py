@@ -58,6 +58,7 @@ from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.monitor import LockMonitor
+from txnlab.runner.names import readable_error
 from txnlab.scenario.model import Blocker, Scenario, Step
 from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
@@ -348,7 +349,12 @@ class SpecRun:
             last = results[-1] if results else ResultSet(None, None, None, None)
             return Event(outcome=Outcome.OK, columns=last.columns, column_types=last.column_types, rows=last.rows,
                          status=last.status, rowcount=last.rowcount, results=results, **base)
-        return Event(outcome=Outcome.ERROR, error=error_info(result), **base)
+        return Event(outcome=Outcome.ERROR, error=self._error(result), **base)
+
+    def _error(self, result: pq.PGresult) -> ErrorInfo:
+        """A spec SQL's error, knowing which session each backend its texts name is (the
+        deadlock DETAIL's "Process 812 waits for ...": renderers say "session s1")."""
+        return readable_error(error_info(result), None, {c.pid: f"session {c.name}" for c in self.sessions.values()})
 
     def _steps(self, steps: list[_PermutationStep]) -> None:
         """run_permutation's loop over the steps, then the wait for those still running."""
@@ -534,7 +540,7 @@ class SpecRun:
             if (result := pg.get_result()) is None:
                 break
             if result.status == pq.ExecStatus.FATAL_ERROR:
-                error = error_info(result)
+                error = self._error(result)
                 late += connection.pending  # isolationtester prints them before the error line
             elif result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
                 results.append(self._result_set(result, tuple(connection.pending)))

@@ -16,6 +16,7 @@ import psycopg2.extensions
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from txnlab.cli import main
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
 from txnlab.server.connect import with_params
@@ -114,3 +115,17 @@ def leftovers(conn: psycopg2.extensions.connection, pid: int) -> tuple[list[str]
         cur.execute("SELECT application_name FROM pg_stat_activity WHERE datname LIKE %s", [pattern])
         sessions = [r[0] for r in cur.fetchall()]
     return databases, sessions
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
+    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
+    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return int(exited.value.code or 0), out, err
+
+    return run

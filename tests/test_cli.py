@@ -19,7 +19,6 @@ import pytest
 
 from conftest import leftovers
 from terminal import terminal_stdin
-from txnlab.cli import main
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/postgres"
 
@@ -33,21 +32,6 @@ steps:
   - {name: other, session: b, sql: SELECT 1}
 expect: {all: {}}
 """
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
-    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
-    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
-    monkeypatch.setenv("NO_COLOR", "1")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    return run
 
 
 def scenario_file(tmp_path: Path, text: str, name: str = "scenario.yaml") -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import cli, scenario_file  # noqa: F401  (cli is a fixture)
+from test_cli import scenario_file
 
 HOSTILE = """\
 name: hostile-text

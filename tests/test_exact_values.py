@@ -16,7 +16,7 @@ import pytest
 
 from scenario_text import scenario_from_yaml
 from terminal import terminal_stdin
-from test_cli import cli, scenario_file  # noqa: F401 - the fixture runs txnlab in this process
+from test_cli import scenario_file
 from txnlab.levels import Level
 from txnlab.render.describe import result_phrase
 from txnlab.runner.lab import Lab

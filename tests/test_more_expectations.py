@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scenario_text import scenario_from_yaml
-from test_cli import cli, scenario_file  # noqa: F401  (cli is a fixture)
+from test_cli import scenario_file
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from txnlab.cli import main
 
 # Two sessions updating the same row: in the scenario's own order nobody waits; when b
 # updates while a's transaction holds the row, b waits for a's COMMIT.
@@ -48,20 +47,11 @@ ALL_ORDERS = [
 OWN_ORDER = ["a1", "a2", "b1", "b2"]
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
-    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
-    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
+@pytest.fixture(autouse=True)
+def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour, 120 columns: the text these tests read is the piped, uncoloured one."""
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    return run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from scenario_text import scenario_from_yaml
 from terminal import terminal_stdin
-from test_cli import cli, scenario_file  # noqa: F401 - the `cli` fixture: txnlab in this process
+from test_cli import scenario_file
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.render import html, json as json_render, markdown, text

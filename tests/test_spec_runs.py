@@ -20,7 +20,6 @@ import pytest
 from conftest import leftovers
 from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV, expected_outputs
 
-from txnlab.cli import main
 from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
@@ -341,20 +340,6 @@ def wait_until_gone(lab: Lab) -> list[str]:
 def test_a_spec_run_leaves_no_session_behind(spec_lab: Lab) -> None:
     run_spec_text(spec_lab, ORACLE_SPECS["generated permutations"])
     assert wait_until_gone(spec_lab) == []
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
-    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
-    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    return run
 
 
 @needs_corpus

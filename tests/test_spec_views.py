@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from txnlab.cli import main
 
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "pg-isolation-specs" / "specs"
 needs_corpus = pytest.mark.skipif(not SPECS.is_dir(), reason=f"the isolation spec corpus is not at {SPECS}")
@@ -38,20 +37,11 @@ permutation s1both s2notify s1lock s2upd(*) s1c
 """
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
-    """Run `txnlab ARGS` in this process against the test server; returns (code, stdout, stderr)."""
-    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
+@pytest.fixture(autouse=True)
+def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour, 140 columns: the text these tests read is the piped, uncoloured one."""
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "140")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    return run
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 
 from conftest import leftovers
 from isolation_tools import ISOLATIONTESTER, REGRESS_ENV
-from txnlab.cli import main
 from txnlab.server.connect import with_params
 from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import RUNS_ALONE
@@ -43,17 +42,9 @@ permutation r1 w1 w2 c1 r2
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_dsn: str):  # type: ignore[no-untyped-def]
+def cli(cli):  # type: ignore[no-untyped-def]
     """Run `txnlab specs ARGS` in this process against the test server; (code, stdout, stderr)."""
-    monkeypatch.setenv("TXNLAB_DSN", server_dsn)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exited:
-            main(["specs", *args])
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    return run
+    return lambda *args: cli("specs", *args)
 
 
 @pytest.fixture

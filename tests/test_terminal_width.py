@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from terminal import run_on_terminal
-from test_cli import cli, scenario_file  # noqa: F401  (cli is a fixture)
+from test_cli import scenario_file
 from txnlab.render.fit import display_width, fit_table, wrap
 
 WIDTHS = [80, 120]

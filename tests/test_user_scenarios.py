@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from terminal import terminal_stdin
-from test_cli import cli  # noqa: F401  (the fixture)
 from txnlab.scenario import Catalogue
 
 

@@ -14,7 +14,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from test_cli import cli, scenario_file  # noqa: F401  (cli is a fixture)
+from test_cli import scenario_file
 from txnlab.render.fit import MIN_CELL, display_width, fit_table, visible, wrap
 from txnlab.render.markdown import code, inline
 

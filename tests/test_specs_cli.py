@@ -70,7 +70,7 @@ def oracle(server_dsn: str, admin):  # type: ignore[no-untyped-def]
 
 def corpus(tmp_path: Path, specs: dict[str, str]) -> Path:
     """PostgreSQL's layout under tmp_path: specs/NAME.spec, and an empty expected/."""
-    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs").mkdir(parents=True)
     (tmp_path / "expected").mkdir()
     for name, text in specs.items():
         (tmp_path / "specs" / f"{name}.spec").write_text(textwrap.dedent(text))
@@ -218,20 +218,44 @@ def test_a_spec_whose_setup_the_server_refuses_is_not_applicable_unless_its_outp
     assert lines[1].split()[:2] == ["ok", "refused_expected"]
 
 
+RENDEZVOUS = """\
+# Waits (at most 30 s) until NEED specs run this step at once, each in a database of its own,
+# then stays 2 s so that the others see it too; fails if they never meet.
+setup { CREATE TABLE accounts (id int); CREATE TABLE need AS SELECT NEED AS n; }
+teardown { DROP TABLE accounts, need; }
+session s1
+step meet {
+  DO $$ BEGIN
+    FOR i IN 1..600 LOOP
+      IF (SELECT count(DISTINCT datname) FROM pg_stat_activity
+          WHERE state = 'active' AND query LIKE '%rendezvous of lanes%') >= (SELECT n FROM need) THEN
+        PERFORM pg_sleep(2);  -- stay in sight of the others, which look every 50 ms
+        RETURN;
+      END IF;
+      PERFORM pg_sleep(0.05);
+      PERFORM pg_stat_clear_snapshot();  -- pg_stat_activity is read once per transaction otherwise
+    END LOOP;
+    RAISE EXCEPTION 'the specs never ran at once in databases of their own';
+  END $$; -- rendezvous of lanes
+}
+"""
+
+
 def test_lanes_run_specs_at_once_in_databases_of_their_own(cli, oracle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Three specs create the same table and hold it for a while: only databases of their own
-    let them overlap, and the run takes about one spec's time, not three."""
-    slow = SIMPLE.replace("step r2 { SELECT balance FROM accounts; }", "step r2 { SELECT pg_sleep(1); }")
-    root = corpus(tmp_path, {f"slow{n}": slow for n in range(3)})
-    real = oracle(root / "specs" / "slow0.spec")
+    """Three specs create the same table and then wait for one another: they can only all meet
+    if they run at the same time, each in a database of its own (pg_stat_activity sees all three
+    databases at once). No clock is involved; the expected output is the real isolationtester's
+    for the same spec needing only itself."""
+    root = corpus(tmp_path / "suite", {f"meet{n}": RENDEZVOUS.replace("NEED", "3") for n in range(3)})
+    alone = tmp_path / "alone.spec"
+    alone.write_text(RENDEZVOUS.replace("NEED", "1"))
+    real = oracle(alone)
+    assert real.endswith("-- rendezvous of lanes\n\n")
     for n in range(3):
-        (root / "expected" / f"slow{n}.out").write_text(real)
-    started = time.monotonic()
+        (root / "expected" / f"meet{n}.out").write_text(real)
     code, out, err = cli(str(root), "--jobs", "3", "--format", "json")
-    elapsed = time.monotonic() - started
     assert code == 0, out + err
     assert sorted(s["lane"] for s in json.loads(out)["specs"]) == [0, 1, 2]
-    assert elapsed < 2.5
 
 
 def test_a_spec_that_ends_early_leaves_its_objects_to_no_other_spec(cli, oracle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

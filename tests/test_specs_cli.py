@@ -168,8 +168,11 @@ def test_any_alternative_may_match_and_a_failure_is_diffed_against_the_closest(
     assert code == 1
     assert [line.split()[0] for line in text_out.splitlines()[:2]] == ["FAILED", "ok"]  # given order: by name
     diff = text_out[text_out.index("\ndiff -U3 ") + 1:]
-    assert diff.startswith(f"diff -U3 {root / 'expected' / 'other_3.out'} results/other.out\n")
-    assert f"--- {root / 'expected' / 'other_3.out'}\n+++ results/other.out\n@@ " in diff
+    unwritten = "other.out (txnlab's output, not written)"
+    assert diff.startswith(f"diff -U3 {root / 'expected' / 'other_3.out'} {unwritten}\n")
+    assert f"--- {root / 'expected' / 'other_3.out'}\n+++ {unwritten}\n@@ " in diff
+    code, text_out, _ = cli(str(root), "--results", str(tmp_path / "out"))
+    assert f"+++ {tmp_path / 'out' / 'other.out'}\n@@ " in text_out  # the diff names the file written
 
 
 def test_results_are_written_where_asked_and_equal_what_was_compared(cli, oracle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

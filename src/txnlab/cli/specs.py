@@ -69,7 +69,7 @@ def specs_command(paths: tuple[Path, ...], expected: Path | None, results: Path 
         _make_folder(results)
     choice = choose_server(dsn)
     suite = Suite(resolve_dsn(choice), jobs, spec_output, undo_server_changes=choice.origin == "embedded",
-                  step_timeout=step_timeout)
+                  results=results, step_timeout=step_timeout)
     started = time.perf_counter()
     done: list[SpecResult] = []
     written: dict[str, Path] = {}

@@ -127,13 +127,15 @@ class Suite:
     """Runs planned specs in `jobs` lanes on the server at `server_dsn`.
 
     `run_spec` produces a spec's output in a lab; `lab_options` go to each Lab (step_timeout);
-    `undo_server_changes` as open_lab's (txnlab's own embedded server). After `run`,
+    `undo_server_changes` as open_lab's (txnlab's own embedded server). `results` is the
+    folder the outputs are written to (`--results`), which the diffs name. After `run`,
     `server_changes` lists what the specs left on the server outside their databases.
     """
 
     def __init__(self, server_dsn: str, jobs: int, run_spec: RunSpec, *, undo_server_changes: bool = False,
-                 **lab_options: float) -> None:
+                 results: Path | None = None, **lab_options: float) -> None:
         self.server_dsn = server_dsn
+        self.results = results
         self.jobs = max(1, jobs)
         self.run_spec = run_spec
         self.undo = undo_server_changes
@@ -273,7 +275,9 @@ class Suite:
         except TxnlabError as exc:
             return SpecResult(spec, FAILED, time.perf_counter() - started, reason=str(exc)), True
         duration = time.perf_counter() - started
-        comparison = compare(output.text, spec.case.expected, f"results/{spec.case.name}.out")
+        name = spec.case.name
+        output_name = str(results_path(self.results, name)) if self.results else f"{name}.out (txnlab's output, not written)"
+        comparison = compare(output.text, spec.case.expected, output_name)
         if comparison.matched is not None:
             status, reason = OK, None
         elif output.refused is not None:

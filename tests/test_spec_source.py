@@ -106,3 +106,16 @@ def test_each_problem_is_one_line_naming_the_file_and_line(text: str, line: int,
     message = str(caught.value)
     assert message.startswith(f"bad.spec:{line}: ") and problem in message and "\n" not in message
     assert caught.value.exit_code is ExitCode.BAD_INPUT
+
+
+def test_a_spec_that_is_not_utf8_or_cannot_be_read_is_one_calm_line(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.spec"
+    latin1.write_bytes(b"session s\nstep a { SELECT 'caf\xe9'; }\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_spec(latin1)
+    assert str(caught.value) == f"{latin1}:2: not UTF-8 text: byte 0xe9 cannot start or continue a character"
+    folder = tmp_path / "folder.spec"
+    folder.mkdir()
+    with pytest.raises(ScenarioError) as caught:
+        load_spec(folder)
+    assert str(caught.value) == f"{folder}: cannot read the spec: Is a directory"

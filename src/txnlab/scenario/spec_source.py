@@ -296,7 +296,13 @@ def _summary(text: str) -> str:
 def load_spec(path: Path) -> Scenario:
     """Read and parse a `.spec` file; ScenarioError when it cannot be read or parsed."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), f"cannot read the spec: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(str(path), f"cannot read the spec: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ScenarioError(str(path), f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot start or continue a "
+                            "character", line) from None
     return parse_spec(text, str(path))

@@ -1,0 +1,78 @@
+"""Failure paths of .spec runs found in review: each a spec a user can write, each must end
+in bounded time with one line or an honest output, never a hang or a runaway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from txnlab.errors import ScenarioError
+from txnlab.levels import Level
+from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.lab import Lab, open_lab
+from txnlab.scenario.spec_source import parse_spec
+
+
+@pytest.fixture
+def spec_lab(server_dsn: str) -> Iterator[Lab]:
+    with open_lab(server_dsn, step_timeout=5) as lab:
+        yield lab
+
+
+def run_text(lab: Lab, text: str) -> str:
+    scenario = parse_spec(text, "inline.spec")
+    return render_isolationtester(scenario, lab.run_permutations(scenario, Level.READ_COMMITTED))
+
+
+@pytest.mark.parametrize("block", ["step", "setup"])
+def test_copy_from_stdin_ends_with_the_servers_error_instead_of_hanging(spec_lab: Lab, block: str) -> None:
+    copy = "COPY t FROM STDIN;"
+    body = (f"setup {{ CREATE TABLE t (a int); }}\nsetup {{ {copy} }}\nsession s1\nstep b {{ SELECT 1; }}\n"
+            if block == "setup" else
+            f"setup {{ CREATE TABLE t (a int); }}\nsession s1\nstep a {{ {copy} }}\nstep b {{ SELECT 1; }}\n")
+    started = time.monotonic()
+    output = run_text(spec_lab, body)
+    assert time.monotonic() - started < 5  # well under the step timeout: nothing waited
+    assert "ERROR:  COPY from stdin failed: a .spec cannot send COPY data" in output
+    if block == "step":
+        assert "step b: SELECT 1;\n?column?\n--------\n       1\n(1 row)\n" in output  # the session is usable after
+
+
+def test_copy_to_stdout_step_completes_and_the_next_step_runs(spec_lab: Lab) -> None:
+    started = time.monotonic()
+    output = run_text(spec_lab, "session s1\nstep a { COPY (SELECT 1) TO STDOUT; }\nstep b { SELECT 2; }\n")
+    assert time.monotonic() - started < 5
+    assert "step a: COPY (SELECT 1) TO STDOUT;\nstep b: SELECT 2;\n" in output
+
+
+def test_a_spec_with_too_many_interleavings_is_refused_at_parse_time_not_enumerated() -> None:
+    sessions = "".join(
+        f"session s{s}\n" + "".join(f"step s{s}k{k} {{ SELECT {k}; }}\n" for k in range(4)) for s in range(6)
+    )
+    started = time.monotonic()
+    with pytest.raises(ScenarioError) as refused:
+        parse_spec(sessions, "huge.spec")
+    assert time.monotonic() - started < 1
+    message = str(refused.value)
+    assert message.startswith("huge.spec:1: ")
+    assert "3246670537110000 interleavings" in message and "\n" not in message
+
+
+def test_a_spec_with_listed_permutations_is_not_limited_by_its_interleaving_count() -> None:
+    sessions = "".join(
+        f"session s{s}\n" + "".join(f"step s{s}k{k} {{ SELECT {k}; }}\n" for k in range(4)) for s in range(6)
+    )
+    scenario = parse_spec(sessions + "permutation s0k0 s1k0\n", "huge.spec")
+    assert scenario.permutations == (("s0k0", "s1k0"),)
+
+
+def test_results_folder_given_as_an_empty_string_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "specs" / "one.spec"
+    spec.parent.mkdir()
+    spec.write_text("session s1\nstep a { SELECT 1; }\n")
+    code, out, err = cli("specs", str(spec), "--results", "")
+    assert code == 2
+    assert err.startswith("txnlab: error: --results: ") and err.count("\n") == 1

@@ -32,8 +32,12 @@ from pathlib import Path
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.scenario.model import Blocker, Scenario, SessionSpec, Step
-from txnlab.scenario.permutations import interleavings
+from txnlab.scenario.permutations import interleaving_count, interleavings
 
+# Interleavings a spec without permutation lines may generate: they are all built when it is
+# read (and `show` lists them), and the count grows as a multinomial (6 sessions of 4 steps:
+# 3.2e15), so past this a spec must list its permutations. PostgreSQL's own specs reach 210.
+GENERATED_LIMIT = 10_000
 KEYWORDS = frozenset({"permutation", "session", "setup", "step", "teardown"})
 TOKEN = re.compile(
     r"(?P<newline>\n)|(?P<space>[ \t\r\f]+)|(?P<comment>#[^\n\r]*)"
@@ -134,7 +138,8 @@ def parse_spec(text: str, source: str) -> Scenario:
 
     Raises ScenarioError (`file:line: problem`) for a syntax error and for what
     isolationtester refuses: duplicate step names, a permutation naming an unknown step,
-    a marker naming a step outside its permutation or of its own session."""
+    a marker naming a step outside its permutation or of its own session; and, without
+    permutation lines, more interleavings than GENERATED_LIMIT."""
     parser = _Parser(text, source)
     setups = []
     while parser.peek("keyword", "setup"):
@@ -253,6 +258,12 @@ def _permutations(
     isolationtester's check_testspec checks them."""
     if not listed:
         piles = [[name.text for name, _ in s.steps] for s in sessions]
+        if (count := interleaving_count(piles)) > GENERATED_LIMIT:
+            raise ScenarioError(
+                source, f"its {sum(map(len, piles))} steps in {len(piles)} sessions have {count} interleavings, more "
+                f"than txnlab generates ({GENERATED_LIMIT}); list the ones to run on permutation lines",
+                sessions[0].line,
+            )
         return tuple(interleavings(piles)), ()
     permutations = []
     markers = []

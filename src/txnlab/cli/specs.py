@@ -50,11 +50,19 @@ server (unreachable, no scratch database, a connection of txnlab's own lost).
 """
 
 
+def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A DIR option's value as a Path; an empty one (`--results ""`) is refused rather than
+    read as the current directory, which Path("") is."""
+    if value == "":
+        raise UsageError(f"--{param.name}: the folder is empty text; give a path (. for the current directory)")
+    return None if value is None else Path(value)
+
+
 @click.command("specs", help=HELP)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...", type=click.Path(path_type=Path))
-@click.option("--expected", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--expected", type=click.Path(), callback=_folder, metavar="DIR",
               help="Folder of expected outputs (NAME.out, NAME_N.out); default: ../expected beside the specs.")
-@click.option("--results", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--results", type=click.Path(), callback=_folder, metavar="DIR",
               help="Write each spec's output to DIR/NAME.out (DIR is created; its parent must exist).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1, max=64), default=default_jobs(), show_default=True,
               metavar="N", help="Lanes: specs run at the same time, each lane in its own scratch database.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from txnlab.errors import ScenarioError
+from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.lab import Lab, open_lab
@@ -76,3 +76,12 @@ def test_results_folder_given_as_an_empty_string_is_refused(cli, tmp_path: Path)
     code, out, err = cli("specs", str(spec), "--results", "")
     assert code == 2
     assert err.startswith("txnlab: error: --results: ") and err.count("\n") == 1
+
+
+def test_a_lost_control_connection_is_named_once_in_the_one_line_error(spec_lab: Lab) -> None:
+    scenario = parse_spec("setup { SELECT pg_terminate_backend(pg_backend_pid()); }\nsession s1\nstep a { SELECT 1; }\n",
+                          "inline.spec")
+    with pytest.raises(ServerError) as lost:
+        spec_lab.run_permutations(scenario, Level.READ_COMMITTED)
+    assert str(lost.value).startswith("the control connection was lost while reading its answer: ")
+    assert "\n" not in str(lost.value)

@@ -148,16 +148,21 @@ def open_connections(dsn: str, names: Sequence[str], deadline: float = CONNECT_S
     return conns
 
 
+def _connection_of(name: str) -> str:
+    """How messages name a connection: "the control connection" or "session s1's connection"."""
+    return f"the {CONTROL}" if name == CONTROL else f"session {name}'s connection"
+
+
 def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
     message = conn.get_error_message().strip().splitlines()
-    return ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
+    return ServerError(f"cannot open {_connection_of(name)}: {message[0] if message else 'unknown error'}")
 
 
 def _lost(connection: _Connection, when: str) -> ServerError:
     """One line: which session's connection was lost, when, and libpq's first line about it
     (isolationtester exits there too: "PQconsumeInput failed", "failed to send query")."""
     lines = connection.pg.get_error_message().strip().splitlines()
-    return ServerError(f"session {connection.name}'s connection was lost {when}: "
+    return ServerError(f"{_connection_of(connection.name)} was lost {when}: "
                        f"{lines[0] if lines else 'no connection to the server'}")
 
 

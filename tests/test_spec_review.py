@@ -85,3 +85,10 @@ def test_a_lost_control_connection_is_named_once_in_the_one_line_error(spec_lab:
         spec_lab.run_permutations(scenario, Level.READ_COMMITTED)
     assert str(lost.value).startswith("the control connection was lost while reading its answer: ")
     assert "\n" not in str(lost.value)
+
+
+def test_a_step_past_the_step_timeout_is_cancelled_and_its_permutation_goes_on(server_dsn: str) -> None:
+    with open_lab(server_dsn, step_timeout=0.5) as lab:
+        output = run_text(lab, "session s1\nstep a { SELECT pg_sleep(3); }\nstep b { SELECT 2 AS b; }\n")
+    assert "isolationtester: canceling step a after 0 seconds\nstep a: SELECT pg_sleep(3);\n" \
+           "ERROR:  canceling statement due to user request\nstep b: SELECT 2 AS b;\n" in output

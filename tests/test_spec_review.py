@@ -3,6 +3,7 @@ in bounded time with one line or an honest output, never a hang or a runaway."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +93,30 @@ def test_a_step_past_the_step_timeout_is_cancelled_and_its_permutation_goes_on(s
         output = run_text(lab, "session s1\nstep a { SELECT pg_sleep(3); }\nstep b { SELECT 2 AS b; }\n")
     assert "isolationtester: canceling step a after 0 seconds\nstep a: SELECT pg_sleep(3);\n" \
            "ERROR:  canceling statement due to user request\nstep b: SELECT 2 AS b;\n" in output
+
+
+def test_more_jobs_than_the_servers_connections_allow_run_in_fewer_lanes(cli, tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
+    """--jobs 64 asks for 64 lanes of (lab, monitor, control, sessions) connections; on a
+    server with max_connections 100 that used to end the whole run with 'too many clients'
+    (exit 3) and no result."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT current_setting('max_connections')::int")
+        max_connections = cur.fetchone()[0]
+    specs = tmp_path / "specs"
+    expected = tmp_path / "expected"
+    specs.mkdir()
+    expected.mkdir()
+    text = "session s1\nstep a { SELECT pg_sleep(0.2); }\nsession s2\nstep b { SELECT 1; }\npermutation a b\n"
+    count = max_connections // 4 + 2  # more lanes than the server can hold: each needs 5 connections
+    for n in range(count):
+        (specs / f"s{n}.spec").write_text(text)
+    code, out, err = cli("run", str(specs / "s0.spec"), "--format", "isolationtester")
+    assert code == 0
+    for n in range(count):
+        (expected / f"s{n}.out").write_text(out)
+    code, out, err = cli("specs", str(specs), "--jobs", "64", "--format", "json")
+    assert (code, err) == (0, "")
+    document = json.loads(out)
+    assert document["summary"]["ok"] == count
+    lanes = {spec["lane"] for spec in document["specs"]}
+    assert len(lanes) <= document["jobs"] < 64 and document["jobs"] * 5 < max_connections

@@ -40,7 +40,8 @@ Not applicable (not run, not a failure):
 
 \b
 Specs run side by side in --jobs lanes, each lane in a scratch database of its
-own (default {default_jobs()} here); specs that look at server-wide state (SLRU, WAL,
+own (default {default_jobs()} here; fewer when the server's max_connections cannot
+hold them all: the summary says how many ran); specs that look at server-wide state (SLRU, WAL,
 I/O statistics, ALTER SYSTEM, databases, tablespaces) run alone at the end.
 
 \b
@@ -96,7 +97,7 @@ def specs_command(paths: tuple[Path, ...], expected: Path | None, results: Path 
         for change in suite.server_changes:
             click.echo(f"txnlab: warning: {describe_change(change)}", err=True)
     counts = report.totals(done, time.perf_counter() - started)
-    lanes = min(jobs, len(planned))
+    lanes = min(suite.lanes, len(planned))
     if output_format == "json":
         click.echo(report.render_json(done, counts, lanes, suite.server_version, written), nl=False)
     else:

@@ -120,3 +120,18 @@ def test_more_jobs_than_the_servers_connections_allow_run_in_fewer_lanes(cli, tm
     assert document["summary"]["ok"] == count
     lanes = {spec["lane"] for spec in document["specs"]}
     assert len(lanes) <= document["jobs"] < 64 and document["jobs"] * 5 < max_connections
+
+
+def test_the_lane_count_reported_is_the_lanes_that_ran(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (tmp_path / "expected").mkdir()
+    for name in ("one", "two"):
+        (specs / f"{name}.spec").write_text("session s1\nstep a { SELECT 1; }\n")
+    code, out, _ = cli("run", str(specs / "one.spec"), "--format", "isolationtester")
+    (tmp_path / "expected" / "one.out").write_text(out)  # two.spec has none: not applicable, not run
+    code, out, err = cli("specs", str(specs), "--jobs", "4", "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["jobs"] == 1
+    code, out, err = cli("specs", str(specs), "--jobs", "4")
+    assert out.splitlines()[-1].endswith(", 1 lane)")

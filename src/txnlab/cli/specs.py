@@ -97,11 +97,10 @@ def specs_command(paths: tuple[Path, ...], expected: Path | None, results: Path 
         for change in suite.server_changes:
             click.echo(f"txnlab: warning: {describe_change(change)}", err=True)
     counts = report.totals(done, time.perf_counter() - started)
-    lanes = min(suite.lanes, len(planned))
     if output_format == "json":
-        click.echo(report.render_json(done, counts, lanes, suite.server_version, written), nl=False)
+        click.echo(report.render_json(done, counts, suite.lanes, suite.server_version, written), nl=False)
     else:
-        click.echo(report.summary_line(counts, lanes))
+        click.echo(report.summary_line(counts, suite.lanes))
         if counts.failed:
             click.echo("\n" + report.diffs(done), nl=False)
     return int(ExitCode.MISMATCH if any(r.status == FAILED for r in done) else ExitCode.OK)

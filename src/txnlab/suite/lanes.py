@@ -138,7 +138,9 @@ class Suite:
                  **lab_options: float) -> None:
         self.server_dsn = server_dsn
         self.jobs = max(1, jobs)
-        self.lanes = self.jobs  # after run: the lanes it used (fewer when the server's connections are short)
+        # After run: the lanes it started; fewer than jobs when the specs to run are fewer or
+        # the server's free connections cannot hold them all.
+        self.lanes = 0
         self.run_spec = run_spec
         self.undo = undo_server_changes
         self.lab_options = lab_options
@@ -180,11 +182,12 @@ class Suite:
             (alone if planned[index].alone else shared).put((index, planned[index]))
         results: Results = queue.Queue()
         widest = max((len(planned[i].scenario.sessions) for i in runnable), default=0)
-        self.lanes = max(1, min(self.jobs, (free_connections - 1) // (LANE_CONNECTIONS + widest)))
-        for number in range(self.lanes if runnable else 0):
+        allowed = max(1, min(self.jobs, (free_connections - 1) // (LANE_CONNECTIONS + widest)))
+        for number in range(allowed if runnable else 0):
             if number > 0 and shared.empty():
                 break
             self._start(number, self._new_database(number, scratches), shared, results)
+            self.lanes = number + 1
         yield from in_order.ready()
         yield from self._gather(results, in_order, scratches)
         if not alone.empty():

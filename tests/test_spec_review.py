@@ -135,3 +135,13 @@ def test_the_lane_count_reported_is_the_lanes_that_ran(cli, tmp_path: Path) -> N
     assert json.loads(out)["jobs"] == 1
     code, out, err = cli("specs", str(specs), "--jobs", "4")
     assert out.splitlines()[-1].endswith(", 1 lane)")
+
+
+def test_a_doubled_quote_inside_a_quoted_name_is_one_quote_as_isolationtester_reads_it() -> None:
+    # specscanner.l: two quotes inside a quoted identifier add one (the real isolationtester
+    # 18 parses the session line below; txnlab refused it as a syntax error).
+    scenario = parse_spec('session "s ""1"""\nstep "a""x" { SELECT 1; }\npermutation "a""x"\n', "q.spec")
+    assert [s.name for s in scenario.sessions] == ['s "1"']
+    assert scenario.permutations == (('a"x',),)
+    with pytest.raises(ScenarioError, match="unterminated quoted name"):
+        parse_spec('session "s ""1\nstep a { SELECT 1; }\n', "q.spec")

@@ -10,8 +10,8 @@ format's description in that directory's README):
     permutation := "permutation" (NAME ["(" marker ("," marker)* ")"])+
     marker      := "*" | NAME | NAME "notices" INTEGER
 
-A NAME is plain (letters, digits, `_`, `$`, not starting with a digit) or double-quoted, and
-is never case-folded; a keyword used as a name must be quoted. `#` starts a comment outside
+A NAME is plain (letters, digits, `_`, `$`, not starting with a digit) or double-quoted
+(`""` inside is one `"`), and is never case-folded; a keyword used as a name must be quoted. `#` starts a comment outside
 SQL. An SQL block is everything between `{` and `}` (it cannot contain `}`), without the
 spaces and tabs that follow `{` or precede `}`: newlines are kept, and isolationtester
 prints the text exactly so. A spec without permutation lines runs every interleaving of its
@@ -45,6 +45,9 @@ TOKEN = re.compile(
     r"|(?P<name>[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)|(?P<integer>[0-9]+)|(?P<punct>[(),*])"
 )
 
+# A double-quoted name on one line; `""` inside it is one `"` (specscanner.l's qident).
+QUOTED_NAME = re.compile(r'"((?:[^"\n]|"")*)"')
+
 
 @dataclass(frozen=True)
 class Token:
@@ -76,12 +79,11 @@ def tokens(text: str, source: str) -> Iterator[Token]:
             position = end + 1
             continue
         elif kind == "quoted":
-            end = text.find('"', match.end())
-            newline = text.find("\n", match.end())
-            if end < 0 or (0 <= newline < end):
+            quoted = QUOTED_NAME.match(text, position)
+            if quoted is None:
                 raise ScenarioError(source, "unterminated quoted name", line)
-            yield Token("name", text[match.end():end], line)
-            position = end + 1
+            yield Token("name", quoted.group(1).replace('""', '"'), line)
+            position = quoted.end()
             continue
         elif kind == "name":
             word = match.group()

@@ -81,7 +81,8 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.FloatRange(min=0.1),
         default=DEFAULT_STEP_TIMEOUT,
         show_default=True,
-        help="Seconds a step may run or wait before txnlab cancels it and stops the run.",
+        help="Seconds a step may run or wait before txnlab cancels it and stops the run (a .spec's "
+             "permutation goes on after the cancel, as isolationtester's does).",
     )(command)
     return click.option(
         "--dsn",

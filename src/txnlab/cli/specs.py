@@ -40,7 +40,8 @@ Not applicable (not run, not a failure):
 
 \b
 Specs run side by side in --jobs lanes, each lane in a scratch database of its
-own (default {default_jobs()} here); specs that look at server-wide state (SLRU, WAL,
+own (default {default_jobs()} here; fewer when the server's max_connections cannot
+hold them all: the summary says how many ran); specs that look at server-wide state (SLRU, WAL,
 I/O statistics, ALTER SYSTEM, databases, tablespaces) run alone at the end.
 
 \b
@@ -50,11 +51,19 @@ server (unreachable, no scratch database, a connection of txnlab's own lost).
 """
 
 
+def _folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A DIR option's value as a Path; an empty one (`--results ""`) is refused rather than
+    read as the current directory, which Path("") is."""
+    if value == "":
+        raise UsageError(f"--{param.name}: the folder is empty text; give a path (. for the current directory)")
+    return None if value is None else Path(value)
+
+
 @click.command("specs", help=HELP)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...", type=click.Path(path_type=Path))
-@click.option("--expected", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--expected", type=click.Path(), callback=_folder, metavar="DIR",
               help="Folder of expected outputs (NAME.out, NAME_N.out); default: ../expected beside the specs.")
-@click.option("--results", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--results", type=click.Path(), callback=_folder, metavar="DIR",
               help="Write each spec's output to DIR/NAME.out (DIR is created; its parent must exist).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1, max=64), default=default_jobs(), show_default=True,
               metavar="N", help="Lanes: specs run at the same time, each lane in its own scratch database.")
@@ -88,11 +97,10 @@ def specs_command(paths: tuple[Path, ...], expected: Path | None, results: Path 
         for change in suite.server_changes:
             click.echo(f"txnlab: warning: {describe_change(change)}", err=True)
     counts = report.totals(done, time.perf_counter() - started)
-    lanes = min(jobs, len(planned))
     if output_format == "json":
-        click.echo(report.render_json(done, counts, lanes, suite.server_version, written), nl=False)
+        click.echo(report.render_json(done, counts, suite.lanes, suite.server_version, written), nl=False)
     else:
-        click.echo(report.summary_line(counts, lanes))
+        click.echo(report.summary_line(counts, suite.lanes))
         if counts.failed:
             click.echo("\n" + report.diffs(done), nl=False)
     return int(ExitCode.MISMATCH if any(r.status == FAILED for r in done) else ExitCode.OK)

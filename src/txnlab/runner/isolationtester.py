@@ -76,6 +76,9 @@ CONTROL = "control connection"
 WAITING = b"isolationtester_waiting"
 CHECK_INTERVAL = 0.010  # isolationtester's select() timeout between lock-wait checks, seconds
 FIRST_CHECK = 0.001  # txnlab's first check after a step is sent or input arrives, seconds
+# What txnlab answers a spec's COPY FROM STDIN with: it has no data to send (see _end_copy).
+COPY_REFUSAL = b"a .spec cannot send COPY data"
+COPY_STATUSES = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
 CONNECT_SECONDS = 5.0  # how long opening a spec's connections may take
 
 
@@ -145,16 +148,21 @@ def open_connections(dsn: str, names: Sequence[str], deadline: float = CONNECT_S
     return conns
 
 
+def _connection_of(name: str) -> str:
+    """How messages name a connection: "the control connection" or "session s1's connection"."""
+    return f"the {CONTROL}" if name == CONTROL else f"session {name}'s connection"
+
+
 def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
     message = conn.get_error_message().strip().splitlines()
-    return ServerError(f"cannot open the {name} connection: {message[0] if message else 'unknown error'}")
+    return ServerError(f"cannot open {_connection_of(name)}: {message[0] if message else 'unknown error'}")
 
 
 def _lost(connection: _Connection, when: str) -> ServerError:
     """One line: which session's connection was lost, when, and libpq's first line about it
     (isolationtester exits there too: "PQconsumeInput failed", "failed to send query")."""
     lines = connection.pg.get_error_message().strip().splitlines()
-    return ServerError(f"session {connection.name}'s connection was lost {when}: "
+    return ServerError(f"{_connection_of(connection.name)} was lost {when}: "
                        f"{lines[0] if lines else 'no connection to the server'}")
 
 
@@ -335,6 +343,9 @@ class SpecRun:
             self._await_result(connection, None, name)
             if (next_result := connection.pg.get_result()) is None:
                 break
+            if next_result.status in COPY_STATUSES:
+                self._end_copy(connection, next_result, name)
+                continue
             if result is None or result.status != pq.ExecStatus.FATAL_ERROR:
                 result = next_result  # PQexec keeps the last result, or the first error
         if result is None:  # cannot happen: a sent query answers at least one result
@@ -485,6 +496,36 @@ class SpecRun:
             else:
                 self._enforce(deadline, connection, pstep, what)
 
+    def _end_copy(self, connection: _Connection, result: pq.PGresult, what: str) -> None:
+        """End a COPY the spec's SQL started, so that the statement finishes: a spec has no
+        data to send, and libpq answers a connection in COPY state with the same COPY result
+        forever (isolationtester loops there). COPY FROM STDIN is refused with COPY_REFUSAL
+        (the server then fails the statement: "COPY from stdin failed: ..."); the rows of
+        COPY TO STDOUT are read and dropped, and its "COPY n" result follows."""
+        pg = connection.pg
+        if result.status != pq.ExecStatus.COPY_OUT:
+            try:
+                pg.put_copy_end(COPY_REFUSAL)
+                pg.flush()
+            except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+                raise _lost(connection, f"ending the COPY of {what}") from None
+            return
+        deadline = _Deadline(time.monotonic())
+        while (received := self._copy_data(connection, what)) >= 0:  # -1: the COPY is over
+            if received == 0:  # no whole row yet: wait for more, under the step timeout
+                if select.select([pg.socket], [], [], CHECK_INTERVAL)[0]:
+                    self._consume(connection)
+                else:
+                    self._enforce(deadline, connection, None, what)
+
+    @staticmethod
+    def _copy_data(connection: _Connection, what: str) -> int:
+        """PQgetCopyData without blocking: bytes of the row read, 0 none yet, -1 the COPY is over."""
+        try:
+            return connection.pg.get_copy_data(1)[0]
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError (libpq's -2): the connection is gone
+            raise _lost(connection, f"reading the COPY of {what}") from None
+
     def _hang(self, problem: str) -> ScenarioError:
         """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
         return ScenarioError(str(self.scenario.source), f"permutation {' '.join(self._names)}: {problem}")
@@ -539,6 +580,9 @@ class SpecRun:
             self._await_result(connection, pstep, f"step {pstep.step.name}")
             if (result := pg.get_result()) is None:
                 break
+            if result.status in COPY_STATUSES:
+                self._end_copy(connection, result, f"step {pstep.step.name}")
+                continue
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 error = self._error(result)
                 late += connection.pending  # isolationtester prints them before the error line

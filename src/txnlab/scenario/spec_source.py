@@ -10,8 +10,8 @@ format's description in that directory's README):
     permutation := "permutation" (NAME ["(" marker ("," marker)* ")"])+
     marker      := "*" | NAME | NAME "notices" INTEGER
 
-A NAME is plain (letters, digits, `_`, `$`, not starting with a digit) or double-quoted, and
-is never case-folded; a keyword used as a name must be quoted. `#` starts a comment outside
+A NAME is plain (letters, digits, `_`, `$`, not starting with a digit) or double-quoted
+(`""` inside is one `"`), and is never case-folded; a keyword used as a name must be quoted. `#` starts a comment outside
 SQL. An SQL block is everything between `{` and `}` (it cannot contain `}`), without the
 spaces and tabs that follow `{` or precede `}`: newlines are kept, and isolationtester
 prints the text exactly so. A spec without permutation lines runs every interleaving of its
@@ -32,14 +32,21 @@ from pathlib import Path
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.scenario.model import Blocker, Scenario, SessionSpec, Step
-from txnlab.scenario.permutations import interleavings
+from txnlab.scenario.permutations import interleaving_count, interleavings
 
+# Interleavings a spec without permutation lines may generate: they are all built when it is
+# read (and `show` lists them), and the count grows as a multinomial (6 sessions of 4 steps:
+# 3.2e15), so past this a spec must list its permutations. PostgreSQL's own specs reach 210.
+GENERATED_LIMIT = 10_000
 KEYWORDS = frozenset({"permutation", "session", "setup", "step", "teardown"})
 TOKEN = re.compile(
     r"(?P<newline>\n)|(?P<space>[ \t\r\f]+)|(?P<comment>#[^\n\r]*)"
     r"|(?P<sql>\{[ \t\r\f]*)|(?P<quoted>\")"
     r"|(?P<name>[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)|(?P<integer>[0-9]+)|(?P<punct>[(),*])"
 )
+
+# A double-quoted name on one line; `""` inside it is one `"` (specscanner.l's qident).
+QUOTED_NAME = re.compile(r'"((?:[^"\n]|"")*)"')
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,11 @@ def tokens(text: str, source: str) -> Iterator[Token]:
             position = end + 1
             continue
         elif kind == "quoted":
-            end = text.find('"', match.end())
-            newline = text.find("\n", match.end())
-            if end < 0 or (0 <= newline < end):
+            quoted = QUOTED_NAME.match(text, position)
+            if quoted is None:
                 raise ScenarioError(source, "unterminated quoted name", line)
-            yield Token("name", text[match.end():end], line)
-            position = end + 1
+            yield Token("name", quoted.group(1).replace('""', '"'), line)
+            position = quoted.end()
             continue
         elif kind == "name":
             word = match.group()
@@ -134,7 +140,8 @@ def parse_spec(text: str, source: str) -> Scenario:
 
     Raises ScenarioError (`file:line: problem`) for a syntax error and for what
     isolationtester refuses: duplicate step names, a permutation naming an unknown step,
-    a marker naming a step outside its permutation or of its own session."""
+    a marker naming a step outside its permutation or of its own session; and, without
+    permutation lines, more interleavings than GENERATED_LIMIT."""
     parser = _Parser(text, source)
     setups = []
     while parser.peek("keyword", "setup"):
@@ -253,6 +260,12 @@ def _permutations(
     isolationtester's check_testspec checks them."""
     if not listed:
         piles = [[name.text for name, _ in s.steps] for s in sessions]
+        if (count := interleaving_count(piles)) > GENERATED_LIMIT:
+            raise ScenarioError(
+                source, f"its {sum(map(len, piles))} steps in {len(piles)} sessions have {count} interleavings, more "
+                f"than txnlab generates ({GENERATED_LIMIT}); list the ones to run on permutation lines",
+                sessions[0].line,
+            )
         return tuple(interleavings(piles)), ()
     permutations = []
     markers = []

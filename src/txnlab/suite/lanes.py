@@ -50,6 +50,9 @@ RUNS_ALONE = re.compile(
     re.IGNORECASE,
 )
 PREPARED_TRANSACTION = re.compile(r"\bprepare\s+transaction\b", re.IGNORECASE)
+# Connections a lane holds besides its spec's sessions: its Lab's admin and lock monitor, and
+# the spec's control connection. The main thread keeps one spare to create a fresh database.
+LANE_CONNECTIONS = 3
 LANE_JOIN_SECONDS = 5.0  # after a forced drop, how long a lane may take to notice its sessions ended
 
 RunSpec = Callable[[Lab, Scenario], SpecOutput]  # runs a spec in a lab (see suite.runspec)
@@ -137,6 +140,9 @@ class Suite:
         self.server_dsn = server_dsn
         self.results = results
         self.jobs = max(1, jobs)
+        # After run: the lanes it started; fewer than jobs when the specs to run are fewer or
+        # the server's free connections cannot hold them all.
+        self.lanes = 0
         self.run_spec = run_spec
         self.undo = undo_server_changes
         self.lab_options = lab_options
@@ -168,7 +174,7 @@ class Suite:
         in_order = _InOrder()
         shared: queue.Queue[tuple[int, PlannedSpec]] = queue.Queue()
         alone: queue.Queue[tuple[int, PlannedSpec]] = queue.Queue()
-        prepared = self._max_prepared_transactions()
+        prepared, free_connections = self._server_limits()
         for index, spec in enumerate(planned):
             reason = not_applicable_reason(spec, prepared)
             if reason is not None:
@@ -177,10 +183,13 @@ class Suite:
         for index in runnable:
             (alone if planned[index].alone else shared).put((index, planned[index]))
         results: Results = queue.Queue()
-        for number in range(self.jobs if runnable else 0):
+        widest = max((len(planned[i].scenario.sessions) for i in runnable), default=0)
+        allowed = max(1, min(self.jobs, (free_connections - 1) // (LANE_CONNECTIONS + widest)))
+        for number in range(allowed if runnable else 0):
             if number > 0 and shared.empty():
                 break
             self._start(number, self._new_database(number, scratches), shared, results)
+            self.lanes = number + 1
         yield from in_order.ready()
         yield from self._gather(results, in_order, scratches)
         if not alone.empty():
@@ -287,12 +296,21 @@ class Suite:
         result = SpecResult(spec, status, duration, reason=reason, output=output.text, comparison=comparison)
         return result, output.ended_early
 
-    def _max_prepared_transactions(self) -> int:
+    def _server_limits(self) -> tuple[int, int]:
+        """(max_prepared_transactions, connections still free for txnlab): max_connections
+        less those reserved for superusers and roles with pg_use_reserved_connections
+        (PostgreSQL 16+) and those open now (this one included)."""
         conn = connect(self.server_dsn, autocommit=True, application_name="txnlab specs")
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT current_setting('max_prepared_transactions')::int")
-                return int(cur.fetchone()[0])
+                cur.execute(
+                    "SELECT current_setting('max_prepared_transactions')::int,"
+                    " current_setting('max_connections')::int"
+                    " - current_setting('superuser_reserved_connections')::int"
+                    " - coalesce(current_setting('reserved_connections', true)::int, 0)"
+                    " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int")
+                prepared, free = cur.fetchone()
+                return int(prepared), int(free)
         finally:
             conn.close()
 

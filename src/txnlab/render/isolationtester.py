@@ -79,8 +79,12 @@ def _step(event: Event) -> str:
         return text + f"step {event.step}: {event.sql} <waiting ...>\n"
     if event.outcome is Outcome.TIMEOUT:
         return text + f"isolationtester: canceling step {event.step} after {int(event.ended - event.started)} seconds\n"
-    if event.outcome in (Outcome.SKIPPED, Outcome.ENDED):
+    if event.outcome in (Outcome.SKIPPED, Outcome.ENDED) and (event.error is None or event.error.libpq_message is None):
         return text
+    if event.outcome is Outcome.SKIPPED:  # libpq refused to send it: the session's connection is gone
+        return text + f"failed to send query for step {event.step}: {error_text(event.error)}"
+    if event.outcome is Outcome.ENDED:  # libpq's own error after the server's last one: it closed the connection
+        return text + error_text(event.error)
     text += f"step {event.step}: <... completed>\n" if event.after_wait else f"step {event.step}: {event.sql}\n"
     text += _results(event)
     if event.error is not None:

@@ -81,6 +81,23 @@ SETUP_OF_THE_NEXT_PERMUTATION = """
     permutation a b
 """
 
+SETUP_ENDS_ITS_SESSION = """
+    session s1
+    setup { SELECT pg_terminate_backend(pg_backend_pid()); }
+    step a { SELECT 1 AS a; }
+    session s2
+    step b { SELECT 2 AS b; }
+"""
+TEARDOWN_ENDS_ITS_SESSION = """
+    session s1
+    step a { SELECT 1 AS a; }
+    teardown { SELECT pg_terminate_backend(pg_backend_pid()); }
+    session s2
+    step b { SELECT 2 AS b; }
+    permutation a b
+    permutation b a
+"""
+
 
 @pytest.fixture
 def spec_lab(server_dsn: str) -> Iterator[Lab]:
@@ -140,6 +157,19 @@ def test_what_is_sent_later_to_the_ended_session_fails_as_in_isolationtester(spe
     assert real.returncode == 1
     output, timelines = txnlab_output(spec_lab, text)
     assert output == real.stdout
+    assert timelines[-1].ended_early is not None and "s1's connection was lost" in timelines[-1].ended_early
+
+
+@needs_isolationtester
+@pytest.mark.parametrize("text", [SETUP_ENDS_ITS_SESSION, TEARDOWN_ENDS_ITS_SESSION], ids=["setup", "teardown"])
+def test_a_session_setup_or_teardown_that_ends_its_session_fails_as_in_isolationtester(spec_lab: Lab, text: str) -> None:
+    """The block's failure shows PQerrorMessage, the FATAL and libpq's words after it; the
+    failed setup, or the next permutation's step, ends the spec there, as isolationtester exits."""
+    real = isolationtester_run(spec_lab.dsn, text)
+    assert real.returncode == 1
+    output, timelines = txnlab_output(spec_lab, text)
+    assert output == real.stdout
+    assert "failed: FATAL:  terminating connection due to administrator command\nserver closed" in output
     assert timelines[-1].ended_early is not None and "s1's connection was lost" in timelines[-1].ended_early
 
 

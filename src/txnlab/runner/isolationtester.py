@@ -58,7 +58,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -396,7 +396,7 @@ class SpecRun:
             connection.pg.send_query(sql.encode())
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone (PQexec fails)
             if connection is self.control:  # the server itself is gone, most likely: txnlab cannot go on
-                raise _lost(connection, f"cannot send {name}") from None
+                raise _lost(connection, f"while sending {name}") from None
             return Event(outcome=Outcome.ERROR, error=_connection_error(connection), ended=started,
                          transaction_status="closed", **base)
         result = None
@@ -410,14 +410,19 @@ class SpecRun:
             raise _lost(connection, f"answering {name}")
         notices = tuple(connection.pending) if connection is not self.control else ()
         connection.pending.clear()
+        closed = connection.pg.status == pq.ConnStatus.BAD
         base.update(ended=time.perf_counter() - self._origin, notices=notices,
-                    transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status))
+                    transaction_status="closed" if closed else TRANSACTION_STATUS.get(connection.pg.transaction_status))
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
             results = (self._result_set(result),) if result.status != pq.ExecStatus.EMPTY_QUERY else ()
             last = results[-1] if results else ResultSet(None, None, None, None)
             return Event(outcome=Outcome.OK, columns=last.columns, column_types=last.column_types, rows=last.rows,
                          status=last.status, rowcount=last.rowcount, results=results, **base)
-        return Event(outcome=Outcome.ERROR, error=self._error(result), **base)
+        error = self._error(result)
+        if closed:
+            # The server closed it: isolationtester prints PQerrorMessage, its FATAL and libpq's words after it.
+            error = replace(error, libpq_message=connection.pg.error_message.decode("utf-8", "replace"))
+        return Event(outcome=Outcome.ERROR, error=error, **base)
 
     def _error(self, result: pq.PGresult) -> ErrorInfo:
         """A spec SQL's error, knowing which session each backend its texts name is (the

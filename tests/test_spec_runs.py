@@ -450,7 +450,8 @@ def test_a_step_sent_to_a_session_whose_connection_was_lost_ends_the_spec_with_o
         step a { SELECT 1 AS a; }
         step b { SELECT 2 AS b; }
         session s2
-        step kill { SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'; }
+        step kill { SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'
+                    AND datname = current_database(); }
         step sleep { SELECT pg_sleep(0.2); }
         permutation a kill sleep b a
     """)

@@ -39,14 +39,15 @@ SELF_EXIT = """
     step b { SELECT 2 AS b; }
     permutation a exit b
 """
-# s2 ends s1 while s1 is idle: libpq still sends s1's next step, and reads the FATAL as its answer.
+# s2 ends s1 while s1 is idle (and waits until it is gone): libpq still sends s1's next step, and reads
+# the FATAL as its answer.
 ENDED_BY_ANOTHER = """
     session s1
     step a { SELECT 1 AS a; }
     step b { SELECT 2 AS b; }
     session s2
-    step kill { SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'
-                OR (backend_type = 'client backend' AND pid <> pg_backend_pid() AND query = 'SELECT 1 AS a;'); }
+    step kill { SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database()
+                AND pid <> pg_backend_pid() AND (application_name = 'txnlab/s1' OR query = 'SELECT 1 AS a;'); }
     step sleep { SELECT pg_sleep(0.2); }
     permutation a kill sleep b
 """

@@ -439,22 +439,25 @@ def test_ctrl_c_during_a_spec_step_exits_130_and_leaves_nothing_behind(  # type:
     assert leftovers(admin, process.pid) == ([], [])
 
 
-def test_a_session_whose_connection_is_lost_ends_the_spec_with_one_line_and_exit_3(  # type: ignore[no-untyped-def]
+def test_a_step_sent_to_a_session_whose_connection_was_lost_ends_the_spec_with_one_line_and_exit_3(  # type: ignore[no-untyped-def]
     cli, tmp_path: Path,
 ) -> None:
+    """b answers the FATAL, as in isolationtester (tests/test_spec_session_end.py); the second a
+    cannot be sent: isolationtester exits there, txnlab with one line and exit 3."""
     spec = tmp_path / "kill.spec"
     spec.write_text("""
         session s1
         step a { SELECT 1 AS a; }
         step b { SELECT 2 AS b; }
         session s2
-        step kill { SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'; }
+        step kill { SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = 'txnlab/s1'
+                    AND datname = current_database(); }
         step sleep { SELECT pg_sleep(0.2); }
-        permutation a kill sleep b
+        permutation a kill sleep b a
     """)
     code, out, err = cli("run", str(spec), "--format", "isolationtester")
     assert code == 3
-    assert err.startswith("txnlab: error: session s1's connection was lost ")
+    assert err.startswith("txnlab: error: session s1's connection was lost, so step a could not be sent")
     assert err.count("\n") == 1
 
 

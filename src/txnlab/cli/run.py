@@ -31,6 +31,7 @@ from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
 from txnlab.runner.execute import sql_failure
+from txnlab.runner.isolationtester import session_lost
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.timeline import Timeline
@@ -118,10 +119,12 @@ def _write(output: Path, text_: str) -> None:
 
 def _exit_code(reports: Sequence[RunReport]) -> int:
     """3 (after everything was shown) when a run could not run on this server, with one line
-    on stderr saying why; 2 or 3 when a `.spec`'s setup failed (see `setup_failure`); else 1 if an
+    on stderr saying why; 3 when a `.spec` stopped at a session the server had closed (see
+    runner.isolationtester.session_lost); 2 or 3 when its setup failed (see `setup_failure`); else 1 if an
     observation differs from its expectation; else 0."""
     for report in reports:
-        if report.scenario.isolationtester and (failure := setup_failure(report.scenario, report.timeline)):
+        if report.scenario.isolationtester and (
+                failure := session_lost(report.timeline) or setup_failure(report.scenario, report.timeline)):
             raise failure
     unable = [r for r in reports if r.verdict.could_not_run]
     if unable:
@@ -207,12 +210,13 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
 
 def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: float, chosen: Chosen) -> int:
     """`run --format isolationtester`: every permutation of each scenario, printed as
-    isolationtester prints it (a failed setup ends a spec's output, as there; exit 2)."""
+    isolationtester prints it (a failed setup ends a spec's output, as there; exit 2; a step
+    sent to a session the server closed ends it too: exit 3)."""
     with lab_on_server(dsn, step_timeout) as lab:
         for scenario, level in planned:
             timelines = lab.run_permutations(scenario, level, chosen.get(scenario.source))
             click.echo(render_isolationtester(scenario, timelines), nl=False)
-            if timelines and (failure := setup_failure(scenario, timelines[-1])) is not None:
+            if timelines and (failure := session_lost(timelines[-1]) or setup_failure(scenario, timelines[-1])):
                 raise failure
     return int(ExitCode.OK)
 

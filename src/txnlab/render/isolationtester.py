@@ -7,8 +7,10 @@ pg_isolation_regress collects it, stderr and stdout in one file: "unused step na
 "<waiting ...>" and "<... completed>", result sets as libpq's PQprint prints them (fields
 separated by `|`, header, aligned), errors as "SEVERITY:  primary message", notices as
 "SESSION: NOTICE:  ...", NOTIFY lines, "setup failed:" (which ends the output) and
-"teardown failed:" lines. It never touches the database: everything comes from the
-timeline (see runner/isolationtester.py, which records it in this order).
+"teardown failed:" lines, libpq's words when the server closed a session's connection, and
+"failed to send query for step NAME:" (which ends the output) for a step sent to it later.
+It never touches the database: everything comes from the timeline (see
+runner/isolationtester.py, which records it in this order).
 
 A YAML or Python scenario's timeline prints in the same format: its steps, results and errors.
 """
@@ -80,7 +82,11 @@ def _step(event: Event) -> str:
     if event.outcome is Outcome.TIMEOUT:
         return text + f"isolationtester: canceling step {event.step} after {int(event.ended - event.started)} seconds\n"
     if event.outcome in (Outcome.SKIPPED, Outcome.ENDED):
-        return text
+        if event.error is None or event.error.libpq_message is None:  # not a spec run's: nothing printed
+            return text
+        if event.outcome is Outcome.SKIPPED:  # libpq refused to send it: the session's connection is gone
+            return text + f"failed to send query for step {event.step}: {error_text(event.error)}"
+        return text + error_text(event.error)  # libpq's words after the server's FATAL: it closed the connection
     text += f"step {event.step}: <... completed>\n" if event.after_wait else f"step {event.step}: {event.sql}\n"
     text += _results(event)
     if event.error is not None:

@@ -21,6 +21,16 @@ lc_numeric and lc_time 'C', bytea_output 'hex' and timezone_abbreviations 'Defau
 are every connection's startup options (lc_messages needs a superuser, so it stays the
 server's: txnlab's embedded server answers in English).
 
+Sessions the server ends (a step's `pg_terminate_backend`, its own or another's) are part of
+the spec, as in isolationtester: the step that reads the end shows the server's FATAL and then
+libpq's own error ("server closed the connection unexpectedly ..."), recorded as the step's
+ERROR event and an Outcome.ENDED event, and the other sessions go on. What comes later to
+that session fails with libpq's "no connection to the server": a session's teardown fails
+and the spec goes on; a step (an Outcome.SKIPPED event, "failed to send query for step NAME")
+or a session's setup ends the spec, where isolationtester exits 1: the timeline's
+`ended_early` says why, and `session_lost` gives the one-line error (exit 3) the CLI ends with.
+A control connection that fails is a ServerError at once (the server is gone, most likely).
+
 Timeouts: isolationtester cancels a step after max_step_wait (360 s) and gives up after twice
 that; here `step_timeout` (txnlab's --step-timeout, seconds) plays that part: the cancel is
 recorded as an Outcome.TIMEOUT event ("isolationtester: canceling step NAME after N seconds"),
@@ -43,10 +53,12 @@ step's completion. None of the 105 reference specs depends on it.
 
 from __future__ import annotations
 
+import os
 import select
+import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,6 +178,47 @@ def _lost(connection: _Connection, when: str) -> ServerError:
                        f"{lines[0] if lines else 'no connection to the server'}")
 
 
+def _connection_error(connection: _Connection) -> ErrorInfo:
+    """libpq's own error about a connection it cannot use (no SQLSTATE, no severity): the
+    message isolationtester prints whole, as PQerrorMessage gives it."""
+    full = connection.pg.error_message.decode("utf-8", "replace")
+    lines = full.strip().splitlines()
+    return ErrorInfo(exception="psycopg.OperationalError", message=lines[0] if lines else "no connection to the server",
+                     libpq_message=full)
+
+
+def session_lost(timeline: Timeline) -> ServerError | None:
+    """The one-line error (exit 3) a spec run ends with when it stopped because a session's
+    connection was gone (`_SessionGone`: a step or a session's setup could not be sent, where
+    isolationtester exits 1); None otherwise. The output shows the line isolationtester prints."""
+    last = timeline.events[-1] if timeline.events else timeline.setup[-1] if timeline.setup else None
+    if timeline.ended_early is None or last is None or last.error is None or last.error.libpq_message is None:
+        return None
+    if last.error.severity is not None or last.session == "":
+        return None
+    return ServerError(timeline.ended_early)
+
+
+class _SessionGone(Exception):
+    """A step or a session's setup was sent to a session whose connection the server closed
+    earlier: isolationtester exits there ("failed to send query for step NAME", "setup of
+    session NAME failed"), so the permutation, and the spec, end. The argument says so in one line."""
+
+
+def _closed_by_server(fd: int) -> bool:
+    """Whether a readable socket holds only its end (the server closed the connection):
+    a peek, which leaves the bytes to libpq. Then PQgetResult, not PQconsumeInput, must
+    read it: its error result is what isolationtester prints ("server closed the connection
+    unexpectedly ..."), where a failed PQconsumeInput would leave a dropped socket behind."""
+    with socket.socket(fileno=os.dup(fd)) as peer:
+        try:
+            return peer.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:  # reset by the peer: libpq reports that too
+            return True
+
+
 def _text(value: bytes | None) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
@@ -279,8 +332,9 @@ class SpecRun:
 
     def run_permutation(self, names: Sequence[str], markers: Sequence[tuple[Blocker, ...]] = ()) -> Timeline:
         """Run one permutation (its steps' names, and each step's markers) and return its
-        timeline; timeline.ended_early says so when the setup failed (isolationtester stops
-        the spec there: the caller runs no further permutation)."""
+        timeline; timeline.ended_early says so when the setup failed or a step or session
+        setup was sent to a session the server had closed (isolationtester stops the spec
+        there: the caller runs no further permutation)."""
         assert self.control is not None
         self._origin = time.perf_counter()
         self._events = []
@@ -293,11 +347,17 @@ class SpecRun:
             _PermutationStep(self.scenario.steps[name], tuple(markers[i]) if i < len(markers) else ())
             for i, name in enumerate(names)
         ]
-        if not self._setup(timeline):
-            timeline.ended_early = "setup failed"
+        try:
+            if not self._setup(timeline):
+                timeline.ended_early = "setup failed"
+                timeline.duration = time.perf_counter() - self._origin
+                return timeline
+            self._steps(steps)
+        except _SessionGone as gone:
+            timeline.ended_early = str(gone)
+            timeline.events = self._events
             timeline.duration = time.perf_counter() - self._origin
             return timeline
-        self._steps(steps)
         timeline.events = self._events
         self._teardown(timeline)
         timeline.duration = time.perf_counter() - self._origin
@@ -316,6 +376,9 @@ class SpecRun:
                                    len(timeline.setup) + 1)
                 timeline.setup.append(event)
                 if event.outcome is Outcome.ERROR:
+                    if self.sessions[spec.name].pg.status == pq.ConnStatus.BAD:
+                        raise _SessionGone(f"session {spec.name}'s connection was lost, so its setup failed: "
+                                           f"{event.error.message if event.error else 'no connection'}")
                     return False
         return True
 
@@ -332,12 +395,18 @@ class SpecRun:
     def _exec(self, connection: _Connection, session: str, name: str, sql: str, seq: int) -> Event:
         """PQexec, as isolationtester runs a setup or teardown block: its last result (an
         error, if one came), and the notices read meanwhile. Under the step timeout: a block
-        that waits too long is cancelled (and fails), where isolationtester would wait forever."""
+        that waits too long is cancelled (and fails), where isolationtester would wait forever.
+        A session the server closed earlier fails with libpq's words, as PQexec does there; a
+        control connection that cannot send is a ServerError (exit 3)."""
         started = time.perf_counter() - self._origin
+        base = dict(seq=seq, session=session, step=name, sql=sql, started=started)
         try:
             connection.pg.send_query(sql.encode())
-        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise _lost(connection, f"cannot send {name}") from None
+        except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone (PQexec fails)
+            if connection is self.control:  # the server itself is gone, most likely: txnlab cannot go on
+                raise _lost(connection, f"while sending {name}") from None
+            return Event(outcome=Outcome.ERROR, error=_connection_error(connection), ended=started,
+                         transaction_status="closed", **base)
         result = None
         while True:
             self._await_result(connection, None, name)
@@ -352,15 +421,19 @@ class SpecRun:
             raise _lost(connection, f"answering {name}")
         notices = tuple(connection.pending) if connection is not self.control else ()
         connection.pending.clear()
-        ended = time.perf_counter() - self._origin
-        base = dict(seq=seq, session=session, step=name, sql=sql, started=started, ended=ended, notices=notices,
-                    transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status))
+        closed = connection.pg.status == pq.ConnStatus.BAD
+        base.update(ended=time.perf_counter() - self._origin, notices=notices,
+                    transaction_status="closed" if closed else TRANSACTION_STATUS.get(connection.pg.transaction_status))
         if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
             results = (self._result_set(result),) if result.status != pq.ExecStatus.EMPTY_QUERY else ()
             last = results[-1] if results else ResultSet(None, None, None, None)
             return Event(outcome=Outcome.OK, columns=last.columns, column_types=last.column_types, rows=last.rows,
                          status=last.status, rowcount=last.rowcount, results=results, **base)
-        return Event(outcome=Outcome.ERROR, error=self._error(result), **base)
+        error = self._error(result)
+        if closed:
+            # The server closed it: isolationtester prints PQerrorMessage, its FATAL and libpq's words after it.
+            error = replace(error, libpq_message=connection.pg.error_message.decode("utf-8", "replace"))
+        return Event(outcome=Outcome.ERROR, error=error, **base)
 
     def _error(self, result: pq.PGresult) -> ErrorInfo:
         """A spec SQL's error, knowing which session each backend its texts name is (the
@@ -399,10 +472,16 @@ class SpecRun:
         return waiting
 
     def _send(self, connection: _Connection, pstep: _PermutationStep) -> None:
+        """PQsendQuery. On a connection the server closed earlier it fails: isolationtester
+        prints "failed to send query for step NAME: ..." and exits; here a SKIPPED event with
+        libpq's error, then `_SessionGone` ends the permutation and the spec."""
         try:
             connection.pg.send_query(pstep.step.sql.encode())
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            raise _lost(connection, f"cannot send step {pstep.step.name}") from None
+            error = _connection_error(connection)
+            self._event(connection, pstep, Outcome.SKIPPED, error=error)
+            raise _SessionGone(f"session {connection.name}'s connection was lost, so step {pstep.step.name} "
+                               f"could not be sent: {error.message}") from None
         connection.active = pstep
         self._sent[id(pstep)] = time.perf_counter() - self._origin
         pstep.target_notices = {
@@ -492,6 +571,8 @@ class SpecRun:
         while connection.pg.is_busy():
             readable, _, _ = select.select([connection.pg.socket], [], [], CHECK_INTERVAL)
             if readable:
+                if _closed_by_server(connection.pg.socket):
+                    return  # PQgetResult reads the end itself and answers libpq's error, as in isolationtester
                 self._consume(connection)
             else:
                 self._enforce(deadline, connection, pstep, what)
@@ -530,11 +611,16 @@ class SpecRun:
         """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
         return ScenarioError(str(self.scenario.source), f"permutation {' '.join(self._names)}: {problem}")
 
-    def _consume(self, connection: _Connection) -> None:
+    def _consume(self, connection: _Connection, *, quietly: bool = False) -> bool:
+        """PQconsumeInput: True when it read. Where isolationtester exits on failure ("PQconsumeInput
+        failed") a ServerError; `quietly` where it goes on (reading a step's results and NOTIFYs)."""
         try:
             connection.pg.consume_input()
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
+            if quietly:
+                return False
             raise _lost(connection, "while reading its answer") from None
+        return True
 
     def _blocked(self, connection: _Connection) -> bool:
         assert self.control is not None
@@ -574,7 +660,7 @@ class SpecRun:
         notices = tuple(connection.pending)
         connection.pending.clear()
         results: list[ResultSet] = []
-        error = None
+        errors: list[ErrorInfo] = []
         late: list[str] = []
         while True:
             self._await_result(connection, pstep, f"step {pstep.step.name}")
@@ -584,7 +670,7 @@ class SpecRun:
                 self._end_copy(connection, result, f"step {pstep.step.name}")
                 continue
             if result.status == pq.ExecStatus.FATAL_ERROR:
-                error = self._error(result)
+                errors.append(self._error(result))
                 late += connection.pending  # isolationtester prints them before the error line
             elif result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
                 results.append(self._result_set(result, tuple(connection.pending)))
@@ -592,23 +678,25 @@ class SpecRun:
                 late += connection.pending
             connection.pending.clear()
         notifications = []
-        self._consume(connection)
+        self._consume(connection, quietly=True)
         while (notify := pg.notifies()) is not None:
             names = {c.pid: c.name for c in self.sessions.values()}
             notifications.append(Notification(
                 channel=notify.relname.decode("utf-8", "replace"), payload=notify.extra.decode("utf-8", "replace"),
                 sender=names.get(notify.be_pid, f"PID {notify.be_pid}")))
-            self._consume(connection)
+            self._consume(connection, quietly=True)
         late += connection.pending
         connection.pending.clear()
         connection.active = None
         last = results[-1] if results else ResultSet(None, None, None, None)
         self._event(
-            connection, pstep, Outcome.ERROR if error is not None else Outcome.OK, after_wait=after_wait,
-            notices=notices, results=tuple(results), error=error, notifications=tuple(notifications),
-            columns=last.columns, column_types=last.column_types, rows=last.rows, status=last.status,
-            rowcount=last.rowcount,
+            connection, pstep, Outcome.ERROR if errors else Outcome.OK, after_wait=after_wait,
+            notices=notices, results=tuple(results), error=errors[0] if errors else None,
+            notifications=tuple(notifications), columns=last.columns, column_types=last.column_types, rows=last.rows,
+            status=last.status, rowcount=last.rowcount,
         )
+        if pg.status == pq.ConnStatus.BAD:  # the server ended the session (its FATAL is the step's error)
+            self._event(connection, pstep, Outcome.ENDED, error=errors[-1] if len(errors) > 1 else None)
         if late:
             connection.pending.extend(late)
 
@@ -617,10 +705,12 @@ class SpecRun:
             fields["notices"] = tuple(connection.pending)
             connection.pending.clear()
         now = time.perf_counter() - self._origin
-        fields.setdefault("started", self._sent.get(id(pstep), now))
+        fields.setdefault("started", now if outcome is Outcome.ENDED else self._sent.get(id(pstep), now))
+        fields.setdefault("transaction_status", "closed" if connection.pg.status == pq.ConnStatus.BAD
+                          else TRANSACTION_STATUS.get(connection.pg.transaction_status))
         self._events.append(Event(
-            seq=len(self._events) + 1, session=connection.name, step=pstep.step.name, sql=pstep.step.sql,
-            outcome=outcome, ended=now, transaction_status=TRANSACTION_STATUS.get(connection.pg.transaction_status),
+            seq=len(self._events) + 1, session=connection.name, step=pstep.step.name,
+            sql="" if outcome is Outcome.ENDED else pstep.step.sql, outcome=outcome, ended=now,
             **fields,  # type: ignore[arg-type]
         ))
 
@@ -637,13 +727,16 @@ class SpecRun:
         return ResultSet(columns, types, rows, status, rowcount, notices)
 
     def _type_names(self, keys: list[tuple[int, int]]) -> tuple[str, ...]:
-        """format_type of each (type oid, typmod), asked once per spec on the control connection."""
+        """format_type of each (type oid, typmod), asked once per spec on the control connection
+        (ServerError when it fails: the control connection is gone)."""
         assert self.control is not None
         unknown = sorted({key for key in keys if key not in self._types})
         if unknown:
             values = ",".join(f"({oid},{mod})" for oid, mod in unknown)
             result = self.control.pg.exec_(
                 f"SELECT o, m, pg_catalog.format_type(o, nullif(m, -1)) FROM (VALUES {values}) AS t(o, m)".encode())
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                raise _lost(self.control, "while naming result types")
             for i in range(result.ntuples):
                 oid, mod, name = (_text(result.get_value(i, j)) for j in range(3))
                 self._types[(int(oid or 0), int(mod or 0))] = name or "?"
@@ -681,9 +774,10 @@ def run_spec(
 ) -> list[Timeline]:
     """Run a spec scenario's permutations (see `spec_permutations`) in the database `dsn`
     names, as isolationtester does: one Timeline per permutation, in order; after a failed
-    setup (its timeline's `ended_early`) no further permutation runs, as isolationtester
-    stops there. Raises ServerError (a connection lost or refused) and ScenarioError (a step
-    that hangs, an invalid permutation)."""
+    setup or a step sent to a session the server closed (its timeline's `ended_early`; see
+    `session_lost`) no further permutation runs, as isolationtester stops there. Raises
+    ServerError (a connection refused, the control connection lost, a session's lost while
+    isolationtester too would exit) and ScenarioError (a step that hangs, an invalid permutation)."""
     timelines = []
     chosen = spec_permutations(scenario, permutations)
     try:

@@ -273,9 +273,8 @@ class Suite:
         """Run one spec and compare its output; (result, whether the lane needs a new lab and
         database). An output that matches no expected file is not applicable when a setup
         failed for the server's side (SpecOutput.refused), as is CannotRun. Any other error
-        of txnlab's (a step that hangs, a session the spec itself terminated, even a lost
-        connection) fails this spec only: the lane then starts again, and if the server is
-        gone, that fails and ends the run (exit 3)."""
+        of txnlab's (a step that hangs, even a lost connection) fails this spec only: the
+        lane then starts again, and if the server is gone, that fails and ends the run (exit 3)."""
         started = time.perf_counter()
         try:
             output = self.run_spec(lab, spec.scenario)

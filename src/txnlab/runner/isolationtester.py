@@ -625,8 +625,10 @@ class SpecRun:
     def _blocked(self, connection: _Connection) -> bool:
         assert self.control is not None
         result = self.control.pg.exec_prepared(WAITING, [str(connection.pid).encode()])
+        if self.control.pg.status == pq.ConnStatus.BAD:
+            raise _lost(self.control, f"while asking whether session {connection.name} waits")
         if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
-            raise ServerError(f"lock wait query failed: {error_info(result).message}")
+            raise ServerError(f"the lock wait check failed: {error_info(result).message}")
         return (result.get_value(0, 0) or b"")[:1] == b"t"
 
     def _has_blocker(self, pstep: _PermutationStep) -> bool:

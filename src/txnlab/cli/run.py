@@ -15,6 +15,7 @@ from txnlab.cli.options import (
     format_option,
     level_option,
     permutations_option,
+    refuse_level_for_specs,
     require_terminal,
     scenario_dir_option,
     server_options,
@@ -176,6 +177,7 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     if step_through or predict:
         require_terminal("--step")
     scenarios = _resolve(names, directory)
+    refuse_level_for_specs(scenarios)
     spec = next((s for s in scenarios if s.isolationtester), None)
     if one_order and spec is not None:
         raise UsageError(f"{one_order} follows one order of steps; {spec.source} is a .spec, which runs every "
@@ -279,6 +281,7 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = list(catalogue.scenarios.values())
     if permutations and suite:
         raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
+    refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     if output_format == "json":
@@ -366,6 +369,7 @@ def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ..
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
     _check_writable(output)
     scenarios = _resolve(names, directory)
+    refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)

@@ -32,6 +32,7 @@ from txnlab.render.describe import (
     row_label,
     run_title,
     sql_output_lines,
+    level_label,
     verdict_line,
 )
 from txnlab.render.report import RunReport
@@ -165,7 +166,7 @@ def _grid(
     lines += [f"- {inline(line)}" for line in legend]
     for report in reports:
         if report.verdict.differs:
-            lines += ["", f"**{inline(row_label(report))} at {inline(report.verdict.level.value)}:**", ""]
+            lines += ["", f"**{inline(row_label(report))} at {inline(level_label(report))}:**", ""]
             lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines) + "\n"
 

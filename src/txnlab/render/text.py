@@ -18,6 +18,7 @@ from txnlab.render.describe import (
     error_lines,
     final_state,
     grid_cells,
+    level_label,
     lock_meaning,
     lock_phrase,
     matrix_grid,
@@ -34,7 +35,7 @@ from txnlab.render.describe import (
 )
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
-from txnlab.timeline import Event, Outcome
+from txnlab.timeline import SETUP_FAILED, Event, Outcome
 
 # The narrowest session column of a timeline: four sessions still fit 80 columns.
 MIN_COLUMN = 12
@@ -102,9 +103,9 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     lines = [style(line, bold=True) for line in wrap(header, width)]
     placed = permutation_phrase(report)
     lines += [style(line, bold=True) for line in wrap(placed, width)] if placed else []
-    lines += [style(line, dim=True) for line in _sql_output("before the steps", timeline.setup, width)]
-    lines.append(table)
-    lines += [style(line, dim=True) for line in _sql_output("after the steps", timeline.teardown, width)]
+    lines += _sql_output("before the steps", timeline.setup, width)
+    lines += [table] if timeline.events else []  # a failed setup ran no step: no empty frame
+    lines += _sql_output("after the steps", timeline.teardown, width)
     lines += final_state_lines(report, width, style)
     if verdict.unjudged is None:
         status_color = "green" if verdict.matches_expectation else "red"
@@ -163,21 +164,20 @@ def render_runs(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, col
 def render_summary(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
     """One line per run: scenario, level, outcome, and whether it was as expected. The runs
     no expectation applies to (other permutations, a `.spec`'s) are counted in one line per
-    scenario and level: how many ran, how many timed out or could not run."""
+    scenario and level: how many ran, how many timed out, failed their setup or could not run."""
     style = TextStyle(color)
     rows = []
     unjudged: dict[tuple[str, str], list[RunReport]] = {}
     for report in reports:
         verdict = report.verdict
         if verdict.unjudged is not None:
-            level = "-" if report.scenario.isolationtester else verdict.level.value
-            unjudged.setdefault((report.scenario.name, level), []).append(report)
+            unjudged.setdefault((report.scenario.name, level_label(report)), []).append(report)
             continue
         mark = style("yes", fg="green") if verdict.matches_expectation else style("NO", fg="red", bold=True)
         rows.append([row_label(report), verdict.level.value, verdict.outcome, mark])
     for (name, level), runs in unjudged.items():
         counts = [f"{len(runs)} run{'s' if len(runs) != 1 else ''}"]
-        for outcome in ("timed out", "could not run"):
+        for outcome in ("timed out", SETUP_FAILED, "could not run"):
             if (count := sum(r.verdict.outcome == outcome for r in runs)):
                 counts.append(f"{count} {outcome}")
         rows.append([name, level, ", ".join(counts), "no expectation"])
@@ -219,7 +219,7 @@ def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> l
     lines = []
     for report in reports:
         if report.verdict.differs:
-            title = f"{row_label(report)} at {report.verdict.level.value}:"
+            title = f"{row_label(report)} at {level_label(report)}:"
             lines += [style(line, fg="red", bold=True) for line in wrap(title, width)]
             lines += [part for line in mismatch_lines(report.verdict) for part in wrap(line, width, indent="  ")]
     return lines

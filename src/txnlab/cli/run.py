@@ -178,6 +178,9 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         require_terminal("--step")
     scenarios = _resolve(names, directory)
     refuse_level_for_specs(scenarios)
+    if output_format == "isolationtester" and (other := next((s for s in scenarios if not s.isolationtester), None)):
+        raise UsageError(f"--format isolationtester prints what isolationtester prints for a .spec; "
+                         f"{other.name} is not a .spec")
     spec = next((s for s in scenarios if s.isolationtester), None)
     if one_order and spec is not None:
         raise UsageError(f"{one_order} follows one order of steps; {spec.source} is a .spec, which runs every "

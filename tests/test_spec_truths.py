@@ -118,3 +118,35 @@ def test_a_failed_spec_setup_says_setup_failed_in_every_view_not_timed_out(cli, 
     assert "┌" not in text, "no step ran: no empty table frame"
     for output in (matrix, markdown_matrix, run_json, text):
         assert "timed out" not in output
+
+
+def test_a_spec_name_is_not_repeated_as_its_title(cli, skew, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("show", skew)
+    assert code == 0 and out.split("\n")[0] == "skew"
+    for name in ("x.md", "x.html"):
+        code, out, _ = cli("report", skew, "-o", str(tmp_path / name))
+        assert (code, out) == (0, f"Wrote {tmp_path / name} (1 run).\n")
+    markdown = (tmp_path / "x.md").read_text()
+    assert [line for line in markdown.splitlines() if "skew" in line] == ["## skew", "### skew"]
+    assert '<code>skew</code>' not in (tmp_path / "x.html").read_text()
+
+
+def test_no_verdict_and_invariant_sql_print_at_normal_intensity(lab) -> None:  # type: ignore[no-untyped-def]
+    """Dim text is unreadable on a projector: what a reader must read is never dim."""
+    from txnlab.levels import Level
+    from txnlab.render.text import render_timeline
+    from txnlab.scenario import Catalogue
+    from txnlab.scenario.chosen_permutations import session_piles
+    from txnlab.scenario.permutations import interleavings
+    from txnlab.workflow import run_cell, run_permutations
+
+    scenario = Catalogue().resolve("atm-lost-update")
+    report = run_cell(lab, scenario, Level.READ_COMMITTED)
+    dim = "\x1b[2m"
+    out = render_timeline(report, color=True)
+    sql = next(line for line in out.splitlines() if "SELECT balance = 100" in line)
+    assert dim not in sql
+    other_order = next(p for p in interleavings(session_piles(scenario)) if p != scenario.default_permutation)
+    unjudged = next(run_permutations(lab, scenario, Level.READ_COMMITTED, [other_order]))
+    line = next(line for line in render_timeline(unjudged, color=True).splitlines() if "no verdict" in line)
+    assert dim not in line

@@ -28,6 +28,7 @@ from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.describe import named_title, runs_phrase
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
@@ -320,7 +321,7 @@ def demo_command(color: bool | None, dsn: str | None, step_timeout: float) -> in
     click.echo(style("The same ATMs at every level, and the three fixes:", bold=True))
     click.echo(text.render_matrix(reports, width=width, color=colored))
     for scenario in scenarios:
-        click.echo(wrap_paragraphs(f"{scenario.name}: {scenario.title}", width, indent="  "))
+        click.echo(wrap_paragraphs(named_title(scenario), width, indent="  "))
     click.echo("\nStep through any of them: txnlab run NAME --level rr --step")
     return _exit_code(reports)
 
@@ -353,7 +354,7 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
     _check_writable(output)
     reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
     _write(output, render_catalogue_page(reports))
-    click.echo(f"Wrote {output} ({len(reports)} runs).")
+    click.echo(f"Wrote {output} ({runs_phrase(len(reports))}).")
     return _exit_code(reports)
 
 
@@ -378,5 +379,5 @@ def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ..
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)
-    click.echo(f"Wrote {output} ({len(reports)} runs).")
+    click.echo(f"Wrote {output} ({runs_phrase(len(reports))}).")
     return _exit_code(reports)

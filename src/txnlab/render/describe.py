@@ -14,6 +14,7 @@ from txnlab.values import row_cells
 
 if TYPE_CHECKING:
     from txnlab.render.report import RunReport
+    from txnlab.scenario import Scenario
 
 MAX_ROWS_SHOWN = 4
 
@@ -335,6 +336,17 @@ def _differs(finding: Finding) -> str:
 
 def _as_is(text: str) -> str:
     return text
+
+
+def named_title(scenario: Scenario) -> str:
+    """A scenario's name and title for a heading, "atm-lost-update: The ATM loses money"; the
+    name alone when the title is the name (a `.spec`'s, which has no title of its own)."""
+    return scenario.name if scenario.title == scenario.name else f"{scenario.name}: {scenario.title}"
+
+
+def runs_phrase(count: int) -> str:
+    """"1 run", "4 runs"."""
+    return f"{count} run{'' if count == 1 else 's'}"
 
 
 SPEC_LEVEL = "as the spec sets it"

@@ -113,7 +113,8 @@ def _scenario_section(scenario: Scenario, runs: Sequence[RunReport]) -> str:
         [
             f'<section class="scenario" id="{_anchor(scenario.name)}">',
             f"<h2>{escape(scenario.title)}</h2>",
-            f'<p class="meta"><code>{escape(scenario.name)}</code>{escape(tags)}</p>',
+            f'<p class="meta"><code>{escape(scenario.name)}</code>{escape(tags)}</p>'
+            if scenario.title != scenario.name or tags else "",  # a .spec's title is its name: once is enough
             *(f"<p>{escape(p)}</p>" for p in paragraphs),
             f'<ul class="references">{references}</ul>' if references else "",
             *(_run_section(run) for run in runs),

@@ -93,7 +93,8 @@ def render_timeline(report: RunReport) -> str:
     lines = [
         f"### {inline(run_title(report))}",
         "",
-        f"PostgreSQL {inline(timeline.server_version)}. {inline(report.scenario.title)}."
+        f"PostgreSQL {inline(timeline.server_version)}."
+        + (f" {inline(report.scenario.title)}." if report.scenario.title != report.scenario.name else "")
         + (f" {inline(placed[:1].upper() + placed[1:])}." if placed else ""),
         "",
         *_sql_output("Before the steps", timeline.setup),

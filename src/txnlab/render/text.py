@@ -111,7 +111,7 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
         status_color = "green" if verdict.matches_expectation else "red"
         lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
     elif not report.scenario.isolationtester:  # a spec never has one: saying so on every permutation is noise
-        lines += [style(line, dim=True) for line in wrap(verdict_line(verdict), width)]
+        lines += wrap(verdict_line(verdict), width)  # normal intensity: dim is unreadable on a projector
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
 
@@ -144,7 +144,7 @@ def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[s
         color = {"holds": "green", "broken": "red"}.get(fact.result, "yellow")
         said = f"invariant {fact.invariant}: {fact.result}"
         lines += [style(line, fg=color) for line in wrap(said, width, indent="  ")]
-        lines += [style(line, dim=True) for line in wrap(fact.sql, width, indent="    ")]
+        lines += wrap(fact.sql, width, indent="    ")
     return lines
 
 

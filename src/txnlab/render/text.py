@@ -82,23 +82,13 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
 
 
 def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
-    """A run as a table, one column per session, no wider than `width` display columns
-    (unless each session would get fewer than MIN_COLUMN columns)."""
+    """A run as a table no wider than `width` display columns: one column per session, or,
+    when the sessions cannot each get MIN_COLUMN columns, one row per event naming its session."""
     style = TextStyle(color)
     timeline, verdict = report.timeline, report.verdict
-    sessions: Sequence[str] = shown_sessions(report)
-    column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
-    while True:  # the first guess misses by the width of the # column at most
-        rows = []
-        for event in timeline.events:
-            cells = [""] * len(sessions)
-            cells[sessions.index(event.session)] = event_cell(event, column, style)
-            rows.append([str(event.seq), *cells])
-        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
-        excess = display_width(table) - width
-        if excess <= 0 or column <= MIN_COLUMN:
-            break
-        column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
+    table = _session_columns(timeline.events, shown_sessions(report), width, style)
+    if table is None:
+        table = _event_rows(timeline.events, width, style)
     header = f"{run_title(report)} (PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)"
     lines = [style(line, bold=True) for line in wrap(header, width)]
     placed = permutation_phrase(report)
@@ -114,6 +104,39 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
         lines += wrap(verdict_line(verdict), width)  # normal intensity: dim is unreadable on a projector
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
+
+
+def _session_columns(events: Sequence[Event], sessions: Sequence[str], width: int, style: TextStyle) -> str | None:
+    """The timeline as one column per session, narrowed to `width` display columns; None
+    when it cannot fit with each session's column at least MIN_COLUMN wide."""
+    column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
+    while True:  # the first guess misses by the width of the # column at most
+        rows = []
+        for event in events:
+            cells = [""] * len(sessions)
+            cells[sessions.index(event.session)] = event_cell(event, column, style)
+            rows.append([str(event.seq), *cells])
+        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
+        excess = display_width(table) - width
+        if excess <= 0:
+            return table
+        if column <= MIN_COLUMN:
+            return None
+        column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
+
+
+def _event_rows(events: Sequence[Event], width: int, style: TextStyle) -> str:
+    """The timeline as one row per event: its number, its session, then what it did, in a
+    column as wide as `width` leaves (for many sessions on a narrow terminal)."""
+    cell = max(MIN_COLUMN, width - 17)  # "│ # │ s1 │ " and " │": narrowed below if the columns are wider
+    while True:
+        rows = [[str(event.seq), event.session, event_cell(event, cell, style)] for event in events]
+        table = tabulate(rows, headers=["#", "session", "what happens"], tablefmt="simple_grid",
+                         disable_numparse=True)
+        excess = display_width(table) - width
+        if excess <= 0 or cell <= MIN_COLUMN:
+            return table
+        cell = max(MIN_COLUMN, cell - excess)
 
 
 def _sql_output(when: str, events: Sequence[Event], width: int) -> list[str]:

@@ -224,6 +224,10 @@ class Event:
         )
 
 
+# Timeline.ended_early of a `.spec` run whose setup SQL failed: no step ran (isolationtester stops there).
+SETUP_FAILED = "setup failed"
+
+
 @dataclass
 class Timeline:
     """The record of one scenario run at one isolation level."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from txnlab.cli.options import scenario_dir_option, terminal_width, user_catalogue
+from txnlab.render.describe import named_title
 from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.scenario.chosen_permutations import session_piles
@@ -60,7 +61,7 @@ def show_command(name: str, directory: Path | None) -> None:
 
 def describe(scenario: Scenario, width: int = 88) -> str:
     """The scenario in words, wrapped to `width` display columns."""
-    lines = [click.style(line, bold=True) for line in wrap(f"{scenario.name}: {scenario.title}", width)] + [""]
+    lines = [click.style(line, bold=True) for line in wrap(named_title(scenario), width)] + [""]
     lines += wrap(scenario.summary, width)
     if scenario.setup:
         lines += ["", "Setup:"] + [part for sql in scenario.setup for part in _code_lines(sql, width)]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from txnlab.errors import UsageError
 from txnlab.levels import ALL_LEVELS, Level
@@ -152,3 +153,14 @@ def choose(scenarios: Sequence[Scenario], requests: Sequence[str], limit: int) -
         if permutations is not None:
             chosen[scenario.source] = permutations
     return chosen
+
+
+def refuse_level_for_specs(scenarios: Sequence[Scenario]) -> None:
+    """Refuse `--level` given on the command line with a `.spec` (UsageError, exit 2): txnlab
+    sets no level for a spec, whose sessions set their own (`BEGIN ISOLATION LEVEL ...`)."""
+    context = click.get_current_context()
+    if context.get_parameter_source("levels") is not ParameterSource.COMMANDLINE:
+        return
+    spec = next((s for s in scenarios if s.isolationtester), None)
+    if spec is not None:
+        raise UsageError(f"--level: {spec.source} is a .spec, and a .spec sets its own isolation levels")

@@ -15,6 +15,7 @@ from txnlab.cli.options import (
     format_option,
     level_option,
     permutations_option,
+    refuse_level_for_specs,
     require_terminal,
     scenario_dir_option,
     server_options,
@@ -27,6 +28,7 @@ from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
+from txnlab.render.describe import named_title, runs_phrase
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
@@ -179,6 +181,10 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     if step_through or predict:
         require_terminal("--step")
     scenarios = _resolve(names, directory)
+    refuse_level_for_specs(scenarios)
+    if output_format == "isolationtester" and (other := next((s for s in scenarios if not s.isolationtester), None)):
+        raise UsageError(f"--format isolationtester prints what isolationtester prints for a .spec; "
+                         f"{other.name} is not a .spec")
     spec = next((s for s in scenarios if s.isolationtester), None)
     if one_order and spec is not None:
         raise UsageError(f"{one_order} follows one order of steps; {spec.source} is a .spec, which runs every "
@@ -283,6 +289,7 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = list(catalogue.scenarios.values())
     if permutations and suite:
         raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
+    refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     if output_format == "json":
@@ -318,7 +325,7 @@ def demo_command(color: bool | None, dsn: str | None, step_timeout: float) -> in
     click.echo(style("The same ATMs at every level, and the three fixes:", bold=True))
     click.echo(text.render_matrix(reports, width=width, color=colored))
     for scenario in scenarios:
-        click.echo(wrap_paragraphs(f"{scenario.name}: {scenario.title}", width, indent="  "))
+        click.echo(wrap_paragraphs(named_title(scenario), width, indent="  "))
     click.echo("\nStep through any of them: txnlab run NAME --level rr --step")
     return _exit_code(reports)
 
@@ -351,7 +358,7 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
     _check_writable(output)
     reports = _execute(cells(Catalogue().scenarios.values(), ALL_LEVELS), dsn, step_timeout)
     _write(output, render_catalogue_page(reports))
-    click.echo(f"Wrote {output} ({len(reports)} runs).")
+    click.echo(f"Wrote {output} ({runs_phrase(len(reports))}).")
     return _exit_code(reports)
 
 
@@ -370,10 +377,11 @@ def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ..
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
     _check_writable(output)
     scenarios = _resolve(names, directory)
+    refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)
-    click.echo(f"Wrote {output} ({len(reports)} runs).")
+    click.echo(f"Wrote {output} ({runs_phrase(len(reports))}).")
     return _exit_code(reports)

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
-from txnlab.timeline import BACKEND_PID, ErrorInfo, Event, LockWait, Outcome, Timeline
+from txnlab.timeline import BACKEND_PID, SETUP_FAILED, ErrorInfo, Event, LockWait, Outcome, Timeline
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
     from txnlab.render.report import RunReport
+    from txnlab.scenario import Scenario
 
 MAX_ROWS_SHOWN = 4
 
@@ -213,11 +214,16 @@ def sql_label(event: Event) -> str:
 def sql_output_lines(events: Sequence[Event]) -> list[str]:
     """What setup or teardown SQL (`Timeline.setup`, `Timeline.teardown`) returned beyond a plain
     "ok", as isolationtester shows it: rows, errors with their details, notices, notifications;
-    one line each, labelled by whose SQL it was. Empty when all of it just ran."""
+    one line each, labelled by whose SQL it was. A session's own setup or teardown SQL is shown
+    itself, on one line, before what it returned: it often sets the session's isolation level
+    (`BEGIN ISOLATION LEVEL SERIALIZABLE`), which a .spec run sets nowhere else. Empty when only
+    the spec's own setup ran and it just ran."""
     lines = []
     for event in events:
         said = [*error_lines(event), *event.notices, *notification_lines(event)]
         returned = any(r.columns is not None for r in event.result_sets()) or event.error is not None
+        if event.session and event.sql.strip():  # a session's setup may set its level: the reader needs it
+            lines.append(f"{sql_label(event)}: {' '.join(event.sql.split())}")
         if returned:
             lines.append(f"{sql_label(event)}: {result_phrase(event)}")
         lines += [f"{sql_label(event)}: {line}" for line in said]
@@ -332,6 +338,32 @@ def _as_is(text: str) -> str:
     return text
 
 
+def named_title(scenario: Scenario) -> str:
+    """A scenario's name and title for a heading, "atm-lost-update: The ATM loses money"; the
+    name alone when the title is the name (a `.spec`'s, which has no title of its own)."""
+    return scenario.name if scenario.title == scenario.name else f"{scenario.name}: {scenario.title}"
+
+
+def runs_phrase(count: int) -> str:
+    """"1 run", "4 runs"."""
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
+SPEC_LEVEL = "as the spec sets it"
+
+
+def level_label(report: RunReport) -> str:
+    """The isolation level a run ran at, as every view names it: PostgreSQL's spelling ("read
+    committed"), or for a `.spec` run SPEC_LEVEL: txnlab sets no level for a spec, whose sessions
+    keep the server's default unless their SQL sets another (`BEGIN ISOLATION LEVEL ...`)."""
+    return SPEC_LEVEL if report.scenario.isolationtester else report.verdict.level.value
+
+
+def level_value(report: RunReport) -> str | None:
+    """The level as JSON gives it: `level_label`'s, but null for a `.spec` run (see there)."""
+    return None if report.scenario.isolationtester else report.verdict.level.value
+
+
 def run_title(report: RunReport) -> str:
     """Which run this is: "atm-lost-update at READ COMMITTED"; a `.spec` run has no level of
     its own (its sessions keep the server's default, its SQL sets any other), so just its name."""
@@ -363,7 +395,7 @@ def happenings(timeline: Timeline) -> str:
     if timeline.could_not_run is not None:
         return "could not run"
     if timeline.ended_early is not None:
-        return "timed out"
+        return SETUP_FAILED if timeline.ended_early == SETUP_FAILED else "timed out"
     waited = list(dict.fromkeys(e.step for e in timeline.events if e.outcome is Outcome.BLOCKED))
     failed = [f"{e.step} ({e.error.sqlstate or 'error'})" for e in timeline.events if e.error and e.outcome is Outcome.ERROR]
     parts = ([f"waits: {', '.join(waited)}"] if waited else []) + ([f"fails: {', '.join(failed)}"] if failed else [])
@@ -389,6 +421,8 @@ def matrix_cell(verdict: Verdict, words: str | None = None, *, mark_expected: bo
     expected (unless `mark_expected` is False); ✗ with what differs; "timed out" with ⚠ for a run
     the step timeout stopped, whose outcome is unknown; "could not run", unmarked."""
     if verdict.could_not_run is not None:
+        return MatrixCell(verdict.outcome)
+    if verdict.ended_early == SETUP_FAILED:
         return MatrixCell(verdict.outcome)
     if verdict.ended_early is not None:
         return MatrixCell(verdict.outcome, MARK_TIMED_OUT)
@@ -419,8 +453,9 @@ def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> li
     if hermitage:
         lines.append(LEGEND["hermitage"])
     # An unjudged cell's words are what happened (see `happenings`): only these two are legend words.
-    words = {cell.words.split(" (")[0] for cell in cells if cell.judged or cell.words in ("timed out", "could not run")}
-    keys = ["timed out", "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
+    words = {cell.words.split(" (")[0] for cell in cells
+             if cell.judged or cell.words in ("timed out", SETUP_FAILED, "could not run")}
+    keys = ["timed out", SETUP_FAILED, "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
     return lines + [LEGEND[key] for key in keys if key in words]
 
 
@@ -434,6 +469,8 @@ LEGEND = {
                  "(against an expectation, it counts as unexpected).",
     "unjudged": "no mark: no expectation applies to that run (a .spec states none; a scenario's are for "
                 "its own order of steps); the cell says which steps waited and which failed.",
+    SETUP_FAILED: "setup failed: the spec's setup SQL failed (the error is in the run's timeline), so no "
+                  "step ran, as isolationtester stops there.",
     "could not run": "could not run: this server lacks something the scenario needs (the reason is below).",
     "-": "-: no such run at this level, or no anomaly rule to judge it by.",
     "anomaly": "anomaly: the scenario's anomaly happened.",
@@ -454,10 +491,11 @@ def matrix_grid(
     """Scenario rows by level columns (a row per permutation when several ran: see `row_label`);
     each cell a MatrixCell (see `matrix_cell`; for a run no expectation applies to, what it did:
     `happenings`) or NOT_RUN. `escape` is applied to every word that comes from a scenario."""
-    levels = [level for level in Level if any(r.verdict.level is level for r in reports)]
-    by_row: dict[str, dict[Level, RunReport]] = {}
+    shown = {level_label(r) for r in reports}
+    levels = [label for label in (*(level.value for level in Level), SPEC_LEVEL) if label in shown]
+    by_row: dict[str, dict[str, RunReport]] = {}
     for report in reports:
-        by_row.setdefault(row_label(report), {})[report.verdict.level] = report
+        by_row.setdefault(row_label(report), {})[level_label(report)] = report
     rows: list[list[str | MatrixCell]] = []
     for name, runs in by_row.items():
         row: list[str | MatrixCell] = [escape(name)]
@@ -470,7 +508,7 @@ def matrix_grid(
             else:
                 row.append(matrix_cell(run.verdict))
         rows.append(row)
-    return ["scenario", *(level.value for level in levels)], rows
+    return ["scenario", *levels], rows
 
 
 def anomaly_cell(verdict: Verdict) -> str:

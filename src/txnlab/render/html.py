@@ -39,6 +39,7 @@ from txnlab.render.describe import (
     row_label,
     run_title,
     sql_output_lines,
+    level_label,
     verdict_line,
 )
 from txnlab.render.report import RunReport
@@ -112,7 +113,8 @@ def _scenario_section(scenario: Scenario, runs: Sequence[RunReport]) -> str:
         [
             f'<section class="scenario" id="{_anchor(scenario.name)}">',
             f"<h2>{escape(scenario.title)}</h2>",
-            f'<p class="meta"><code>{escape(scenario.name)}</code>{escape(tags)}</p>',
+            f'<p class="meta"><code>{escape(scenario.name)}</code>{escape(tags)}</p>'
+            if scenario.title != scenario.name or tags else "",  # a .spec's title is its name: once is enough
             *(f"<p>{escape(p)}</p>" for p in paragraphs),
             f'<ul class="references">{references}</ul>' if references else "",
             *(_run_section(run) for run in runs),
@@ -130,7 +132,7 @@ def _reference(ref: str) -> str:
 
 def _run_anchor(report: RunReport) -> str:
     """The run's id in the page, which the contents table links to (a row per permutation)."""
-    return _anchor(row_label(report), report.timeline.level.value)
+    return _anchor(row_label(report), level_label(report))
 
 
 def _run_section(report: RunReport) -> str:
@@ -145,7 +147,7 @@ def _run_section(report: RunReport) -> str:
             f'<p class="meta">PostgreSQL {escape(timeline.server_version)}, '
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
             _sql_output("setup", "before the steps", timeline.setup),
-            _swimlanes(timeline),
+            _swimlanes(timeline, level_label(report)),
             _sql_output("teardown", "after the steps", timeline.teardown),
             _final_state(report),
             "" if spec else _verdict(report.verdict),
@@ -289,7 +291,7 @@ class Lanes:
         return f'<text class="callout" x="{x:.1f}" y="{y:.1f}">{escape(text)}</text>'
 
 
-def _swimlanes(timeline: Timeline) -> str:
+def _swimlanes(timeline: Timeline, level: str) -> str:
     names = list(dict.fromkeys([*timeline.sessions, *(e.session for e in timeline.events)]))
     scale = TimeScale(_spans(timeline), PLOT)
     width, height = LABELS + scale.width + 20, len(names) * LANE + AXIS
@@ -301,7 +303,7 @@ def _swimlanes(timeline: Timeline) -> str:
     for event in timeline.events:
         if event.after_wait:
             parts.extend(_links(timeline, event, scale, lanes))
-    label = f"Timeline of {timeline.scenario} at {timeline.level.value}: one lane per session"
+    label = f"Timeline of {timeline.scenario} (level: {level}): one lane per session"
     return (
         f'<figure class="timeline"><svg class="lanes" viewBox="0 0 {width:.0f} {height}" '
         f'role="img" aria-label="{escape(label)}">' + "".join(parts) + "</svg>"

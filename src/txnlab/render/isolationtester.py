@@ -12,7 +12,8 @@ separated by `|`, header, aligned), errors as "SEVERITY:  primary message", noti
 It never touches the database: everything comes from the timeline (see
 runner/isolationtester.py, which records it in this order).
 
-A YAML or Python scenario's timeline prints in the same format: its steps, results and errors.
+Only a `.spec` is printed so: `run --format isolationtester` refuses a YAML or Python scenario,
+which nothing parsed as a spec and whose level this output could not name.
 """
 
 from __future__ import annotations

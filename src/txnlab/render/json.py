@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from txnlab.checks import Finding, Verdict
+from txnlab.render.describe import level_value
 from txnlab.render.report import RunReport
 from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
 
@@ -57,12 +58,14 @@ def place_to_dict(report: RunReport) -> dict[str, Any]:
 
 def run_to_dict(report: RunReport) -> dict[str, Any]:
     """One run as `txnlab run --format json` prints it: its timeline, which permutation it is,
-    its invariants' SQL and its verdict (`--repeat` adds its own keys to this)."""
+    its invariants' SQL and its verdict (`--repeat` adds its own keys to this). Its `level`, here
+    and in the verdict, is null for a `.spec` run: txnlab sets none (see describe.level_label)."""
     return {
         **timeline_to_dict(report.timeline),
+        "level": level_value(report),
         **place_to_dict(report),
         "invariant_sql": dict(report.scenario.invariants),
-        "verdict": verdict_to_dict(report.verdict),
+        "verdict": {**verdict_to_dict(report.verdict), "level": level_value(report)},
     }
 
 
@@ -82,7 +85,8 @@ def render_matrix(reports: Sequence[RunReport]) -> str:
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
         "verdicts": [
-            {**verdict_to_dict(r.verdict), "permutation": list(r.timeline.permutation), **place_to_dict(r)}
+            {**verdict_to_dict(r.verdict), "level": level_value(r), "permutation": list(r.timeline.permutation),
+             **place_to_dict(r)}
             for r in reports
         ],
     }

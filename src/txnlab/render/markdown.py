@@ -32,6 +32,7 @@ from txnlab.render.describe import (
     row_label,
     run_title,
     sql_output_lines,
+    level_label,
     verdict_line,
 )
 from txnlab.render.report import RunReport
@@ -92,7 +93,8 @@ def render_timeline(report: RunReport) -> str:
     lines = [
         f"### {inline(run_title(report))}",
         "",
-        f"PostgreSQL {inline(timeline.server_version)}. {inline(report.scenario.title)}."
+        f"PostgreSQL {inline(timeline.server_version)}."
+        + (f" {inline(report.scenario.title)}." if report.scenario.title != report.scenario.name else "")
         + (f" {inline(placed[:1].upper() + placed[1:])}." if placed else ""),
         "",
         *_sql_output("Before the steps", timeline.setup),
@@ -165,7 +167,7 @@ def _grid(
     lines += [f"- {inline(line)}" for line in legend]
     for report in reports:
         if report.verdict.differs:
-            lines += ["", f"**{inline(row_label(report))} at {inline(report.verdict.level.value)}:**", ""]
+            lines += ["", f"**{inline(row_label(report))} at {inline(level_label(report))}:**", ""]
             lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ from txnlab.render.describe import (
     error_lines,
     final_state,
     grid_cells,
+    level_label,
     lock_meaning,
     lock_phrase,
     matrix_grid,
@@ -34,7 +35,7 @@ from txnlab.render.describe import (
 )
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
-from txnlab.timeline import Event, Outcome
+from txnlab.timeline import SETUP_FAILED, Event, Outcome
 
 # The narrowest session column of a timeline: four sessions still fit 80 columns.
 MIN_COLUMN = 12
@@ -81,38 +82,61 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
 
 
 def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
-    """A run as a table, one column per session, no wider than `width` display columns
-    (unless each session would get fewer than MIN_COLUMN columns)."""
+    """A run as a table no wider than `width` display columns: one column per session, or,
+    when the sessions cannot each get MIN_COLUMN columns, one row per event naming its session."""
     style = TextStyle(color)
     timeline, verdict = report.timeline, report.verdict
-    sessions: Sequence[str] = shown_sessions(report)
-    column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
-    while True:  # the first guess misses by the width of the # column at most
-        rows = []
-        for event in timeline.events:
-            cells = [""] * len(sessions)
-            cells[sessions.index(event.session)] = event_cell(event, column, style)
-            rows.append([str(event.seq), *cells])
-        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
-        excess = display_width(table) - width
-        if excess <= 0 or column <= MIN_COLUMN:
-            break
-        column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
+    table = _session_columns(timeline.events, shown_sessions(report), width, style)
+    if table is None:
+        table = _event_rows(timeline.events, width, style)
     header = f"{run_title(report)} (PostgreSQL {timeline.server_version}, {timeline.duration * 1000:.1f} ms)"
     lines = [style(line, bold=True) for line in wrap(header, width)]
     placed = permutation_phrase(report)
     lines += [style(line, bold=True) for line in wrap(placed, width)] if placed else []
-    lines += [style(line, dim=True) for line in _sql_output("before the steps", timeline.setup, width)]
-    lines.append(table)
-    lines += [style(line, dim=True) for line in _sql_output("after the steps", timeline.teardown, width)]
+    lines += _sql_output("before the steps", timeline.setup, width)
+    lines += [table] if timeline.events else []  # a failed setup ran no step: no empty frame
+    lines += _sql_output("after the steps", timeline.teardown, width)
     lines += final_state_lines(report, width, style)
     if verdict.unjudged is None:
         status_color = "green" if verdict.matches_expectation else "red"
         lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
     elif not report.scenario.isolationtester:  # a spec never has one: saying so on every permutation is noise
-        lines += [style(line, dim=True) for line in wrap(verdict_line(verdict), width)]
+        lines += wrap(verdict_line(verdict), width)  # normal intensity: dim is unreadable on a projector
     lines += _mismatches(mismatch_lines(verdict), width, style)
     return "\n".join(lines)
+
+
+def _session_columns(events: Sequence[Event], sessions: Sequence[str], width: int, style: TextStyle) -> str | None:
+    """The timeline as one column per session, narrowed to `width` display columns; None
+    when it cannot fit with each session's column at least MIN_COLUMN wide."""
+    column = max(MIN_COLUMN, (width - 6 - 3 * len(sessions)) // max(1, len(sessions)))
+    while True:  # the first guess misses by the width of the # column at most
+        rows = []
+        for event in events:
+            cells = [""] * len(sessions)
+            cells[sessions.index(event.session)] = event_cell(event, column, style)
+            rows.append([str(event.seq), *cells])
+        table = tabulate(rows, headers=["#", *sessions], tablefmt="simple_grid", disable_numparse=True)
+        excess = display_width(table) - width
+        if excess <= 0:
+            return table
+        if column <= MIN_COLUMN:
+            return None
+        column = max(MIN_COLUMN, column - -(-excess // len(sessions)))
+
+
+def _event_rows(events: Sequence[Event], width: int, style: TextStyle) -> str:
+    """The timeline as one row per event: its number, its session, then what it did, in a
+    column as wide as `width` leaves (for many sessions on a narrow terminal)."""
+    cell = max(MIN_COLUMN, width - 17)  # "│ # │ s1 │ " and " │": narrowed below if the columns are wider
+    while True:
+        rows = [[str(event.seq), event.session, event_cell(event, cell, style)] for event in events]
+        table = tabulate(rows, headers=["#", "session", "what happens"], tablefmt="simple_grid",
+                         disable_numparse=True)
+        excess = display_width(table) - width
+        if excess <= 0 or cell <= MIN_COLUMN:
+            return table
+        cell = max(MIN_COLUMN, cell - excess)
 
 
 def _sql_output(when: str, events: Sequence[Event], width: int) -> list[str]:
@@ -143,7 +167,7 @@ def final_state_lines(report: RunReport, width: int, style: TextStyle) -> list[s
         color = {"holds": "green", "broken": "red"}.get(fact.result, "yellow")
         said = f"invariant {fact.invariant}: {fact.result}"
         lines += [style(line, fg=color) for line in wrap(said, width, indent="  ")]
-        lines += [style(line, dim=True) for line in wrap(fact.sql, width, indent="    ")]
+        lines += wrap(fact.sql, width, indent="    ")
     return lines
 
 
@@ -163,21 +187,20 @@ def render_runs(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, col
 def render_summary(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
     """One line per run: scenario, level, outcome, and whether it was as expected. The runs
     no expectation applies to (other permutations, a `.spec`'s) are counted in one line per
-    scenario and level: how many ran, how many timed out or could not run."""
+    scenario and level: how many ran, how many timed out, failed their setup or could not run."""
     style = TextStyle(color)
     rows = []
     unjudged: dict[tuple[str, str], list[RunReport]] = {}
     for report in reports:
         verdict = report.verdict
         if verdict.unjudged is not None:
-            level = "-" if report.scenario.isolationtester else verdict.level.value
-            unjudged.setdefault((report.scenario.name, level), []).append(report)
+            unjudged.setdefault((report.scenario.name, level_label(report)), []).append(report)
             continue
         mark = style("yes", fg="green") if verdict.matches_expectation else style("NO", fg="red", bold=True)
         rows.append([row_label(report), verdict.level.value, verdict.outcome, mark])
     for (name, level), runs in unjudged.items():
         counts = [f"{len(runs)} run{'s' if len(runs) != 1 else ''}"]
-        for outcome in ("timed out", "could not run"):
+        for outcome in ("timed out", SETUP_FAILED, "could not run"):
             if (count := sum(r.verdict.outcome == outcome for r in runs)):
                 counts.append(f"{count} {outcome}")
         rows.append([name, level, ", ".join(counts), "no expectation"])
@@ -219,7 +242,7 @@ def _unexpected(reports: Sequence[RunReport], width: int, style: TextStyle) -> l
     lines = []
     for report in reports:
         if report.verdict.differs:
-            title = f"{row_label(report)} at {report.verdict.level.value}:"
+            title = f"{row_label(report)} at {level_label(report)}:"
             lines += [style(line, fg="red", bold=True) for line in wrap(title, width)]
             lines += [part for line in mismatch_lines(report.verdict) for part in wrap(line, width, indent="  ")]
     return lines

@@ -74,7 +74,7 @@ from txnlab.runner.names import readable_error
 from txnlab.scenario.model import Blocker, Scenario, Step
 from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
-from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
+from txnlab.timeline import SETUP_FAILED, TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
 
 if TYPE_CHECKING:
     from txnlab.runner.lab import Lab
@@ -349,7 +349,7 @@ class SpecRun:
         ]
         try:
             if not self._setup(timeline):
-                timeline.ended_early = "setup failed"
+                timeline.ended_early = SETUP_FAILED
                 timeline.duration = time.perf_counter() - self._origin
                 return timeline
             self._steps(steps)

@@ -24,9 +24,10 @@ from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV
 
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.isolationtester import session_lost
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import parse_spec
-from txnlab.timeline import Outcome, Timeline
+from txnlab.timeline import SESSION_LOST, Outcome, Timeline
 
 needs_isolationtester = pytest.mark.skipif(
     not ISOLATIONTESTER.is_file(), reason=f"the real isolationtester is not at {ISOLATIONTESTER}")
@@ -158,7 +159,8 @@ def test_what_is_sent_later_to_the_ended_session_fails_as_in_isolationtester(spe
     assert real.returncode == 1
     output, timelines = txnlab_output(spec_lab, text)
     assert output == real.stdout
-    assert timelines[-1].ended_early is not None and "s1's connection was lost" in timelines[-1].ended_early
+    assert timelines[-1].ended_early == SESSION_LOST
+    assert "session s1's connection was lost, so " in str(session_lost(timelines[-1]))
 
 
 @needs_isolationtester
@@ -171,7 +173,8 @@ def test_a_session_setup_or_teardown_that_ends_its_session_fails_as_in_isolation
     output, timelines = txnlab_output(spec_lab, text)
     assert output == real.stdout
     assert "failed: FATAL:  terminating connection due to administrator command\nserver closed" in output
-    assert timelines[-1].ended_early is not None and "s1's connection was lost" in timelines[-1].ended_early
+    assert timelines[-1].ended_early == SESSION_LOST
+    assert "session s1's connection was lost, so " in str(session_lost(timelines[-1]))
 
 
 def test_a_step_sent_to_the_ended_session_ends_the_run_with_one_line_exit_3_and_nothing_left(
@@ -226,3 +229,17 @@ def test_temp_schema_cleanup_prints_what_the_real_isolationtester_18_prints(serv
         output, _ = txnlab_output(lab, text)
     assert real.returncode == 0
     assert output == real.stdout
+
+
+def test_a_spec_stopped_by_a_lost_session_says_session_lost_not_timed_out(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The matrix and the JSON verdict say what stopped the run: a step sent to a session the
+    server had closed ("session lost"), never "timed out", which would blame the step timeout."""
+    spec = tmp_path / "gone.spec"
+    spec.write_text("session s1\nstep kill { SELECT pg_terminate_backend(pg_backend_pid()); }\nstep c { SELECT 1; }\n"
+                    "permutation kill c\n")
+    code, out, err = cli("run", str(spec), "--format", "json")
+    assert code == 3 and err.count("\n") == 1
+    verdict = json.loads(out)["runs"][0]["verdict"]
+    assert verdict["ended_early"] == "session lost" and verdict["outcome"] == "session lost"
+    code, out, _ = cli("matrix", str(spec))
+    assert "session lost" in out and "timed out" not in out

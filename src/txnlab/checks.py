@@ -13,7 +13,7 @@ from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Expectation, Rows, Scenario
-from txnlab.timeline import SETUP_FAILED, ErrorInfo, Event, Outcome, Timeline
+from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline
 from txnlab.values import expected_rows_text, rows_text
 
 # SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
@@ -90,11 +90,11 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """A short phrase for tables: 'anomaly', 'prevented (snapshot)', 'prevented (aborted)',
-        'ran', 'timed out', 'setup failed', 'could not run'"""
+        'ran', 'timed out', 'setup failed', 'session lost', 'could not run'"""
         if self.could_not_run is not None:
             return "could not run"  # the reason is in `could_not_run`, shown below tables
-        if self.ended_early == SETUP_FAILED:
-            return SETUP_FAILED  # a .spec's setup SQL failed: no step ran
+        if self.ended_early in SPEC_STOPS:
+            return self.ended_early  # a .spec stopped as isolationtester stops: setup failed, session lost
         if self.ended_early is not None:
             return "timed out"  # the step timeout stopped the run: what it would have done is unknown
         if self.anomaly_observed is None:

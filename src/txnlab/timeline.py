@@ -226,6 +226,11 @@ class Event:
 
 # Timeline.ended_early of a `.spec` run whose setup SQL failed: no step ran (isolationtester stops there).
 SETUP_FAILED = "setup failed"
+# Timeline.ended_early of a `.spec` run that sent a step or a session's setup to a session whose
+# connection the server had closed (isolationtester stops there too: "failed to send query").
+SESSION_LOST = "session lost"
+# The ways a `.spec` run stops early as isolationtester stops: said as they are, never "timed out".
+SPEC_STOPS = frozenset({SETUP_FAILED, SESSION_LOST})
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
-from txnlab.timeline import BACKEND_PID, SETUP_FAILED, ErrorInfo, Event, LockWait, Outcome, Timeline
+from txnlab.timeline import BACKEND_PID, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -395,7 +395,7 @@ def happenings(timeline: Timeline) -> str:
     if timeline.could_not_run is not None:
         return "could not run"
     if timeline.ended_early is not None:
-        return SETUP_FAILED if timeline.ended_early == SETUP_FAILED else "timed out"
+        return timeline.ended_early if timeline.ended_early in SPEC_STOPS else "timed out"
     waited = list(dict.fromkeys(e.step for e in timeline.events if e.outcome is Outcome.BLOCKED))
     failed = [f"{e.step} ({e.error.sqlstate or 'error'})" for e in timeline.events if e.error and e.outcome is Outcome.ERROR]
     parts = ([f"waits: {', '.join(waited)}"] if waited else []) + ([f"fails: {', '.join(failed)}"] if failed else [])
@@ -422,7 +422,7 @@ def matrix_cell(verdict: Verdict, words: str | None = None, *, mark_expected: bo
     the step timeout stopped, whose outcome is unknown; "could not run", unmarked."""
     if verdict.could_not_run is not None:
         return MatrixCell(verdict.outcome)
-    if verdict.ended_early == SETUP_FAILED:
+    if verdict.ended_early in SPEC_STOPS:
         return MatrixCell(verdict.outcome)
     if verdict.ended_early is not None:
         return MatrixCell(verdict.outcome, MARK_TIMED_OUT)
@@ -454,7 +454,7 @@ def matrix_legend(cells: Sequence[MatrixCell], *, hermitage: bool = False) -> li
         lines.append(LEGEND["hermitage"])
     # An unjudged cell's words are what happened (see `happenings`): only these two are legend words.
     words = {cell.words.split(" (")[0] for cell in cells
-             if cell.judged or cell.words in ("timed out", SETUP_FAILED, "could not run")}
+             if cell.judged or cell.words in ("timed out", *SPEC_STOPS, "could not run")}
     keys = ["timed out", SETUP_FAILED, "could not run", "-"] + ([] if hermitage else ["anomaly", "prevented", "ran"])
     return lines + [LEGEND[key] for key in keys if key in words]
 

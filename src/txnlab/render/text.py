@@ -26,7 +26,6 @@ from txnlab.render.describe import (
     mismatch_lines,
     notification_lines,
     permutation_phrase,
-    result_phrase,
     result_phrases,
     row_label,
     run_title,

@@ -74,7 +74,7 @@ from txnlab.runner.names import readable_error
 from txnlab.scenario.model import Blocker, Scenario, Step
 from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
-from txnlab.timeline import SETUP_FAILED, TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
+from txnlab.timeline import SESSION_LOST, SETUP_FAILED, TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
 
 if TYPE_CHECKING:
     from txnlab.runner.lab import Lab
@@ -191,18 +191,18 @@ def session_lost(timeline: Timeline) -> ServerError | None:
     """The one-line error (exit 3) a spec run ends with when it stopped because a session's
     connection was gone (`_SessionGone`: a step or a session's setup could not be sent, where
     isolationtester exits 1); None otherwise. The output shows the line isolationtester prints."""
-    last = timeline.events[-1] if timeline.events else timeline.setup[-1] if timeline.setup else None
-    if timeline.ended_early is None or last is None or last.error is None or last.error.libpq_message is None:
+    if timeline.ended_early != SESSION_LOST:
         return None
-    if last.error.severity is not None or last.session == "":
-        return None
-    return ServerError(timeline.ended_early)
+    gone = next(e for e in reversed([*timeline.setup, *timeline.events]) if e.error is not None)
+    assert gone.error is not None
+    what = "its setup failed" if gone in timeline.setup else f"step {gone.step} could not be sent"
+    return ServerError(f"session {gone.session}'s connection was lost, so {what}: {gone.error.message}")
 
 
 class _SessionGone(Exception):
     """A step or a session's setup was sent to a session whose connection the server closed
     earlier: isolationtester exits there ("failed to send query for step NAME", "setup of
-    session NAME failed"), so the permutation, and the spec, end. The argument says so in one line."""
+    session NAME failed"), so the permutation, and the spec, end (Timeline.ended_early SESSION_LOST)."""
 
 
 def _closed_by_server(fd: int) -> bool:
@@ -353,8 +353,8 @@ class SpecRun:
                 timeline.duration = time.perf_counter() - self._origin
                 return timeline
             self._steps(steps)
-        except _SessionGone as gone:
-            timeline.ended_early = str(gone)
+        except _SessionGone:
+            timeline.ended_early = SESSION_LOST
             timeline.events = self._events
             timeline.duration = time.perf_counter() - self._origin
             return timeline
@@ -377,8 +377,7 @@ class SpecRun:
                 timeline.setup.append(event)
                 if event.outcome is Outcome.ERROR:
                     if self.sessions[spec.name].pg.status == pq.ConnStatus.BAD:
-                        raise _SessionGone(f"session {spec.name}'s connection was lost, so its setup failed: "
-                                           f"{event.error.message if event.error else 'no connection'}")
+                        raise _SessionGone
                     return False
         return True
 
@@ -480,8 +479,7 @@ class SpecRun:
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
             error = _connection_error(connection)
             self._event(connection, pstep, Outcome.SKIPPED, error=error)
-            raise _SessionGone(f"session {connection.name}'s connection was lost, so step {pstep.step.name} "
-                               f"could not be sent: {error.message}") from None
+            raise _SessionGone from None
         connection.active = pstep
         self._sent[id(pstep)] = time.perf_counter() - self._origin
         pstep.target_notices = {

@@ -53,9 +53,7 @@ step's completion. None of the 105 reference specs depends on it.
 
 from __future__ import annotations
 
-import os
 import select
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,35 +61,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg import pq
 
 from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
 from txnlab.render.isolationtester import render_isolationtester
+from txnlab.runner.libpq import (
+    CONTROL,
+    closed_by_server,
+    connection_error,
+    error_info,
+    lost,
+    open_connections,
+    server_text,
+)
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.names import readable_error
 from txnlab.scenario.model import Blocker, Scenario, Step
 from txnlab.scenario.spec_source import load_spec
-from txnlab.server.connect import with_params
 from txnlab.timeline import SESSION_LOST, SETUP_FAILED, TRANSACTION_STATUS, ErrorInfo, Event, Notification, Outcome, ResultSet, Timeline
 
 if TYPE_CHECKING:
     from txnlab.runner.lab import Lab
 
-# What pg_regress gives isolationtester (see the module docstring), as startup options.
-SESSION_OPTIONS = (
-    r"-c DateStyle=Postgres,\ MDY -c TimeZone=America/Los_Angeles -c lc_monetary=C -c lc_numeric=C -c lc_time=C"
-    r" -c bytea_output=hex -c timezone_abbreviations=Default"
-)
-CONTROL = "control connection"
 WAITING = b"isolationtester_waiting"
 CHECK_INTERVAL = 0.010  # isolationtester's select() timeout between lock-wait checks, seconds
 FIRST_CHECK = 0.001  # txnlab's first check after a step is sent or input arrives, seconds
 # What txnlab answers a spec's COPY FROM STDIN with: it has no data to send (see _end_copy).
 COPY_REFUSAL = b"a .spec cannot send COPY data"
 COPY_STATUSES = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
-CONNECT_SECONDS = 5.0  # how long opening a spec's connections may take
 
 
 @dataclass
@@ -123,70 +121,6 @@ class _Connection:
     pending: list[str] = field(default_factory=list)  # notices parsed, not yet in an event
 
 
-def open_connections(dsn: str, names: Sequence[str], deadline: float = CONNECT_SECONDS) -> list[pq.PGconn]:
-    """One libpq connection per name, with pg_regress's settings (application_name txnlab/NAME),
-    opened side by side (PQconnectStart/PQconnectPoll) rather than one after the other: a
-    spec's connections cost one connection's time. Their notices are dropped until a receiver
-    is set (isolationtester's blackhole processor). ServerError when one fails or `deadline`
-    (seconds) passes; then none is left open."""
-    conns = [
-        pq.PGconn.connect_start(with_params(dsn, options=SESSION_OPTIONS, application_name=f"txnlab/{name}").encode())
-        for name in names
-    ]
-    polling = {i: pq.PollingStatus.WRITING for i in range(len(conns))}
-    give_up = time.monotonic() + deadline
-    try:
-        while polling:
-            for i, status in list(polling.items()):
-                if conns[i].status == pq.ConnStatus.BAD or status == pq.PollingStatus.FAILED:
-                    raise _connect_failure(conns[i], names[i])
-                if status == pq.PollingStatus.OK:
-                    del polling[i]
-            if not polling:
-                break
-            left = give_up - time.monotonic()
-            if left <= 0:
-                raise ServerError(f"cannot open the {names[min(polling)]} connection: no answer within {deadline:g} s")
-            readers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.READING]
-            writers = [conns[i].socket for i, st in polling.items() if st == pq.PollingStatus.WRITING]
-            ready_r, ready_w, _ = select.select(readers, writers, [], left)
-            for i, status in list(polling.items()):
-                if conns[i].socket in (ready_r if status == pq.PollingStatus.READING else ready_w):
-                    polling[i] = conns[i].connect_poll()
-    except BaseException:
-        for conn in conns:
-            conn.finish()
-        raise
-    return conns
-
-
-def _connection_of(name: str) -> str:
-    """How messages name a connection: "the control connection" or "session s1's connection"."""
-    return f"the {CONTROL}" if name == CONTROL else f"session {name}'s connection"
-
-
-def _connect_failure(conn: pq.PGconn, name: str) -> ServerError:
-    message = conn.get_error_message().strip().splitlines()
-    return ServerError(f"cannot open {_connection_of(name)}: {message[0] if message else 'unknown error'}")
-
-
-def _lost(connection: _Connection, when: str) -> ServerError:
-    """One line: which session's connection was lost, when, and libpq's first line about it
-    (isolationtester exits there too: "PQconsumeInput failed", "failed to send query")."""
-    lines = connection.pg.get_error_message().strip().splitlines()
-    return ServerError(f"{_connection_of(connection.name)} was lost {when}: "
-                       f"{lines[0] if lines else 'no connection to the server'}")
-
-
-def _connection_error(connection: _Connection) -> ErrorInfo:
-    """libpq's own error about a connection it cannot use (no SQLSTATE, no severity): the
-    message isolationtester prints whole, as PQerrorMessage gives it."""
-    full = connection.pg.error_message.decode("utf-8", "replace")
-    lines = full.strip().splitlines()
-    return ErrorInfo(exception="psycopg.OperationalError", message=lines[0] if lines else "no connection to the server",
-                     libpq_message=full)
-
-
 def session_lost(timeline: Timeline) -> ServerError | None:
     """The one-line error (exit 3) a spec run ends with when it stopped because a session's
     connection was gone (`_SessionGone`: a step or a session's setup could not be sent, where
@@ -203,53 +137,6 @@ class _SessionGone(Exception):
     """A step or a session's setup was sent to a session whose connection the server closed
     earlier: isolationtester exits there ("failed to send query for step NAME", "setup of
     session NAME failed"), so the permutation, and the spec, end (Timeline.ended_early SESSION_LOST)."""
-
-
-def _closed_by_server(fd: int) -> bool:
-    """Whether a readable socket holds only its end (the server closed the connection):
-    a peek, which leaves the bytes to libpq. Then PQgetResult, not PQconsumeInput, must
-    read it: its error result is what isolationtester prints ("server closed the connection
-    unexpectedly ..."), where a failed PQconsumeInput would leave a dropped socket behind."""
-    with socket.socket(fileno=os.dup(fd)) as peer:
-        try:
-            return peer.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:  # reset by the peer: libpq reports that too
-            return True
-
-
-def _text(value: bytes | None) -> str | None:
-    return value.decode("utf-8", "replace") if value is not None else None
-
-
-def error_info(result: pq.PGresult) -> ErrorInfo:
-    """A failed result as an ErrorInfo: SQLSTATE, severity, primary message and the rest."""
-    field_ = pq.DiagnosticField
-    sqlstate = _text(result.error_field(field_.SQLSTATE))
-    message = _text(result.error_field(field_.MESSAGE_PRIMARY))
-    full = result.error_message.decode("utf-8", "replace")
-    return ErrorInfo(
-        exception=_exception_name(sqlstate),
-        message=message if message is not None else (full.strip().splitlines() or ["unknown error"])[0],
-        sqlstate=sqlstate,
-        detail=_text(result.error_field(field_.MESSAGE_DETAIL)),
-        hint=_text(result.error_field(field_.MESSAGE_HINT)),
-        context=_text(result.error_field(field_.CONTEXT)),
-        severity=_text(result.error_field(field_.SEVERITY)) if message is not None else None,
-        libpq_message=full,
-    )
-
-
-def _exception_name(sqlstate: str | None) -> str:
-    """The psycopg exception class a SQLSTATE maps to (psycopg.errors), as txnlab names errors;
-    a libpq error without SQLSTATE is an OperationalError, an unknown SQLSTATE a DatabaseError."""
-    if sqlstate is None:
-        return "psycopg.OperationalError"
-    try:
-        return f"psycopg.errors.{pg_errors.lookup(sqlstate).__name__}"
-    except KeyError:
-        return "psycopg.DatabaseError"
 
 
 class SpecRun:
@@ -403,8 +290,8 @@ class SpecRun:
             connection.pg.send_query(sql.encode())
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone (PQexec fails)
             if connection is self.control:  # the server itself is gone, most likely: txnlab cannot go on
-                raise _lost(connection, f"while sending {name}") from None
-            return Event(outcome=Outcome.ERROR, error=_connection_error(connection), ended=started,
+                raise lost(connection.name, connection.pg, f"while sending {name}") from None
+            return Event(outcome=Outcome.ERROR, error=connection_error(connection.pg), ended=started,
                          transaction_status="closed", **base)
         result = None
         while True:
@@ -417,7 +304,7 @@ class SpecRun:
             if result is None or result.status != pq.ExecStatus.FATAL_ERROR:
                 result = next_result  # PQexec keeps the last result, or the first error
         if result is None:  # cannot happen: a sent query answers at least one result
-            raise _lost(connection, f"answering {name}")
+            raise lost(connection.name, connection.pg, f"answering {name}")
         notices = tuple(connection.pending) if connection is not self.control else ()
         connection.pending.clear()
         closed = connection.pg.status == pq.ConnStatus.BAD
@@ -477,7 +364,7 @@ class SpecRun:
         try:
             connection.pg.send_query(pstep.step.sql.encode())
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-            error = _connection_error(connection)
+            error = connection_error(connection.pg)
             self._event(connection, pstep, Outcome.SKIPPED, error=error)
             raise _SessionGone from None
         connection.active = pstep
@@ -569,7 +456,7 @@ class SpecRun:
         while connection.pg.is_busy():
             readable, _, _ = select.select([connection.pg.socket], [], [], CHECK_INTERVAL)
             if readable:
-                if _closed_by_server(connection.pg.socket):
+                if closed_by_server(connection.pg.socket):
                     return  # PQgetResult reads the end itself and answers libpq's error, as in isolationtester
                 self._consume(connection)
             else:
@@ -587,7 +474,7 @@ class SpecRun:
                 pg.put_copy_end(COPY_REFUSAL)
                 pg.flush()
             except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
-                raise _lost(connection, f"ending the COPY of {what}") from None
+                raise lost(connection.name, connection.pg, f"ending the COPY of {what}") from None
             return
         deadline = _Deadline(time.monotonic())
         while (received := self._copy_data(connection, what)) >= 0:  # -1: the COPY is over
@@ -603,7 +490,7 @@ class SpecRun:
         try:
             return connection.pg.get_copy_data(1)[0]
         except Exception:  # noqa: BLE001 - psycopg's OperationalError (libpq's -2): the connection is gone
-            raise _lost(connection, f"reading the COPY of {what}") from None
+            raise lost(connection.name, connection.pg, f"reading the COPY of {what}") from None
 
     def _hang(self, problem: str) -> ScenarioError:
         """The spec cannot go on (isolationtester exits there too): one line naming the permutation."""
@@ -617,14 +504,14 @@ class SpecRun:
         except Exception:  # noqa: BLE001 - psycopg's OperationalError: the connection is gone
             if quietly:
                 return False
-            raise _lost(connection, "while reading its answer") from None
+            raise lost(connection.name, connection.pg, "while reading its answer") from None
         return True
 
     def _blocked(self, connection: _Connection) -> bool:
         assert self.control is not None
         result = self.control.pg.exec_prepared(WAITING, [str(connection.pid).encode()])
         if self.control.pg.status == pq.ConnStatus.BAD:
-            raise _lost(self.control, f"while asking whether session {connection.name} waits")
+            raise lost(self.control.name, self.control.pg, f"while asking whether session {connection.name} waits")
         if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
             raise ServerError(f"the lock wait check failed: {error_info(result).message}")
         return (result.get_value(0, 0) or b"")[:1] == b"t"
@@ -715,13 +602,13 @@ class SpecRun:
         ))
 
     def _result_set(self, result: pq.PGresult, notices: tuple[str, ...] = ()) -> ResultSet:
-        status = _text(result.command_status)
+        status = server_text(result.command_status)
         rowcount = result.command_tuples  # PQcmdTuples, None when the command reports no count
         if result.status != pq.ExecStatus.TUPLES_OK:
             return ResultSet(None, None, None, status, rowcount, notices)
-        columns = tuple(_text(result.fname(j)) or "" for j in range(result.nfields))
+        columns = tuple(server_text(result.fname(j)) or "" for j in range(result.nfields))
         rows = tuple(
-            tuple(_text(result.get_value(i, j)) for j in range(result.nfields)) for i in range(result.ntuples)
+            tuple(server_text(result.get_value(i, j)) for j in range(result.nfields)) for i in range(result.ntuples)
         )
         types = self._type_names([(result.ftype(j), result.fmod(j)) for j in range(result.nfields)])
         return ResultSet(columns, types, rows, status, rowcount, notices)
@@ -736,9 +623,9 @@ class SpecRun:
             result = self.control.pg.exec_(
                 f"SELECT o, m, pg_catalog.format_type(o, nullif(m, -1)) FROM (VALUES {values}) AS t(o, m)".encode())
             if result.status != pq.ExecStatus.TUPLES_OK:
-                raise _lost(self.control, "while naming result types")
+                raise lost(self.control.name, self.control.pg, "while naming result types")
             for i in range(result.ntuples):
-                oid, mod, name = (_text(result.get_value(i, j)) for j in range(3))
+                oid, mod, name = (server_text(result.get_value(i, j)) for j in range(3))
                 self._types[(int(oid or 0), int(mod or 0))] = name or "?"
         return tuple(self._types.get(key, "?") for key in keys)
 

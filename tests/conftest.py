@@ -17,7 +17,7 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from txnlab.cli import main
-from txnlab.runner.lab import Lab
+from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue
 from txnlab.server.connect import with_params
 from txnlab.server.selection import choose_server, resolve_dsn
@@ -129,3 +129,11 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ser
         return int(exited.value.code or 0), out, err
 
     return run
+
+
+@pytest.fixture
+def spec_lab(server_dsn: str) -> Iterator[Lab]:
+    """A lab of its own for each test of .spec runs: specs create their objects in its
+    database's public schema, as isolationtester's do, so no two tests may share one."""
+    with open_lab(server_dsn, step_timeout=10) as lab:
+        yield lab

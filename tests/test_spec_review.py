@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from isolation_tools import run_spec_text
 
 from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
-from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import parse_spec
-
-
-@pytest.fixture
-def spec_lab(server_dsn: str) -> Iterator[Lab]:
-    with open_lab(server_dsn, step_timeout=5) as lab:
-        yield lab
-
-
-def run_text(lab: Lab, text: str) -> str:
-    scenario = parse_spec(text, "inline.spec")
-    return render_isolationtester(scenario, lab.run_permutations(scenario, Level.READ_COMMITTED))
 
 
 @pytest.mark.parametrize("block", ["step", "setup"])
@@ -35,7 +23,7 @@ def test_copy_from_stdin_ends_with_the_servers_error_instead_of_hanging(spec_lab
             if block == "setup" else
             f"setup {{ CREATE TABLE t (a int); }}\nsession s1\nstep a {{ {copy} }}\nstep b {{ SELECT 1; }}\n")
     started = time.monotonic()
-    output = run_text(spec_lab, body)
+    output = run_spec_text(spec_lab, body)[0]
     assert time.monotonic() - started < 5  # well under the step timeout: nothing waited
     assert "ERROR:  COPY from stdin failed: a .spec cannot send COPY data" in output
     if block == "step":
@@ -44,7 +32,7 @@ def test_copy_from_stdin_ends_with_the_servers_error_instead_of_hanging(spec_lab
 
 def test_copy_to_stdout_step_completes_and_the_next_step_runs(spec_lab: Lab) -> None:
     started = time.monotonic()
-    output = run_text(spec_lab, "session s1\nstep a { COPY (SELECT 1) TO STDOUT; }\nstep b { SELECT 2; }\n")
+    output = run_spec_text(spec_lab, "session s1\nstep a { COPY (SELECT 1) TO STDOUT; }\nstep b { SELECT 2; }\n")[0]
     assert time.monotonic() - started < 5
     assert "step a: COPY (SELECT 1) TO STDOUT;\nstep b: SELECT 2;\n" in output
 
@@ -96,7 +84,7 @@ def test_a_lost_control_connection_is_named_once_in_the_one_line_error(spec_lab:
 
 def test_a_step_past_the_step_timeout_is_cancelled_and_its_permutation_goes_on(server_dsn: str) -> None:
     with open_lab(server_dsn, step_timeout=0.5) as lab:
-        output = run_text(lab, "session s1\nstep a { SELECT pg_sleep(3); }\nstep b { SELECT 2 AS b; }\n")
+        output = run_spec_text(lab, "session s1\nstep a { SELECT pg_sleep(3); }\nstep b { SELECT 2 AS b; }\n")[0]
     assert "isolationtester: canceling step a after 0 seconds\nstep a: SELECT pg_sleep(3);\n" \
            "ERROR:  canceling statement due to user request\nstep b: SELECT 2 AS b;\n" in output
 

@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import leftovers
-from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV, expected_outputs
+from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV, expected_outputs, isolationtester_output, run_spec_text
 
 from txnlab.errors import ScenarioError, ServerError
 from txnlab.levels import Level
@@ -26,35 +25,12 @@ from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.isolationtester import run_spec_file
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario.spec_source import load_spec, parse_spec
-from txnlab.timeline import Outcome, Timeline
+from txnlab.timeline import Outcome
 
 
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"PostgreSQL's isolation specs are not at {CORPUS}")
 needs_isolationtester = pytest.mark.skipif(
     not ISOLATIONTESTER.is_file(), reason=f"the real isolationtester is not at {ISOLATIONTESTER}")
-
-
-@pytest.fixture
-def spec_lab(server_dsn: str) -> Iterator[Lab]:
-    """A lab of its own for each test: specs create their objects in its database's public schema."""
-    with open_lab(server_dsn, step_timeout=10) as lab:
-        yield lab
-
-
-def run_spec_text(lab: Lab, text: str) -> tuple[str, list[Timeline]]:
-    scenario = parse_spec(text, "inline.spec")
-    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
-    return render_isolationtester(scenario, timelines), timelines
-
-
-def isolationtester_output(lab: Lab, text: str) -> str:
-    """What the real isolationtester prints for this spec in the lab's database (stderr with
-    stdout, as pg_isolation_regress collects it)."""
-    done = subprocess.run(
-        [str(ISOLATIONTESTER), lab.dsn], input=text, capture_output=False, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, **REGRESS_ENV}, check=False,
-    )
-    return done.stdout
 
 
 @needs_corpus

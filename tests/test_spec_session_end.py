@@ -14,20 +14,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from conftest import leftovers
-from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV
+from isolation_tools import CORPUS, ISOLATIONTESTER, REGRESS_ENV, run_spec_text
 
-from txnlab.levels import Level
-from txnlab.render.isolationtester import render_isolationtester
 from txnlab.runner.isolationtester import session_lost
 from txnlab.runner.lab import Lab, open_lab
-from txnlab.scenario.spec_source import parse_spec
-from txnlab.timeline import SESSION_LOST, Outcome, Timeline
+from txnlab.timeline import SESSION_LOST, Outcome
 
 needs_isolationtester = pytest.mark.skipif(
     not ISOLATIONTESTER.is_file(), reason=f"the real isolationtester is not at {ISOLATIONTESTER}")
@@ -101,18 +97,6 @@ TEARDOWN_ENDS_ITS_SESSION = """
 """
 
 
-@pytest.fixture
-def spec_lab(server_dsn: str) -> Iterator[Lab]:
-    with open_lab(server_dsn, step_timeout=10) as lab:
-        yield lab
-
-
-def txnlab_output(lab: Lab, text: str) -> tuple[str, list[Timeline]]:
-    scenario = parse_spec(text, "inline.spec")
-    timelines = lab.run_permutations(scenario, Level.READ_COMMITTED)
-    return render_isolationtester(scenario, timelines), timelines
-
-
 def isolationtester_run(dsn: str, text: str) -> subprocess.CompletedProcess[str]:
     """The real isolationtester on this spec (stderr with stdout, as pg_isolation_regress collects it)."""
     return subprocess.run(
@@ -131,14 +115,14 @@ def test_a_session_the_server_ends_prints_its_fatal_and_the_spec_goes_on_as_in_i
                     "before libpq reads it: the output is not deterministic (this server is not on a unix socket)")
     real = isolationtester_run(spec_lab.dsn, text)
     assert real.returncode == 0
-    output, _ = txnlab_output(spec_lab, text)
+    output, _ = run_spec_text(spec_lab, text)
     assert output == real.stdout
     assert "FATAL:  terminating connection due to administrator command\nserver closed the connection unexpectedly\n" \
         in output
 
 
 def test_the_timeline_says_the_server_ended_the_session_and_the_others_went_on(spec_lab: Lab) -> None:
-    _, (timeline,) = txnlab_output(spec_lab, SELF_EXIT)
+    _, (timeline,) = run_spec_text(spec_lab, SELF_EXIT)
     outcomes = [(e.session, e.step, e.outcome) for e in timeline.events]
     assert outcomes == [("s1", "a", Outcome.OK), ("s1", "exit", Outcome.ERROR), ("s1", "exit", Outcome.ENDED),
                         ("s2", "b", Outcome.OK)]
@@ -157,7 +141,7 @@ def test_what_is_sent_later_to_the_ended_session_fails_as_in_isolationtester(spe
     and exits 1; txnlab prints the same and stops there."""
     real = isolationtester_run(spec_lab.dsn, text)
     assert real.returncode == 1
-    output, timelines = txnlab_output(spec_lab, text)
+    output, timelines = run_spec_text(spec_lab, text)
     assert output == real.stdout
     assert timelines[-1].ended_early == SESSION_LOST
     assert "session s1's connection was lost, so " in str(session_lost(timelines[-1]))
@@ -170,7 +154,7 @@ def test_a_session_setup_or_teardown_that_ends_its_session_fails_as_in_isolation
     failed setup, or the next permutation's step, ends the spec there, as isolationtester exits."""
     real = isolationtester_run(spec_lab.dsn, text)
     assert real.returncode == 1
-    output, timelines = txnlab_output(spec_lab, text)
+    output, timelines = run_spec_text(spec_lab, text)
     assert output == real.stdout
     assert "failed: FATAL:  terminating connection due to administrator command\nserver closed" in output
     assert timelines[-1].ended_early == SESSION_LOST
@@ -226,7 +210,7 @@ def test_temp_schema_cleanup_prints_what_the_real_isolationtester_18_prints(serv
             pytest.skip(f"the oracle is isolationtester 18 on PostgreSQL 18; this server is {lab.server_version}")
         real = isolationtester_run(lab.dsn, text)
     with open_lab(server_dsn, step_timeout=10) as lab:
-        output, _ = txnlab_output(lab, text)
+        output, _ = run_spec_text(lab, text)
     assert real.returncode == 0
     assert output == real.stdout
 

@@ -58,8 +58,8 @@ def test_run_exits_1_and_says_what_differs_when_an_expectation_is_wrong(cli, tmp
           - {name: read, session: a, sql: SELECT 1 AS one}
         expect: {all: {rows: {read: [[2]]}}}
     """)
-    code, out, _ = cli("run", path, "--level", "rc")
-    assert code == 1
+    code, out, err = cli("run", path, "--level", "rc")
+    assert code == 1, err
     assert "rows of read: expected [[2]], observed [[1]]" in out
 
 

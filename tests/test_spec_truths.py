@@ -94,11 +94,11 @@ def test_level_option_with_a_spec_is_refused_in_one_line(cli, skew, command, tmp
 
 
 def test_the_session_setup_that_sets_the_level_is_shown_with_the_timeline(cli, skew, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, text, _ = cli("run", skew)
+    code, text, err = cli("run", skew)
+    assert code == 0, err
     _, markdown, _ = cli("run", skew, "--format", "markdown")
     cli("report", skew, "-o", str(tmp_path / "x.html"))
     page = (tmp_path / "x.html").read_text()
-    assert code == 0
     for output in (text, markdown, page):
         flat = _flat(output)
         assert "s1's setup: BEGIN ISOLATION LEVEL SERIALIZABLE;" in flat

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
 from txnlab.values import json_cell
 
@@ -179,6 +180,10 @@ class Event:
     # JSON: added in schema_version 2, like `notifications`.
     results: tuple[ResultSet, ...] = ()
     notifications: tuple[Notification, ...] = ()  # NOTIFY messages the session received with this result
+    # Where each result column came from, as the protocol's RowDescription says: (table oid,
+    # attnum), (0, 0) for a column that is not a table's (an expression). For the history stage
+    # (history/reads.py) only: oids differ from run to run, so it is in neither the transcript nor JSON.
+    column_origins: tuple[tuple[int, int], ...] | None = None
 
     def result_sets(self) -> tuple[ResultSet, ...]:
         """Every result the step returned, in order: `results`, or the one result the
@@ -255,6 +260,9 @@ class Timeline:
     teardown: list[Event] = field(default_factory=list)
     ended_early: str | None = None  # why the run stopped before its last step (a timeout)
     could_not_run: str | None = None  # why this server could not run it at all (a missing privilege...)
+    # What each committed transaction wrote and what the setup left (history/capture.py); None
+    # when the history was not recorded (`--no-history`, a `.spec` run, a run that could not run).
+    history: HistoryCapture | None = None
     duration: float = 0.0
 
     def step_events(self, step: str) -> list[Event]:
@@ -280,6 +288,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["results"] = [{**_result_set_to_dict(r), "status": r.status, "rowcount": r.rowcount,
                         "notices": list(r.notices)} for r in event.results]
     data["notifications"] = [asdict(n) for n in event.notifications]
+    del data["column_origins"]  # oids of one run's tables: the run's `history` names what was read
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["holds"] = list(event.holds) if event.holds is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from txnlab.checks import Verdict
+from txnlab.history.model import Analysis
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import Timeline
 
@@ -19,3 +20,6 @@ class RunReport:
     timeline: Timeline
     verdict: Verdict
     place: tuple[int, int] | None = None
+    # The run's history, dependency edges and derived anomalies (txnlab.history.analyse); None
+    # when the run recorded no history.
+    analysis: Analysis | None = None

@@ -24,11 +24,12 @@ from txnlab.cli.options import (
     user_catalogue,
 )
 from txnlab.errors import ExitCode, TxnlabError, UsageError
+from txnlab.history.export import render_elle
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.render import html, markdown, repeats, text
 from txnlab.render import json as json_render
 from txnlab.render.catalogue_page import render_catalogue_page
-from txnlab.render.describe import named_title, runs_phrase
+from txnlab.render.describe import named_title, run_title, runs_phrase
 from txnlab.render.fit import wrap_paragraphs
 from txnlab.render.isolationtester import render_isolationtester
 from txnlab.render.report import RunReport
@@ -152,10 +153,11 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
 @permutations_option
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester"]),
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester", "elle"]),
               default="text", show_default=True,
               help="Output format; json follows the schema documented in the README; isolationtester prints "
-                   "what PostgreSQL's isolationtester prints, every permutation.")
+                   "what PostgreSQL's isolationtester prints, every permutation; elle exports one run's history "
+                   "in Elle's rw-register form (docs/history.md).")
 @color_option
 @scenario_dir_option
 @server_options
@@ -173,6 +175,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"--step shows each step on the terminal; it cannot print --format {output_format}")
     if output_format == "isolationtester" and repeat > 1:
         raise UsageError("--format isolationtester prints one run of every permutation; it cannot --repeat")
+    if output_format == "elle" and repeat > 1:
+        raise UsageError("--format elle exports the history of one run; it cannot --repeat")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
     one_order = "--step" if step_through or predict else "--repeat" if repeat > 1 else None
@@ -197,6 +201,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         return _step_through(planned, predict, use_color(color), dsn, step_timeout)
     if output_format == "isolationtester":
         return _isolationtester(planned, dsn, step_timeout, chosen)
+    if output_format == "elle":
+        return _elle(planned, dsn, step_timeout, chosen)
     if repeat > 1:
         return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
     if output_format == "text":
@@ -225,6 +231,26 @@ def _isolationtester(planned: Sequence[Cell], dsn: str | None, step_timeout: flo
             if timelines and (failure := session_lost(timelines[-1]) or setup_failure(scenario, timelines[-1])):
                 raise failure
     return int(ExitCode.OK)
+
+
+def _elle(planned: Sequence[Cell], dsn: str | None, step_timeout: float, chosen: Chosen) -> int:
+    """`run --format elle`: one run's history in Elle's rw-register form (history/export.py).
+    Asked for several runs, or for a `.spec` (which records no history), one line and exit 2
+    before anything runs; a run that recorded none, one line and exit 2 after it."""
+    spec = next((scenario for scenario, _ in planned if scenario.isolationtester), None)
+    if spec is not None:
+        raise UsageError(f"--format elle exports a run's history; {spec.source} is a .spec, whose runs record none")
+    count = sum(len(chosen.get(scenario.source, ((),))) for scenario, _ in planned)
+    if count != 1:
+        raise UsageError(f"--format elle exports the history of one run, and this asks for {count}: "
+                         "name one scenario, one --level and at most one --permutations order")
+    reports = _execute(planned, dsn, step_timeout, chosen=chosen)
+    report = reports[0]
+    if report.analysis is None and report.verdict.could_not_run is None:
+        raise UsageError(f"--format elle: {run_title(report)} recorded no history, so there is nothing to export")
+    if report.analysis is not None:
+        click.echo(render_elle(report.analysis, report.timeline), nl=False)
+    return _exit_code(reports)
 
 
 def setup_failure(scenario: Scenario, timeline: Timeline) -> TxnlabError | None:

@@ -13,10 +13,8 @@ import math
 import re
 import textwrap
 from collections.abc import Sequence
-import html
 
 from txnlab.checks import Verdict
-from txnlab.control_pictures import LAYOUT, pictured
 from txnlab.render.describe import (
     FINAL_STATE,
     MARK_DIFFERS,
@@ -42,15 +40,11 @@ from txnlab.render.describe import (
     level_label,
     verdict_line,
 )
+from txnlab.render.cycles import CSS as CYCLES_CSS, derived_section
+from txnlab.render.markup import escape
 from txnlab.render.report import RunReport
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import Event, Outcome, Timeline
-
-
-def escape(text: str) -> str:
-    """Text as HTML text or attribute value, its control characters shown as pictures (a
-    raw ESC or CR is not allowed in HTML and would hide what a value holds)."""
-    return html.escape(pictured(text, keep=LAYOUT))
 
 
 # The swimlane's geometry, in SVG units (1 unit = 1 CSS pixel at full width).
@@ -81,7 +75,7 @@ def render_report(reports: Sequence[RunReport], title: str) -> str:
         "</header>",
         *(_scenario_section(runs[0].scenario, runs) for runs in by_scenario.values()),
     ]
-    return PAGE.format(title=escape(title), csp=CSP, css=CSS, defs=DEFS, body="\n".join(body))
+    return PAGE.format(title=escape(title), csp=CSP, css=CSS + CYCLES_CSS, defs=DEFS, body="\n".join(body))
 
 
 # -- the page's parts -------------------------------------------------------------------
@@ -148,6 +142,7 @@ def _run_section(report: RunReport) -> str:
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
             _sql_output("setup", "before the steps", timeline.setup),
             _swimlanes(timeline, level_label(report)),
+            derived_section(report, lambda step: _step_row(report, step)),
             _sql_output("teardown", "after the steps", timeline.teardown),
             _final_state(report),
             "" if spec else _verdict(report.verdict),
@@ -155,6 +150,13 @@ def _run_section(report: RunReport) -> str:
             "</article>",
         ]
     )
+
+
+def _step_row(report: RunReport, step: str) -> str | None:
+    """The id of a step's row in the step list: its last event (a step that waited: its
+    completion, when what it did happened); None for a step that has no event."""
+    events = report.timeline.step_events(step)
+    return f"{_run_anchor(report)}-{events[-1].seq}" if events else None
 
 
 def _sql_output(css: str, when: str, events: Sequence[Event]) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from txnlab.checks import Finding, Verdict
+from txnlab.history.model import Analysis, DerivedAnomaly, Edge, Read, Transaction, VersionRef
 from txnlab.render.describe import level_value
 from txnlab.render.report import RunReport
 from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
@@ -58,7 +59,8 @@ def place_to_dict(report: RunReport) -> dict[str, Any]:
 
 def run_to_dict(report: RunReport) -> dict[str, Any]:
     """One run as `txnlab run --format json` prints it: its timeline, which permutation it is,
-    its invariants' SQL and its verdict (`--repeat` adds its own keys to this). Its `level`, here
+    its invariants' SQL, its verdict, its `history` and `derived_anomalies` (`--repeat` adds its
+    own keys to this). Its `level`, here
     and in the verdict, is null for a `.spec` run: txnlab sets none (see describe.level_label)."""
     return {
         **timeline_to_dict(report.timeline),
@@ -66,7 +68,91 @@ def run_to_dict(report: RunReport) -> dict[str, Any]:
         **place_to_dict(report),
         "invariant_sql": dict(report.scenario.invariants),
         "verdict": {**verdict_to_dict(report.verdict), "level": level_value(report)},
+        "history": history_to_dict(report.analysis),
+        "derived_anomalies": derived_to_list(report.analysis),
     }
+
+
+def version_to_dict(version: VersionRef) -> dict[str, Any]:
+    """One version of one object (docs/history.md, "JSON"): `object` as the words name it
+    (`accounts[1]`), `table`, `key` (the primary key's values as the server's text), `number`
+    (0: what the setup left), `row` (the whole row's values in the table's column order, null
+    for no row: deleted, or not yet inserted), `writer` (a transaction id; null for the setup's),
+    `step` and `seq` (the write's place in the trigger's log; null for the setup's)."""
+    return {"object": version.object, "table": version.table, "key": list(version.key), "number": version.number,
+            "row": None if version.row is None else list(version.row), "writer": version.writer,
+            "step": version.step, "seq": version.seq}
+
+
+def _version_ref(version: VersionRef) -> dict[str, Any]:
+    return {"object": version.object, "number": version.number, "writer": version.writer}
+
+
+def read_to_dict(read: Read) -> dict[str, Any]:
+    """One row a step returned from one table: `step`, `event_seq`, `table`, `columns`, `values`,
+    `by_key` (the row held the whole primary key), `match` (`matched`, `ambiguous` or
+    `unmatched`), `version` (the one candidate, else null) and `candidates` (each `object`,
+    `number`, `writer`)."""
+    match = "matched" if len(read.candidates) == 1 else "ambiguous" if read.candidates else "unmatched"
+    return {"step": read.step, "event_seq": read.event_seq, "table": read.table, "columns": list(read.columns),
+            "values": list(read.values), "by_key": read.by_key, "match": match,
+            "version": _version_ref(read.version) if read.version else None,
+            "candidates": [_version_ref(v) for v in read.candidates]}
+
+
+def _transaction_to_dict(transaction: Transaction, analysis: Analysis) -> dict[str, Any]:
+    history = analysis.history
+    return {
+        "id": transaction.id, "session": transaction.session, "steps": list(transaction.steps),
+        "outcome": transaction.outcome, "xid": transaction.xid,
+        "reads": [read_to_dict(r) for r in history.reads if r.transaction == transaction.id],
+        "predicate_reads": [
+            {"step": p.step, "event_seq": p.event_seq, "table": p.table, "predicate": p.predicate,
+             "returned": [list(key) for key in p.returned]}
+            for p in history.predicate_reads if p.transaction == transaction.id
+        ],
+        "writes": [_version_ref(v) for v in history.versions if v.writer == transaction.id],
+    }
+
+
+def edge_to_dict(edge: Edge) -> dict[str, Any]:
+    """A dependency edge: `from`, `to` (transaction ids), `kind` (ww, wr, rw), `object`,
+    `predicate`, `inferred` (false only when every fact it rests on was observed exactly),
+    `evidence` (words) and `steps` (the steps it rests on, in order)."""
+    return {"from": edge.source, "to": edge.target, "kind": edge.kind, "object": edge.object,
+            "predicate": edge.predicate, "inferred": edge.inferred, "evidence": edge.evidence,
+            "steps": list(edge.steps)}
+
+
+def history_to_dict(analysis: Analysis | None) -> dict[str, Any] | None:
+    """A run's `history` (docs/history.md, "JSON"): `transactions` (each with its steps,
+    outcome, reads, predicate reads and writes), `versions` (every version of every object,
+    the setup's included), `edges` (the dependency graph) and `gaps` (what was not observed);
+    null when the run recorded no history."""
+    if analysis is None:
+        return None
+    history = analysis.history
+    return {
+        "transactions": [_transaction_to_dict(t, analysis) for t in history.transactions],
+        "versions": [version_to_dict(v) for v in history.versions],
+        "edges": [edge_to_dict(e) for e in analysis.edges],
+        "gaps": list(history.gaps),
+    }
+
+
+def anomaly_to_dict(anomaly: DerivedAnomaly) -> dict[str, Any]:
+    """A derived anomaly: `name` (G0, G1a, G1b, G1c, G-single, G2-item, G2, lost update),
+    `weakest_violated` (the weakest level that forbids it), `cycle` (`transactions` in order
+    around the cycle, `edges`) and `explanation` (its sentences, one a line)."""
+    return {"name": anomaly.name, "weakest_violated": anomaly.weakest_violated.value,
+            "cycle": {"transactions": list(anomaly.transactions), "edges": [edge_to_dict(e) for e in anomaly.cycle]},
+            "explanation": "\n".join(anomaly.explanation)}
+
+
+def derived_to_list(analysis: Analysis | None) -> list[dict[str, Any]] | None:
+    """A run's `derived_anomalies`: [] when its history is serializable as far as it was
+    observed, null when it recorded no history."""
+    return None if analysis is None else [anomaly_to_dict(a) for a in analysis.anomalies]
 
 
 def render_runs(reports: Sequence[RunReport]) -> str:
@@ -81,12 +167,13 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 def render_matrix(reports: Sequence[RunReport]) -> str:
     """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
     per scenario, level and permutation run, each with its `permutation` (the steps in order)
-    and place (see `place_to_dict`) (before schema_version existed, the bare list)."""
+    and place (see `place_to_dict`) and its `derived_anomalies` (see `derived_to_list`) (before
+    schema_version existed, the bare list)."""
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
         "verdicts": [
             {**verdict_to_dict(r.verdict), "level": level_value(r), "permutation": list(r.timeline.permutation),
-             **place_to_dict(r)}
+             **place_to_dict(r), "derived_anomalies": derived_to_list(r.analysis)}
             for r in reports
         ],
     }

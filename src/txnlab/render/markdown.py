@@ -35,6 +35,7 @@ from txnlab.render.describe import (
     level_label,
     verdict_line,
 )
+from txnlab.render.derived import HEADING, NO_CYCLE, cell_label, derived, matrix_lines
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
@@ -106,7 +107,21 @@ def render_timeline(report: RunReport) -> str:
     if not (report.scenario.isolationtester and report.verdict.unjudged):  # a spec never has a verdict
         lines.append(f"**{inline(verdict_line(report.verdict))}**")
     lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
-    return "\n".join(lines)
+    return "\n".join(lines + _derived(report))
+
+
+def _derived(report: RunReport) -> list[str]:
+    """After the verdict: the derived anomalies (render.derived), each its title in bold then
+    its explanation, or the line saying there is no cycle; then the caveats, as a list."""
+    said = derived(report)
+    if said is None:
+        return []
+    lines = ["", f"{inline(HEADING)}", ""]
+    for title, explanation in said.anomalies:
+        lines += [f"- **{inline(title)}**", *(f"  - {inline(sentence)}" for sentence in explanation)]
+    if not said.anomalies:
+        lines.append(f"- {inline(NO_CYCLE)}")
+    return lines + [f"- {inline(line)}" for line in said.caveats]
 
 
 def _sql_output(when: str, events: Sequence[Event]) -> list[str]:
@@ -169,6 +184,9 @@ def _grid(
         if report.verdict.differs:
             lines += ["", f"**{inline(row_label(report))} at {inline(level_label(report))}:**", ""]
             lines += [f"- {inline(line)}" for line in mismatch_lines(report.verdict)]
+    if (cycles := matrix_lines(reports, cell_label)) is not None:
+        heading, found = cycles
+        lines += ["", inline(heading), "", *(f"- {inline(line)}" for line in found)]
     return "\n".join(lines) + "\n"
 
 

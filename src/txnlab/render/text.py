@@ -32,6 +32,7 @@ from txnlab.render.describe import (
     sql_output_lines,
     verdict_line,
 )
+from txnlab.render.derived import HEADING, NO_CYCLE, cell_label, derived, matrix_lines
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import SETUP_FAILED, Event, Outcome
@@ -102,7 +103,25 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     elif not report.scenario.isolationtester:  # a spec never has one: saying so on every permutation is noise
         lines += wrap(verdict_line(verdict), width)  # normal intensity: dim is unreadable on a projector
     lines += _mismatches(mismatch_lines(verdict), width, style)
+    lines += derived_lines(report, width, style)
     return "\n".join(lines)
+
+
+def derived_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:
+    """After the verdict: the anomalies derived from the run's history (see render.derived),
+    each its title in bold then its explanation indented, or the line saying there is no
+    cycle; then what the history could not place, dimmed never: a projector must show it."""
+    said = derived(report)
+    if said is None:
+        return []
+    lines = [style(line, bold=True) for line in wrap(HEADING, width)]
+    for title, explanation in said.anomalies:
+        lines += [style(line, fg="red", bold=True) for line in wrap(title, width, indent="  ")]
+        lines += [part for sentence in explanation for part in wrap(sentence, width, indent="    ")]
+    if not said.anomalies:
+        lines += [style(line, fg="green") for line in wrap(NO_CYCLE, width, indent="  ")]
+    lines += [style(part, fg="yellow") for line in said.caveats for part in wrap(line, width, indent="  ")]
+    return lines
 
 
 def _session_columns(events: Sequence[Event], sessions: Sequence[str], width: int, style: TextStyle) -> str | None:
@@ -224,7 +243,17 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
     lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
+    lines += _cycle_lines(reports, width)
     return "\n".join(lines) + "\n"
+
+
+def _cycle_lines(reports: Sequence[RunReport], width: int) -> list[str]:
+    """Under a matrix: the derived cycles' heading, then one line per anomaly, indented."""
+    said = matrix_lines(reports, cell_label)
+    if said is None:
+        return []
+    heading, lines = said
+    return wrap(heading, width) + [part for line in lines for part in wrap(line, width, indent="  ")]
 
 
 def _matrix_cell(cell: str | MatrixCell, style: TextStyle) -> str:

@@ -1,0 +1,84 @@
+"""Words for a run's derived anomalies (txnlab.history), shared by the text, workshop, Markdown
+and HTML renderers: the heading, each anomaly's title, the line for a serializable history, and
+one line for each thing the history could not place (ambiguous and unmatched reads, the
+capture's gaps), which are never hidden."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from txnlab.history.model import Analysis, DerivedAnomaly, Read
+from txnlab.render.describe import level_label, row_label
+from txnlab.render.report import RunReport
+
+HEADING = "Derived from what each transaction read and wrote:"
+NO_CYCLE = "no cycle: this history is serializable as far as it was observed"
+MATRIX_HEADING = "Cycles derived from each run's history:"
+MATRIX_NONE = "no run's history has a cycle: each is serializable as far as it was observed"
+
+
+@dataclass(frozen=True)
+class DerivedAnomalies:
+    """What every view shows after a run's verdict: the anomalies (each a title and its
+    explanation, one sentence a line), else NO_CYCLE, then the caveats, one line each."""
+
+    anomalies: tuple[tuple[str, tuple[str, ...]], ...]
+    caveats: tuple[str, ...]
+
+
+def anomaly_title(anomaly: DerivedAnomaly) -> str:
+    """The anomaly's name, its transactions around the cycle and the weakest level that
+    forbids it: "lost update (atm1 → atm2 → atm1): forbidden at repeatable read and above"."""
+    around = " → ".join([*anomaly.transactions, anomaly.transactions[0]]) if anomaly.cycle else ""
+    cycle = f" ({around})" if len(anomaly.cycle) > 1 else ""
+    return f"{anomaly.name}{cycle}: forbidden at {anomaly.weakest_violated.value} and above"
+
+
+def derived(report: RunReport) -> DerivedAnomalies | None:
+    """The run's derived anomalies in words; None when the run recorded no history (a `.spec`
+    run, `--no-history`, a run that could not run), which every view then leaves out."""
+    analysis = report.analysis
+    if analysis is None:
+        return None
+    return DerivedAnomalies(
+        tuple((anomaly_title(a), a.explanation) for a in analysis.anomalies),
+        tuple(caveat_lines(analysis)),
+    )
+
+
+def caveat_lines(analysis: Analysis) -> list[str]:
+    """What the history could not place, one short line each: reads that match several
+    versions (no edge drawn from them), reads that match none, and every gap of the capture
+    and of the derivation (see docs/history.md, "What is not observed")."""
+    reads = analysis.history.reads
+    ambiguous = [r for r in reads if len(r.candidates) > 1]
+    unmatched = [r for r in reads if not r.candidates]
+    lines = []
+    if ambiguous:
+        lines.append(f"ambiguous (equal values in several versions, so no edge): {_reads_phrase(ambiguous)}")
+    if unmatched:
+        lines.append(f"unmatched (no committed version has these values): {_reads_phrase(unmatched)}")
+    return lines + [f"not observed: {gap}" for gap in analysis.history.gaps]
+
+
+def _reads_phrase(reads: Sequence[Read]) -> str:
+    """"atm1_read (accounts), b2 (t)": each read's step and table, once each."""
+    return ", ".join(dict.fromkeys(f"{r.step} ({r.table})" for r in reads))
+
+
+def matrix_lines(reports: Sequence[RunReport], label: Callable[[RunReport], str]) -> tuple[str, list[str]] | None:
+    """Under a matrix: a heading and one line per anomaly of each run whose history has a
+    cycle ("atm-lost-update at read committed: lost update (atm1 → atm2 → atm1): forbidden
+    at ..."), `label` naming the run; MATRIX_NONE and no lines when no run's history has one;
+    None when no run recorded a history."""
+    recorded = [(r, r.analysis) for r in reports if r.analysis is not None]
+    if not recorded:
+        return None
+    lines = [f"{label(r)}: {anomaly_title(a)}" for r, analysis in recorded for a in analysis.anomalies]
+    return (MATRIX_HEADING, lines) if lines else (MATRIX_NONE, [])
+
+
+def cell_label(report: RunReport) -> str:
+    """A matrix cell named in words: "atm-lost-update at read committed"."""
+    return f"{row_label(report)} at {level_label(report)}"

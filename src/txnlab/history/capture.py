@@ -28,12 +28,14 @@ The log is transactional: what a transaction (or a savepoint) rolled back is not
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg2
 import psycopg2.extensions
 
 from txnlab.history.model import HistoryCapture, LoggedWrite, Row, TableInfo
+from txnlab.history.predicates import predicate_tests
+from txnlab.timeline import Event
 
 PREFIX = "txnlab_history_"
 TRIGGER = "zzzz_txnlab_history"
@@ -196,11 +198,12 @@ class HistoryLog:
 
     def collect(
         self, conn: psycopg2.extensions.connection, installed: Installed, session_pids: Sequence[tuple[str, int]],
-        after: int = 0,
+        events: Sequence[Event], after: int = 0,
     ) -> HistoryCapture:
         """Take the run's committed writes out of the log (on the admin connection, once the
-        sessions' last steps are done) and make the run's HistoryCapture. Writes with a sequence
-        number up to `after` (the sessions' own setup SQL, see `mark`) are not the run's."""
+        sessions' last steps are done) and make the run's HistoryCapture, with the reads by
+        condition among the run's `events` re-evaluated (history/predicates.py). Writes with a
+        sequence number up to `after` (the sessions' own setup SQL, see `mark`) are not the run's."""
         with conn.cursor() as cur:
             cur.execute(COLLECT_SQL.format(h=self.schema), [installed.schema])
             logged = sorted(cur.fetchall())
@@ -228,10 +231,11 @@ class HistoryLog:
             writes.append(LoggedWrite(seq=seq, pid=pid, xid=xid, table=table, operation=op, before=before,
                                       after=after_row, statement=statement, query=query or ""))
         gaps += [f"the setup SQL of a session wrote {t}: those writes are not part of the history" for t in sorted(early)]
-        return HistoryCapture(
-            tables=installed.tables, initial=installed.initial, writes=tuple(writes),
-            session_pids=tuple(session_pids), gaps=tuple(dict.fromkeys(gaps)),
+        capture = HistoryCapture(
+            tables=installed.tables, initial=installed.initial, writes=tuple(writes), session_pids=tuple(session_pids),
         )
+        tests, unevaluated = predicate_tests(conn, installed.schema, capture, events)
+        return replace(capture, predicates=tests, gaps=tuple(dict.fromkeys([*gaps, *unevaluated])))
 
 
 def _who(pid: int, session_pids: Iterable[tuple[str, int]]) -> str:

@@ -129,7 +129,7 @@ class Lab:
                 raise lost from None
             raise
         scheduler.stop()
-        history = self._history(installed, sessions, history_from)
+        history = self._history(installed, sessions, scheduler.events, history_from)
         self._end_sessions(scenario, sessions, pool, scheduler)
         timeline = Timeline(
             scenario=scenario.name,
@@ -185,7 +185,7 @@ class Lab:
             return self.schemas.history.mark(self.admin)
 
     def _history(
-        self, installed: Installed | None, sessions: dict[str, SessionWorker], after: int
+        self, installed: Installed | None, sessions: dict[str, SessionWorker], events: list[Event], after: int
     ) -> HistoryCapture | None:
         """The run's history, read on the admin connection once its steps are done and before the
         sessions' teardown (whose writes are not the run's). None when it is not recorded."""
@@ -193,7 +193,7 @@ class Lab:
             return None
         pids = tuple((name, worker.pid) for name, worker in sessions.items())
         with guarded(self.admin, ADMIN):
-            return self.schemas.history.collect(self.admin, installed, pids, after)
+            return self.schemas.history.collect(self.admin, installed, pids, events, after)
 
     def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in

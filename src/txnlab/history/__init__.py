@@ -4,3 +4,56 @@ explained (Adya's anomalies: G0, G1a, G1b, G1c, G-single, G2-item, G2, lost upda
 
 `analyse(timeline)` is the stage's entry point; see history/model.py for the data.
 """
+
+from __future__ import annotations
+
+from txnlab.history import classify, graph, reads, transactions
+from txnlab.history.explain import explain
+from txnlab.history.model import Analysis, DerivedAnomaly, History
+from txnlab.timeline import Timeline
+
+NO_ABORTED_WRITES = ("aborted transactions' writes are not logged, so a read of one (G1a) "
+                     "cannot be derived")
+
+
+def analyse(timeline: Timeline) -> Analysis | None:
+    """The run's history, its dependency edges and its anomalies, derived from the timeline
+    and its HistoryCapture without touching the database; None when no history was recorded."""
+    capture = timeline.history
+    if capture is None:
+        return None
+    owners = transactions.owners(timeline, capture)
+    versions = reads.versions(capture, owners)
+    snapshots = reads.Snapshots(timeline, owners, versions)
+    found = reads.reads(timeline, capture, owners, snapshots)
+    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + (NO_ABORTED_WRITES,)
+    history = History(
+        transactions=tuple(s.transaction for s in owners.spans),
+        versions=versions,
+        reads=found,
+        predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
+        gaps=gaps,
+    )
+    built = graph.build(history, capture.tables, capture.predicates, snapshots, timeline)
+    anomalies = [
+        DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses), classify.WEAKEST_VIOLATED[name])
+        for name, cycle in classify.shortest_cycles(built.digraph, history)
+    ]
+    anomalies += [
+        DerivedAnomaly("G1b", (edge,), explain("G1b", (edge,), built.clauses), classify.WEAKEST_VIOLATED["G1b"])
+        for edge in classify.intermediate_reads(history, built.edges)
+    ]
+    return Analysis(history, built.edges, tuple(anomalies))
+
+
+def _read_gaps(found: tuple) -> list[str]:
+    """One sentence per read no edge could be drawn from."""
+    gaps = []
+    for read in found:
+        shown = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in zip(read.columns, read.values))
+        if not read.candidates:
+            gaps.append(f"{read.step} read {read.table} ({shown}), which matches no version its snapshot could see")
+        elif len(read.candidates) > 1:
+            versions = ", ".join(f"{v.object} v{v.number}" for v in read.candidates)
+            gaps.append(f"{read.step} read {read.table} ({shown}): ambiguous, it could be {versions}")
+    return gaps

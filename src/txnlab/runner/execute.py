@@ -57,6 +57,7 @@ class StepResult:
     styles: Styles | None = None
     status: str | None = None  # the command status the server answered (see Event.status)
     driver_sent_nothing: bool = False
+    column_origins: tuple[tuple[int, int], ...] | None = None  # see Event.column_origins
 
 
 def _driver_error(exc: BaseException) -> psycopg2.Error | None:
@@ -159,7 +160,7 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
     server's command status (`cursor.statusmessage`: INSERT 0 1, COMMIT, ROLLBACK...; for the
     driver's COMMIT/ROLLBACK see `driver_reply`)."""
     started = time.perf_counter()
-    columns = rows = rowcount = error = type_oids = status = None
+    columns = rows = rowcount = error = type_oids = status = origins = None
     sent_nothing = False
     try:
         command = DRIVER_COMMANDS.match(sql)
@@ -174,6 +175,7 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
                 if cur.description is not None:
                     columns = tuple(d.name for d in cur.description)
                     type_oids = tuple(d.type_code for d in cur.description)
+                    origins = tuple((d.table_oid or 0, d.table_column or 0) for d in cur.description)
                     rows = tuple(tuple(row) for row in cur.fetchall())
     except Exception as exc:  # noqa: BLE001 - every failure becomes part of the timeline
         error = error_info(exc)
@@ -191,6 +193,7 @@ def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
         styles=styles(conn) if not conn.closed else None,
         status=status,
         driver_sent_nothing=sent_nothing,
+        column_origins=origins,
     )
 
 

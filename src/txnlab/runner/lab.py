@@ -15,6 +15,8 @@ from textwrap import shorten
 import psycopg2
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
+from txnlab.history.capture import Installed
+from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
 from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.isolationtester import run_spec
@@ -58,6 +60,7 @@ class Lab:
         *,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        history: bool = True,
     ) -> None:
         self.dsn = database_dsn
         self.step_timeout = step_timeout
@@ -65,7 +68,7 @@ class Lab:
         self.admin = connect(self.dsn, autocommit=True, application_name="txnlab admin")
         self.monitor = LockMonitor(self.dsn)
         self.pool = SessionPool(self.dsn)
-        self.schemas = SchemaSupply(self.dsn)
+        self.schemas = SchemaSupply(self.dsn, history=history)  # history: record each run's (history/capture.py)
         self.server_version = self._server_version()
         self._tap: WireTap | None = None
         self._tapped_pool: SessionPool | None = None
@@ -86,7 +89,7 @@ class Lab:
         the server's view of each session (state, locks, SIRead locks).
         """
         started = time.perf_counter()
-        schema = self.schemas.claim(scenario)
+        schema, installed = self.schemas.claim(scenario)
         if then is not None:
             self.schemas.prepare(then)
         with guarded(self.admin, ADMIN), self.admin.cursor() as cur:
@@ -97,6 +100,7 @@ class Lab:
         for spec, worker in zip(scenario.sessions, workers):
             worker.prepare(scenario, spec, level, schema)
             sessions[spec.name] = worker
+        history_from = self._history_mark(scenario, installed)
         if scenario.capture and self._tap is not None:
             self._tap.take_except(set())  # what txnlab sent to reset the sessions is not the lesson
         expectation = scenario.expectations.get(level)
@@ -125,6 +129,7 @@ class Lab:
                 raise lost from None
             raise
         scheduler.stop()
+        history = self._history(installed, sessions, scheduler.events, history_from)
         self._end_sessions(scenario, sessions, pool, scheduler)
         timeline = Timeline(
             scenario=scenario.name,
@@ -136,6 +141,7 @@ class Lab:
             invariants=self._invariants(scenario, schema),
             final=self._final(scenario, schema, scheduler.origin, scheduler.types),
             ended_early=scheduler.ended_early,
+            history=history,
         )
         self._teardown(scenario, schema)
         timeline.duration = time.perf_counter() - started
@@ -169,6 +175,25 @@ class Lab:
             play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
         except ScenarioError as exc:  # what play() raised may quote the server, run schema and all
             raise ScenarioError(exc.source, unqualified(exc.problem, schema), exc.line) from None
+
+    def _history_mark(self, scenario: Scenario, installed: Installed | None) -> int:
+        """Where the run's writes begin in the history log: after what the sessions' own setup
+        SQL wrote (read only when a session has setup SQL; 0 otherwise)."""
+        if installed is None or self.schemas.history is None or not any(s.setup for s in scenario.sessions):
+            return 0
+        with guarded(self.admin, ADMIN):
+            return self.schemas.history.mark(self.admin)
+
+    def _history(
+        self, installed: Installed | None, sessions: dict[str, SessionWorker], events: list[Event], after: int
+    ) -> HistoryCapture | None:
+        """The run's history, read on the admin connection once its steps are done and before the
+        sessions' teardown (whose writes are not the run's). None when it is not recorded."""
+        if installed is None or self.schemas.history is None:
+            return None
+        pids = tuple((name, worker.pid) for name, worker in sessions.items())
+        with guarded(self.admin, ADMIN):
+            return self.schemas.history.collect(self.admin, installed, pids, events, after)
 
     def _abandon(self, scheduler: Scheduler, sessions: dict[str, SessionWorker], pool: SessionPool) -> None:
         """A run that cannot finish (Ctrl-C, a lost connection, a bug in play()): stop what is in
@@ -306,7 +331,7 @@ class Lab:
 @contextmanager
 def open_lab(
     server_dsn: str, *, server_changes: list[ServerChange] | None = None, undo_server_changes: bool = False,
-    **options: float,
+    **options: float | bool,
 ) -> Iterator[Lab]:
     """A Lab in a fresh scratch database on the given server, dropped however the block ends.
 

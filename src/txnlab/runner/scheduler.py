@@ -403,6 +403,7 @@ class Scheduler:
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
             status=result.status, driver_sent_nothing=result.driver_sent_nothing,
+            column_origins=result.column_origins,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,

@@ -17,8 +17,9 @@ import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import TxnlabError
+from txnlab.history.capture import HistoryLog, Installed
 from txnlab.scenario.model import Scenario
-from txnlab.runner.execute import scenario_sql_failure
+from txnlab.runner.execute import guarded, scenario_sql_failure
 from txnlab.server.connect import connect
 
 PREFIX = "txnlab_run_"
@@ -26,9 +27,12 @@ LABEL = "the schema builder's connection"
 CLOSE_WAIT_SECONDS = 1.0
 
 
-def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schema: str) -> None:
-    """Create `schema`, then run the setup SQL in it (one round trip per setup block).
-    Its name never reaches the user: see runner.names.
+def build_schema(
+    conn: psycopg2.extensions.connection, scenario: Scenario, schema: str, history: HistoryLog | None = None,
+) -> Installed | None:
+    """Create `schema`, then run the setup SQL in it (one round trip per setup block), then,
+    with a `history` log, put its triggers on the schema's tables (one more round trip; see
+    history/capture.py) and return what it found. Its name never reaches the user: see runner.names.
 
     Raises what `scenario_sql_failure` makes of a failing block, pointing at its line."""
     fresh = f"CREATE SCHEMA {schema}; SET search_path = {schema};"
@@ -42,46 +46,54 @@ def build_schema(conn: psycopg2.extensions.connection, scenario: Scenario, schem
                     scenario, f"setup.{index}", "setup SQL", exc, sql, skipped=len(prefix), connection=conn, label=LABEL,
                     schema=schema,
                 ) from None
+    if history is None:
+        return None
+    with guarded(conn, LABEL):
+        return history.install(conn, schema)
 
 
 @dataclass
 class _Build:
     scenario: Scenario
     schema: str
-    done: Future[None]
+    done: Future[Installed | None]
 
 
 class SchemaSupply:
     """Hands out a fresh schema per run, building the next one ahead when told what comes next."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, history: bool = False) -> None:
         self.conn = connect(dsn, autocommit=True, application_name="txnlab schema builder")
         self.pid = self.conn.get_backend_pid()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnlab-schema")
         self._pending: _Build | None = None
-        self._prefix = f"{PREFIX}{secrets.token_hex(3)}_"  # two labs may share a database
+        token = secrets.token_hex(3)  # two labs may share a database
+        self._prefix = f"{PREFIX}{token}_"
         self._count = 0
+        # The lab's history log (history/capture.py), whose triggers each schema gets after its setup.
+        self.history = HistoryLog(self.conn, token) if history else None
 
-    def claim(self, scenario: Scenario) -> str:
-        """A schema freshly set up for `scenario`: the one built ahead if it matches, else built now."""
+    def claim(self, scenario: Scenario) -> tuple[str, Installed | None]:
+        """A schema freshly set up for `scenario` (the one built ahead if it matches, else built
+        now), and what the history log's triggers found in it (None without a history log)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             try:
-                pending.done.result()
+                installed = pending.done.result()
             except TxnlabError:
                 if pending.scenario is scenario:
                     raise
             else:
                 if pending.scenario is scenario:
-                    return pending.schema
+                    return pending.schema, installed
         schema = self._new_name()
-        build_schema(self.conn, scenario, schema)
-        return schema
+        return schema, build_schema(self.conn, scenario, schema, self.history)
 
     def prepare(self, scenario: Scenario) -> None:
         """Start building a schema for `scenario`, the next run, on the builder's thread."""
         schema = self._new_name()
-        self._pending = _Build(scenario, schema, self._executor.submit(build_schema, self.conn, scenario, schema))
+        self._pending = _Build(scenario, schema, self._executor.submit(
+            build_schema, self.conn, scenario, schema, self.history))
 
     def close(self) -> None:
         """Close the builder's connection, once no build uses it. A build still blocked after

@@ -1,0 +1,254 @@
+"""Capturing a run's history on the server: every row version a committed transaction wrote.
+
+Per lab (`HistoryLog`, created when the lab opens): a schema of its own, `txnlab_history_<token>`,
+holding a log table, a sequence, the trigger function that writes the log and the function
+that installs the triggers. Per run, right after the setup SQL (on the schema builder's
+connection, ahead of the run, see runner/schemas.py): `install` puts an AFTER ROW trigger named
+`zzzz_txnlab_history` on every table of the run's schema (triggers of one event fire in name
+order, so it fires after the scenario's own AFTER ROW triggers: it logs the row as stored) and
+an AFTER TRUNCATE statement trigger, and reads each table's columns, primary key and the rows
+the setup left. After the run, `collect` takes the run's rows out of the log.
+
+Why this does not change what the scenario's transactions do:
+- the trigger function only inserts into the log (no EXCEPTION block, so no subtransaction; no
+  read of any table, so no row lock and, under SERIALIZABLE, no SIRead lock: PostgreSQL's SSI
+  takes SIRead locks on what a transaction reads, and an insert into a table nobody reads
+  conflicts with no one; src/backend/storage/lmgr/README-SSI, and the docs' "Serializable
+  Isolation Level");
+- the log has no index or constraint, so its inserts never wait; its locks (RowExclusiveLock on
+  the log and its sequence) are outside the run's schema, which is all the lock views show
+  (runner/observe.py);
+- it is SECURITY DEFINER (runs as the lab's user), so it works for a session that SET ROLE to a
+  role with no rights, and SET search_path = pg_catalog, pg_temp, so no object of the run's
+  schema or the session's search path can stand in for the ones it uses;
+- nothing is sent on a session's connection: the log is read on the admin connection.
+The log is transactional: what a transaction (or a savepoint) rolled back is not in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import psycopg2
+import psycopg2.extensions
+
+from txnlab.history.model import HistoryCapture, LoggedWrite, Row, TableInfo
+from txnlab.history.predicates import predicate_tests
+from txnlab.timeline import Event
+
+PREFIX = "txnlab_history_"
+TRIGGER = "zzzz_txnlab_history"
+
+# The per-lab objects; {h} is the history schema (a trusted name made by txnlab).
+LOG_SQL = """
+CREATE SCHEMA {h};
+CREATE SEQUENCE {h}.seq;
+CREATE TABLE {h}.log (
+    seq bigint NOT NULL, pid integer NOT NULL, xid text NOT NULL, run name NOT NULL, tbl name NOT NULL,
+    op text NOT NULL, old text, new text, stmt timestamptz NOT NULL, query text
+);
+CREATE FUNCTION {h}.record() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO {h}.log VALUES (nextval('{h}.seq'), pg_backend_pid(), pg_current_xact_id()::text,
+        TG_TABLE_SCHEMA, TG_ARGV[0], TG_OP, OLD::text, NEW::text, statement_timestamp(), current_query());
+    RETURN NULL;
+END $$;
+CREATE FUNCTION {h}.install(run name)
+RETURNS TABLE (tbl name, reloid oid, columns text[], attnums integer[], key text[], rows text[], problem text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.oid, c.relname FROM pg_class c
+             WHERE c.relnamespace = run::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+             ORDER BY c.relname
+    LOOP
+        tbl := r.relname; reloid := r.oid; rows := NULL; problem := NULL;
+        SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{{}}'),
+               coalesce(array_agg(a.attnum::integer ORDER BY a.attnum), '{{}}')
+          INTO columns, attnums
+          FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped;
+        SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{{}}') INTO key
+          FROM pg_index x, unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n), pg_attribute a
+         WHERE x.indrelid = r.oid AND x.indisprimary AND a.attrelid = r.oid AND a.attnum = k.attnum;
+        BEGIN
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I.%I '
+                           'FOR EACH ROW EXECUTE FUNCTION {h}.record(%L)', '{trigger}', run, r.relname, r.relname);
+            EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION {h}.record(%L)', '{trigger}_truncate', run,
+                           r.relname, r.relname);
+            IF key <> '{{}}' THEN
+                EXECUTE format('SELECT coalesce(array_agg(t::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            problem := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"""
+
+INSTALL_SQL = "SELECT tbl, reloid, columns, attnums, key, rows, problem FROM {h}.install(%s)"
+MARK_SQL = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {h}.seq"
+COLLECT_SQL = """
+DELETE FROM {h}.log WHERE run = %s RETURNING seq, pid, xid, tbl, op, old, new, extract(epoch FROM stmt), query
+"""
+# The run's tables after the run: what a step created, and the columns a step added or dropped.
+TABLES_SQL = """
+SELECT c.relname, coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0), '{}')
+FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+GROUP BY c.relname
+"""
+
+
+def parse_row(text: str, width: int) -> Row:
+    """The per-column text of a composite value's text form (`OLD::text`, `t::text`), exactly as
+    PostgreSQL's record output writes it (docs, "Composite Types", section "Composite Type
+    Input and Output Syntax"): fields between parentheses separated by commas; an empty field
+    is NULL, `""` is an empty string; inside double quotes `""` is one quote; a backslash takes
+    the next character as it is. `width`: the number of columns (a table with none prints `()`).
+
+    Raises ValueError for text that is not a composite value's."""
+    if len(text) < 2 or text[0] != "(" or text[-1] != ")":
+        raise ValueError(f"not a row: {text!r}")
+    if width == 0:
+        return ()
+    values: list[str | None] = []
+    i, end = 1, len(text) - 1
+    while True:
+        chars: list[str] = []
+        quoted = in_quotes = False
+        while i < end:
+            ch = text[i]
+            if ch == "\\" and i + 1 < end:
+                chars.append(text[i + 1])
+                i += 2
+            elif ch == '"' and in_quotes and i + 1 < end and text[i + 1] == '"':
+                chars.append('"')
+                i += 2
+            elif ch == '"':
+                in_quotes, quoted = not in_quotes, True
+                i += 1
+            elif ch == "," and not in_quotes:
+                break
+            else:
+                chars.append(ch)
+                i += 1
+        values.append("".join(chars) if chars or quoted else None)
+        if i >= end:
+            break
+        i += 1  # past the comma
+    if len(values) != width:
+        raise ValueError(f"row {text!r} has {len(values)} fields, expected {width}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What `install` learnt about a run's tables right after its setup SQL."""
+
+    schema: str
+    tables: tuple[TableInfo, ...]
+    initial: tuple[tuple[str, Row], ...]
+    gaps: tuple[str, ...]
+
+
+class HistoryLog:
+    """The per-lab log and trigger function (see the module docstring); `token` makes its
+    schema's name unique among the labs sharing a database."""
+
+    def __init__(self, conn: psycopg2.extensions.connection, token: str) -> None:
+        self.schema = f"{PREFIX}{token}"
+        with conn.cursor() as cur:
+            cur.execute(LOG_SQL.format(h=self.schema, trigger=TRIGGER))
+
+    def install(self, conn: psycopg2.extensions.connection, run_schema: str) -> Installed:
+        """Put the history triggers on every table of `run_schema` and read its tables and the
+        rows its setup left (one round trip). A table the triggers cannot be put on (not
+        owned by the lab's user, say) is a gap, never an error."""
+        tables, initial, gaps = [], [], []
+        try:
+            with conn.cursor() as cur:
+                cur.execute(INSTALL_SQL.format(h=self.schema), [run_schema])
+                results = cur.fetchall()
+        except psycopg2.Error as exc:
+            if conn.closed:
+                raise
+            problem = (exc.diag.message_primary if exc.diag else None) or str(exc).strip()
+            return Installed(run_schema, (), (), (f"the history could not be recorded: {problem}",))
+        for name, oid, columns, attnums, key, rows, problem in results:
+            if problem is not None:
+                gaps.append(f"{name}: its writes are not recorded ({problem})")
+                continue
+            table = TableInfo(name=name, oid=oid, columns=tuple(columns), attnums=tuple(attnums), key_columns=tuple(key))
+            tables.append(table)
+            if not table.tracked:
+                gaps.append(f"{name} has no primary key: its rows are not objects, so its writes give no edges")
+            initial.extend((name, parse_row(row, len(columns))) for row in sorted(rows or ()))
+        return Installed(run_schema, tuple(tables), tuple(initial), tuple(gaps))
+
+    def mark(self, conn: psycopg2.extensions.connection) -> int:
+        """The log's last sequence number so far (0 before any): writes up to it came before the run."""
+        with conn.cursor() as cur:
+            cur.execute(MARK_SQL.format(h=self.schema))
+            return int(cur.fetchone()[0])
+
+    def collect(
+        self, conn: psycopg2.extensions.connection, installed: Installed, session_pids: Sequence[tuple[str, int]],
+        events: Sequence[Event], after: int = 0,
+    ) -> HistoryCapture:
+        """Take the run's committed writes out of the log (on the admin connection, once the
+        sessions' last steps are done) and make the run's HistoryCapture, with the reads by
+        condition among the run's `events` re-evaluated (history/predicates.py). Writes with a
+        sequence number up to `after` (the sessions' own setup SQL, see `mark`) are not the run's."""
+        with conn.cursor() as cur:
+            cur.execute(COLLECT_SQL.format(h=self.schema), [installed.schema])
+            logged = sorted(cur.fetchall())
+            cur.execute(TABLES_SQL, [installed.schema])
+            now = dict(cur.fetchall())
+        gaps = list(installed.gaps)
+        gaps += _schema_changes(installed.tables, now)
+        by_name = {t.name: t for t in installed.tables}
+        writes, statements, early = [], {}, set()
+        for seq, pid, xid, table, op, old, new, stmt, query in logged:
+            if seq <= after:
+                early.add(table)
+                continue
+            if op == "TRUNCATE":
+                gaps.append(f"{table} was truncated (by {_who(pid, session_pids)}): the rows it removed have no later versions")
+                continue
+            info = by_name.get(table)
+            width = len(info.columns) if info else 0
+            try:
+                before = parse_row(old, width) if old is not None else None
+                after_row = parse_row(new, width) if new is not None else None
+            except ValueError:
+                continue  # the table's columns changed mid-run: said by _schema_changes
+            statement = statements.setdefault((pid, stmt, query), len(statements) + 1)
+            writes.append(LoggedWrite(seq=seq, pid=pid, xid=xid, table=table, operation=op, before=before,
+                                      after=after_row, statement=statement, query=query or ""))
+        gaps += [f"the setup SQL of a session wrote {t}: those writes are not part of the history" for t in sorted(early)]
+        capture = HistoryCapture(
+            tables=installed.tables, initial=installed.initial, writes=tuple(writes), session_pids=tuple(session_pids),
+        )
+        tests, unevaluated = predicate_tests(conn, installed.schema, capture, events)
+        return replace(capture, predicates=tests, gaps=tuple(dict.fromkeys([*gaps, *unevaluated])))
+
+
+def _who(pid: int, session_pids: Iterable[tuple[str, int]]) -> str:
+    return next((f"session {name}" for name, p in session_pids if p == pid), f"backend {pid}")
+
+
+def _schema_changes(tables: Sequence[TableInfo], now: dict[str, list[str]]) -> list[str]:
+    """Gaps for what the run's steps did to its tables: a table created (its writes are not
+    recorded), a column added or dropped (rows logged after it no longer fit the table)."""
+    gaps = []
+    for name in sorted(set(now) - {t.name for t in tables}):
+        gaps.append(f"{name} was created during the run: its writes are not recorded")
+    for table in tables:
+        if table.name in now and tuple(now[table.name]) != table.columns:
+            gaps.append(f"{table.name}'s columns changed during the run: its writes after the change are not recorded")
+    return gaps

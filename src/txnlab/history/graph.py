@@ -1,0 +1,194 @@
+"""The dependency graph between committed transactions (Adya, "Weak Consistency", 1999,
+section 3.1.4; Elle's rw-register edges): a networkx DiGraph whose edges carry every Edge
+that joins two transactions.
+
+Item edges, per object: ww from the writer of a version to the writer of the next one; wr
+from the writer of a version to a transaction that read it; rw from a transaction that read a
+version to the writer of the next one. Predicate edges, per re-evaluated WHERE clause (Adya's
+predicate dependencies, 3.1.3): rw when a later version the read's snapshot did not see
+changes which rows match (it comes into or drops out of the condition); wr when the version
+the read saw is another transaction's and changed the matches.
+
+A ww edge rests on two logged writes only (observed); an edge through a read rests on the
+match of its values to a version (inferred unless the row held the key and one version
+matched), a predicate edge on the snapshot too (always inferred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from txnlab.history.model import Edge, EdgeKind, History, PredicateTest, Read, TableInfo, VersionRef
+from txnlab.history.reads import Snapshots
+from txnlab.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The edges, the networkx DiGraph of committed transactions (attribute `edges` on each
+    arc: the Edges it stands for), and each edge's short clause for the explanation."""
+
+    edges: tuple[Edge, ...]
+    digraph: nx.DiGraph
+    clauses: dict[Edge, str]
+
+
+def build(history: History, tables: tuple[TableInfo, ...], tests: tuple[PredicateTest, ...],
+          snapshots: Snapshots, timeline: Timeline) -> Graph:
+    """Every ww, wr and rw edge between two different committed transactions."""
+    committed = [t.id for t in history.transactions if t.outcome == "committed"]
+    words = _Words({t.name: t for t in tables})
+    found: dict[Edge, str] = {}
+    chains: dict[tuple[str, tuple], list[VersionRef]] = {}
+    for version in history.versions:
+        chains.setdefault((version.table, version.key), []).append(version)
+    for chain in chains.values():
+        for old, new in zip(chain, chain[1:]):
+            if old.writer is not None and new.writer is not None and old.writer != new.writer:
+                found.update(words.ww(old, new))
+    for read in history.reads:
+        version = read.version
+        if version is None:
+            continue
+        chain = chains[(version.table, version.key)]
+        if version.writer is not None and version.writer != read.transaction:
+            found.update(words.wr(read, version))
+        following = chain[version.number + 1] if version.number + 1 < len(chain) else None
+        if following is not None and following.writer not in (None, read.transaction):
+            found.update(words.rw(read, version, following))
+    steps = {e.seq: e for e in timeline.events}
+    for test in tests:
+        span = snapshots.owners.of_event(test.event_seq)
+        if span is not None:
+            found.update(_predicate_edges(test, span.id, steps[test.event_seq], chains, snapshots, words))
+    keep = {e: c for e, c in found.items() if e.source in committed and e.target in committed and e.source != e.target}
+    digraph = nx.DiGraph()
+    digraph.add_nodes_from(committed)
+    for edge in keep:
+        if not digraph.has_edge(edge.source, edge.target):
+            digraph.add_edge(edge.source, edge.target, edges=[])
+        digraph[edge.source][edge.target]["edges"].append(edge)
+    return Graph(tuple(keep), digraph, keep)
+
+
+def _predicate_edges(test: PredicateTest, reader: str, event, chains, snapshots: Snapshots,  # noqa: ANN001
+                     words: "_Words") -> dict[Edge, str]:
+    """Predicate rw and wr edges of one re-evaluated read (module docstring)."""
+    matches = _matcher(test)
+    found: dict[Edge, str] = {}
+    for (table, _), chain in chains.items():
+        if table != test.table:
+            continue
+        seen = snapshots.visible(event, table, chain[0].key)
+        if len(seen) != 1:
+            continue  # the clock cannot tell which version the snapshot saw: no edge
+        version = seen[0]
+        if version.writer not in (None, reader) and version.number > 0 \
+                and matches(chain[version.number - 1]) != matches(version):
+            found.update(words.predicate(test, reader, event.step, version, "wr"))
+        for before, after in zip(chain[version.number:], chain[version.number + 1:]):
+            if after.writer not in (None, reader) and matches(before) != matches(after):
+                found.update(words.predicate(test, reader, event.step, after, "rw"))
+                break
+    return found
+
+
+def _matcher(test: PredicateTest) -> Callable[[VersionRef], bool]:
+    """Whether a version satisfies the read's WHERE clause, as the server evaluated it."""
+    after = {seq: now for seq, _, now in test.writes}
+    return lambda v: v.row is not None and (v.key in test.initial if v.seq is None else after.get(v.seq, False))
+
+
+class _Words:
+    """The evidence of each kind of edge, in words, and its short clause."""
+
+    def __init__(self, tables: dict[str, TableInfo]) -> None:
+        self.tables = tables
+
+    def show(self, version: VersionRef, columns: tuple[str, ...] | None = None, values: tuple | None = None) -> str:
+        """`accounts[1].balance = 100`, `pairs[1] = (a, 10)`, `test[3] (deleted)`: the columns
+        given (the table's, when None) without the key's, which the object's name says."""
+        info = self.tables[version.table]
+        if version.row is None and values is None:
+            return f"{version.object} (deleted)" if version.number else f"{version.object} (absent)"
+        columns = columns or info.columns
+        if values is None:
+            values = tuple(version.row[info.columns.index(c)] for c in columns)
+        named = [(c, v) for c, v in zip(columns, values) if c not in info.key_columns]
+        if named and all(c in columns for c in info.key_columns):  # the key is in the name already
+            columns, values = tuple(c for c, _ in named), tuple(v for _, v in named)
+        shown = tuple("NULL" if v is None else v for v in values)
+        if len(columns) == 1:
+            return f"{version.object}.{columns[0]} = {shown[0]}"
+        return f"{version.object} = ({', '.join(shown)})"
+
+    def value(self, version: VersionRef, columns: tuple[str, ...] | None = None) -> str:
+        return self.show(version, columns).split(" = ", 1)[-1] if version.row is not None else "a deletion"
+
+    def changed(self, old: VersionRef, new: VersionRef) -> tuple[str, ...] | None:
+        info = self.tables[old.table]
+        if old.row is None or new.row is None:
+            return None
+        columns = tuple(c for i, c in enumerate(info.columns) if old.row[i] != new.row[i])
+        return columns or None
+
+    def ww(self, old: VersionRef, new: VersionRef) -> dict[Edge, str]:
+        cols = self.changed(old, new)
+        evidence = (f"{new.writer} overwrote {self.show(old, cols)}, the version {old.writer} wrote"
+                    f"{_at(old.step)}, with {self.value(new, cols)}{_at(new.step)}")
+        clause = (f"{new.writer} overwrote {old.writer}'s {self.show(old, cols)}{_at(old.step, '')}"
+                  f" with {self.value(new, cols)}{_at(new.step, '')}")
+        edge = Edge(old.writer, new.writer, "ww", old.object, evidence, _steps(old.step, new.step))
+        return {edge: clause}
+
+    def wr(self, read: Read, version: VersionRef) -> dict[Edge, str]:
+        seen = self.show(version, read.columns, read.values)
+        evidence = f"{read.transaction} read {seen} at {read.step}, the version {version.writer} wrote{_at(version.step)}"
+        clause = f"{read.transaction} read {seen} ({read.step}), which {version.writer} wrote{_at(version.step, '')}"
+        edge = Edge(version.writer, read.transaction, "wr", version.object, evidence,
+                    _steps(version.step, read.step), inferred=_inferred(read))
+        return {edge: clause}
+
+    def rw(self, read: Read, version: VersionRef, following: VersionRef) -> dict[Edge, str]:
+        seen = self.show(version, read.columns, read.values)
+        evidence = (f"{read.transaction} read {seen} at {read.step}, the version {following.writer} overwrote"
+                    f" with {self.value(following, read.columns)}{_at(following.step)}")
+        clause = f"{read.transaction} read {seen} ({read.step}); {following.writer} overwrote it{_at(following.step, '')}"
+        edge = Edge(read.transaction, following.writer, "rw", version.object, evidence,
+                    _steps(read.step, following.step), inferred=_inferred(read))
+        return {edge: clause}
+
+    def predicate(self, test: PredicateTest, reader: str, step: str, version: VersionRef,
+                  kind: EdgeKind) -> dict[Edge, str]:
+        where = f"{test.table} WHERE {test.predicate}"
+        if kind == "rw":
+            evidence = (f"{reader} read {where} at {step} and did not see {self.show(version)}, which"
+                        f" {version.writer} wrote{_at(version.step)} and which changes its matches")
+            clause = f"{reader} read {where} ({step}), missing {version.writer}'s {self.show(version)}{_at(version.step, '')}"
+            steps = _steps(step, version.step)
+        else:
+            evidence = (f"{reader} read {where} at {step} and saw {self.show(version)}, which {version.writer}"
+                        f" wrote{_at(version.step)} and which changes its matches")
+            clause = f"{reader} read {where} ({step}), seeing {version.writer}'s {self.show(version)}{_at(version.step, '')}"
+            steps = _steps(version.step, step)
+        source, target = (reader, version.writer) if kind == "rw" else (version.writer, reader)
+        edge = Edge(source, target, kind, test.table, evidence, steps, predicate=True, inferred=True)
+        return {edge: clause}
+
+
+def _at(step: str | None, word: str = " at") -> str:
+    if step is None:
+        return ""
+    return f" ({step})" if word == "" else f"{word} {step}"
+
+
+def _steps(*steps: str | None) -> tuple[str, ...]:
+    return tuple(s for s in dict.fromkeys(steps) if s is not None)
+
+
+def _inferred(read: Read) -> bool:
+    """A read's edge is observed only when the row held the whole key and one version matched."""
+    return not (read.by_key and len(read.candidates) == 1)

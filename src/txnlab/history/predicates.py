@@ -1,0 +1,202 @@
+"""Reads by condition: which row versions satisfy the WHERE clause of a step's SELECT.
+
+A step whose SQL is one plain SELECT from one table of the run's schema (an alias allowed;
+no join, set operation, CTE, subquery, LIMIT/OFFSET; FOR UPDATE/SHARE allowed) read every row
+its WHERE clause selects, not only the rows it returned: a write that makes a version enter or
+leave that set is a predicate anti-dependency (Adya's thesis, section 3.1.4, "predicate
+read-dependencies"). pglast (PostgreSQL's own parser, libpg_query) finds such statements and
+deparses their WHERE clause; after the run the server evaluates each clause against every
+version of the table the history holds (the setup's rows, and each logged write's before and
+after row, typed as the table's row type under the statement's alias), in one query.
+
+A clause that calls a function that is not immutable (now(), random(), current_setting())
+or names a session value (CURRENT_USER, CURRENT_DATE) could give another answer after the
+run, so it is not re-evaluated; one the server fails to evaluate is a gap, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions
+from pglast import ast, parse_sql
+from pglast.enums import SetOperation
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
+
+from txnlab.history.model import HistoryCapture, Key, PredicateTest, Row
+from txnlab.timeline import Event, Outcome
+
+# Nodes whose value is not the row's alone: a subquery, a session value, a parameter.
+UNREPEATABLE = (ast.SubLink, ast.SQLValueFunction, ast.ParamRef, ast.RangeSubselect)
+NOT_IMMUTABLE_SQL = "SELECT DISTINCT proname::text FROM pg_proc WHERE proname = ANY(%s) AND provolatile <> 'i'"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A SELECT's read by condition: its table, the name its clause uses for the table (the
+    alias, else the table's name), the WHERE clause as SQL ("TRUE" without one) and the names
+    of the functions the clause calls."""
+
+    table: str
+    alias: str
+    predicate: str
+    functions: frozenset[str]
+
+
+class _Nodes(Visitor):  # type: ignore[misc]
+    """Every node of a parse tree, in visiting order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[ast.Node] = []
+
+    def visit(self, ancestors: object, node: ast.Node) -> None:
+        self.found.append(node)
+
+
+def _nodes(tree: ast.Node | None) -> list[ast.Node]:
+    if tree is None:
+        return []
+    walker = _Nodes()
+    walker(tree)
+    return walker.found
+
+
+def predicate_read(sql: str, tables: Collection[str]) -> Candidate | None:
+    """The read by condition of `sql`, if it is one plain SELECT from one of `tables` (the
+    run's tables, unqualified, as the steps name them); None otherwise (see module docstring)."""
+    try:
+        statements = parse_sql(sql)
+    except ParseError:
+        return None
+    if len(statements) != 1 or not isinstance(statement := statements[0].stmt, ast.SelectStmt):
+        return None
+    if (statement.op != SetOperation.SETOP_NONE or statement.withClause or statement.intoClause
+            or statement.limitCount or statement.limitOffset or not statement.fromClause
+            or len(statement.fromClause) != 1):
+        return None
+    source = statement.fromClause[0]
+    if not isinstance(source, ast.RangeVar) or source.schemaname or source.catalogname or source.relname not in tables:
+        return None
+    if any(isinstance(node, UNREPEATABLE) for node in _nodes(statement)):
+        return None
+    where = statement.whereClause
+    functions = frozenset(
+        node.funcname[-1].sval for node in _nodes(where) if isinstance(node, ast.FuncCall)
+    )
+    alias = source.alias.aliasname if source.alias else source.relname
+    return Candidate(source.relname, alias, RawStream()(where) if where is not None else "TRUE", functions)
+
+
+def row_literal(row: Row) -> str:
+    """A row's text form as record input reads it back exactly (every field quoted, NULL empty;
+    docs, "Composite Types", "Composite Type Input and Output Syntax")."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' if v is not None else "" for v in row)
+    return "(" + ",".join(quoted) + ")"
+
+
+def predicate_tests(
+    conn: psycopg2.extensions.connection, schema: str, capture: HistoryCapture, events: Sequence[Event],
+) -> tuple[tuple[PredicateTest, ...], tuple[str, ...]]:
+    """Evaluate the WHERE clause of every read by condition among `events` (the run's steps)
+    against every version of its table in `capture`, on the server (`conn`, after the run; one
+    query, or one per clause when one of them fails). Returns the tests and the gaps (a clause
+    the server could not evaluate, with its reason)."""
+    tracked = {t.name for t in capture.tables if t.tracked}
+    reads = [
+        (event, candidate) for event in events
+        if event.outcome is Outcome.OK and event.session and event.columns is not None
+        and (candidate := predicate_read(event.sql, tracked)) is not None
+    ]
+    if not reads:
+        return (), ()
+    versions = _versions(capture)
+    unrepeatable = _not_immutable(conn, {f for _, c in reads for f in c.functions})
+    gaps, evaluable = [], []
+    for event, candidate in reads:
+        if candidate.functions & unrepeatable:
+            gaps.append(f"step {event.step}'s WHERE clause calls a function that is not immutable: not re-evaluated")
+        else:
+            evaluable.append((event, candidate))
+    queries = [_query(conn, schema, candidate, versions[candidate.table]) for _, candidate in evaluable]
+    try:
+        answers = _run(conn, queries)
+    except psycopg2.Error:
+        if conn.closed:
+            raise
+        answers = []
+        for (event, _), query in zip(evaluable, queries):
+            try:
+                answers += _run(conn, [query])
+            except psycopg2.Error as exc:
+                if conn.closed:
+                    raise
+                answers.append(None)
+                reason = (exc.diag.message_primary if exc.diag else None) or str(exc).strip()
+                gaps.append(f"step {event.step}'s WHERE clause could not be re-evaluated: {reason}")
+    tests = [
+        _test(event, candidate, versions[candidate.table], answer)
+        for (event, candidate), answer in zip(evaluable, answers) if answer is not None
+    ]
+    return tuple(tests), tuple(gaps)
+
+
+# One table's versions, in the order they are sent: (key of a setup row | seq of a write, is the write's after row, row).
+Versions = list[tuple[Key | int, bool, Row]]
+
+
+def _versions(capture: HistoryCapture) -> dict[str, Versions]:
+    found: dict[str, Versions] = {t.name: [] for t in capture.tables if t.tracked}
+    for name, row in capture.initial:
+        info = capture.table(name)
+        if info is not None and name in found:
+            found[name].append((info.key_of(row), False, row))
+    for write in capture.writes:
+        if write.table in found:
+            found[write.table] += [(write.seq, side, row) for side, row in ((False, write.before), (True, write.after))
+                                   if row is not None]
+    return found
+
+
+def _not_immutable(conn: psycopg2.extensions.connection, functions: set[str]) -> frozenset[str]:
+    """The names among `functions` that some function not marked immutable has (pg_proc)."""
+    if not functions:
+        return frozenset()
+    with conn.cursor() as cur:
+        cur.execute(NOT_IMMUTABLE_SQL, [sorted(functions)])
+        return frozenset(name for (name,) in cur.fetchall())
+
+
+def _query(conn: psycopg2.extensions.connection, schema: str, candidate: Candidate, versions: Versions) -> bytes:
+    """One clause over one table's versions: an array of booleans, one per version, in order."""
+    quote = psycopg2.extensions.quote_ident
+    rows = [row_literal(row) for _, _, row in versions]
+    predicate = candidate.predicate.replace("%", "%%")  # mogrify's placeholders are %s
+    sql = (f"SELECT ARRAY(SELECT coalesce(({predicate}), false) "
+           f"FROM unnest(%s::{quote(schema, conn)}.{quote(candidate.table, conn)}[]) AS {quote(candidate.alias, conn)})")
+    with conn.cursor() as cur:
+        return cur.mogrify(sql, [rows])
+
+
+def _run(conn: psycopg2.extensions.connection, queries: Sequence[bytes]) -> list[list[bool]]:
+    """Each query's array of booleans (one round trip for all of them)."""
+    union = b" UNION ALL ".join(b"SELECT %d, (%s)" % (index, query) for index, query in enumerate(queries))
+    with conn.cursor() as cur:
+        cur.execute(union + b" ORDER BY 1")
+        return [list(answer) for _, answer in cur.fetchall()]
+
+
+def _test(event: Event, candidate: Candidate, versions: Versions, answer: list[bool]) -> PredicateTest:
+    initial = frozenset(origin for (origin, _, _), yes in zip(versions, answer) if yes and not isinstance(origin, int))
+    sides: dict[int, list[bool]] = {}
+    for (origin, is_after, _), yes in zip(versions, answer):
+        if isinstance(origin, int):
+            sides.setdefault(origin, [False, False])[is_after] = yes
+    return PredicateTest(
+        event_seq=event.seq, table=candidate.table, predicate=candidate.predicate, initial=initial,
+        writes=tuple((seq, before, after) for seq, (before, after) in sides.items()),
+    )

@@ -1,0 +1,169 @@
+"""A run's transactions, cut from each session's settled events, and the owner of every
+logged write (its transaction and its step).
+
+A session's transaction starts with the first step sent while none is open and ends with
+the first step after which the connection is idle (libpq's PQtransactionStatus, as psycopg2
+reports it after each step): the server answered COMMIT -> committed, ROLLBACK -> aborted;
+an autocommit statement is its own transaction, committed unless it failed. A transaction
+still open when the run ended is "unfinished" (txnlab rolled it back).
+
+A write is its session's by pid (HistoryCapture.session_pids) and its transaction's by xid;
+its step is found by matching the statement's text as the server received it
+(current_query()) to the session's events in order. A write by a connection that is no
+session's (a pool's, an engine's) belongs to a transaction named for that backend, "pid 812".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from txnlab.history.model import HistoryCapture, LoggedWrite, Transaction, TransactionOutcome
+from txnlab.timeline import Event, Outcome, Timeline
+
+SETTLED = (Outcome.OK, Outcome.ERROR, Outcome.TIMEOUT, Outcome.ENDED)
+
+
+@dataclass
+class Span:
+    """One transaction and the settled events that made it (in order); `end` is the event
+    that ended it (its COMMIT, ROLLBACK or autocommit statement), None when it never ended
+    or was not a session's (a "pid N" transaction)."""
+
+    transaction: Transaction
+    events: list[Event] = field(default_factory=list)
+    end: Event | None = None
+
+    @property
+    def id(self) -> str:
+        return self.transaction.id
+
+    @property
+    def committed(self) -> bool:
+        return self.transaction.outcome == "committed"
+
+
+@dataclass(frozen=True)
+class Owners:
+    """What transactions.py derives: every transaction's span, in the order they began, and
+    for each LoggedWrite.seq the transaction id and step (None: not found) that wrote it."""
+
+    spans: tuple[Span, ...]
+    writes: dict[int, tuple[str, str | None]]
+    gaps: tuple[str, ...] = ()
+
+    def span(self, transaction: str) -> Span:
+        return next(s for s in self.spans if s.id == transaction)
+
+    def of_event(self, seq: int) -> Span | None:
+        """The transaction an event (by Event.seq) ran in."""
+        return next((s for s in self.spans if any(e.seq == seq for e in s.events)), None)
+
+
+def owners(timeline: Timeline, capture: HistoryCapture) -> Owners:
+    """Cut the timeline into transactions and give every logged write its owner (see module
+    docstring). Pure: reads the timeline and the capture only."""
+    spans = [span for session in timeline.sessions for span in _session_spans(timeline, session)]
+    spans.sort(key=lambda s: s.events[0].seq)
+    pids = dict(capture.session_pids)
+    by_pid: dict[int, list[LoggedWrite]] = defaultdict(list)
+    for write in capture.writes:
+        by_pid[write.pid].append(write)
+    written: dict[int, tuple[str, str | None]] = {}
+    gaps: list[str] = []
+    session_of = {pid: name for name, pid in pids.items()}
+    for pid, writes in by_pid.items():
+        session = session_of.get(pid)
+        mine = [s for s in spans if s.transaction.session == session and s.committed] if session else []
+        for number, (xid, group) in enumerate(_by_xid(writes).items(), start=1):
+            span = _match_span(mine, group)
+            if span is None:
+                name = f"pid {pid}" if number == 1 else f"pid {pid}#{number}"
+                span = Span(Transaction(name, session or f"pid {pid}", (), "committed", xid))
+                spans.append(span)
+                if session:
+                    gaps.append(f"{name}: session {session}'s transaction {xid} wrote in no step txnlab saw commit")
+            else:
+                mine = mine[mine.index(span) + 1:]
+                span.transaction = Transaction(span.id, span.transaction.session, span.transaction.steps,
+                                               span.transaction.outcome, xid)
+            for write, step in _steps(span.events, group).items():
+                written[write] = (span.id, step)
+    return Owners(tuple(spans), written, tuple(gaps))
+
+
+def _session_spans(timeline: Timeline, session: str) -> list[Span]:
+    """A session's transactions (see module docstring)."""
+    spans: list[Span] = []
+    current: Span | None = None
+    for event in timeline.events:
+        if event.session != session or event.outcome not in SETTLED:
+            continue
+        if current is None:
+            if event.driver_sent_nothing or event.outcome is Outcome.ENDED:
+                continue
+            number = len(spans) + 1
+            name = session if number == 1 else f"{session}#{number}"
+            current = Span(Transaction(name, session, (), "unfinished"))
+            spans.append(current)
+        current.events.append(event)
+        if event.transaction_status == "idle" or event.outcome is Outcome.ENDED:
+            current.end = event
+            current.transaction = _with(current, _outcome(event))
+            current = None
+    if current is not None:
+        current.transaction = _with(current, "unfinished")
+    return spans
+
+
+def _outcome(event: Event) -> TransactionOutcome:
+    """How the event that left the connection idle ended its transaction."""
+    if event.status == "ROLLBACK" or event.outcome is not Outcome.OK:
+        return "aborted"
+    return "committed"
+
+
+def _with(span: Span, outcome: TransactionOutcome) -> Transaction:
+    steps = tuple(dict.fromkeys(e.step for e in span.events))
+    return Transaction(span.id, span.transaction.session, steps, outcome, span.transaction.xid)
+
+
+def _by_xid(writes: list[LoggedWrite]) -> dict[str, list[LoggedWrite]]:
+    groups: dict[str, list[LoggedWrite]] = {}
+    for write in writes:
+        groups.setdefault(write.xid, []).append(write)
+    return groups
+
+
+def _match_span(candidates: list[Span], group: list[LoggedWrite]) -> Span | None:
+    """The first committed span of the session that ran one of the group's statements (by
+    text); else the first with a Python step (whose SQL the timeline does not show)."""
+    queries = {_text(w.query) for w in group}
+    for span in candidates:
+        if any(_text(e.sql) in queries for e in span.events):
+            return span
+    return next((s for s in candidates if any(e.status is None and e.outcome is Outcome.OK for e in s.events)), None)
+
+
+def _steps(events: list[Event], group: list[LoggedWrite]) -> dict[int, str | None]:
+    """Each write's step: the group's statements in order, each matched to the next event of
+    the span with the same text, preferring one whose row count equals the rows it wrote."""
+    statements: dict[int, list[LoggedWrite]] = {}
+    for write in group:
+        statements.setdefault(write.statement, []).append(write)
+    steps: dict[int, str | None] = {}
+    position = 0
+    for rows in statements.values():
+        text = _text(rows[0].query)
+        later = [i for i in range(position, len(events)) if _text(events[i].sql) == text]
+        exact = [i for i in later if events[i].rowcount == len(rows)]
+        chosen = (exact or later or [None])[0]
+        if chosen is not None:
+            position = chosen + 1
+        for write in rows:
+            steps[write.seq] = events[chosen].step if chosen is not None else None
+    return steps
+
+
+def _text(sql: str) -> str:
+    return " ".join(sql.split()).rstrip(";")

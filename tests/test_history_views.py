@@ -52,14 +52,16 @@ def test_the_runs_have_the_cycles_the_scenarios_are_about_and_the_others_none(re
 
 
 def test_text_names_the_lost_update_after_the_verdict_and_explains_it_in_five_lines(reports) -> None:  # type: ignore[no-untyped-def]
-    out = text.render_timeline(reports[LOST_UPDATE], width=100)
+    """The issue's target: on a projector (the 120 columns of a piped or wide terminal), the
+    ATM's lost update fits in five lines, its title included."""
+    out = text.render_timeline(reports[LOST_UPDATE], width=120)
     verdict = out.index("read committed: as expected — lost update happens")
     derived = out.index(HEADING)
     assert verdict < derived
     block = out[derived:].splitlines()
     assert block[1].startswith("  lost update (atm") and block[1].endswith("forbidden at repeatable read and above")
     explanation = [line for line in block[2:] if line.startswith("    ")]
-    assert 1 <= len(explanation) <= 5  # the issue's target: on a projector, in five lines
+    assert 1 <= len(explanation) <= 4 and block[2:2 + len(explanation)] == explanation
     assert "accounts[1]" in out[derived:]
 
 
@@ -311,3 +313,47 @@ def test_the_elle_export_refuses_more_than_one_run_in_one_line(cli, args) -> Non
 def test_the_elle_export_refuses_a_spec(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("run", str(SPECS / "simple-write-skew.spec"), "--format", "elle")
     assert code == 2 and out == "" and err.count("\n") == 1 and "record none" in err
+
+
+# -- a user's scenario with no anomaly rule ---------------------------------------------------------
+
+ON_CALL = """\
+name: on-call
+title: Two on-call doctors both go off call, and no anomaly rule
+summary: Write skew as a user writes it, with no anomaly section; alice's read returns equal values.
+setup: |
+  CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean NOT NULL);
+  INSERT INTO doctors VALUES ('alice', true), ('bob', true);
+sessions: {a: {}, b: {}}
+steps:
+  - {name: a_count, session: a, sql: "SELECT on_call FROM doctors WHERE on_call"}
+  - {name: b_count, session: b, sql: "SELECT count(*) FROM doctors WHERE on_call"}
+  - {name: a_off, session: a, sql: "UPDATE doctors SET on_call = false WHERE name = 'alice'"}
+  - {name: b_off, session: b, sql: "UPDATE doctors SET on_call = false WHERE name = 'bob'"}
+  - {name: a_commit, session: a, sql: COMMIT}
+  - {name: b_commit, session: b, sql: COMMIT}
+expect: {all: {}}
+"""
+
+
+def test_a_scenario_without_an_anomaly_rule_gets_its_cycle_explained_and_its_ambiguous_read_said(
+    cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "on-call.yaml"
+    path.write_text(ON_CALL)
+    code, out, err = cli("run", str(path), "--level", "rr")
+    assert code == 0, err
+    said = out[out.index(HEADING):].splitlines()
+    assert said[1] == "  G2 (a → b → a): forbidden at serializable"
+    assert "  ambiguous (equal values in several versions, so no edge): a_count (doctors)" in said
+    assert not any(line.startswith("  not observed: a_count read") for line in said)  # said once, above
+
+
+def test_predicate_edges_are_drawn_dotted_and_link_to_their_steps(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "on-call.yaml"
+    path.write_text(ON_CALL)
+    report = run_cell(lab, Catalogue(user=[tmp_path]).resolve("on-call"), Level.REPEATABLE_READ)
+    page = Page(render_report([report], "on call"))
+    arrows = [attrs for tag, attrs in page.tags if tag == "a" and "dep" in attrs.get("class", "").split()]
+    assert arrows and all("predicate" in a["class"].split() for a in arrows)
+    assert all(link[1:] in page.ids for link in page.cycle_links)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from txnlab.history.model import Analysis, DerivedAnomaly, Read
+from txnlab.levels import Level
 from txnlab.render.describe import level_label, row_label
 from txnlab.render.report import RunReport
 
@@ -29,10 +30,13 @@ class DerivedAnomalies:
 
 def anomaly_title(anomaly: DerivedAnomaly) -> str:
     """The anomaly's name, its transactions around the cycle and the weakest level that
-    forbids it: "lost update (atm1 → atm2 → atm1): forbidden at repeatable read and above"."""
-    around = " → ".join([*anomaly.transactions, anomaly.transactions[0]]) if anomaly.cycle else ""
-    cycle = f" ({around})" if len(anomaly.cycle) > 1 else ""
-    return f"{anomaly.name}{cycle}: forbidden at {anomaly.weakest_violated.value} and above"
+    forbids it: "lost update (atm1 → atm2 → atm1): forbidden at repeatable read and above";
+    a G1b's single read: "G1b (a → b): forbidden at read committed and above"."""
+    around = [*anomaly.transactions, anomaly.cycle[-1].target] if anomaly.cycle else []
+    cycle = f" ({' → '.join(around)})" if around else ""
+    level = anomaly.weakest_violated
+    above = "" if level is Level.SERIALIZABLE else " and above"
+    return f"{anomaly.name}{cycle}: forbidden at {level.value}{above}"
 
 
 def derived(report: RunReport) -> DerivedAnomalies | None:
@@ -48,9 +52,11 @@ def derived(report: RunReport) -> DerivedAnomalies | None:
 
 
 def caveat_lines(analysis: Analysis) -> list[str]:
-    """What the history could not place, one short line each: reads that match several
-    versions (no edge drawn from them), reads that match none, and every gap of the capture
-    and of the derivation (see docs/history.md, "What is not observed")."""
+    """What the history could not place, one short line each: the reads that match several
+    versions (no edge is drawn from them) and those that match none, each kind in one line
+    however many rows, then every other gap of the capture and of the derivation (see
+    docs/history.md, "What is not observed"). The derivation also lists each such read as a
+    gap of its own ("b2 read t (...): ambiguous, ..."): those are in the reads' lines."""
     reads = analysis.history.reads
     ambiguous = [r for r in reads if len(r.candidates) > 1]
     unmatched = [r for r in reads if not r.candidates]
@@ -58,8 +64,9 @@ def caveat_lines(analysis: Analysis) -> list[str]:
     if ambiguous:
         lines.append(f"ambiguous (equal values in several versions, so no edge): {_reads_phrase(ambiguous)}")
     if unmatched:
-        lines.append(f"unmatched (no committed version has these values): {_reads_phrase(unmatched)}")
-    return lines + [f"not observed: {gap}" for gap in analysis.history.gaps]
+        lines.append(f"unmatched (no version its snapshot could see has these values): {_reads_phrase(unmatched)}")
+    said = tuple(f"{r.step} read {r.table} (" for r in (*ambiguous, *unmatched))
+    return lines + [f"not observed: {gap}" for gap in analysis.history.gaps if not gap.startswith(said)]
 
 
 def _reads_phrase(reads: Sequence[Read]) -> str:

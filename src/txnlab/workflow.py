@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from txnlab.checks import check
+from txnlab.history import analyse
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
 from txnlab.runner.execute import CannotRun
@@ -38,7 +39,7 @@ def run_cell(
         timeline = lab.run(scenario, level, then=then, watcher=watcher)
     except CannotRun as exc:
         timeline = _could_not_run(lab, scenario, level, (), exc)
-    return RunReport(scenario, timeline, check(scenario, timeline))
+    return report(scenario, timeline)
 
 
 def run_permutations(
@@ -57,7 +58,7 @@ def run_permutations(
         except CannotRun as exc:
             timelines = [_could_not_run(lab, scenario, level, (), exc)]
         for index, timeline in enumerate(timelines):
-            yield RunReport(scenario, timeline, check(scenario, timeline), (index + 1, count))
+            yield report(scenario, timeline, (index + 1, count))
         return
     for index, permutation in enumerate(permutations or ()):
         following = scenario if index + 1 < len(permutations) else then
@@ -65,7 +66,13 @@ def run_permutations(
             timeline = lab.run(scenario, level, permutation, then=following)
         except CannotRun as exc:
             timeline = _could_not_run(lab, scenario, level, permutation, exc)
-        yield RunReport(scenario, timeline, check(scenario, timeline), (index + 1, len(permutations)))
+        yield report(scenario, timeline, (index + 1, len(permutations)))
+
+
+def report(scenario: Scenario, timeline: Timeline, place: tuple[int, int] | None = None) -> RunReport:
+    """A run checked against the scenario's expectations, with its history analysed (None
+    when the run recorded none)."""
+    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline))
 
 
 def _could_not_run(lab: Lab, scenario: Scenario, level: Level, permutation: Permutation, exc: CannotRun) -> Timeline:

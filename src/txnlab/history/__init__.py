@@ -34,7 +34,7 @@ def analyse(timeline: Timeline) -> Analysis | None:
         predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
         gaps=gaps,
     )
-    built = graph.build(history, capture.tables, capture.predicates, snapshots, timeline)
+    built = graph.build(history, capture, snapshots, timeline)
     anomalies = [
         DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses), classify.WEAKEST_VIOLATED[name])
         for name, cycle in classify.shortest_cycles(built.digraph, history)

@@ -5,9 +5,9 @@ that joins two transactions.
 Item edges, per object: ww from the writer of a version to the writer of the next one; wr
 from the writer of a version to a transaction that read it; rw from a transaction that read a
 version to the writer of the next one. Predicate edges, per re-evaluated WHERE clause (Adya's
-predicate dependencies, 3.1.3): rw when a later version the read's snapshot did not see
-changes which rows match (it comes into or drops out of the condition); wr when the version
-the read saw is another transaction's and changed the matches.
+predicate dependencies, 3.1.3): a write that changes which rows match (its row comes into or
+drops out of the condition) gives rw when its transaction committed after the read's snapshot
+(the read missed it), wr when it committed before (the read saw it).
 
 A ww edge rests on two logged writes only (observed); an edge through a read rests on the
 match of its values to a version (inferred unless the row held the key and one version
@@ -16,14 +16,15 @@ matched), a predicate edge on the snapshot too (always inferred).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
 
-from txnlab.history.model import Edge, EdgeKind, History, PredicateTest, Read, TableInfo, VersionRef
+from txnlab.history.model import (
+    Edge, EdgeKind, History, HistoryCapture, LoggedWrite, PredicateTest, Read, TableInfo, VersionRef,
+)
 from txnlab.history.reads import Snapshots
-from txnlab.timeline import Timeline
+from txnlab.timeline import Event, Timeline
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,10 @@ class Graph:
     clauses: dict[Edge, str]
 
 
-def build(history: History, tables: tuple[TableInfo, ...], tests: tuple[PredicateTest, ...],
-          snapshots: Snapshots, timeline: Timeline) -> Graph:
+def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline) -> Graph:
     """Every ww, wr and rw edge between two different committed transactions."""
     committed = [t.id for t in history.transactions if t.outcome == "committed"]
-    words = _Words({t.name: t for t in tables})
+    words = _Words({t.name: t for t in capture.tables})
     found: dict[Edge, str] = {}
     chains: dict[tuple[str, tuple], list[VersionRef]] = {}
     for version in history.versions:
@@ -59,11 +59,12 @@ def build(history: History, tables: tuple[TableInfo, ...], tests: tuple[Predicat
         following = chain[version.number + 1] if version.number + 1 < len(chain) else None
         if following is not None and following.writer not in (None, read.transaction):
             found.update(words.rw(read, version, following))
-    steps = {e.seq: e for e in timeline.events}
-    for test in tests:
+    events = {e.seq: e for e in timeline.events}
+    writes = {w.seq: w for w in capture.writes}
+    for test in capture.predicates:
         span = snapshots.owners.of_event(test.event_seq)
         if span is not None:
-            found.update(_predicate_edges(test, span.id, steps[test.event_seq], chains, snapshots, words))
+            found.update(_predicate_edges(test, span.id, events[test.event_seq], writes, snapshots, words))
     keep = {e: c for e, c in found.items() if e.source in committed and e.target in committed and e.source != e.target}
     digraph = nx.DiGraph()
     digraph.add_nodes_from(committed)
@@ -74,32 +75,23 @@ def build(history: History, tables: tuple[TableInfo, ...], tests: tuple[Predicat
     return Graph(tuple(keep), digraph, keep)
 
 
-def _predicate_edges(test: PredicateTest, reader: str, event, chains, snapshots: Snapshots,  # noqa: ANN001
-                     words: "_Words") -> dict[Edge, str]:
-    """Predicate rw and wr edges of one re-evaluated read (module docstring)."""
-    matches = _matcher(test)
+def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dict[int, LoggedWrite],
+                     snapshots: Snapshots, words: "_Words") -> dict[Edge, str]:
+    """Predicate edges of one re-evaluated read: each write that changed its matches (the row
+    it wrote satisfies the WHERE clause before and not after, or after and not before) by
+    another transaction that committed after the read's snapshot (rw) or before it (wr).
+    When the clock cannot tell, no edge. Rows need no key for this: keyless tables count."""
+    low, high = snapshots.window(event)
     found: dict[Edge, str] = {}
-    for (table, _), chain in chains.items():
-        if table != test.table:
+    for seq, before, after in test.writes:
+        writer, step = snapshots.owners.writes.get(seq, (None, None))
+        if before == after or writer in (None, reader):
             continue
-        seen = snapshots.visible(event, table, chain[0].key)
-        if len(seen) != 1:
-            continue  # the clock cannot tell which version the snapshot saw: no edge
-        version = seen[0]
-        if version.writer not in (None, reader) and version.number > 0 \
-                and matches(chain[version.number - 1]) != matches(version):
-            found.update(words.predicate(test, reader, event.step, version, "wr"))
-        for before, after in zip(chain[version.number:], chain[version.number + 1:]):
-            if after.writer not in (None, reader) and matches(before) != matches(after):
-                found.update(words.predicate(test, reader, event.step, after, "rw"))
-                break
+        begun, done = snapshots.commit(writer)
+        kind: EdgeKind | None = "rw" if begun >= high else "wr" if done <= low else None
+        if kind is not None:
+            found.update(words.predicate(test, reader, event.step, writes[seq], writer, step, kind))
     return found
-
-
-def _matcher(test: PredicateTest) -> Callable[[VersionRef], bool]:
-    """Whether a version satisfies the read's WHERE clause, as the server evaluated it."""
-    after = {seq: now for seq, _, now in test.writes}
-    return lambda v: v.row is not None and (v.key in test.initial if v.seq is None else after.get(v.seq, False))
 
 
 class _Words:
@@ -161,22 +153,34 @@ class _Words:
                     _steps(read.step, following.step), inferred=_inferred(read))
         return {edge: clause}
 
-    def predicate(self, test: PredicateTest, reader: str, step: str, version: VersionRef,
-                  kind: EdgeKind) -> dict[Edge, str]:
+    def predicate(self, test: PredicateTest, reader: str, step: str, write: LoggedWrite, writer: str,
+                  written_at: str | None, kind: EdgeKind) -> dict[Edge, str]:
         where = f"{test.table} WHERE {test.predicate}"
+        row = self.written(write)
         if kind == "rw":
-            evidence = (f"{reader} read {where} at {step} and did not see {self.show(version)}, which"
-                        f" {version.writer} wrote{_at(version.step)} and which changes its matches")
-            clause = f"{reader} read {where} ({step}), missing {version.writer}'s {self.show(version)}{_at(version.step, '')}"
-            steps = _steps(step, version.step)
+            evidence = (f"{reader} read {where} at {step} and did not see {row}, which {writer}"
+                        f" wrote{_at(written_at)} and which changes its matches")
+            clause = f"{reader} read {where} ({step}), missing {writer}'s {row}{_at(written_at, '')}"
+            steps = _steps(step, written_at)
         else:
-            evidence = (f"{reader} read {where} at {step} and saw {self.show(version)}, which {version.writer}"
-                        f" wrote{_at(version.step)} and which changes its matches")
-            clause = f"{reader} read {where} ({step}), seeing {version.writer}'s {self.show(version)}{_at(version.step, '')}"
-            steps = _steps(version.step, step)
-        source, target = (reader, version.writer) if kind == "rw" else (version.writer, reader)
+            evidence = (f"{reader} read {where} at {step} and saw {row}, which {writer}"
+                        f" wrote{_at(written_at)} and which changes its matches")
+            clause = f"{reader} read {where} ({step}), seeing {writer}'s {row}{_at(written_at, '')}"
+            steps = _steps(written_at, step)
+        source, target = (reader, writer) if kind == "rw" else (writer, reader)
         edge = Edge(source, target, kind, test.table, evidence, steps, predicate=True, inferred=True)
         return {edge: clause}
+
+    def written(self, write: LoggedWrite) -> str:
+        """The row a write left (the row it deleted, for a DELETE): `doctors[bob].on_call = f`,
+        or `bookings row (orion, 10:00, bob)` for a table without a key."""
+        info = self.tables[write.table]
+        row = write.after if write.after is not None else write.before
+        if info.tracked:
+            key = info.key_of(row)
+            return self.show(VersionRef(write.table, key, 1, write.after, None, None, write.seq))
+        shown = ", ".join("NULL" if v is None else v for v in row)
+        return f"{write.table} row ({shown})" + (" (deleted)" if write.after is None else "")
 
 
 def _at(step: str | None, word: str = " at") -> str:

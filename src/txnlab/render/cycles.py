@@ -18,9 +18,10 @@ from txnlab.render.markup import escape
 from txnlab.render.report import RunReport
 
 # Geometry, in SVG units (CSS pixels at full size).
-SIZE = 400  # the drawing's width, and its height for three transactions or more (two: PAIR_HEIGHT)
-PAIR_HEIGHT = 220
-RING = 130  # radius of the circle the transactions sit on
+WIDTH = 560  # labels stand outside the cycle, so the drawing is wider than the ring
+HEIGHT, PAIR_HEIGHT = 400, 220  # three transactions or more; two
+RING = 125  # radius of the circle the transactions sit on
+LABEL_GAP = 12  # from the curve's middle to its label, outwards
 NODE_RY = 26
 BOW = 40  # how far an arrow bows from the straight line, per arrow between the same two transactions
 CHAR = 9.0  # a character's width at 15px, to size a node to its name
@@ -71,12 +72,12 @@ def _evidence(edge: Edge, step_href: StepHref) -> str:
 
 
 def _height(names: Sequence[str]) -> int:
-    return PAIR_HEIGHT if len(names) <= 2 else SIZE
+    return PAIR_HEIGHT if len(names) <= 2 else HEIGHT
 
 
 def _places(names: Sequence[str]) -> dict[str, tuple[float, float]]:
     """Each transaction's centre: two side by side, more around a circle from the top, clockwise."""
-    cx, cy = SIZE / 2, _height(names) / 2
+    cx, cy = WIDTH / 2, _height(names) / 2 + (12 if len(names) > 2 else 0)
     start = math.pi if len(names) == 2 else -math.pi / 2
     return {
         name: (cx + RING * math.cos(start + 2 * math.pi * i / len(names)),
@@ -116,13 +117,14 @@ def cycle_svg(anomaly: DerivedAnomaly, number: int, step_href: StepHref) -> str:
         for name, (x, y) in places.items()
     ]
     label = f"{anomaly.name}: a cycle of {len(anomaly.cycle)} dependencies between {', '.join(names)}"
-    return (f'<svg class="cycle" viewBox="0 0 {SIZE} {_height(names)}" role="img" aria-label="{escape(label)}" '
+    return (f'<svg class="cycle" viewBox="0 0 {WIDTH} {_height(names)}" role="img" aria-label="{escape(label)}" '
             f'data-anomaly="{number}">' + "".join(arrows) + "".join(nodes) + "</svg>")
 
 
 def _arrow(edge: Edge, places: dict[str, tuple[float, float]], index: int, step_href: StepHref) -> str:
-    """One edge: a curve from its source to its target that bows to its left (so that the two
-    directions between the same transactions never overlap), its label at the middle."""
+    """One edge: a curve from its source to its target that bows to its left: outwards, as the
+    transactions go clockwise round the cycle, and the two directions between the same two
+    transactions never overlap. Its label stands just outside the curve's middle."""
     (x1, y1), (x2, y2) = places[edge.source], places[edge.target]
     length = math.hypot(x2 - x1, y2 - y1) or 1.0
     nx, ny = (y2 - y1) / length, -(x2 - x1) / length  # the left of the direction of travel (y grows down)
@@ -134,7 +136,10 @@ def _arrow(edge: Edge, places: dict[str, tuple[float, float]], index: int, step_
     css = " ".join(["dep", edge.kind, *(["predicate"] if edge.predicate else []), *(["inferred"] if edge.inferred else [])])
     path = (f'<path d="M{start[0]:.1f},{start[1]:.1f} Q{control[0]:.1f},{control[1]:.1f} '
             f'{end[0]:.1f},{end[1]:.1f}"/>')
-    text = f'<text x="{mid[0]:.1f}" y="{mid[1] + 5:.1f}">{escape(f"{edge.kind} {edge.object}")}</text>'
+    anchor = "start" if nx > 0.3 else "end" if nx < -0.3 else "middle"
+    x, y = mid[0] + nx * LABEL_GAP, mid[1] + ny * LABEL_GAP + 5 + (6 if ny > 0.3 else 0)
+    text = (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">'
+            f'{escape(f"{edge.kind} {edge.object}")}</text>')
     body = f"<title>{escape(edge.evidence)}</title>{path}{text}"
     href = next((h for h in map(step_href, edge.steps) if h), None)
     data = f'data-from="{escape(edge.source)}" data-to="{escape(edge.target)}" data-kind="{edge.kind}"'
@@ -147,8 +152,8 @@ CSS = """
 .derived { margin: .4em 0 1.2em; }
 .derived h4 { margin: .6em 0 .3em; }
 .derived .anomaly { display: flex; flex-wrap: wrap; gap: .5em 1.5em; align-items: flex-start; margin-bottom: .8em; }
-figure.cycle { margin: 0; flex: 0 0 400px; }
-figure.cycle svg { width: 400px; max-width: 100%; height: auto; display: block; }
+figure.cycle { margin: 0; flex: 0 0 480px; max-width: 100%; }
+figure.cycle svg { width: 480px; max-width: 100%; height: auto; display: block; }
 .derived .explanation { flex: 1 1 420px; }
 .derived .explanation p { margin: .15em 0; }
 .derived .title { font-weight: 700; color: var(--bad-ink); font-size: 1.05em; }
@@ -163,7 +168,7 @@ ol.evidence .edge-kind { font-weight: 700; }
 .dep.rw path { stroke: var(--bad); }
 .dep.inferred path { stroke-dasharray: 8 5; }
 .dep.predicate path { stroke-dasharray: 2 5; stroke-linecap: round; }
-.dep text { text-anchor: middle; font-size: 14px; font-weight: 600; paint-order: stroke; stroke: #fff;
+.dep text { font-size: 14px; font-weight: 600; paint-order: stroke; stroke: #fff;
   stroke-width: 5px; stroke-linejoin: round; }
 a.dep:hover path, a.dep:focus path { stroke-width: 4; }
 """

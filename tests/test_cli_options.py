@@ -151,7 +151,7 @@ def test_run_and_matrix_json_carry_a_schema_version(cli) -> None:  # type: ignor
     (["nosuch"], "No such command 'nosuch'; see 'txnlab --help'"),
     (["run"], "Missing argument 'NAME...'; see 'txnlab run --help'"),
     (["run", "dirty-read", "--format", "xml"],
-     "Invalid value for '--format': 'xml' is not one of 'text', 'json', 'markdown', 'isolationtester'; see 'txnlab run --help'"),
+     "Invalid value for '--format': 'xml' is not one of 'text', 'json', 'markdown', 'isolationtester', 'elle'; see 'txnlab run --help'"),
 ])
 def test_a_usage_mistake_is_one_line_with_where_to_look_and_exit_2(cli, args: list[str], problem: str) -> None:  # type: ignore[no-untyped-def]
     """click alone prints usage, a hint and the error on four lines."""

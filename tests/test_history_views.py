@@ -121,6 +121,13 @@ def test_the_text_and_markdown_matrices_list_the_cells_with_a_cycle(reports) -> 
     assert "- atm-lost-update at read committed: lost update (atm" in page
 
 
+def test_the_hermitage_table_lists_the_derived_cycles_under_it(reports) -> None:  # type: ignore[no-untyped-def]
+    table = text.render_anomaly_table([reports[READ_SKEW], reports[SNAPSHOT]], width=100)
+    listed = " ".join(table[table.index("Cycles derived"):].split())
+    assert "hermitage-g-single at read committed: G-single (t1 → t2 → t1)" in listed
+    assert "repeatable read: G-single" not in listed
+
+
 def test_a_matrix_of_runs_without_cycles_says_so(reports) -> None:  # type: ignore[no-untyped-def]
     grid = text.render_matrix([reports[REFUSED], reports[SNAPSHOT]], width=120)
     assert "no run's history has a cycle" in grid

@@ -294,6 +294,7 @@ def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_W
     lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
+    lines += _cycle_lines(reports, width)
     return "\n".join(lines) + "\n"
 
 

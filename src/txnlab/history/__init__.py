@@ -35,12 +35,13 @@ def analyse(timeline: Timeline) -> Analysis | None:
         gaps=gaps,
     )
     built = graph.build(history, capture, snapshots, timeline)
+    began = tuple(t.id for t in history.transactions)
     anomalies = [
-        DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses), classify.WEAKEST_VIOLATED[name])
+        DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses, began), classify.WEAKEST_VIOLATED[name])
         for name, cycle in classify.shortest_cycles(built.digraph, history)
     ]
     anomalies += [
-        DerivedAnomaly("G1b", (edge,), explain("G1b", (edge,), built.clauses), classify.WEAKEST_VIOLATED["G1b"])
+        DerivedAnomaly("G1b", (edge,), explain("G1b", (edge,), built.clauses, began), classify.WEAKEST_VIOLATED["G1b"])
         for edge in classify.intermediate_reads(history, built.edges)
     ]
     return Analysis(history, built.edges, tuple(anomalies))

@@ -67,8 +67,8 @@ def _lost_update(cycle: tuple[Edge, ...], history: History) -> bool:
 
 def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[AnomalyName, tuple[Edge, ...]]]:
     """For each strongly connected component (in the order its first transaction began), the
-    shortest cycle of each kind, in ORDER: one per kind, rotated to start at the transaction
-    that began first, ties broken by that order and then the edges' kinds."""
+    shortest cycle of each kind, in ORDER: one per kind, ties broken by the order in which
+    its transactions began and then the edges' kinds; told from its first rw edge."""
     rank = {t.id: i for i, t in enumerate(history.transactions)}
     components = [c for c in nx.strongly_connected_components(digraph) if len(c) > 1]
     components.sort(key=lambda c: min(rank[t] for t in c))
@@ -81,8 +81,15 @@ def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[Anomaly
             score = (len(cycle), tuple(rank[e.source] for e in cycle), tuple(e.kind for e in cycle))
             if kind not in best or score < best[kind][0]:
                 best[kind] = (score, cycle)
-        found.extend((kind, best[kind][1]) for kind in ORDER if kind in best)
+        found.extend((kind, _from_first_rw(best[kind][1])) for kind in ORDER if kind in best)
     return found
+
+
+def _from_first_rw(cycle: tuple[Edge, ...]) -> tuple[Edge, ...]:
+    """The cycle told from its first anti-dependency, the edge a serial order cannot explain
+    away (as Elle tells it); unchanged when it has none."""
+    start = next((i for i, e in enumerate(cycle) if e.kind == "rw"), 0)
+    return cycle[start:] + cycle[:start]
 
 
 def _cycles(sub: nx.DiGraph, rank: dict[str, int]) -> Iterator[tuple[Edge, ...]]:

@@ -131,8 +131,7 @@ class _Words:
         cols = self.changed(old, new)
         evidence = (f"{new.writer} overwrote {self.show(old, cols)}, the version {old.writer} wrote"
                     f"{_at(old.step)}, with {self.value(new, cols)}{_at(new.step)}")
-        clause = (f"{new.writer} overwrote {old.writer}'s {self.show(old, cols)}{_at(old.step, '')}"
-                  f" with {self.value(new, cols)}{_at(new.step, '')}")
+        clause = f"{new.writer} overwrote {old.writer}'s {self.show(old, cols)} with {self.value(new, cols)}{_at(new.step, '')}"
         edge = Edge(old.writer, new.writer, "ww", old.object, evidence, _steps(old.step, new.step))
         return {edge: clause}
 

@@ -249,3 +249,46 @@ def test_analysis_is_what_every_run_report_carries(lab: Lab, catalogue: Catalogu
     assert isinstance(report.analysis, Analysis)
     assert derived(report) == ("G2",)
     assert all(e.predicate and e.inferred for e in report.analysis.anomalies[0].cycle)
+
+
+EXPLICIT_BEGIN = """\
+name: explicit-repeatable-read
+title: A psql-style session opens its own REPEATABLE READ transaction
+summary: Its second read still sees the row as it was when its snapshot was taken.
+setup: |
+  CREATE TABLE test (id int PRIMARY KEY, value int);
+  INSERT INTO test VALUES (1, 10);
+sessions:
+  reader: {autocommit: true}
+  writer: {}
+steps:
+  - {name: reader_begin, session: reader, sql: BEGIN ISOLATION LEVEL REPEATABLE READ}
+  - {name: reader_first, session: reader, sql: SELECT value FROM test WHERE id = 1}
+  - {name: writer_update, session: writer, sql: UPDATE test SET value = 11 WHERE id = 1}
+  - {name: writer_commit, session: writer, sql: COMMIT}
+  - {name: reader_again, session: reader, sql: SELECT value FROM test WHERE id = 1}
+  - {name: reader_commit, session: reader, sql: COMMIT}
+expect:
+  all:
+    rows: {reader_first: [[10]], reader_again: [[10]]}
+"""
+
+
+def test_a_transactions_own_isolation_level_decides_what_its_snapshot_saw(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "explicit-repeatable-read.yaml"
+    path.write_text(EXPLICIT_BEGIN)
+    report = run(lab, load_scenario(path), RC)
+    again = next(r for r in report.analysis.history.reads if r.step == "reader_again")
+    assert [(v.object, v.number, v.writer) for v in again.candidates] == [("test[1]", 0, None)]
+    assert [(e.kind, e.source, e.target) for e in report.analysis.edges] == [("rw", "reader", "writer")] * 2
+    assert derived(report) == ()
+
+
+def test_a_deferrable_transaction_reads_the_safe_snapshot_it_waited_for(lab: Lab, catalogue: Catalogue) -> None:
+    report = run(lab, scenario_named(catalogue, "read-only-anomaly-deferrable"), SER)
+    assert report.timeline.was_blocked("report_read")
+    seen = {r.values: [(v.object, v.writer) for v in r.candidates]
+            for r in report.analysis.history.reads if r.step == "report_read"}
+    assert seen == {("checking", "-11"): [("accounts[checking]", "withdraw")],
+                    ("savings", "20"): [("accounts[savings]", "deposit")]}
+    assert derived(report) == ()

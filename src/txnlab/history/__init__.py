@@ -7,24 +7,28 @@ explained (Adya's anomalies: G0, G1a, G1b, G1c, G-single, G2-item, G2, lost upda
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from txnlab.history import classify, graph, reads, transactions
 from txnlab.history.explain import explain
 from txnlab.history.model import Analysis, DerivedAnomaly, History
+from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
 NO_ABORTED_WRITES = ("aborted transactions' writes are not logged, so a read of one (G1a) "
                      "cannot be derived")
 
 
-def analyse(timeline: Timeline) -> Analysis | None:
+def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> Analysis | None:
     """The run's history, its dependency edges and its anomalies, derived from the timeline
-    and its HistoryCapture without touching the database; None when no history was recorded."""
+    and its HistoryCapture without touching the database; None when no history was recorded.
+    `levels`: the sessions whose level the scenario pins (SessionSpec.level), by name."""
     capture = timeline.history
     if capture is None:
         return None
     owners = transactions.owners(timeline, capture)
     versions = reads.versions(capture, owners)
-    snapshots = reads.Snapshots(timeline, owners, versions)
+    snapshots = reads.Snapshots(timeline, owners, versions, levels)
     found = reads.reads(timeline, capture, owners, snapshots)
     gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + (NO_ABORTED_WRITES,)
     history = History(

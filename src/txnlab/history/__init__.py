@@ -11,12 +11,10 @@ from collections.abc import Mapping
 
 from txnlab.history import classify, graph, reads, transactions
 from txnlab.history.explain import explain
-from txnlab.history.model import Analysis, DerivedAnomaly, History
+from txnlab.history.model import Analysis, DerivedAnomaly, History, Read
 from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
-NO_ABORTED_WRITES = ("aborted transactions' writes are not logged, so a read of one (G1a) "
-                     "cannot be derived")
 
 
 def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> Analysis | None:
@@ -30,7 +28,7 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
     versions = reads.versions(capture, owners)
     snapshots = reads.Snapshots(timeline, owners, versions, levels)
     found = reads.reads(timeline, capture, owners, snapshots)
-    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + (NO_ABORTED_WRITES,)
+    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
     history = History(
         transactions=tuple(s.transaction for s in owners.spans),
         versions=versions,
@@ -51,7 +49,16 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
     return Analysis(history, built.edges, tuple(anomalies))
 
 
-def _read_gaps(found: tuple) -> list[str]:
+def _unlogged(owners: transactions.Owners) -> list[str]:
+    """What the history cannot know of the transactions that did not commit."""
+    ended = [s.id for s in owners.spans if s.transaction.outcome != "committed"]
+    if not ended:
+        return []
+    return [f"{', '.join(ended)} did not commit: what {'it' if len(ended) == 1 else 'they'} wrote is not "
+            "logged, so a read of it (G1a) cannot be derived"]
+
+
+def _read_gaps(found: tuple[Read, ...]) -> list[str]:
     """One sentence per read no edge could be drawn from."""
     gaps = []
     for read in found:

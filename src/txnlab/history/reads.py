@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from txnlab.history.model import HistoryCapture, Key, PredicateRead, PredicateTest, Read, Row, TableInfo, VersionRef
 from txnlab.history.transactions import Owners, Span
@@ -86,6 +86,7 @@ class Snapshots:
                  levels: Mapping[str, Level] | None = None) -> None:
         self.timeline = timeline
         self.levels = levels or {}
+        self._windows: dict[int, Window] = {}
         self.owners = owners
         self.chains: dict[tuple[str, Key], list[VersionRef]] = defaultdict(list)
         for version in all_versions:
@@ -94,6 +95,11 @@ class Snapshots:
 
     def window(self, event: Event) -> Window:
         """When the snapshot of the statement `event` settled was taken."""
+        if event.seq not in self._windows:
+            self._windows[event.seq] = self._window(event)
+        return self._windows[event.seq]
+
+    def _window(self, event: Event) -> Window:
         span = self.owners.of_event(event.seq)
         if span is not None and self.level(span) in (Level.REPEATABLE_READ, Level.SERIALIZABLE):
             first = next((e for e in span.events if not NO_SNAPSHOT.match(e.sql)), event)
@@ -211,7 +217,7 @@ def _candidates(snapshots: Snapshots, event: Event, info: TableInfo, columns: tu
     return tuple(found)
 
 
-def _satisfies(test: PredicateTest):  # noqa: ANN202 -- a predicate over versions
+def _satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
     """Whether a version satisfies the test's WHERE clause (as the server evaluated it)."""
     after = {seq: now for seq, _, now in test.writes}
     return lambda v: v.key in test.initial if v.seq is None else after.get(v.seq, False)

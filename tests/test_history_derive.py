@@ -10,18 +10,22 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 from txnlab.history import analyse
-from txnlab.history.classify import name, shortest_cycles
-from txnlab.history.model import Analysis, Edge, History, Read, Transaction, VersionRef
+from txnlab.history.classify import intermediate_reads, name, shortest_cycles
+from txnlab.history.model import (
+    Analysis, Edge, History, HistoryCapture, LoggedWrite, Read, Transaction, VersionRef,
+)
+from txnlab.history.transactions import owners
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
 from txnlab.scenario.catalogue import load_scenario
 from txnlab.scenario.model import Scenario
-from txnlab.timeline import Timeline
+from txnlab.timeline import Event, Outcome, Timeline
 from txnlab.workflow import run_cell
 
 RU, RC, RR, SER = Level.READ_UNCOMMITTED, Level.READ_COMMITTED, Level.REPEATABLE_READ, Level.SERIALIZABLE
@@ -221,8 +225,6 @@ def test_lost_update_needs_both_transactions_to_have_read_the_version_overwritte
 
 
 def test_one_anomaly_per_kind_per_component_the_shortest_and_never_a_rotation() -> None:
-    import networkx as nx
-
     edges = [edge("a", "b", "rw", "x[1]"), edge("b", "a", "wr", "x[2]"), edge("b", "c", "rw", "x[3]"),
              edge("c", "a", "wr", "x[4]"), edge("c", "b", "wr", "x[5]"), edge("d", "e", "ww"), edge("e", "d", "ww")]
     graph = nx.DiGraph()
@@ -235,8 +237,6 @@ def test_one_anomaly_per_kind_per_component_the_shortest_and_never_a_rotation() 
 
 
 def test_a_read_of_another_transactions_intermediate_version_is_g1b() -> None:
-    from txnlab.history.classify import intermediate_reads
-
     v1 = VersionRef("x", ("1",), 1, ("1", "101"), "a", "a_first", 1)
     v2 = VersionRef("x", ("1",), 2, ("1", "11"), "a", "a_second", 2)
     read = Read("b", "b_read", 5, "x", ("id", "v"), ("1", "101"), (v1,), True)
@@ -292,3 +292,27 @@ def test_a_deferrable_transaction_reads_the_safe_snapshot_it_waited_for(lab: Lab
     assert seen == {("checking", "-11"): [("accounts[checking]", "withdraw")],
                     ("savings", "20"): [("accounts[savings]", "deposit")]}
     assert derived(report) == ()
+
+
+def test_transactions_are_cut_where_the_connection_went_idle_and_own_their_writes_by_pid_and_text() -> None:
+    def event(seq: int, session: str, sql: str, status: str | None, after: str, outcome: Outcome = Outcome.OK) -> Event:
+        return Event(seq, session, f"s{seq}", sql, outcome, seq, seq + 0.5, status=status, transaction_status=after)
+
+    events = [
+        event(1, "a", "UPDATE t SET v = 1", "UPDATE 1", "idle"),  # autocommit: its own transaction
+        event(2, "a", "BEGIN", "BEGIN", "in transaction"),
+        event(3, "a", "SELECT 1/0", None, "in failed transaction", Outcome.ERROR),
+        event(4, "a", "COMMIT", "ROLLBACK", "idle"),  # a failed transaction's COMMIT rolls back
+        event(5, "b", "SELECT 1", "SELECT 1", "in transaction"),
+    ]
+    timeline = Timeline(scenario="s", level=RC, sessions=("a", "b"), permutation=(), server_version="18", events=events)
+    writes = (
+        LoggedWrite(1, 1, "700", "t", "UPDATE", ("1", "0"), ("1", "1"), 10, "UPDATE t SET v = 1"),
+        LoggedWrite(2, 9, "701", "t", "UPDATE", ("1", "1"), ("1", "2"), 11, "UPDATE t SET v = 2"),
+    )
+    found = owners(timeline, HistoryCapture((), (), writes, (("a", 1), ("b", 2))))
+    assert [(s.id, s.transaction.steps, s.transaction.outcome, s.transaction.xid) for s in found.spans] == [
+        ("a", ("s1",), "committed", "700"), ("a#2", ("s2", "s3", "s4"), "aborted", None),
+        ("b", ("s5",), "unfinished", None), ("pid 9", (), "committed", "701"),
+    ]
+    assert found.writes == {1: ("a", "s1"), 2: ("pid 9", None)}

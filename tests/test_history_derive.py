@@ -316,3 +316,18 @@ def test_transactions_are_cut_where_the_connection_went_idle_and_own_their_write
         ("b", ("s5",), "unfinished", None), ("pid 9", (), "committed", "701"),
     ]
     assert found.writes == {1: ("a", "s1"), 2: ("pid 9", None)}
+
+
+def test_a_dense_graph_is_searched_per_edge_not_per_cycle() -> None:
+    """Thirty transactions with every kind of edge between every two have more simple cycles
+    than could ever be listed; Elle's searches still find the shortest of each kind."""
+    ids = [f"t{i:02}" for i in range(30)]
+    graph = nx.DiGraph()
+    for a in ids:
+        for b in ids:
+            if a != b:
+                graph.add_edge(a, b, edges=[edge(a, b, k, predicate=p) for k, p in
+                                            (("ww", False), ("wr", False), ("rw", False), ("rw", True))])
+    found = shortest_cycles(graph, history(*ids))
+    assert [(n, len(c)) for n, c in found] == [("G0", 2), ("G1c", 2), ("G-single", 2), ("G2-item", 2), ("G2", 2)]
+    assert all(c[0].source == "t00" for _, c in found)

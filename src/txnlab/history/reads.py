@@ -7,14 +7,16 @@ DELETE, or an UPDATE that moves a row to another key, installs a deleted version
 
 Snapshots (PostgreSQL's docs, 13.2 "Transaction Isolation"): at READ COMMITTED each statement
 sees what was committed before it began; a statement that waited for a row lock sees the
-latest committed version of that row after its wait (13.2.1); at REPEATABLE READ and
-SERIALIZABLE every statement sees what was committed before the transaction's first
-statement (a DEFERRABLE one's after its wait for a safe snapshot). A transaction always sees its own earlier writes. The run's clock only brackets
-when a snapshot was taken (between a step's `started` and `ended`) and when a commit happened
-(its COMMIT's `started` and `ended`): when the two brackets overlap, both versions stay
-candidates and the read is ambiguous. Intermediate versions (a transaction's writes of an
-object before its last) are never visible to another transaction: PostgreSQL never shows
-uncommitted data.
+latest committed version of that row after its wait (13.2.1), and the derivation assumes so
+for every row such a statement returned (a row it did not wait for may then match no
+version: unmatched, never an edge). At REPEATABLE READ and SERIALIZABLE every statement sees
+what was committed before the transaction's first statement (a DEFERRABLE one's: after its
+wait for a safe snapshot). A transaction always sees its own earlier writes. The run's clock
+only brackets when a snapshot was taken (between a step's `started` and `ended`) and when a
+commit happened (its COMMIT's `started` and `ended`): when the two brackets overlap, both
+versions stay candidates and the read is ambiguous. Intermediate versions (a transaction's
+writes of an object before its last) are never visible to another transaction: PostgreSQL
+never shows uncommitted data.
 
 Reads: only rows of statements whose command status is SELECT (SELECT, SELECT ... FOR
 UPDATE, a function call); a column is read from the table its RowDescription origin names.

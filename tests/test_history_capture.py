@@ -208,7 +208,7 @@ def test_each_result_column_says_which_table_column_it_came_from_and_expressions
 def test_a_plain_select_from_one_run_table_is_a_read_by_condition_with_its_where_clause(
     sql: str, expected: tuple[str, str, str],
 ) -> None:
-    candidate = predicate_read(sql, {"accounts", "ledger"})
+    candidate = predicate_read(sql, frozenset({"accounts", "ledger"}))
     assert candidate is not None
     assert (candidate.table, candidate.alias, candidate.predicate) == expected
 
@@ -229,7 +229,7 @@ def test_a_plain_select_from_one_run_table_is_a_read_by_condition_with_its_where
     "not sql at all",
 ])
 def test_other_statements_are_no_read_by_condition(sql: str) -> None:
-    assert predicate_read(sql, {"accounts", "ledger"}) is None
+    assert predicate_read(sql, frozenset({"accounts", "ledger"})) is None
 
 
 def test_each_where_clause_is_evaluated_against_the_setup_rows_and_every_logged_version(lab: Lab) -> None:
@@ -284,7 +284,7 @@ def test_what_the_history_cannot_see_is_said_as_gaps(lab: Lab) -> None:
         "ledger has no primary key: its rows are not objects, so its writes give no edges",
         "fresh was created during the run: its writes are not recorded",
         "u's columns changed during the run: its writes after the change are not recorded",
-        "t was truncated (by session b): the rows it removed have no later versions",
+        "step b_truncate truncated t: the rows it removed have no later versions",
     )
     assert _changes(history) == [("ledger", "INSERT", None, ("5",))]
 

@@ -109,11 +109,11 @@ def predicate_tests(
     against every version of its table in `capture`, on the server (`conn`, after the run; one
     query, or one per clause when one of them fails). Returns the tests and the gaps (a clause
     the server could not evaluate, with its reason)."""
-    tracked = frozenset(t.name for t in capture.tables if t.tracked)
+    tables = frozenset(t.name for t in capture.tables)  # keyless too: a predicate needs no row identity
     reads = [
         (event, candidate) for event in events
         if event.outcome is Outcome.OK and event.session and event.columns is not None
-        and (candidate := predicate_read(event.sql, tracked)) is not None
+        and (candidate := predicate_read(event.sql, tables)) is not None
     ]
     if not reads:
         return (), ()
@@ -153,7 +153,7 @@ Versions = list[tuple[Key | int, bool, Row]]
 
 
 def _versions(capture: HistoryCapture) -> dict[str, Versions]:
-    found: dict[str, Versions] = {t.name: [] for t in capture.tables if t.tracked}
+    found: dict[str, Versions] = {t.name: [] for t in capture.tables}
     for name, row in capture.initial:
         info = capture.table(name)
         if info is not None and name in found:

@@ -331,3 +331,17 @@ def test_a_dense_graph_is_searched_per_edge_not_per_cycle() -> None:
     found = shortest_cycles(graph, history(*ids))
     assert [(n, len(c)) for n, c in found] == [("G0", 2), ("G1c", 2), ("G-single", 2), ("G2-item", 2), ("G2", 2)]
     assert all(c[0].source == "t00" for _, c in found)
+
+
+@pytest.mark.parametrize("level", [RC, RR, SER])
+def test_double_booking_in_a_table_without_a_key_is_a_predicate_cycle(
+    lab: Lab, catalogue: Catalogue, level: Level
+) -> None:
+    """bookings has no primary key, so its rows are no objects; a read by condition still
+    misses the other's INSERT, which the server says matches it."""
+    report = run(lab, scenario_named(catalogue, "phantom-booking"), level)
+    assert report.verdict.anomaly_observed is (level is not SER)
+    assert derived(report) == (("G2",) if level is not SER else ())
+    if level is not SER:
+        assert "missing bob's bookings row (orion, 2025-06-02 10:00:00, bob) (bob_book)" in "\n".join(
+            report.analysis.anomalies[0].explanation)

@@ -345,3 +345,29 @@ def test_double_booking_in_a_table_without_a_key_is_a_predicate_cycle(
     if level is not SER:
         assert "missing bob's bookings row (orion, 2025-06-02 10:00:00, bob) (bob_book)" in "\n".join(
             report.analysis.anomalies[0].explanation)
+
+
+# --- the whole catalogue ------------------------------------------------------------------------
+
+# Declared anomalies that are no cycle between transactions, and why.
+NOT_A_CYCLE = {
+    "threads-shared-connection": "two threads share one connection, hence one transaction: there is no second "
+                                 "transaction to form a cycle with",
+    "threads-shared-connection-error": "one thread's error aborts the one transaction both threads share",
+}
+CATALOGUE = Catalogue()
+OTHERS = [(s, lvl) for s in CATALOGUE.scenarios.values()
+          if not s.isolationtester and "hermitage" not in s.tags for lvl in s.levels]
+
+
+@pytest.mark.parametrize(("scenario", "level"), [pytest.param(s, lvl, id=f"{s.name}[{lvl.short}]") for s, lvl in OTHERS])
+def test_every_catalogue_run_gets_its_graph_and_a_cycle_exactly_where_its_anomaly_happens(
+    lab: Lab, scenario: Scenario, level: Level
+) -> None:
+    report = run(lab, scenario, level)
+    names = derived(report)
+    assert not FORBIDDEN[level] & set(names), f"{level.value} forbids {names}"
+    if report.verdict.anomaly_observed and scenario.name not in NOT_A_CYCLE:
+        assert names, f"{scenario.anomaly.name} happened, yet no cycle was derived"
+    elif not report.verdict.anomaly_observed:
+        assert names == (), f"no anomaly happened, yet {names} was derived"

@@ -371,3 +371,36 @@ def test_every_catalogue_run_gets_its_graph_and_a_cycle_exactly_where_its_anomal
         assert names, f"{scenario.anomaly.name} happened, yet no cycle was derived"
     elif not report.verdict.anomaly_observed:
         assert names == (), f"no anomaly happened, yet {names} was derived"
+
+
+AMBIGUOUS = """\
+name: twin-balances
+title: Two accounts hold the same balance, and a read without the key cannot tell them apart
+summary: The reader's row could be either account's, so no edge is drawn from it.
+setup: |
+  CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
+  INSERT INTO accounts VALUES (1, 100), (2, 100);
+sessions:
+  reader: {}
+  writer: {}
+steps:
+  - {name: reader_reads, session: reader, sql: SELECT balance FROM accounts WHERE balance = 100 LIMIT 1}
+  - {name: writer_writes, session: writer, sql: UPDATE accounts SET balance = 0}
+  - {name: writer_commit, session: writer, sql: COMMIT}
+  - {name: reader_again, session: reader, sql: SELECT balance FROM accounts WHERE id = 2}
+  - {name: reader_commit, session: reader, sql: COMMIT}
+expect:
+  all: {}
+"""
+
+
+def test_a_read_two_versions_could_answer_is_ambiguous_and_draws_no_edge(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "twin-balances.yaml"
+    path.write_text(AMBIGUOUS)
+    report = run(lab, load_scenario(path), RR)
+    first = next(r for r in report.analysis.history.reads if r.step == "reader_reads")
+    assert [(v.object, v.number) for v in first.candidates] == [("accounts[1]", 0), ("accounts[2]", 0)]
+    assert first.version is None
+    assert "reader_reads read accounts (balance = 100): ambiguous, it could be accounts[1] v0, accounts[2] v0" \
+        in report.analysis.history.gaps
+    assert [e.steps for e in report.analysis.edges] == [("reader_again", "writer_writes")]

@@ -72,7 +72,8 @@ def run_permutations(
 def report(scenario: Scenario, timeline: Timeline, place: tuple[int, int] | None = None) -> RunReport:
     """A run checked against the scenario's expectations, with its history analysed (None
     when the run recorded none)."""
-    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline))
+    pinned = {s.name: s.level for s in scenario.sessions if s.level is not None}
+    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned))
 
 
 def _could_not_run(lab: Lab, scenario: Scenario, level: Level, permutation: Permutation, exc: CannotRun) -> Timeline:

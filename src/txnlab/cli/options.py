@@ -92,6 +92,16 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def history_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--history/--no-history",
+        default=True,
+        show_default=True,
+        help="Record what each transaction read and wrote, to derive and explain its anomalies "
+             "(--no-history: runs cost a little less, and nothing is derived).",
+    )(command)
+
+
 def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format",

@@ -18,6 +18,7 @@ from txnlab.cli.options import (
     refuse_level_for_specs,
     require_terminal,
     scenario_dir_option,
+    history_option,
     server_options,
     terminal_width,
     use_color,
@@ -53,14 +54,14 @@ DEMO_SCENARIOS = (
 
 
 @contextmanager
-def lab_on_server(dsn: str | None, step_timeout: float) -> Iterator[Lab]:
-    """A lab on the chosen server; afterwards, one warning line on stderr per change the runs
+def lab_on_server(dsn: str | None, step_timeout: float, history: bool = True) -> Iterator[Lab]:
+    """A lab on the chosen server (recording each run's history unless `history` is False); afterwards, one warning line on stderr per change the runs
     left on the server outside their scratch database (see txnlab.server.footprint)."""
     changes: list[ServerChange] = []
     try:
         choice = choose_server(dsn)
         with open_lab(resolve_dsn(choice), server_changes=changes, undo_server_changes=choice.origin == "embedded",
-                      step_timeout=step_timeout) as lab:
+                      step_timeout=step_timeout, history=history) as lab:
             yield lab
     except signals.Interrupted as exc:  # its last line says what is left, so it must know
         exc.left_behind = [describe_change(change) for change in changes if not change.undone]
@@ -97,9 +98,9 @@ def describe_change(change: ServerChange) -> str:
 
 
 def _execute(planned: Sequence[Cell], dsn: str | None, step_timeout: float, on_report=None,  # type: ignore[no-untyped-def]
-             chosen: Chosen | None = None) -> list[RunReport]:
+             chosen: Chosen | None = None, history: bool = True) -> list[RunReport]:
     reports = []
-    with lab_on_server(dsn, step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout, history) as lab:
         for report in run_cells(lab, planned, chosen):
             reports.append(report)
             if on_report is not None:
@@ -160,10 +161,11 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
                    "in Elle's rw-register form (docs/history.md).")
 @color_option
 @scenario_dir_option
+@history_option
 @server_options
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
                 repeat: int, permutations: tuple[str, ...], max_permutations: int, output_format: str,
-                color: bool | None, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
+                color: bool | None, directory: Path | None, history: bool, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
@@ -198,23 +200,24 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
     if not planned:
         raise UsageError(f"none of the scenarios runs at {', '.join(level.value for level in levels)}")
     if step_through or predict:
-        return _step_through(planned, predict, use_color(color), dsn, step_timeout)
+        return _step_through(planned, predict, use_color(color), dsn, step_timeout, history)
     if output_format == "isolationtester":
         return _isolationtester(planned, dsn, step_timeout, chosen)
     if output_format == "elle":
         return _elle(planned, dsn, step_timeout, chosen)
     if repeat > 1:
-        return _repeat(planned, repeat, output_format, color, dsn, step_timeout)
+        return _repeat(planned, repeat, output_format, color, dsn, step_timeout, history)
     if output_format == "text":
         width, colored = terminal_width(), use_color(color)
         reports = _execute(
             planned, dsn, step_timeout,
             on_report=lambda r: click.echo(text.render_timeline(r, width=width, color=colored) + "\n"), chosen=chosen,
+            history=history,
         )
         if len(reports) > 1:
             click.echo(text.render_summary(reports, width=width, color=colored))
     else:
-        reports = _execute(planned, dsn, step_timeout, chosen=chosen)
+        reports = _execute(planned, dsn, step_timeout, chosen=chosen, history=history)
         render = json_render.render_runs if output_format == "json" else markdown.render_runs
         click.echo(render(reports), nl=False)
     return _exit_code(reports)
@@ -264,7 +267,7 @@ def setup_failure(scenario: Scenario, timeline: Timeline) -> TxnlabError | None:
 
 
 def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: bool | None, dsn: str | None,
-            step_timeout: float) -> int:
+            step_timeout: float, history: bool) -> int:
     """`run --repeat N`: each cell N times in a row; text shows each cell as soon as its runs are done.
     The exit code is that of all the runs together: one that matches neither its expectation nor
     an accepted alternative makes it 1."""
@@ -276,7 +279,8 @@ def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: boo
         if output_format == "text" and len(done) % repeat == 0:
             click.echo(repeats.render_text(repeats.group(done[-repeat:], repeat)[0], width=width, color=colored) + "\n")
 
-    reports = _execute([cell for cell in planned for _ in range(repeat)], dsn, step_timeout, on_report=show)
+    reports = _execute([cell for cell in planned for _ in range(repeat)], dsn, step_timeout, on_report=show,
+                       history=history)
     grouped = repeats.group(reports, repeat)
     if output_format == "text":
         if len(grouped) > 1:
@@ -296,10 +300,11 @@ def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: boo
 @format_option
 @color_option
 @scenario_dir_option
+@history_option
 @server_options
 def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, levels: tuple[Level, ...],
                    permutations: tuple[str, ...], max_permutations: int, output_format: str, color: bool | None,
-                   directory: Path | None, dsn: str | None, step_timeout: float) -> int:
+                   directory: Path | None, history: bool, dsn: str | None, step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
     Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
@@ -317,7 +322,7 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
     refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)
     if output_format == "json":
         click.echo(json_render.render_matrix(reports), nl=False)
     elif output_format == "markdown":
@@ -356,11 +361,12 @@ def demo_command(color: bool | None, dsn: str | None, step_timeout: float) -> in
     return _exit_code(reports)
 
 
-def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: str | None, step_timeout: float) -> int:
+def _step_through(planned: Sequence[Cell], predict: bool, colored: bool, dsn: str | None, step_timeout: float,
+                  history: bool) -> int:
     """Workshop mode: one cell at a time, each step announced, paused, then revealed."""
     width, style = terminal_width(), text.TextStyle(colored)
     reports = []
-    with lab_on_server(dsn, step_timeout) as lab:
+    with lab_on_server(dsn, step_timeout, history) as lab:
         for scenario, level in planned:
             click.echo(style(f"{scenario.name} at {level.sql}", bold=True, underline=True))
             click.echo(style(wrap_paragraphs(scenario.title, width), bold=True))
@@ -395,9 +401,11 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
 @level_option
 @permutations_option
 @scenario_dir_option
+@history_option
 @server_options
 def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
-                   max_permutations: int, directory: Path | None, dsn: str | None, step_timeout: float) -> int:
+                   max_permutations: int, directory: Path | None, history: bool, dsn: str | None,
+                   step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
@@ -405,7 +413,7 @@ def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ..
     scenarios = _resolve(names, directory)
     refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
-    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen)
+    reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
     page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
     _write(output, page)

@@ -7,26 +7,28 @@ explained (Adya's anomalies: G0, G1a, G1b, G1c, G-single, G2-item, G2, lost upda
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from txnlab.history import classify, graph, reads, transactions
 from txnlab.history.explain import explain
-from txnlab.history.model import Analysis, DerivedAnomaly, History
+from txnlab.history.model import Analysis, DerivedAnomaly, History, Read
+from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
-NO_ABORTED_WRITES = ("aborted transactions' writes are not logged, so a read of one (G1a) "
-                     "cannot be derived")
 
 
-def analyse(timeline: Timeline) -> Analysis | None:
+def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> Analysis | None:
     """The run's history, its dependency edges and its anomalies, derived from the timeline
-    and its HistoryCapture without touching the database; None when no history was recorded."""
+    and its HistoryCapture without touching the database; None when no history was recorded.
+    `levels`: the sessions whose level the scenario pins (SessionSpec.level), by name."""
     capture = timeline.history
     if capture is None:
         return None
     owners = transactions.owners(timeline, capture)
     versions = reads.versions(capture, owners)
-    snapshots = reads.Snapshots(timeline, owners, versions)
+    snapshots = reads.Snapshots(timeline, owners, versions, levels)
     found = reads.reads(timeline, capture, owners, snapshots)
-    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + (NO_ABORTED_WRITES,)
+    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
     history = History(
         transactions=tuple(s.transaction for s in owners.spans),
         versions=versions,
@@ -35,18 +37,28 @@ def analyse(timeline: Timeline) -> Analysis | None:
         gaps=gaps,
     )
     built = graph.build(history, capture, snapshots, timeline)
+    began = tuple(t.id for t in history.transactions)
     anomalies = [
-        DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses), classify.WEAKEST_VIOLATED[name])
+        DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses, began), classify.WEAKEST_VIOLATED[name])
         for name, cycle in classify.shortest_cycles(built.digraph, history)
     ]
     anomalies += [
-        DerivedAnomaly("G1b", (edge,), explain("G1b", (edge,), built.clauses), classify.WEAKEST_VIOLATED["G1b"])
+        DerivedAnomaly("G1b", (edge,), explain("G1b", (edge,), built.clauses, began), classify.WEAKEST_VIOLATED["G1b"])
         for edge in classify.intermediate_reads(history, built.edges)
     ]
     return Analysis(history, built.edges, tuple(anomalies))
 
 
-def _read_gaps(found: tuple) -> list[str]:
+def _unlogged(owners: transactions.Owners) -> list[str]:
+    """What the history cannot know of the transactions that did not commit."""
+    ended = [s.id for s in owners.spans if s.transaction.outcome != "committed"]
+    if not ended:
+        return []
+    return [f"{', '.join(ended)} did not commit: what {'it' if len(ended) == 1 else 'they'} wrote is not "
+            "logged, so a read of it (G1a) cannot be derived"]
+
+
+def _read_gaps(found: tuple[Read, ...]) -> list[str]:
     """One sentence per read no edge could be drawn from."""
     gaps = []
     for read in found:

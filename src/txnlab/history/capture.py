@@ -40,11 +40,16 @@ from txnlab.timeline import Event
 PREFIX = "txnlab_history_"
 TRIGGER = "zzzz_txnlab_history"
 
-# The per-lab objects; {h} is the history schema (a trusted name made by txnlab).
+# The per-lab objects; {h} is the history schema (a trusted name made by txnlab). The log is
+# UNLOGGED (no WAL: it lives as long as the scratch database and is read at once), so a write
+# costs little more than it did. The functions are plpgsql, whose plans are cached per session.
+# A schema's tables are found through pg_depend's index on the schema rather than by scanning
+# pg_class, which grows with every run's schema (they go with the scratch database); partitions
+# are left out (their parent's row trigger is cloned onto them).
 LOG_SQL = """
 CREATE SCHEMA {h};
 CREATE SEQUENCE {h}.seq;
-CREATE TABLE {h}.log (
+CREATE UNLOGGED TABLE {h}.log (
     seq bigint NOT NULL, pid integer NOT NULL, xid text NOT NULL, run name NOT NULL, tbl name NOT NULL,
     op text NOT NULL, old text, new text, stmt timestamptz NOT NULL, query text
 );
@@ -56,16 +61,17 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE FUNCTION {h}.install(run name)
-RETURNS TABLE (tbl name, reloid oid, columns text[], attnums integer[], key text[], rows text[], problem text)
+RETURNS TABLE (tbl name, reloid oid, columns text[], attnums integer[], key text[], rows text[])
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN SELECT c.oid, c.relname FROM pg_class c
-             WHERE c.relnamespace = run::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+    FOR r IN SELECT c.oid, c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = run::regnamespace AND d.refobjsubid = 0
+               AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p') AND NOT c.relispartition
              ORDER BY c.relname
     LOOP
-        tbl := r.relname; reloid := r.oid; rows := NULL; problem := NULL;
+        tbl := r.relname; reloid := r.oid; rows := NULL;
         SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{{}}'),
                coalesce(array_agg(a.attnum::integer ORDER BY a.attnum), '{{}}')
           INTO columns, attnums
@@ -73,35 +79,42 @@ BEGIN
         SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{{}}') INTO key
           FROM pg_index x, unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n), pg_attribute a
          WHERE x.indrelid = r.oid AND x.indisprimary AND a.attrelid = r.oid AND a.attnum = k.attnum;
-        BEGIN
-            EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I.%I '
-                           'FOR EACH ROW EXECUTE FUNCTION {h}.record(%L)', '{trigger}', run, r.relname, r.relname);
-            EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I '
-                           'FOR EACH STATEMENT EXECUTE FUNCTION {h}.record(%L)', '{trigger}_truncate', run,
-                           r.relname, r.relname);
-            IF key <> '{{}}' THEN
-                EXECUTE format('SELECT coalesce(array_agg(t::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
-            END IF;
-        EXCEPTION WHEN OTHERS THEN
-            problem := SQLERRM;
-        END;
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION {h}.record(%L)', '{trigger}', run, r.relname, r.relname);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION {h}.record(%L)', '{trigger}_truncate', run,
+                       r.relname, r.relname);
+        IF key <> '{{}}' THEN
+            EXECUTE format('SELECT coalesce(array_agg(t::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
+CREATE FUNCTION {h}.collect(run name)
+RETURNS TABLE (seq bigint, pid integer, xid text, tbl name, op text, old text, new text, stmt double precision,
+               query text, columns text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    schema oid := run::regnamespace;
+BEGIN
+    RETURN QUERY DELETE FROM {h}.log l WHERE l.run = collect.run
+        RETURNING l.seq, l.pid, l.xid, l.tbl, l.op, l.old, l.new, extract(epoch FROM l.stmt)::double precision,
+                  l.query, NULL::text[];
+    RETURN QUERY SELECT NULL::bigint, NULL::integer, NULL::text, c.relname, 'TABLE', NULL::text, NULL::text,
+                        NULL::double precision, NULL::text,
+                        ARRAY(SELECT a.attname::text FROM pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+        FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+        WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = schema AND d.refobjsubid = 0
+          AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
+END $$;
 """
 
-INSTALL_SQL = "SELECT tbl, reloid, columns, attnums, key, rows, problem FROM {h}.install(%s)"
+INSTALL_SQL = "SELECT tbl, reloid, columns, attnums, key, rows FROM {h}.install(%s)"
 MARK_SQL = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {h}.seq"
-COLLECT_SQL = """
-DELETE FROM {h}.log WHERE run = %s RETURNING seq, pid, xid, tbl, op, old, new, extract(epoch FROM stmt), query
-"""
-# The run's tables after the run: what a step created, and the columns a step added or dropped.
-TABLES_SQL = """
-SELECT c.relname, coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0), '{}')
-FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-GROUP BY c.relname
-"""
+# The run's committed writes, taken out of the log, then the run's tables as they are after it
+# (op TABLE, with their columns): what a step created, and the columns a step added or dropped.
+COLLECT_SQL = "SELECT seq, pid, xid, tbl, op, old, new, stmt, query, columns FROM {h}.collect(%s)"
 
 
 def parse_row(text: str, width: int) -> Row:
@@ -179,10 +192,7 @@ class HistoryLog:
                 raise
             problem = (exc.diag.message_primary if exc.diag else None) or str(exc).strip()
             return Installed(run_schema, (), (), (f"the history could not be recorded: {problem}",))
-        for name, oid, columns, attnums, key, rows, problem in results:
-            if problem is not None:
-                gaps.append(f"{name}: its writes are not recorded ({problem})")
-                continue
+        for name, oid, columns, attnums, key, rows in results:
             table = TableInfo(name=name, oid=oid, columns=tuple(columns), attnums=tuple(attnums), key_columns=tuple(key))
             tables.append(table)
             if not table.tracked:
@@ -206,11 +216,9 @@ class HistoryLog:
         sequence number up to `after` (the sessions' own setup SQL, see `mark`) are not the run's."""
         with conn.cursor() as cur:
             cur.execute(COLLECT_SQL.format(h=self.schema), [installed.schema])
-            logged = sorted(cur.fetchall())
-            cur.execute(TABLES_SQL, [installed.schema])
-            now = dict(cur.fetchall())
-        gaps = list(installed.gaps)
-        gaps += _schema_changes(installed.tables, now)
+            results = cur.fetchall()
+        logged = sorted(row[:-1] for row in results if row[4] != "TABLE")
+        gaps = [*installed.gaps, *_schema_changes(installed.tables, {r[3]: r[-1] for r in results if r[4] == "TABLE"})]
         by_name = {t.name: t for t in installed.tables}
         writes, statements, early = [], {}, set()
         for seq, pid, xid, table, op, old, new, stmt, query in logged:
@@ -218,7 +226,8 @@ class HistoryLog:
                 early.add(table)
                 continue
             if op == "TRUNCATE":
-                gaps.append(f"{table} was truncated (by {_who(pid, session_pids)}): the rows it removed have no later versions")
+                gaps.append(f"{_who(pid, query, session_pids, events)} truncated {table}: "
+                            "the rows it removed have no later versions")
                 continue
             info = by_name.get(table)
             width = len(info.columns) if info else 0
@@ -238,8 +247,14 @@ class HistoryLog:
         return replace(capture, predicates=tests, gaps=tuple(dict.fromkeys([*gaps, *unevaluated])))
 
 
-def _who(pid: int, session_pids: Iterable[tuple[str, int]]) -> str:
-    return next((f"session {name}" for name, p in session_pids if p == pid), f"backend {pid}")
+def _who(pid: int, query: str | None, session_pids: Iterable[tuple[str, int]], events: Sequence[Event]) -> str:
+    """Who sent a logged statement: "step x" (a step of the session whose backend it was, with the
+    same text), else "session a", else "backend N" (a connection of a Python scenario's own)."""
+    session = next((name for name, p in session_pids if p == pid), None)
+    if session is None:
+        return f"backend {pid}"
+    step = next((e.step for e in events if e.session == session and e.sql == query), None)
+    return f"step {step}" if step else f"session {session}"
 
 
 def _schema_changes(tables: Sequence[TableInfo], now: dict[str, list[str]]) -> list[str]:

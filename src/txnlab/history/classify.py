@@ -22,11 +22,11 @@ and lost update -> repeatable read, G2-item and G2 -> serializable.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import product
+from dataclasses import dataclass
 
 import networkx as nx
 
-from txnlab.history.model import AnomalyName, Edge, History
+from txnlab.history.model import AnomalyName, Edge, EdgeKind, History
 from txnlab.levels import Level
 
 WEAKEST_VIOLATED: dict[AnomalyName, Level] = {
@@ -40,7 +40,6 @@ WEAKEST_VIOLATED: dict[AnomalyName, Level] = {
     "G2": Level.SERIALIZABLE,
 }
 ORDER: tuple[AnomalyName, ...] = tuple(WEAKEST_VIOLATED)
-LONGEST_CYCLE = 6  # transactions; the catalogue's cycles have two or three
 
 
 def name(cycle: tuple[Edge, ...], history: History) -> AnomalyName:
@@ -65,10 +64,39 @@ def _lost_update(cycle: tuple[Edge, ...], history: History) -> bool:
     return any(r.version in read for r in history.reads if r.transaction == rw.target)
 
 
+ITEM_RW, PREDICATE_RW = ("rw", False), ("rw", True)
+WW_WR = frozenset({("ww", False), ("wr", False), ("wr", True)})
+
+
+@dataclass(frozen=True)
+class Search:
+    """One of Elle's searches: from each `first` edge, the shortest way back from its target
+    to its source through the `allowed` edges ((kind, predicate) pairs), with one more rw
+    edge on the way when `more_rw`, and a predicate rw edge in the cycle when `predicate`."""
+
+    first: frozenset[tuple[EdgeKind, bool]]
+    allowed: frozenset[tuple[EdgeKind, bool]]
+    more_rw: bool = False
+    predicate: bool = False
+
+
+SEARCHES = (
+    Search(frozenset({("ww", False)}), frozenset({("ww", False)})),  # G0
+    Search(frozenset({("wr", False), ("wr", True)}), WW_WR),  # G1c
+    Search(frozenset({ITEM_RW, PREDICATE_RW}), WW_WR),  # G-single, lost update
+    Search(frozenset({ITEM_RW}), WW_WR | {ITEM_RW}, more_rw=True),  # G2-item
+    Search(frozenset({ITEM_RW, PREDICATE_RW}), WW_WR | {ITEM_RW, PREDICATE_RW}, more_rw=True, predicate=True),  # G2
+)
+State = tuple[str, bool, bool]  # a transaction, an rw edge passed on the way, a predicate rw edge passed
+
+
 def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[AnomalyName, tuple[Edge, ...]]]:
     """For each strongly connected component (in the order its first transaction began), the
-    shortest cycle of each kind, in ORDER: one per kind, rotated to start at the transaction
-    that began first, ties broken by that order and then the edges' kinds."""
+    shortest cycle of each kind, in ORDER: one per kind, ties broken by the order in which
+    its transactions began and then the edges' kinds; told from its first rw edge (or its
+    first transaction). Breadth-first searches (networkx shortest paths), as Elle does, so
+    the cost grows with the edges, never with the number of cycles; a way back that passes a
+    transaction twice is not a simple cycle and is left out."""
     rank = {t.id: i for i, t in enumerate(history.transactions)}
     components = [c for c in nx.strongly_connected_components(digraph) if len(c) > 1]
     components.sort(key=lambda c: min(rank[t] for t in c))
@@ -76,7 +104,7 @@ def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[Anomaly
     for component in components:
         best: dict[AnomalyName, tuple[tuple, tuple[Edge, ...]]] = {}
         sub = digraph.subgraph(component)
-        for cycle in _cycles(sub, rank):
+        for cycle in (_told(c, rank) for search in SEARCHES for c in _searched(sub, search)):
             kind = name(cycle, history)
             score = (len(cycle), tuple(rank[e.source] for e in cycle), tuple(e.kind for e in cycle))
             if kind not in best or score < best[kind][0]:
@@ -85,19 +113,51 @@ def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[Anomaly
     return found
 
 
-def _cycles(sub: nx.DiGraph, rank: dict[str, int]) -> Iterator[tuple[Edge, ...]]:
-    """Every simple cycle up to LONGEST_CYCLE transactions, with each choice of edge kind per
-    arc (one edge per kind and arc: the first found, which is the earliest evidence)."""
-    for nodes in nx.simple_cycles(sub, length_bound=LONGEST_CYCLE):
-        start = min(range(len(nodes)), key=lambda i: rank[nodes[i]])
-        nodes = nodes[start:] + nodes[:start]
-        arcs = []
-        for source, target in zip(nodes, nodes[1:] + nodes[:1]):
-            choices: dict[tuple[str, bool], Edge] = {}
-            for edge in sub[source][target]["edges"]:
-                choices.setdefault((edge.kind, edge.predicate), edge)
-            arcs.append(list(choices.values()))
-        yield from product(*arcs)
+def _searched(sub: nx.DiGraph, search: Search) -> Iterator[tuple[Edge, ...]]:
+    """The shortest simple cycle through each edge the search may start from."""
+    states = _states(sub, search.allowed)
+    paths: dict[State, dict[State, list[State]]] = {}  # one breadth-first search per start
+    for _, _, arc in sub.edges(data="edges"):
+        for first in arc:
+            if (first.kind, first.predicate) not in search.first:
+                continue
+            start: State = (first.target, False, False)
+            if start not in paths:
+                paths[start] = nx.single_source_shortest_path(states, start) if start in states else {}
+            goals = [(first.source, rw, predicate) for rw in (True, False) for predicate in (True, False)
+                     if (rw or not search.more_rw) and (predicate or first.predicate or not search.predicate)]
+            reached = [paths[start][g] for g in goals if g in paths[start] and g != start]
+            if not reached:
+                continue
+            path = min(reached, key=len)
+            way = tuple(states[a][b]["edge"] for a, b in zip(path, path[1:]))
+            if len({e.source for e in (first, *way)}) == 1 + len(way):
+                yield (first, *way)
+
+
+def _states(sub: nx.DiGraph, allowed: frozenset[tuple[EdgeKind, bool]]) -> nx.DiGraph:
+    """The graph of States over the allowed edges; each arc keeps its first edge (the earliest
+    evidence)."""
+    states = nx.DiGraph()
+    for source, target, arc in sub.edges(data="edges"):
+        for edge in arc:
+            if (edge.kind, edge.predicate) not in allowed:
+                continue
+            for rw in (False, True):
+                for predicate in (False, True):
+                    here: State = (source, rw, predicate)
+                    there: State = (target, rw or edge.kind == "rw", predicate or (edge.kind, edge.predicate) == PREDICATE_RW)
+                    if not states.has_edge(here, there):
+                        states.add_edge(here, there, edge=edge)
+    return states
+
+
+def _told(cycle: tuple[Edge, ...], rank: dict[str, int]) -> tuple[Edge, ...]:
+    """The cycle told from its anti-dependency whose reader began first (the edge a serial
+    order cannot explain away, as Elle tells it), else from its first transaction."""
+    rws = [i for i, e in enumerate(cycle) if e.kind == "rw"]
+    start = min(rws or range(len(cycle)), key=lambda i: rank[cycle[i].source])
+    return cycle[start:] + cycle[:start]
 
 
 def intermediate_reads(history: History, edges: tuple[Edge, ...]) -> list[Edge]:

@@ -21,14 +21,16 @@ WHAT: dict[AnomalyName, str] = {
 }
 
 
-def explain(name: AnomalyName, cycle: tuple[Edge, ...], clauses: dict[Edge, str]) -> tuple[str, ...]:
-    """The explanation's lines. `clauses` holds each edge's short words (history/graph.py)."""
+def explain(name: AnomalyName, cycle: tuple[Edge, ...], clauses: dict[Edge, str],
+            began: tuple[str, ...]) -> tuple[str, ...]:
+    """The explanation's lines. `clauses` holds each edge's short words (history/graph.py);
+    `began` is every transaction id in the order they began (the order "Let" names them)."""
     level = WEAKEST_VIOLATED[name].value
     if name == "G1b":
         edge = cycle[0]
         return (f"{clauses[edge]}, a version {edge.source} itself overwrote before it committed.",
                 f"So {edge.target} saw {edge.source}'s intermediate state: {WHAT[name]}, which {level} forbids.")
-    transactions = list(dict.fromkeys(e.source for e in cycle))
+    transactions = sorted({e.source for e in cycle}, key=began.index)
     lines = [f"Let {_and(transactions)} be committed transactions."]
     for index, edge in enumerate(cycle):
         word = "Then" if index == 0 else "However" if index == len(cycle) - 1 else "And"

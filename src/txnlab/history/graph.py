@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from txnlab.history.model import (
-    Edge, EdgeKind, History, HistoryCapture, LoggedWrite, PredicateTest, Read, TableInfo, VersionRef,
+    Edge, EdgeKind, History, HistoryCapture, LoggedWrite, PredicateTest, Read, Row, TableInfo, VersionRef,
 )
 from txnlab.history.reads import Snapshots
 from txnlab.timeline import Event, Timeline
@@ -100,25 +100,31 @@ class _Words:
     def __init__(self, tables: dict[str, TableInfo]) -> None:
         self.tables = tables
 
-    def show(self, version: VersionRef, columns: tuple[str, ...] | None = None, values: tuple | None = None) -> str:
+    def show(self, version: VersionRef, columns: tuple[str, ...] | None = None, values: Row | None = None) -> str:
         """`accounts[1].balance = 100`, `pairs[1] = (a, 10)`, `test[3] (deleted)`: the columns
-        given (the table's, when None) without the key's, which the object's name says."""
-        info = self.tables[version.table]
+        given (the table's, when None) without the key's, which the object's name says;
+        `values` are theirs as a read returned them (the version's own, when None)."""
         if version.row is None and values is None:
             return f"{version.object} (deleted)" if version.number else f"{version.object} (absent)"
+        named, shown = self._shown(version, columns, values)
+        return f"{version.object}.{named[0]} = {shown}" if len(named) == 1 else f"{version.object} = {shown}"
+
+    def value(self, version: VersionRef, columns: tuple[str, ...] | None = None) -> str:
+        """The version's values alone (`150`, `(a, 10)`), or "a deletion"."""
+        return self._shown(version, columns, None)[1] if version.row is not None else "a deletion"
+
+    def _shown(self, version: VersionRef, columns: tuple[str, ...] | None, values: Row | None) -> tuple[list[str], str]:
+        """The columns to show (the key's left out when the whole key is among them) and
+        their values as one text: `100`, or `(alice, 100)` for several."""
+        info = self.tables[version.table]
         columns = columns or info.columns
         if values is None:
             values = tuple(version.row[info.columns.index(c)] for c in columns)
-        named = [(c, v) for c, v in zip(columns, values) if c not in info.key_columns]
-        if named and all(c in columns for c in info.key_columns):  # the key is in the name already
-            columns, values = tuple(c for c, _ in named), tuple(v for _, v in named)
-        shown = tuple("NULL" if v is None else v for v in values)
-        if len(columns) == 1:
-            return f"{version.object}.{columns[0]} = {shown[0]}"
-        return f"{version.object} = ({', '.join(shown)})"
-
-    def value(self, version: VersionRef, columns: tuple[str, ...] | None = None) -> str:
-        return self.show(version, columns).split(" = ", 1)[-1] if version.row is not None else "a deletion"
+        pairs = list(zip(columns, values))
+        if all(c in columns for c in info.key_columns) and any(c not in info.key_columns for c in columns):
+            pairs = [(c, v) for c, v in pairs if c not in info.key_columns]
+        texts = ["NULL" if v is None else v for _, v in pairs]
+        return [c for c, _ in pairs], texts[0] if len(texts) == 1 else f"({', '.join(texts)})"
 
     def changed(self, old: VersionRef, new: VersionRef) -> tuple[str, ...] | None:
         info = self.tables[old.table]
@@ -131,8 +137,7 @@ class _Words:
         cols = self.changed(old, new)
         evidence = (f"{new.writer} overwrote {self.show(old, cols)}, the version {old.writer} wrote"
                     f"{_at(old.step)}, with {self.value(new, cols)}{_at(new.step)}")
-        clause = (f"{new.writer} overwrote {old.writer}'s {self.show(old, cols)}{_at(old.step, '')}"
-                  f" with {self.value(new, cols)}{_at(new.step, '')}")
+        clause = f"{new.writer} overwrote {old.writer}'s {self.show(old, cols)} with {self.value(new, cols)}{_at(new.step, '')}"
         edge = Edge(old.writer, new.writer, "ww", old.object, evidence, _steps(old.step, new.step))
         return {edge: clause}
 

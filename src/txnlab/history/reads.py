@@ -7,14 +7,16 @@ DELETE, or an UPDATE that moves a row to another key, installs a deleted version
 
 Snapshots (PostgreSQL's docs, 13.2 "Transaction Isolation"): at READ COMMITTED each statement
 sees what was committed before it began; a statement that waited for a row lock sees the
-latest committed version of that row after its wait (13.2.1); at REPEATABLE READ and
-SERIALIZABLE every statement sees what was committed before the transaction's first
-statement. A transaction always sees its own earlier writes. The run's clock only brackets
-when a snapshot was taken (between a step's `started` and `ended`) and when a commit happened
-(its COMMIT's `started` and `ended`): when the two brackets overlap, both versions stay
-candidates and the read is ambiguous. Intermediate versions (a transaction's writes of an
-object before its last) are never visible to another transaction: PostgreSQL never shows
-uncommitted data.
+latest committed version of that row after its wait (13.2.1), and the derivation assumes so
+for every row such a statement returned (a row it did not wait for may then match no
+version: unmatched, never an edge). At REPEATABLE READ and SERIALIZABLE every statement sees
+what was committed before the transaction's first statement (a DEFERRABLE one's: after its
+wait for a safe snapshot). A transaction always sees its own earlier writes. The run's clock
+only brackets when a snapshot was taken (between a step's `started` and `ended`) and when a
+commit happened (its COMMIT's `started` and `ended`): when the two brackets overlap, both
+versions stay candidates and the read is ambiguous. Intermediate versions (a transaction's
+writes of an object before its last) are never visible to another transaction: PostgreSQL
+never shows uncommitted data.
 
 Reads: only rows of statements whose command status is SELECT (SELECT, SELECT ... FOR
 UPDATE, a function call); a column is read from the table its RowDescription origin names.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from txnlab.history.model import HistoryCapture, Key, PredicateRead, PredicateTest, Read, Row, TableInfo, VersionRef
 from txnlab.history.transactions import Owners, Span
@@ -35,6 +37,8 @@ from txnlab.values import PYTHON
 
 # Statements that take no snapshot of their own (the snapshot of REPEATABLE READ is the first other's).
 NO_SNAPSHOT = re.compile(r"^\s*(BEGIN|START|SET|SAVEPOINT|RELEASE|COMMIT|END|ROLLBACK|SHOW)\b", re.I)
+EXPLICIT_LEVEL = re.compile(r"ISOLATION\s+LEVEL\s+(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)",
+                            re.I)
 Window = tuple[float, float]  # seconds since the run started: the moment lies between the two
 
 
@@ -80,8 +84,11 @@ def _sortable(key: Key) -> tuple[tuple[int, float, str], ...]:
 class Snapshots:
     """Which versions of an object a statement's snapshot could see (module docstring)."""
 
-    def __init__(self, timeline: Timeline, owners: Owners, all_versions: Iterable[VersionRef]) -> None:
+    def __init__(self, timeline: Timeline, owners: Owners, all_versions: Iterable[VersionRef],
+                 levels: Mapping[str, Level] | None = None) -> None:
         self.timeline = timeline
+        self.levels = levels or {}
+        self._windows: dict[int, Window] = {}
         self.owners = owners
         self.chains: dict[tuple[str, Key], list[VersionRef]] = defaultdict(list)
         for version in all_versions:
@@ -90,19 +97,42 @@ class Snapshots:
 
     def window(self, event: Event) -> Window:
         """When the snapshot of the statement `event` settled was taken."""
-        span = self.owners.of_event(event.seq)
-        if self.timeline.level in (Level.REPEATABLE_READ, Level.SERIALIZABLE) and span is not None:
-            first = next((e for e in span.events if not NO_SNAPSHOT.match(e.sql)), event)
-            return (first.started, self._first_answer(first))
-        if event.after_wait:
-            before = [e.ended for e in self.timeline.events if e.seq < event.seq]
-            return (max(before, default=event.started), event.ended)
-        return (event.started, event.ended)
+        if event.seq not in self._windows:
+            self._windows[event.seq] = self._window(event)
+        return self._windows[event.seq]
 
-    def _first_answer(self, event: Event) -> float:
-        """When the server first answered the statement: its BLOCKED event, if it waited."""
-        return next((e.ended for e in self.timeline.events if e.session == event.session
-                     and e.step == event.step and e.started == event.started), event.ended)
+    def _window(self, event: Event) -> Window:
+        span = self.owners.of_event(event.seq)
+        if span is not None and self.level(span) in (Level.REPEATABLE_READ, Level.SERIALIZABLE):
+            first = next((e for e in span.events if not NO_SNAPSHOT.match(e.sql)), event)
+            wait = self._wait(first)
+            if wait is None:
+                return (first.started, first.ended)
+            if wait.lock is None or wait.lock.locktype is None:  # a safe snapshot's wait: taken after it
+                return self._after_wait(first)
+            return (first.started, wait.ended)  # taken before the statement waited for a lock
+        return self._after_wait(event) if event.after_wait else (event.started, event.ended)
+
+    def level(self, span: Span) -> Level:
+        """The transaction's level: as its own BEGIN or SET TRANSACTION says, else its
+        session's pinned level, else the run's."""
+        for event in span.events:
+            if NO_SNAPSHOT.match(event.sql) and (said := EXPLICIT_LEVEL.search(event.sql)):
+                return Level.parse(said.group(1))
+        return self.levels.get(span.transaction.session, self.timeline.level)
+
+    def _after_wait(self, event: Event) -> Window:
+        """A statement's moment after its wait: between the last event recorded before its
+        completion (the commit or rollback that released it) and the completion."""
+        before = [e.ended for e in self.timeline.events if e.seq < event.seq]
+        return (max(before, default=event.started), event.ended)
+
+    def _wait(self, event: Event) -> Event | None:
+        """The BLOCKED event of the statement `event` completed, if it waited."""
+        if not event.after_wait:
+            return None
+        return next((e for e in self.timeline.events if e.session == event.session and e.step == event.step
+                     and e.started == event.started and e.outcome is Outcome.BLOCKED), None)
 
     def commit(self, transaction: str | None) -> Window:
         """When a transaction committed; the setup's version was always there."""
@@ -189,7 +219,7 @@ def _candidates(snapshots: Snapshots, event: Event, info: TableInfo, columns: tu
     return tuple(found)
 
 
-def _satisfies(test: PredicateTest):  # noqa: ANN202 -- a predicate over versions
+def _satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
     """Whether a version satisfies the test's WHERE clause (as the server evaluated it)."""
     after = {seq: now for seq, _, now in test.writes}
     return lambda v: v.key in test.initial if v.seq is None else after.get(v.seq, False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from txnlab.history.model import HistoryCapture, LoggedWrite, Transaction, TransactionOutcome
 from txnlab.timeline import Event, Outcome, Timeline
@@ -43,7 +44,7 @@ class Span:
         return self.transaction.outcome == "committed"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Owners:
     """What transactions.py derives: every transaction's span, in the order they began, and
     for each LoggedWrite.seq the transaction id and step (None: not found) that wrote it."""
@@ -57,7 +58,11 @@ class Owners:
 
     def of_event(self, seq: int) -> Span | None:
         """The transaction an event (by Event.seq) ran in."""
-        return next((s for s in self.spans if any(e.seq == seq for e in s.events)), None)
+        return self.by_event.get(seq)
+
+    @cached_property
+    def by_event(self) -> dict[int, Span]:
+        return {e.seq: s for s in self.spans for e in s.events}
 
 
 def owners(timeline: Timeline, capture: HistoryCapture) -> Owners:

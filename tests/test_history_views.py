@@ -364,3 +364,15 @@ def test_predicate_edges_are_drawn_dotted_and_link_to_their_steps(lab: Lab, tmp_
     arrows = [attrs for tag, attrs in page.tags if tag == "a" and "dep" in attrs.get("class", "").split()]
     assert arrows and all("predicate" in a["class"].split() for a in arrows)
     assert all(link[1:] in page.ids for link in page.cycle_links)
+
+
+def test_the_elle_export_refuses_no_history_before_running(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", "atm-lost-update", "--level", "rc", "--format", "elle", "--no-history")
+    assert (code, out) == (2, "")
+    assert err == "txnlab: error: --format elle exports the run's history, and --no-history records none\n"
+
+
+def test_json_history_is_null_with_no_history(cli) -> None:  # type: ignore[no-untyped-def]
+    run = run_json(cli, "atm-lost-update", "--level", "rc", "--no-history")["runs"][0]
+    assert run["history"] is None and run["derived_anomalies"] is None
+    assert HEADING not in cli("run", "atm-lost-update", "--level", "rc", "--no-history")[1]

@@ -179,6 +179,8 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError("--format isolationtester prints one run of every permutation; it cannot --repeat")
     if output_format == "elle" and repeat > 1:
         raise UsageError("--format elle exports the history of one run; it cannot --repeat")
+    if output_format == "elle" and not history:
+        raise UsageError("--format elle exports the run's history, and --no-history records none")
     if (step_through or predict) and repeat > 1:
         raise UsageError("--step shows one run at a time; it cannot --repeat")
     one_order = "--step" if step_through or predict else "--repeat" if repeat > 1 else None

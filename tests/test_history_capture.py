@@ -403,3 +403,14 @@ def test_writes_keep_the_order_their_versions_were_installed(lab: Lab, catalogue
     accounts: list[LoggedWrite] = [w for w in history.writes if w.table == "accounts"]
     assert [w.seq for w in history.writes] == sorted(w.seq for w in history.writes)
     assert accounts[0].after == accounts[1].before  # the second UPDATE found the first's version
+
+
+def test_what_a_session_s_setup_sql_wrote_is_part_of_the_state_the_first_step_found(lab: Lab) -> None:
+    history = _history(lab, _scenario(ACCOUNTS, """
+  - {name: b_write, session: b, sql: "UPDATE accounts SET balance = 8 WHERE id = 2"}
+  - {name: b_commit, session: b, sql: COMMIT}
+""", sessions="a: {setup: 'UPDATE accounts SET balance = 7 WHERE id = 1'}\n  b: {}"))
+    assert sorted(history.initial) == [
+        ("accounts", ("1", "alice", "7")), ("accounts", ("2", "bob", "50")), ("accounts", ("3", "carol", "0")),
+    ]
+    assert _changes(history) == [("accounts", "UPDATE", ("2", "bob", "50"), ("2", "bob", "8"))]

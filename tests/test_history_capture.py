@@ -308,6 +308,7 @@ def labs(server_dsn: str) -> Iterator[tuple[Lab, Lab]]:
         yield on, off
 
 
+RETRIES = 4
 CELLS = [
     pytest.param(name, level, id=f"{name}[{level.value}]")
     for name, scenario in Catalogue().scenarios.items() if not scenario.isolationtester
@@ -319,6 +320,11 @@ CELLS = [
 def test_every_catalogue_run_behaves_the_same_with_and_without_the_history(
     labs: tuple[Lab, Lab], catalogue: Catalogue, name: str, level: Level,
 ) -> None:
+    """A few driver scenarios hang on thread timing (threads-shared-connection-serialized waits
+    100 ms for a thread, bounded): on a loaded machine one run of them may differ from the next
+    with or without the history. So when the first pair differs, RETRIES more pairs run, and
+    some run with the history must behave exactly as some run without it: a difference the
+    history causes is in every run, and fails."""
     on, off = labs
     scenario = catalogue.scenarios[name]
     try:
@@ -326,7 +332,11 @@ def test_every_catalogue_run_behaves_the_same_with_and_without_the_history(
     except ServerError as exc:  # e.g. a role that may not SET deadlock_timeout on this server
         pytest.skip(str(exc))
     assert recorded.history is not None and plain.history is None
-    assert _behaviour(recorded) == _behaviour(plain)
+    with_history, without = [_behaviour(recorded)], [_behaviour(plain)]
+    for _ in range(RETRIES if with_history != without else 0):
+        with_history.append(_behaviour(on.run(scenario, level)))
+        without.append(_behaviour(off.run(scenario, level)))
+    assert any(b in without for b in with_history), f"{len(with_history)} runs each way: the history changed the run"
 
 
 class _LockWatcher:
@@ -393,3 +403,14 @@ def test_writes_keep_the_order_their_versions_were_installed(lab: Lab, catalogue
     accounts: list[LoggedWrite] = [w for w in history.writes if w.table == "accounts"]
     assert [w.seq for w in history.writes] == sorted(w.seq for w in history.writes)
     assert accounts[0].after == accounts[1].before  # the second UPDATE found the first's version
+
+
+def test_what_a_session_s_setup_sql_wrote_is_part_of_the_state_the_first_step_found(lab: Lab) -> None:
+    history = _history(lab, _scenario(ACCOUNTS, """
+  - {name: b_write, session: b, sql: "UPDATE accounts SET balance = 8 WHERE id = 2"}
+  - {name: b_commit, session: b, sql: COMMIT}
+""", sessions="a: {setup: 'UPDATE accounts SET balance = 7 WHERE id = 1'}\n  b: {}"))
+    assert sorted(history.initial) == [
+        ("accounts", ("1", "alice", "7")), ("accounts", ("2", "bob", "50")), ("accounts", ("3", "carol", "0")),
+    ]
+    assert _changes(history) == [("accounts", "UPDATE", ("2", "bob", "50"), ("2", "bob", "8"))]

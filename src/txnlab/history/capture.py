@@ -180,8 +180,8 @@ class HistoryLog:
 
     def install(self, conn: psycopg2.extensions.connection, run_schema: str) -> Installed:
         """Put the history triggers on every table of `run_schema` and read its tables and the
-        rows its setup left (one round trip). A table the triggers cannot be put on (not
-        owned by the lab's user, say) is a gap, never an error."""
+        rows its setup left (one round trip). When the triggers cannot be put on (a table the
+        lab's user does not own, say), the run's history is that one gap, never an error."""
         tables, initial, gaps = [], [], []
         try:
             with conn.cursor() as cur:
@@ -213,35 +213,39 @@ class HistoryLog:
         """Take the run's committed writes out of the log (on the admin connection, once the
         sessions' last steps are done) and make the run's HistoryCapture, with the reads by
         condition among the run's `events` re-evaluated (history/predicates.py). Writes with a
-        sequence number up to `after` (the sessions' own setup SQL, see `mark`) are not the run's."""
+        sequence number up to `after` (the sessions' own setup SQL, see `mark`) came before the
+        first step: they are part of the state the run starts from."""
         with conn.cursor() as cur:
             cur.execute(COLLECT_SQL.format(h=self.schema), [installed.schema])
             results = cur.fetchall()
         logged = sorted(row[:-1] for row in results if row[4] != "TABLE")
         gaps = [*installed.gaps, *_schema_changes(installed.tables, {r[3]: r[-1] for r in results if r[4] == "TABLE"})]
         by_name = {t.name: t for t in installed.tables}
-        writes, statements, early = [], {}, set()
+        writes: list[LoggedWrite] = []
+        initial = list(installed.initial)
+        statements: dict[tuple[int, float, str | None], int] = {}
         for seq, pid, xid, table, op, old, new, stmt, query in logged:
-            if seq <= after:
-                early.add(table)
-                continue
             if op == "TRUNCATE":
                 gaps.append(f"{_who(pid, query, session_pids, events)} truncated {table}: "
                             "the rows it removed have no later versions")
                 continue
             info = by_name.get(table)
-            width = len(info.columns) if info else 0
+            if info is None:
+                continue
             try:
-                before = parse_row(old, width) if old is not None else None
-                after_row = parse_row(new, width) if new is not None else None
+                before = parse_row(old, len(info.columns)) if old is not None else None
+                after_row = parse_row(new, len(info.columns)) if new is not None else None
             except ValueError:
                 continue  # the table's columns changed mid-run: said by _schema_changes
+            if seq <= after:  # a session's setup SQL: part of the state the first step found
+                if info.tracked:
+                    initial = [r for r in initial if r != (table, before)] + ([(table, after_row)] if after_row else [])
+                continue
             statement = statements.setdefault((pid, stmt, query), len(statements) + 1)
             writes.append(LoggedWrite(seq=seq, pid=pid, xid=xid, table=table, operation=op, before=before,
                                       after=after_row, statement=statement, query=query or ""))
-        gaps += [f"the setup SQL of a session wrote {t}: those writes are not part of the history" for t in sorted(early)]
         capture = HistoryCapture(
-            tables=installed.tables, initial=installed.initial, writes=tuple(writes), session_pids=tuple(session_pids),
+            tables=installed.tables, initial=tuple(initial), writes=tuple(writes), session_pids=tuple(session_pids),
         )
         tests, unevaluated = predicate_tests(conn, installed.schema, capture, events)
         return replace(capture, predicates=tests, gaps=tuple(dict.fromkeys([*gaps, *unevaluated])))

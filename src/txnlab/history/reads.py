@@ -93,7 +93,8 @@ class Snapshots:
         self.chains: dict[tuple[str, Key], list[VersionRef]] = defaultdict(list)
         for version in all_versions:
             self.chains[(version.table, version.key)].append(version)
-        self.step_seq = {(e.step, e.session): e.seq for e in timeline.events if e.outcome in (Outcome.OK,)}
+        # When each step that ran wrote (the Event.seq of its result), to order a transaction's own writes and reads
+        self.step_seq = {(e.step, e.session): e.seq for e in timeline.events if e.outcome is Outcome.OK}
 
     def window(self, event: Event) -> Window:
         """When the snapshot of the statement `event` settled was taken."""

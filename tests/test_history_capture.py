@@ -122,6 +122,12 @@ def test_the_setup_state_is_read_as_tables_columns_keys_and_rows_as_the_server_p
     assert table.key_of(("x,y", "1", None)) == ("1", "x,y")
 
 
+def test_the_setup_rows_are_whole_rows_even_when_a_column_has_the_name_of_the_table_s_alias(lab: Lab) -> None:
+    history = _history(lab, _scenario("CREATE TABLE fruit (t text PRIMARY KEY, x int);\n  INSERT INTO fruit VALUES ('apple', 1);",
+                                      "  - {name: a_read, session: a, sql: SELECT 1}"))
+    assert history.initial == (("fruit", ("apple", "1")),)
+
+
 TRICKY = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('a ,()"\\\'\t\n{}é')), max_size=8))
 
 

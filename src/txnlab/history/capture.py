@@ -85,7 +85,7 @@ BEGIN
                        'FOR EACH STATEMENT EXECUTE FUNCTION {h}.record(%L)', '{trigger}_truncate', run,
                        r.relname, r.relname);
         IF key <> '{{}}' THEN
-            EXECUTE format('SELECT coalesce(array_agg((t.*)::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
+            EXECUTE format('SELECT coalesce(array_agg(ROW(t.*)::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
         END IF;
         RETURN NEXT;
     END LOOP;

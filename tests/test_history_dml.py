@@ -91,6 +91,52 @@ def test_g_single_write_1_at_read_committed_is_the_delete_seeing_the_newer_row(l
     assert {(e.kind, e.source, e.target) for e in anomaly.cycle} == {("rw", "t1", "t2"), ("wr", "t2", "t1")}
 
 
+LOCKING_PMP = """\
+name: locking-pmp
+title: PMP with a locking read - a SELECT ... FOR UPDATE by condition misses the row that matches after its wait
+summary: The locking SELECT re-checks only the row it waited for, as a DELETE would.
+setup: |
+  CREATE TABLE test (id int PRIMARY KEY, value int);
+  INSERT INTO test VALUES (1, 10), (2, 20);
+sessions:
+  t1: {}
+  t2: {}
+steps:
+  - {name: t1_update_all, session: t1, sql: UPDATE test SET value = value + 10}
+  - {name: t2_lock_20, session: t2, sql: SELECT * FROM test WHERE value = 20 FOR UPDATE}
+  - {name: t1_commit, session: t1, sql: COMMIT}
+  - {name: t2_read_20, session: t2, sql: SELECT * FROM test WHERE value = 20}
+  - {name: t2_commit, session: t2, sql: COMMIT}
+expect:
+  ru, rc:
+    blocked: [t2_lock_20]
+    rows: {t2_lock_20: [], t2_read_20: [[1, 20]]}
+  rr, ser:
+    blocked: [t2_lock_20]
+    errors: {t2_lock_20: "40001", t2_read_20: 25P02}
+"""
+
+
+@pytest.mark.parametrize("level", [RC, RR])
+def test_a_locking_select_by_condition_saw_its_rows_as_a_delete_would(lab: Lab, tmp_path: Path, level: Level) -> None:
+    path = tmp_path / "locking-pmp.yaml"
+    path.write_text(LOCKING_PMP)
+    report = run_cell(lab, load_scenario(path), level)
+    rows = {e.step: e.rows for e in report.timeline.events if e.step == "t2_lock_20" and e.rows is not None}
+    if level is RR:
+        assert [e.step for e in report.timeline.events if e.outcome is Outcome.ERROR] == ["t2_lock_20", "t2_read_20"]
+        assert report.analysis.anomalies == ()
+        return
+    assert rows == {"t2_lock_20": ()}
+    assert [a.name for a in report.analysis.anomalies] == ["G-single"]
+    assert edge_on(report, "rw", "test[1]").evidence == (
+        "t2's SELECT ... FROM test WHERE value = 20 FOR UPDATE at t2_lock_20 did not lock test[1]: "
+        "it saw 10, not t1's 20 at t1_update_all")
+    assert edge_on(report, "wr", "test[2]").evidence == (
+        "t2's SELECT ... FROM test WHERE value = 20 FOR UPDATE at t2_lock_20 did not lock test[2]: "
+        "it re-checked the row and saw t1's 30, not 20")
+
+
 BONUS = """\
 name: bonus-for-the-rich
 title: A bonus by condition misses the account opened meanwhile
@@ -146,5 +192,5 @@ def test_a_step_that_adds_a_column_leaves_the_where_clauses_evaluable_and_says_w
     assert not [g for g in gaps if "could not be re-evaluated" in g], gaps
     steps = {e.seq: e.step for e in report.timeline.events}
     assert {steps[p.event_seq] for p in report.timeline.history.predicates} >= {"app_select", "app_deposit"}
-    assert ("app_deposit's UPDATE wrote 1 row(s) of accounts, 0 of them logged: which versions its WHERE clause "
-            "rejected is not derived") in gaps
+    assert ("app_deposit's UPDATE chose 1 row(s) of accounts, 0 of them logged with their key: which versions its "
+            "WHERE clause rejected is not derived") in gaps

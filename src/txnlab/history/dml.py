@@ -1,22 +1,24 @@
-"""The read by condition of an UPDATE or DELETE: which version of each row it saw.
+"""The read by condition of a statement that locks the rows it chooses (an UPDATE, a DELETE,
+a SELECT ... FOR UPDATE/SHARE): which version of each row it saw.
 
-An UPDATE or DELETE ... WHERE evaluated its clause on a version of every row of its table
+Such a statement evaluated its WHERE clause on a version of every row of its table
 (history/predicates.py re-evaluates the clause on every version the history holds). Which
 version is decided by facts first, the clock second:
 
-- A row the statement wrote: it saw the version its write replaced (the log's before row),
-  which satisfied the clause. The ww edge already orders the two writers; no edge comes
-  from this read. The command status says how many rows it wrote: when the log holds fewer
-  (a step changed the table's columns, say), nothing is derived from the statement.
-- A row it did not write: it saw a version that does NOT satisfy the clause. The statement
+- A row it chose (wrote, or locked and returned): it saw the version it wrote over or
+  returned, which satisfied the clause. The ww edge, or the item read, already says so; no
+  predicate edge comes from this row. The command status says how many rows it chose: when
+  fewer are known (a write the log lost after a step changed the table's columns, a row
+  returned without its key), nothing is derived from the statement.
+- A row it did not choose: it saw a version that does NOT satisfy the clause. The statement
   scanned the table with a snapshot (PostgreSQL's docs, 13.2 "Transaction Isolation"): at
   READ COMMITTED taken when the statement began, at REPEATABLE READ and SERIALIZABLE the
   transaction's. At READ COMMITTED a row whose snapshot version satisfied the clause but had
   been updated by a concurrent transaction is re-checked in its latest version, after waiting
   for that transaction to end (13.2.1; EvalPlanQual in the server's source): if the statement
-  then did not write the row, that later version is the one it saw. At REPEATABLE READ and
-  SERIALIZABLE such a row makes the statement fail with 40001, so one that succeeded saw its
-  snapshot's version of every row it did not write.
+  then did not choose the row, that later version is the one it saw. At REPEATABLE READ and
+  SERIALIZABLE such a row makes the statement fail with 40001 (13.2.2), so one that succeeded
+  saw its snapshot's version of every row it did not choose.
 
 The versions these rules allow and the clock does not exclude are the candidates: one is the
 version seen (an inferred read); none or several is a gap, and no edge is drawn from it.
@@ -28,58 +30,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from txnlab.history.model import PredicateTest, VersionRef
+from txnlab.history.model import Key, PredicateTest, Read, VersionRef
+from txnlab.history.predicates import Candidate
 from txnlab.history.reads import Snapshots, satisfies
 from txnlab.levels import Level
 from txnlab.timeline import Event
 
-COMMANDS = ("UPDATE", "DELETE")
+VERBS = {"UPDATE": "update", "DELETE": "delete", "SELECT": "lock"}
 
 
 @dataclass(frozen=True)
 class Seen:
-    """The version of one object that an UPDATE or DELETE (`command`) saw and did not write.
+    """The version of one object a row-locking statement saw and did not choose.
 
     `version` does not satisfy the clause; `rechecked` is the version its snapshot held, which
     did, when it saw `version` by re-checking the row at READ COMMITTED (else None)."""
 
     transaction: str
     step: str
-    command: str
+    statement: Candidate
     test: PredicateTest
     version: VersionRef
     rechecked: VersionRef | None = None
 
+    @property
+    def verb(self) -> str:
+        """What choosing a row is for this statement: update, delete, lock."""
+        return VERBS[self.statement.command]
 
-def command(event: Event) -> str | None:
-    """UPDATE or DELETE when the step's command status says it was one, else None."""
-    verb = (event.status or "").split(" ", 1)[0]
-    return verb if verb in COMMANDS else None
 
-
-def seen(test: PredicateTest, event: Event, snapshots: Snapshots) -> tuple[list[Seen], list[str]]:
-    """What the UPDATE or DELETE `event` (with its re-evaluated clause `test`) saw of every
-    object of its table it did not write (module docstring), and a gap per object whose
-    version cannot be told."""
+def seen(test: PredicateTest, event: Event, statement: Candidate, snapshots: Snapshots,
+         found_reads: tuple[Read, ...]) -> tuple[list[Seen], list[str]]:
+    """What the row-locking `statement` (the step `event`; its re-evaluated clause `test`) saw
+    of every object of its table it did not choose (module docstring), and a gap per object
+    whose version cannot be told. `found_reads`: the history's item reads (a locking SELECT
+    chose the rows it returned)."""
     span = snapshots.owners.of_event(event.seq)
-    verb = command(event)
-    if span is None or verb is None:
+    if span is None:
         return [], []
+    chosen, gap = _chosen(test, event, statement, snapshots, found_reads)
+    if chosen is None:
+        return [], [gap]
     matches = satisfies(test)
-    own = {seq for seq, owner in snapshots.owners.writes.items() if owner == (span.id, event.step)}
-    logged = {v.seq for (table, _), chain in snapshots.chains.items() if table == test.table
-              for v in chain if v.seq in own}
-    count = int(event.status.rsplit(" ", 1)[-1])  # the command status: "DELETE 2"
-    if len(logged) != count:
-        return [], [f"{event.step}'s {verb} wrote {count} row(s) of {test.table}, {len(logged)} of them logged: "
-                    "which versions its WHERE clause rejected is not derived"]
     rechecks = snapshots.level(span) not in (Level.REPEATABLE_READ, Level.SERIALIZABLE)
     scan = snapshots.scan_window(event)
     found: list[Seen] = []
     gaps: list[str] = []
     for (table, key), chain in snapshots.chains.items():
-        if table != test.table or any(v.seq in own for v in chain):
-            continue  # a row it wrote (or moved): it saw the version its write replaced
+        if table != test.table or key in chosen:
+            continue
         options: list[tuple[VersionRef, VersionRef | None]] = []
         for version in snapshots.visible(event, table, key, scan):
             if not matches(version):
@@ -89,11 +88,34 @@ def seen(test: PredicateTest, event: Event, snapshots: Snapshots) -> tuple[list[
                             if later.number > version.number and not matches(later)]
         options = list(dict.fromkeys(options))
         if len(options) == 1:
-            found.append(Seen(span.id, event.step, verb, test, *options[0]))
+            found.append(Seen(span.id, event.step, statement, test, *options[0]))
         else:
-            name = chain[0].object
             which = "could be " + ", ".join(f"v{v.number}" for v, _ in options) if options else "matches no version"
-            gaps.append(f"{event.step}'s {verb} did not write {name}, and which version of it its WHERE clause "
-                        f"rejected cannot be told: it {which}")
+            gaps.append(f"{event.step}'s {statement.command} did not {VERBS[statement.command]} {chain[0].object}, "
+                        f"and which version of it its WHERE clause rejected cannot be told: it {which}")
     return found, gaps
 
+
+def _chosen(test: PredicateTest, event: Event, statement: Candidate, snapshots: Snapshots,
+            found_reads: tuple[Read, ...]) -> tuple[set[Key] | None, str]:
+    """The objects the statement chose: those its logged writes wrote (an UPDATE moving a row
+    wrote two), or a locking SELECT's rows by their key; None (and why) when the command
+    status counts more rows than are known."""
+    span = snapshots.owners.of_event(event.seq)
+    count = int((event.status or "0").rsplit(" ", 1)[-1])  # the command status: "DELETE 2", "SELECT 1"
+    if statement.command == "SELECT":
+        rows = [r for r in found_reads if r.event_seq == event.seq and r.table == test.table]
+        keys = {r.version.key for r in rows if r.by_key and r.version is not None}
+        known = sum(1 for r in rows if r.by_key and r.version is not None)
+        what = "returned"
+    else:
+        own = {seq for seq, owner in snapshots.owners.writes.items() if span and owner == (span.id, event.step)}
+        versions = [v for (table, _), chain in snapshots.chains.items() if table == test.table
+                    for v in chain if v.seq in own]
+        keys = {v.key for v in versions}
+        known = len({v.seq for v in versions})
+        what = "logged"
+    if known != count:
+        return None, (f"{event.step}'s {statement.command} chose {count} row(s) of {test.table}, {known} of them "
+                      f"{what} with their key: which versions its WHERE clause rejected is not derived")
+    return keys, ""

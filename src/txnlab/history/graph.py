@@ -7,10 +7,11 @@ from the writer of a version to a transaction that read it; rw from a transactio
 version to the writer of the next one. Predicate edges, per re-evaluated WHERE clause (Adya's
 predicate dependencies, 3.1.3): a write that changes which rows match (its row comes into or
 drops out of the condition) gives rw when its transaction committed after the read's snapshot
-(the read missed it), wr when it committed before (the read saw it). The clause of an
-UPDATE or DELETE on a table with a key goes by the version of each row it saw
-(history/dml.py): wr from the writer of that version when its write changed the matches, rw
-to the writer of each later version that changed them.
+(the read missed it), wr when it committed before (the read saw it). The clause of a
+statement that locks the rows it chooses (UPDATE, DELETE, SELECT ... FOR UPDATE) on a table
+with a key goes by the version of each row it saw (history/dml.py): wr from the writer of
+that version when its write changed the matches, rw to the writer of each later version that
+changed them.
 
 A ww edge rests on two logged writes only (observed); an edge through a read rests on the
 match of its values to a version (inferred unless the row held the key and one version
@@ -27,6 +28,7 @@ from txnlab.history import dml
 from txnlab.history.model import (
     Edge, EdgeKind, History, HistoryCapture, LoggedWrite, PredicateTest, Read, Row, TableInfo, VersionRef,
 )
+from txnlab.history.predicates import predicate_read
 from txnlab.history.reads import Snapshots, satisfies
 from txnlab.timeline import Event, Timeline
 
@@ -68,11 +70,13 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
     events = {e.seq: e for e in timeline.events}
     writes = {w.seq: w for w in capture.writes}
     gaps: list[str] = []
+    tables = frozenset(words.tables)
     for test in capture.predicates:
         span = snapshots.owners.of_event(test.event_seq)
         event = events[test.event_seq]
-        if span is not None and dml.command(event) and words.tables[test.table].tracked:
-            seen, unplaced = dml.seen(test, event, snapshots)
+        statement = predicate_read(event.sql, tables)
+        if span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
+            seen, unplaced = dml.seen(test, event, statement, snapshots, history.reads)
             gaps += unplaced
             for one in seen:
                 found.update(_seen_edges(one, chains[(one.version.table, one.version.key)], words))
@@ -108,7 +112,7 @@ def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dic
 
 
 def _seen_edges(seen: dml.Seen, chain: list[VersionRef], words: "_Words") -> dict[Edge, str]:
-    """The predicate edges of what an UPDATE or DELETE saw of one row it did not write: wr
+    """The predicate edges of what a row-locking statement saw of one row it did not choose: wr
     from the writer of the version it saw when that write changed the matches; rw to the
     writer of each later version that changed them (Adya, 3.1.4). Intermediate versions are
     skipped: only a transaction's last version of a row changes what others match."""
@@ -117,7 +121,8 @@ def _seen_edges(seen: dml.Seen, chain: list[VersionRef], words: "_Words") -> dic
                  if not (v.writer is not None and i + 1 < len(chain) and chain[i + 1].writer == v.writer)]
     found: dict[Edge, str] = {}
     earlier = [v for v in installed if v.number < seen.version.number]
-    if seen.version.writer not in (None, seen.transaction) and earlier and matches(earlier[-1]) != matches(seen.version):
+    writer = seen.version.writer
+    if writer not in (None, seen.transaction) and earlier and matches(earlier[-1]) != matches(seen.version):
         found.update(words.saw(seen, earlier[-1]))
     previous = seen.version
     for later in (v for v in installed if v.number > seen.version.number):
@@ -215,8 +220,8 @@ class _Words:
         how = "re-checked the row and saw" if seen.rechecked is not None else "saw"
         said = f"{how} {self.state(seen.version, seen, replaced)}, not {self.state(replaced, seen, seen.version)}"
         version = seen.version
-        evidence = f"{self.statement(seen)} at {seen.step} did not {seen.command.lower()} {version.object}: it {said}"
-        clause = f"{self.statement(seen)} ({seen.step}) did not {seen.command.lower()} {version.object}: it {said}"
+        evidence = f"{self.statement(seen)} at {seen.step} did not {seen.verb} {version.object}: it {said}"
+        clause = f"{self.statement(seen)} ({seen.step}) did not {seen.verb} {version.object}: it {said}"
         edge = Edge(version.writer, seen.transaction, "wr", version.object, evidence, _steps(version.step, seen.step),
                     predicate=True, inferred=True)
         return {edge: clause}
@@ -224,18 +229,20 @@ class _Words:
     def missed(self, seen: dml.Seen, later: VersionRef) -> dict[Edge, str]:
         """rw: the statement saw `seen.version`; `later`, installed after it, changed the matches."""
         said = f"saw {self.state(seen.version, seen, later)}, not {self.state(later, seen, seen.version)}"
-        evidence = (f"{self.statement(seen)} at {seen.step} did not {seen.command.lower()} {later.object}: "
-                    f"it {said}{_at(later.step)}")
-        clause = (f"{self.statement(seen)} ({seen.step}) did not {seen.command.lower()} {later.object}: "
-                  f"it {said}{_at(later.step, '')}")
+        missed = f"did not {seen.verb} {later.object}: it {said}"
+        evidence = f"{self.statement(seen)} at {seen.step} {missed}{_at(later.step)}"
+        clause = f"{self.statement(seen)} ({seen.step}) {missed}{_at(later.step, '')}"
         edge = Edge(seen.transaction, later.writer, "rw", later.object, evidence, _steps(seen.step, later.step),
                     predicate=True, inferred=True)
         return {edge: clause}
 
     def statement(self, seen: dml.Seen) -> str:
-        """`b's DELETE FROM test WHERE value = 20`, `b's UPDATE test ... WHERE value = 20`."""
-        target = f"FROM {seen.test.table}" if seen.command == "DELETE" else f"{seen.test.table} ..."
-        return f"{seen.transaction}'s {seen.command} {target} WHERE {seen.test.predicate}"
+        """`b's DELETE FROM test WHERE value = 20`, `b's UPDATE test ... WHERE value = 20`,
+        `b's SELECT ... FROM test WHERE value = 20 FOR UPDATE`."""
+        command, table, where = seen.statement.command, seen.test.table, f"WHERE {seen.test.predicate}"
+        said = {"DELETE": f"DELETE FROM {table} {where}", "UPDATE": f"UPDATE {table} ... {where}",
+                "SELECT": f"SELECT ... FROM {table} {where} {seen.statement.locking}"}[command]
+        return f"{seen.transaction}'s {said}"
 
     def state(self, version: VersionRef, seen: dml.Seen, other: VersionRef) -> str:
         """One version as a statement saw it, against `other`: `a's 30`, `10` (the setup's),

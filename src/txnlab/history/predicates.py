@@ -31,7 +31,7 @@ from functools import lru_cache
 import psycopg2
 import psycopg2.extensions
 from pglast import ast, parse_sql
-from pglast.enums import SetOperation
+from pglast.enums import LockClauseStrength, LockWaitPolicy, SetOperation
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -41,6 +41,10 @@ from txnlab.timeline import Event, Outcome
 
 # Nodes whose value is not the row's alone: a subquery, a session value, a parameter, a cursor.
 UNREPEATABLE = (ast.SubLink, ast.SQLValueFunction, ast.ParamRef, ast.RangeSubselect, ast.CurrentOfExpr)
+LOCKING = {
+    LockClauseStrength.LCS_FORKEYSHARE: "FOR KEY SHARE", LockClauseStrength.LCS_FORSHARE: "FOR SHARE",
+    LockClauseStrength.LCS_FORNOKEYUPDATE: "FOR NO KEY UPDATE", LockClauseStrength.LCS_FORUPDATE: "FOR UPDATE",
+}
 NOT_IMMUTABLE_SQL = "SELECT DISTINCT proname::text FROM pg_proc WHERE proname = ANY(%s) AND provolatile <> 'i'"
 
 
@@ -48,13 +52,23 @@ NOT_IMMUTABLE_SQL = "SELECT DISTINCT proname::text FROM pg_proc WHERE proname = 
 class Candidate:
     """A statement's read by condition: its command (SELECT, UPDATE or DELETE), its table,
     the name its clause uses for the table (the alias, else the table's name), the WHERE clause
-    as SQL ("TRUE" without one) and the names of the functions the clause calls."""
+    as SQL ("TRUE" without one), the names of the functions the clause calls, and a SELECT's
+    row lock ("FOR UPDATE"...; None without one, or with SKIP LOCKED)."""
 
     command: str
     table: str
     alias: str
     predicate: str
     functions: frozenset[str]
+    locking: str | None = None
+
+    @property
+    def locks_rows(self) -> bool:
+        """It locks every row it chooses and waits for a row another transaction holds: at
+        READ COMMITTED it then re-checks the row's latest version, at REPEATABLE READ and
+        SERIALIZABLE it fails if the row changed since its snapshot (docs 13.2.1, 13.2.2;
+        history/dml.py)."""
+        return self.command != "SELECT" or self.locking is not None
 
 
 class _Nodes(Visitor):  # type: ignore[misc]
@@ -106,7 +120,9 @@ def predicate_read(sql: str, tables: frozenset[str]) -> Candidate | None:
     )
     alias = source.alias.aliasname if source.alias else source.relname
     command = {ast.SelectStmt: "SELECT", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}[type(statement)]
-    return Candidate(command, source.relname, alias, RawStream()(where) if where is not None else "TRUE", functions)
+    locking = _locking(statement) if isinstance(statement, ast.SelectStmt) else None
+    predicate = RawStream()(where) if where is not None else "TRUE"
+    return Candidate(command, source.relname, alias, predicate, functions, locking)
 
 
 def _select_source(statement: ast.SelectStmt) -> ast.Node | None:
@@ -116,6 +132,14 @@ def _select_source(statement: ast.SelectStmt) -> ast.Node | None:
             or len(statement.fromClause) != 1):
         return None
     return statement.fromClause[0]
+
+
+def _locking(statement: ast.SelectStmt) -> str | None:
+    """A SELECT's row lock, when it waits for rows others hold (not SKIP LOCKED)."""
+    clauses = statement.lockingClause or ()
+    if not clauses or any(c.waitPolicy == LockWaitPolicy.LockWaitSkip for c in clauses):
+        return None
+    return LOCKING[clauses[0].strength]
 
 
 def rows_json(columns: Sequence[str], rows: Sequence[Row]) -> str:

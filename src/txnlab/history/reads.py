@@ -143,9 +143,10 @@ class Snapshots:
         return (end.started, end.ended) if end is not None else (-math.inf, math.inf)
 
     def scan_window(self, event: Event) -> Window:
-        """When the snapshot an UPDATE or DELETE scanned its table with was taken: as `window`,
-        except that at READ COMMITTED a statement that waited took it when it began, before
-        its wait; after the wait it re-checks only the rows it waited for (13.2.1)."""
+        """When the snapshot a row-locking statement (UPDATE, DELETE, SELECT ... FOR UPDATE)
+        scanned its table with was taken: as `window`, except that at READ COMMITTED one that
+        waited took it when it began, before its wait; after the wait it re-checks only the
+        rows it waited for (13.2.1; history/dml.py)."""
         span = self.owners.of_event(event.seq)
         if span is not None and self.level(span) in (Level.REPEATABLE_READ, Level.SERIALIZABLE):
             return self.window(event)

@@ -17,7 +17,7 @@ from scenario_text import scenario_from_yaml
 from txnlab.errors import ServerError
 from txnlab.history.capture import PREFIX, parse_row
 from txnlab.history.model import HistoryCapture, LoggedWrite
-from txnlab.history.predicates import predicate_read, row_literal
+from txnlab.history.predicates import predicate_read, rows_json
 from txnlab.levels import Level
 from txnlab.runner.lab import Lab, open_lab
 from txnlab.scenario import Catalogue, Scenario
@@ -149,7 +149,8 @@ def test_a_row_s_text_form_parses_back_into_exactly_the_values_the_server_holds(
         cur.execute("SELECT ROW(%s::text, %s::text)::two::text", list(values))
         printed = cur.fetchone()[0]
         assert parse_row(printed, 2) == values
-        cur.execute("SELECT (%s::two).f1, (%s::two).f2", [row_literal(values)] * 2)  # and back, as predicates send it
+        cur.execute("SELECT f1, f2 FROM jsonb_populate_recordset(NULL::two, %s::jsonb)",  # back, as predicates send it
+                    [rows_json(("f1", "f2"), [values])])
         assert cur.fetchone() == values
 
 
@@ -230,7 +231,9 @@ def test_a_plain_select_from_one_run_table_is_a_read_by_condition_with_its_where
     "SELECT * FROM other WHERE true",
     "SELECT * FROM public.accounts",
     "SELECT 1; SELECT * FROM accounts",
-    "UPDATE accounts SET balance = 0",
+    "UPDATE accounts SET balance = 0 FROM ledger",
+    "DELETE FROM accounts USING ledger WHERE true",
+    "DELETE FROM accounts WHERE CURRENT OF c",
     "SELECT * FROM (SELECT * FROM accounts) s",
     "not sql at all",
 ])

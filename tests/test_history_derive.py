@@ -96,10 +96,6 @@ for _level in (RU, RC):
                                  "non-repeatable read, never T1's intermediate 101")
     FINDINGS[("OTV", _level)] = (("G-single",), "T3 read row 1 as T1's 11, then as T2's 12: a non-repeatable "
                                  "read; T1 never vanished from T3's view")
-    FINDINGS[("PMP-write", _level)] = ((), "the read that missed T1's write is T2's DELETE ... WHERE, and only "
-                                       "SELECTs' WHERE clauses are re-evaluated")
-    FINDINGS[("G-single-write-1", _level)] = ((), "the read that missed T2's write is T1's DELETE ... WHERE, "
-                                              "and only SELECTs' WHERE clauses are re-evaluated")
 for _level in (RU, RC, RR):
     FINDINGS[("G1c", _level)] = (("G2-item",), "each read the other's row as it was before the other's write "
                                  "and both committed: write skew, not circular information flow")

@@ -8,6 +8,7 @@ explained (Adya's anomalies: G0, G1a, G1b, G1c, G-single, G2-item, G2, lost upda
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from txnlab.history import classify, graph, reads, transactions
 from txnlab.history.explain import explain
@@ -37,6 +38,7 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
         gaps=gaps,
     )
     built = graph.build(history, capture, snapshots, timeline)
+    history = replace(history, gaps=history.gaps + built.gaps)
     began = tuple(t.id for t in history.transactions)
     anomalies = [
         DerivedAnomaly(name, cycle, explain(name, cycle, built.clauses, began), classify.WEAKEST_VIOLATED[name])

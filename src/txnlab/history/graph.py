@@ -7,7 +7,11 @@ from the writer of a version to a transaction that read it; rw from a transactio
 version to the writer of the next one. Predicate edges, per re-evaluated WHERE clause (Adya's
 predicate dependencies, 3.1.3): a write that changes which rows match (its row comes into or
 drops out of the condition) gives rw when its transaction committed after the read's snapshot
-(the read missed it), wr when it committed before (the read saw it).
+(the read missed it), wr when it committed before (the read saw it). The clause of a
+statement that locks the rows it chooses (UPDATE, DELETE, SELECT ... FOR UPDATE) on a table
+with a key goes by the version of each row it saw (history/dml.py): wr from the writer of
+that version when its write changed the matches, rw to the writer of each later version that
+changed them.
 
 A ww edge rests on two logged writes only (observed); an edge through a read rests on the
 match of its values to a version (inferred unless the row held the key and one version
@@ -20,21 +24,25 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from txnlab.history import dml
 from txnlab.history.model import (
     Edge, EdgeKind, History, HistoryCapture, LoggedWrite, PredicateTest, Read, Row, TableInfo, VersionRef,
 )
-from txnlab.history.reads import Snapshots
+from txnlab.history.predicates import predicate_read
+from txnlab.history.reads import Snapshots, satisfies
 from txnlab.timeline import Event, Timeline
 
 
 @dataclass(frozen=True)
 class Graph:
     """The edges, the networkx DiGraph of committed transactions (attribute `edges` on each
-    arc: the Edges it stands for), and each edge's short clause for the explanation."""
+    arc: the Edges it stands for), each edge's short clause for the explanation, and what
+    could not be placed (one sentence each)."""
 
     edges: tuple[Edge, ...]
     digraph: nx.DiGraph
     clauses: dict[Edge, str]
+    gaps: tuple[str, ...] = ()
 
 
 def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline) -> Graph:
@@ -61,10 +69,19 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
             found.update(words.rw(read, version, following))
     events = {e.seq: e for e in timeline.events}
     writes = {w.seq: w for w in capture.writes}
+    gaps: list[str] = []
+    tables = frozenset(words.tables)
     for test in capture.predicates:
         span = snapshots.owners.of_event(test.event_seq)
-        if span is not None:
-            found.update(_predicate_edges(test, span.id, events[test.event_seq], writes, snapshots, words))
+        event = events[test.event_seq]
+        statement = predicate_read(event.sql, tables)
+        if span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
+            seen, unplaced = dml.seen(test, event, statement, snapshots, history.reads)
+            gaps += unplaced
+            for one in seen:
+                found.update(_seen_edges(one, chains[(one.version.table, one.version.key)], words))
+        elif span is not None:
+            found.update(_predicate_edges(test, span.id, event, writes, snapshots, words))
     keep = {e: c for e, c in found.items() if e.source in committed and e.target in committed and e.source != e.target}
     digraph = nx.DiGraph()
     digraph.add_nodes_from(committed)
@@ -72,7 +89,7 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
         if not digraph.has_edge(edge.source, edge.target):
             digraph.add_edge(edge.source, edge.target, edges=[])
         digraph[edge.source][edge.target]["edges"].append(edge)
-    return Graph(tuple(keep), digraph, keep)
+    return Graph(tuple(keep), digraph, keep, tuple(gaps))
 
 
 def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dict[int, LoggedWrite],
@@ -91,6 +108,27 @@ def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dic
         kind: EdgeKind | None = "rw" if begun >= high else "wr" if done <= low else None
         if kind is not None:
             found.update(words.predicate(test, reader, event.step, writes[seq], writer, step, kind))
+    return found
+
+
+def _seen_edges(seen: dml.Seen, chain: list[VersionRef], words: "_Words") -> dict[Edge, str]:
+    """The predicate edges of what a row-locking statement saw of one row it did not choose: wr
+    from the writer of the version it saw when that write changed the matches; rw to the
+    writer of each later version that changed them (Adya, 3.1.4). Intermediate versions are
+    skipped: only a transaction's last version of a row changes what others match."""
+    matches = satisfies(seen.test)
+    installed = [v for i, v in enumerate(chain)
+                 if not (v.writer is not None and i + 1 < len(chain) and chain[i + 1].writer == v.writer)]
+    found: dict[Edge, str] = {}
+    earlier = [v for v in installed if v.number < seen.version.number]
+    writer = seen.version.writer
+    if writer not in (None, seen.transaction) and earlier and matches(earlier[-1]) != matches(seen.version):
+        found.update(words.saw(seen, earlier[-1]))
+    previous = seen.version
+    for later in (v for v in installed if v.number > seen.version.number):
+        if later.writer not in (None, seen.transaction) and matches(previous) != matches(later):
+            found.update(words.missed(seen, later))
+        previous = later
     return found
 
 
@@ -175,6 +213,49 @@ class _Words:
         source, target = (reader, writer) if kind == "rw" else (writer, reader)
         edge = Edge(source, target, kind, test.table, evidence, steps, predicate=True, inferred=True)
         return {edge: clause}
+
+    def saw(self, seen: dml.Seen, replaced: VersionRef) -> dict[Edge, str]:
+        """wr: the statement saw `seen.version`, whose write made the row stop or start to
+        match (`replaced` is the version before it)."""
+        how = "re-checked the row and saw" if seen.rechecked is not None else "saw"
+        said = f"{how} {self.state(seen.version, seen, replaced)}, not {self.state(replaced, seen, seen.version)}"
+        version = seen.version
+        evidence = f"{self.statement(seen)} at {seen.step} did not {seen.verb} {version.object}: it {said}"
+        clause = f"{self.statement(seen)} ({seen.step}) did not {seen.verb} {version.object}: it {said}"
+        edge = Edge(version.writer, seen.transaction, "wr", version.object, evidence, _steps(version.step, seen.step),
+                    predicate=True, inferred=True)
+        return {edge: clause}
+
+    def missed(self, seen: dml.Seen, later: VersionRef) -> dict[Edge, str]:
+        """rw: the statement saw `seen.version`; `later`, installed after it, changed the matches."""
+        said = f"saw {self.state(seen.version, seen, later)}, not {self.state(later, seen, seen.version)}"
+        missed = f"did not {seen.verb} {later.object}: it {said}"
+        evidence = f"{self.statement(seen)} at {seen.step} {missed}{_at(later.step)}"
+        clause = f"{self.statement(seen)} ({seen.step}) {missed}{_at(later.step, '')}"
+        edge = Edge(seen.transaction, later.writer, "rw", later.object, evidence, _steps(seen.step, later.step),
+                    predicate=True, inferred=True)
+        return {edge: clause}
+
+    def statement(self, seen: dml.Seen) -> str:
+        """`b's DELETE FROM test WHERE value = 20`, `b's UPDATE test ... WHERE value = 20`,
+        `b's SELECT ... FROM test WHERE value = 20 FOR UPDATE`."""
+        command, table, where = seen.statement.command, seen.test.table, f"WHERE {seen.test.predicate}"
+        said = {"DELETE": f"DELETE FROM {table} {where}", "UPDATE": f"UPDATE {table} ... {where}",
+                "SELECT": f"SELECT ... FROM {table} {where} {seen.statement.locking}"}[command]
+        return f"{seen.transaction}'s {said}"
+
+    def state(self, version: VersionRef, seen: dml.Seen, other: VersionRef) -> str:
+        """One version as a statement saw it, against `other`: `a's 30`, `10` (the setup's),
+        `its own 5`, `a's deletion`, `no row`; the columns shown are those that differ."""
+        if version.row is None:
+            return "no row" if version.writer is None else f"{self._whose(version, seen)}deletion"
+        return f"{self._whose(version, seen)}{self.value(version, self.changed(version, other))}"
+
+    @staticmethod
+    def _whose(version: VersionRef, seen: dml.Seen) -> str:
+        if version.writer is None:
+            return ""
+        return "its own " if version.writer == seen.transaction else f"{version.writer}'s "
 
     def written(self, write: LoggedWrite) -> str:
         """The row a write left (the row it deleted, for a DELETE): `doctors[bob].on_call = f`,

@@ -1,13 +1,20 @@
-"""Reads by condition: which row versions satisfy the WHERE clause of a step's SELECT.
+"""Reads by condition: which row versions satisfy the WHERE clause of a step's SELECT,
+UPDATE or DELETE.
 
 A step whose SQL is one plain SELECT from one table of the run's schema (an alias allowed;
 no join, set operation, CTE, subquery, LIMIT/OFFSET; FOR UPDATE/SHARE allowed) read every row
 its WHERE clause selects, not only the rows it returned: a write that makes a version enter or
 leave that set is a predicate anti-dependency (Adya's thesis, section 3.1.4, "predicate
-read-dependencies"). pglast (PostgreSQL's own parser, libpg_query) finds such statements and
-deparses their WHERE clause; after the run the server evaluates each clause against every
-version of the table the history holds (the setup's rows, and each logged write's before and
-after row, typed as the table's row type under the statement's alias), in one query.
+read-dependencies"). So did a step whose SQL is one UPDATE or DELETE of one such table (no
+FROM or USING, no CTE, no WHERE CURRENT OF; RETURNING allowed): it evaluated its WHERE clause
+on every row to choose the rows it wrote (history/dml.py derives which version of each it saw).
+pglast (PostgreSQL's own parser, libpg_query) finds such statements and deparses their WHERE
+clause; after the run the server evaluates each clause against every version of the table the
+history holds (the setup's rows, and each logged write's before and after row), in one query.
+The versions are rebuilt by column name as the table's row type under the statement's alias
+(jsonb_populate_recordset): a column a step added after the setup is NULL in the versions
+logged in the setup's shape (it did not exist then), where typing their text form as the
+table's row now failed ("malformed record literal").
 
 A clause that calls a function that is not immutable (now(), random(), current_setting())
 or names a session value (CURRENT_USER, CURRENT_DATE) could give another answer after the
@@ -16,6 +23,7 @@ run, so it is not re-evaluated; one the server fails to evaluate is a gap, never
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +31,7 @@ from functools import lru_cache
 import psycopg2
 import psycopg2.extensions
 from pglast import ast, parse_sql
-from pglast.enums import SetOperation
+from pglast.enums import LockClauseStrength, LockWaitPolicy, SetOperation
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -31,21 +39,36 @@ from pglast.visitors import Visitor
 from txnlab.history.model import HistoryCapture, Key, PredicateTest, Row
 from txnlab.timeline import Event, Outcome
 
-# Nodes whose value is not the row's alone: a subquery, a session value, a parameter.
-UNREPEATABLE = (ast.SubLink, ast.SQLValueFunction, ast.ParamRef, ast.RangeSubselect)
+# Nodes whose value is not the row's alone: a subquery, a session value, a parameter, a cursor.
+UNREPEATABLE = (ast.SubLink, ast.SQLValueFunction, ast.ParamRef, ast.RangeSubselect, ast.CurrentOfExpr)
+LOCKING = {
+    LockClauseStrength.LCS_FORKEYSHARE: "FOR KEY SHARE", LockClauseStrength.LCS_FORSHARE: "FOR SHARE",
+    LockClauseStrength.LCS_FORNOKEYUPDATE: "FOR NO KEY UPDATE", LockClauseStrength.LCS_FORUPDATE: "FOR UPDATE",
+}
 NOT_IMMUTABLE_SQL = "SELECT DISTINCT proname::text FROM pg_proc WHERE proname = ANY(%s) AND provolatile <> 'i'"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A SELECT's read by condition: its table, the name its clause uses for the table (the
-    alias, else the table's name), the WHERE clause as SQL ("TRUE" without one) and the names
-    of the functions the clause calls."""
+    """A statement's read by condition: its command (SELECT, UPDATE or DELETE), its table,
+    the name its clause uses for the table (the alias, else the table's name), the WHERE clause
+    as SQL ("TRUE" without one), the names of the functions the clause calls, and a SELECT's
+    row lock ("FOR UPDATE"...; None without one, or with SKIP LOCKED)."""
 
+    command: str
     table: str
     alias: str
     predicate: str
     functions: frozenset[str]
+    locking: str | None = None
+
+    @property
+    def locks_rows(self) -> bool:
+        """It locks every row it chooses and waits for a row another transaction holds: at
+        READ COMMITTED it then re-checks the row's latest version, at REPEATABLE READ and
+        SERIALIZABLE it fails if the row changed since its snapshot (docs 13.2.1, 13.2.2;
+        history/dml.py)."""
+        return self.command != "SELECT" or self.locking is not None
 
 
 class _Nodes(Visitor):  # type: ignore[misc]
@@ -69,20 +92,24 @@ def _nodes(tree: ast.Node | None) -> list[ast.Node]:
 
 @lru_cache(maxsize=4096)
 def predicate_read(sql: str, tables: frozenset[str]) -> Candidate | None:
-    """The read by condition of `sql`, if it is one plain SELECT from one of `tables` (the
-    run's tables, unqualified, as the steps name them); None otherwise (see module docstring).
-    Cached: a matrix sends the same statements at every level (parsing one costs ~0.2 ms)."""
+    """The read by condition of `sql`, if it is one plain SELECT from, or one UPDATE or DELETE
+    of, one of `tables` (the run's tables, unqualified, as the steps name them); None otherwise
+    (see module docstring). Cached: a matrix sends the same statements at every level (parsing
+    one costs ~0.2 ms)."""
     try:
         statements = parse_sql(sql)
     except ParseError:
         return None
-    if len(statements) != 1 or not isinstance(statement := statements[0].stmt, ast.SelectStmt):
+    if len(statements) != 1:
         return None
-    if (statement.op != SetOperation.SETOP_NONE or statement.withClause or statement.intoClause
-            or statement.limitCount or statement.limitOffset or not statement.fromClause
-            or len(statement.fromClause) != 1):
+    statement = statements[0].stmt
+    if isinstance(statement, ast.SelectStmt):
+        source = _select_source(statement)
+    elif isinstance(statement, (ast.UpdateStmt, ast.DeleteStmt)):
+        joined = statement.fromClause if isinstance(statement, ast.UpdateStmt) else statement.usingClause
+        source = statement.relation if not (joined or statement.withClause) else None
+    else:
         return None
-    source = statement.fromClause[0]
     if not isinstance(source, ast.RangeVar) or source.schemaname or source.catalogname or source.relname not in tables:
         return None
     if any(isinstance(node, UNREPEATABLE) for node in _nodes(statement)):
@@ -92,14 +119,33 @@ def predicate_read(sql: str, tables: frozenset[str]) -> Candidate | None:
         node.funcname[-1].sval for node in _nodes(where) if isinstance(node, ast.FuncCall)
     )
     alias = source.alias.aliasname if source.alias else source.relname
-    return Candidate(source.relname, alias, RawStream()(where) if where is not None else "TRUE", functions)
+    command = {ast.SelectStmt: "SELECT", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}[type(statement)]
+    locking = _locking(statement) if isinstance(statement, ast.SelectStmt) else None
+    predicate = RawStream()(where) if where is not None else "TRUE"
+    return Candidate(command, source.relname, alias, predicate, functions, locking)
 
 
-def row_literal(row: Row) -> str:
-    """A row's text form as record input reads it back exactly (every field quoted, NULL empty;
-    docs, "Composite Types", "Composite Type Input and Output Syntax")."""
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' if v is not None else "" for v in row)
-    return "(" + ",".join(quoted) + ")"
+def _select_source(statement: ast.SelectStmt) -> ast.Node | None:
+    """The one relation a plain SELECT reads (see module docstring), else None."""
+    if (statement.op != SetOperation.SETOP_NONE or statement.withClause or statement.intoClause
+            or statement.limitCount or statement.limitOffset or not statement.fromClause
+            or len(statement.fromClause) != 1):
+        return None
+    return statement.fromClause[0]
+
+
+def _locking(statement: ast.SelectStmt) -> str | None:
+    """A SELECT's row lock, when it waits for rows others hold (not SKIP LOCKED)."""
+    clauses = statement.lockingClause or ()
+    if not clauses or any(c.waitPolicy == LockWaitPolicy.LockWaitSkip for c in clauses):
+        return None
+    return LOCKING[clauses[0].strength]
+
+
+def rows_json(columns: Sequence[str], rows: Sequence[Row]) -> str:
+    """Rows as a JSON array of objects, one member per column (NULL: null), as
+    jsonb_populate_recordset reads them back into the table's row type."""
+    return json.dumps([dict(zip(columns, row)) for row in rows])
 
 
 def predicate_tests(
@@ -112,8 +158,9 @@ def predicate_tests(
     tables = frozenset(t.name for t in capture.tables)  # keyless too: a predicate needs no row identity
     reads = [
         (event, candidate) for event in events
-        if event.outcome is Outcome.OK and event.session and event.columns is not None
+        if event.outcome is Outcome.OK and event.session
         and (candidate := predicate_read(event.sql, tables)) is not None
+        and (candidate.command != "SELECT" or event.columns is not None)
     ]
     if not reads:
         return (), ()
@@ -125,7 +172,9 @@ def predicate_tests(
             gaps.append(f"step {event.step}'s WHERE clause calls a function that is not immutable: not re-evaluated")
         else:
             evaluable.append((event, candidate))
-    queries = [_query(conn, schema, candidate, versions[candidate.table]) for _, candidate in evaluable]
+    columns = {t.name: t.columns for t in capture.tables}
+    queries = [_query(conn, schema, candidate, columns[candidate.table], versions[candidate.table])
+               for _, candidate in evaluable]
     try:
         answers = _run(conn, queries)
     except psycopg2.Error:
@@ -174,13 +223,17 @@ def _not_immutable(conn: psycopg2.extensions.connection, functions: set[str]) ->
         return frozenset(name for (name,) in cur.fetchall())
 
 
-def _query(conn: psycopg2.extensions.connection, schema: str, candidate: Candidate, versions: Versions) -> bytes:
-    """One clause over one table's versions: an array of booleans, one per version, in order."""
+def _query(conn: psycopg2.extensions.connection, schema: str, candidate: Candidate, columns: tuple[str, ...],
+           versions: Versions) -> bytes:
+    """One clause over one table's versions: an array of booleans, one per version, in order.
+    Each version goes as a JSON object of its `columns` (the table's, as the setup left them),
+    which the server types as the table's row now, column by column (docs, "JSON Functions":
+    a string is fed to the column type's input function; a column missing is NULL)."""
     quote = psycopg2.extensions.quote_ident
-    rows = [row_literal(row) for _, _, row in versions]
+    rows = rows_json(columns, [row for _, _, row in versions])
     predicate = candidate.predicate.replace("%", "%%")  # mogrify's placeholders are %s
-    sql = (f"SELECT ARRAY(SELECT coalesce(({predicate}), false) "
-           f"FROM unnest(%s::{quote(schema, conn)}.{quote(candidate.table, conn)}[]) AS {quote(candidate.alias, conn)})")
+    sql = (f"SELECT ARRAY(SELECT coalesce(({predicate}), false) FROM jsonb_populate_recordset("
+           f"NULL::{quote(schema, conn)}.{quote(candidate.table, conn)}, %s::jsonb) AS {quote(candidate.alias, conn)})")
     with conn.cursor() as cur:
         return cur.mogrify(sql, [rows])
 

@@ -142,12 +142,24 @@ class Snapshots:
         end = self.owners.span(transaction).end
         return (end.started, end.ended) if end is not None else (-math.inf, math.inf)
 
-    def visible(self, event: Event, table: str, key: Key) -> list[VersionRef]:
+    def scan_window(self, event: Event) -> Window:
+        """When the snapshot a row-locking statement (UPDATE, DELETE, SELECT ... FOR UPDATE)
+        scanned its table with was taken: as `window`, except that at READ COMMITTED one that
+        waited took it when it began, before its wait; after the wait it re-checks only the
+        rows it waited for (13.2.1; history/dml.py)."""
+        span = self.owners.of_event(event.seq)
+        if span is not None and self.level(span) in (Level.REPEATABLE_READ, Level.SERIALIZABLE):
+            return self.window(event)
+        wait = self._wait(event)
+        return (event.started, wait.ended) if wait is not None else (event.started, event.ended)
+
+    def visible(self, event: Event, table: str, key: Key, window: Window | None = None) -> list[VersionRef]:
         """The versions of one object the statement could have seen: one, or several when
-        the clock cannot tell (their commit and the snapshot overlap)."""
+        the clock cannot tell (their commit and the snapshot overlap). `window`: when the
+        snapshot was taken, if not the statement's `window`."""
         span = self.owners.of_event(event.seq)
         mine = span.id if span else None
-        low, high = self.window(event)
+        low, high = window or self.window(event)
         chain = self.chains.get((table, key), [])
         seen: list[VersionRef] = []
         for index, version in enumerate(chain):
@@ -207,7 +219,7 @@ def _candidates(snapshots: Snapshots, event: Event, info: TableInfo, columns: tu
     """The versions the statement could see whose values equal the row's (and that satisfy
     its WHERE clause, when the server re-evaluated it)."""
     where = [info.columns.index(c) for c in columns]
-    satisfied = _satisfies(test) if test else None
+    satisfied = satisfies(test) if test else None
     found = []
     for (table, key) in snapshots.chains:
         if table != info.name:
@@ -220,10 +232,11 @@ def _candidates(snapshots: Snapshots, event: Event, info: TableInfo, columns: tu
     return tuple(found)
 
 
-def _satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
-    """Whether a version satisfies the test's WHERE clause (as the server evaluated it)."""
+def satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
+    """Whether a version satisfies the test's WHERE clause (as the server evaluated it); a
+    deleted or absent version never does."""
     after = {seq: now for seq, _, now in test.writes}
-    return lambda v: v.key in test.initial if v.seq is None else after.get(v.seq, False)
+    return lambda v: v.row is not None and (v.key in test.initial if v.seq is None else after.get(v.seq, False))
 
 
 def predicate_reads(capture: HistoryCapture, owners: Owners, found: tuple[Read, ...],

@@ -312,9 +312,14 @@ def test_a_truncated_partition_is_a_gap_of_its_table_and_a_truncate_rolled_back_
     assert _changes(history) == []
 
 
+TRIGGERS_SQL = ("SELECT c.relname::text, t.tgtype FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relnamespace = current_schema()::regnamespace ORDER BY 1")
+
+
 def test_the_history_puts_one_row_trigger_and_no_statement_trigger_on_each_table(lab: Lab) -> None:
-    timeline = lab.run(_scenario("CREATE TABLE t (id int PRIMARY KEY);\n  CREATE TABLE u (id int PRIMARY KEY);", """
-  - {name: a_triggers, session: a, sql: "SELECT c.relname::text, t.tgtype FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = current_schema()::regnamespace ORDER BY 1"}
+    """tgtype 29: ROW | INSERT | DELETE | UPDATE, AFTER (pg_trigger.h); no TRUNCATE trigger."""
+    timeline = lab.run(_scenario("CREATE TABLE t (id int PRIMARY KEY);\n  CREATE TABLE u (id int PRIMARY KEY);", f"""
+  - {{name: a_triggers, session: a, sql: "{TRIGGERS_SQL}"}}
 """), Level.READ_COMMITTED)
     assert timeline.final_event("a_triggers").rows == (("t", "29"), ("u", "29"))  # type: ignore[union-attr]
 

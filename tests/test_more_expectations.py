@@ -33,7 +33,7 @@ steps:
   - {name: s1_index, session: s1, sql: CREATE INDEX ON t (v)}
   - {name: s2_alter, session: s2, sql: ALTER TABLE t ADD COLUMN note text}
   - {name: s3_update, session: s3, sql: UPDATE t SET v = 1 WHERE id = 1}
-  - {name: s1_commit, session: s1, sql: COMMIT}
+  - {name: s1_rollback, session: s1, sql: ROLLBACK}
   - {name: s2_commit, session: s2, sql: COMMIT}
   - {name: s3_commit, session: s3, sql: COMMIT}
 expect:
@@ -46,7 +46,11 @@ expect:
 ROW_QUEUE = """\
 name: row-queue
 title: Three sessions update one row
-summary: s1 updates the row, s2 and s3 queue for it.
+summary: >
+  s1 updates the row, s2 and s3 queue for it; s1 rolls back, so s2, which holds the row's
+  tuple lock, goes ahead on the same row version. (Were s1 to commit, at READ COMMITTED s2 would
+  let go of the tuple lock to follow the row to its new version, and s3 could take it first: a
+  race the server decides, under which the script would stall.)
 setup: |
   CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
   INSERT INTO t VALUES (1, 0);
@@ -55,7 +59,7 @@ steps:
   - {name: s1_update, session: s1, sql: UPDATE t SET v = v + 1 WHERE id = 1}
   - {name: s2_update, session: s2, sql: UPDATE t SET v = v + 10 WHERE id = 1}
   - {name: s3_update, session: s3, sql: UPDATE t SET v = v + 100 WHERE id = 1}
-  - {name: s1_commit, session: s1, sql: COMMIT}
+  - {name: s1_rollback, session: s1, sql: ROLLBACK}
   - {name: s2_commit, session: s2, sql: COMMIT}
   - {name: s3_commit, session: s3, sql: COMMIT}
 expect:

@@ -62,11 +62,12 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
         if version is None:
             continue
         chain = chains[(version.table, version.key)]
+        inferred = _inferred(read, chain, words.tables[read.table])
         if version.writer is not None and version.writer != read.transaction:
-            found.update(words.wr(read, version))
+            found.update(words.wr(read, version, inferred))
         following = chain[version.number + 1] if version.number + 1 < len(chain) else None
         if following is not None and following.writer not in (None, read.transaction):
-            found.update(words.rw(read, version, following))
+            found.update(words.rw(read, version, following, inferred))
     events = {e.seq: e for e in timeline.events}
     writes = {w.seq: w for w in capture.writes}
     gaps: list[str] = []
@@ -179,21 +180,21 @@ class _Words:
         edge = Edge(old.writer, new.writer, "ww", old.object, evidence, _steps(old.step, new.step))
         return {edge: clause}
 
-    def wr(self, read: Read, version: VersionRef) -> dict[Edge, str]:
+    def wr(self, read: Read, version: VersionRef, inferred: bool) -> dict[Edge, str]:
         seen = self.show(version, read.columns, read.values)
         evidence = f"{read.transaction} read {seen} at {read.step}, the version {version.writer} wrote{_at(version.step)}"
         clause = f"{read.transaction} read {seen} ({read.step}), which {version.writer} wrote{_at(version.step, '')}"
         edge = Edge(version.writer, read.transaction, "wr", version.object, evidence,
-                    _steps(version.step, read.step), inferred=_inferred(read))
+                    _steps(version.step, read.step), inferred=inferred)
         return {edge: clause}
 
-    def rw(self, read: Read, version: VersionRef, following: VersionRef) -> dict[Edge, str]:
+    def rw(self, read: Read, version: VersionRef, following: VersionRef, inferred: bool) -> dict[Edge, str]:
         seen = self.show(version, read.columns, read.values)
         evidence = (f"{read.transaction} read {seen} at {read.step}, the version {following.writer} overwrote"
                     f" with {self.value(following, read.columns)}{_at(following.step)}")
         clause = f"{read.transaction} read {seen} ({read.step}); {following.writer} overwrote it{_at(following.step, '')}"
         edge = Edge(read.transaction, following.writer, "rw", version.object, evidence,
-                    _steps(read.step, following.step), inferred=_inferred(read))
+                    _steps(read.step, following.step), inferred=inferred)
         return {edge: clause}
 
     def predicate(self, test: PredicateTest, reader: str, step: str, write: LoggedWrite, writer: str,
@@ -279,6 +280,13 @@ def _steps(*steps: str | None) -> tuple[str, ...]:
     return tuple(s for s in dict.fromkeys(steps) if s is not None)
 
 
-def _inferred(read: Read) -> bool:
-    """A read's edge is observed only when the row held the whole key and one version matched."""
-    return not (read.by_key and len(read.candidates) == 1)
+def _inferred(read: Read, chain: list[VersionRef], info: TableInfo) -> bool:
+    """A read's edge is observed only when the row held the whole key, one version survived
+    the snapshot's filter, and no other version of that object, visible or not, has the
+    values the row returned: then the snapshot's placement (inferred from the clock) cannot
+    have chosen among equals."""
+    if not (read.by_key and len(read.candidates) == 1):
+        return True
+    where = [info.columns.index(c) for c in read.columns]
+    equal = [v for v in chain if v.row is not None and tuple(v.row[i] for i in where) == read.values]
+    return len(equal) != 1

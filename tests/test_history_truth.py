@@ -59,3 +59,63 @@ def test_a_session_that_sets_its_own_default_level_is_derived_at_that_level(lab:
 def test_a_read_committed_for_update_after_a_wait_misses_the_insert_it_did_not_return(lab: Lab) -> None:
     report = run_case(lab, "rc-for-update-after-wait", RC)
     assert names(report) == ["G-single"]
+
+
+@pytest.mark.parametrize("level", [RR, SER])
+def test_a_keyed_read_whose_values_another_version_of_the_object_also_has_is_inferred(
+    lab: Lab, level: Level,
+) -> None:
+    report = run_case(lab, "lock-then-snapshot", level)
+    read = next(r for r in report.analysis.history.reads if r.step == "b_read")
+    assert read.by_key and len(read.candidates) == 1  # the snapshot's filter left one, yet v = 1 twice
+    edges = [e for e in report.analysis.edges if "b_read" in e.steps]
+    assert edges and all(e.inferred for e in edges)
+
+
+SESSION_LEVEL = """
+name: setup-default-level
+title: a session's setup SQL raises its default level
+summary: x's own BEGIN starts at the default its setup set, when it is autocommit
+setup: |
+  CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+  INSERT INTO t VALUES (1, 1), (2, 2);
+sessions:
+  x: {autocommit: AUTOCOMMIT, setup: "SETUP"}
+  a: {}
+steps:
+  - {name: x_begin, session: x, sql: "BEGIN"}
+  - {name: x_snap, session: x, sql: "SELECT current_setting('transaction_isolation') AS level"}
+  - {name: a_r2, session: a, sql: "SELECT id, v FROM t WHERE id = 2"}
+  - {name: a_w1, session: a, sql: "UPDATE t SET v = 10 WHERE id = 1"}
+  - {name: a_c, session: a, sql: "COMMIT"}
+  - {name: x_r1, session: x, sql: "SELECT id, v FROM t WHERE id = 1"}
+  - {name: x_w2, session: x, sql: "UPDATE t SET v = 20 WHERE id = 2"}
+  - {name: x_c, session: x, sql: "COMMIT"}
+expect:
+  all: {}
+"""
+
+
+@pytest.mark.parametrize(("autocommit", "setup", "server_says", "expected"), [
+    ("true", "SET default_transaction_isolation = 'repeatable read'", "repeatable read", ["G2-item"]),
+    ("true", "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", "serializable", ["G2-item"]),
+    ("true", "SET default_transaction_isolation = 'repeatable read'; RESET default_transaction_isolation",
+     "read committed", []),
+    ("false", "SET default_transaction_isolation = 'repeatable read'", "read committed", []),
+])
+def test_the_level_a_sessions_setup_sql_sets_is_the_level_its_own_begin_starts(
+    lab: Lab, tmp_path: Path, autocommit: str, setup: str, server_says: str, expected: list[str],
+) -> None:
+    path = tmp_path / "setup-default-level.yaml"
+    path.write_text(SESSION_LEVEL.replace("AUTOCOMMIT", autocommit).replace("SETUP", setup))
+    report = run_cell(lab, load_scenario(path), RC)
+    assert next(e for e in report.timeline.events if e.step == "x_snap").rows == ((server_says,),)
+    assert names(report) == expected
+
+
+def test_matching_a_few_thousand_returned_rows_is_linear(lab: Lab) -> None:
+    started = time.perf_counter()
+    report = run_case(lab, "big", RC)
+    elapsed = time.perf_counter() - started
+    assert len([r for r in report.analysis.history.reads if r.step == "a_all"]) == 3000
+    assert elapsed < 8.0, f"{elapsed:.1f} s"

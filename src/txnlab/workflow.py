@@ -9,6 +9,7 @@ from pathlib import Path
 
 from txnlab.checks import check
 from txnlab.history import analyse
+from txnlab.history.statements import session_level
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
 from txnlab.runner.execute import CannotRun
@@ -72,7 +73,8 @@ def run_permutations(
 def report(scenario: Scenario, timeline: Timeline, place: tuple[int, int] | None = None) -> RunReport:
     """A run checked against the scenario's expectations, with its history analysed (None
     when the run recorded none)."""
-    pinned = {s.name: s.level for s in scenario.sessions if s.level is not None}
+    pinned = {s.name: level for s in scenario.sessions
+              if (level := session_level(tuple(s.setup), s.autocommit, s.level)) is not None}
     return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned))
 
 

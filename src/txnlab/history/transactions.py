@@ -26,9 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import pglast
-from pglast.enums.parsenodes import TransactionStmtKind
-
+from txnlab.history import statements
 from txnlab.history.model import HistoryCapture, LoggedWrite, Transaction, TransactionOutcome
 from txnlab.timeline import Event, Outcome, Timeline
 
@@ -108,7 +106,7 @@ def owners(timeline: Timeline, capture: HistoryCapture) -> Owners:
                 mine = mine[mine.index(span) + 1:]
                 span.transaction = Transaction(span.id, span.transaction.session, span.transaction.steps,
                                                span.transaction.outcome, xid)
-            for write, step in _steps(_effective(span.events), group).items():
+            for write, step in _steps(effective(span.events), group).items():
                 written[write] = (span.id, step)
     return Owners(tuple(spans), written, tuple(gaps))
 
@@ -164,13 +162,13 @@ def _owners(candidates: list[Span], xid: str, group: list[LoggedWrite]) -> list[
                                           for v in e.server)]
     if named:
         return named[:1]
-    statements: dict[int, list[LoggedWrite]] = {}
+    by_statement: dict[int, list[LoggedWrite]] = {}
     for write in group:
-        statements.setdefault(write.statement, []).append(write)
+        by_statement.setdefault(write.statement, []).append(write)
     able = []
     for span in candidates:
-        events = _effective(span.events)
-        if all(any(_could_write(e, rows) for e in events) for rows in statements.values()):
+        events = effective(span.events)
+        if all(any(_could_write(e, rows) for e in events) for rows in by_statement.values()):
             able.append(span)
     return able
 
@@ -189,7 +187,7 @@ def _could_write(event: Event, rows: list[LoggedWrite]) -> bool:
     return True
 
 
-def _effective(events: list[Event]) -> list[Event]:
+def effective(events: list[Event]) -> list[Event]:
     """The span's events that succeeded and were not undone by ROLLBACK TO SAVEPOINT (in
     order): only they can have left a logged write."""
     undone: set[int] = set()
@@ -197,7 +195,7 @@ def _effective(events: list[Event]) -> list[Event]:
     for index, event in enumerate(events):
         if event.outcome is not Outcome.OK:
             continue
-        kind, name = _savepoint(event.sql)
+        kind, name = statements.savepoint(event.sql)
         if kind == "SAVEPOINT":
             marks.append((name, index))
         elif kind in ("RELEASE", "ROLLBACK TO") and any(n == name for n, _ in marks):
@@ -208,21 +206,6 @@ def _effective(events: list[Event]) -> list[Event]:
             else:
                 del marks[at:]
     return [e for i, e in enumerate(events) if e.outcome is Outcome.OK and i not in undone]
-
-
-def _savepoint(sql: str) -> tuple[str | None, str | None]:
-    """("SAVEPOINT" | "RELEASE" | "ROLLBACK TO", name) when the statement is one of those
-    (as pglast parses it), else (None, None)."""
-    try:
-        statements = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return None, None
-    if len(statements) != 1 or not isinstance(statements[0].stmt, pglast.ast.TransactionStmt):
-        return None, None
-    stmt = statements[0].stmt
-    kinds = {TransactionStmtKind.TRANS_STMT_SAVEPOINT: "SAVEPOINT", TransactionStmtKind.TRANS_STMT_RELEASE: "RELEASE",
-             TransactionStmtKind.TRANS_STMT_ROLLBACK_TO: "ROLLBACK TO"}
-    return kinds.get(stmt.kind), stmt.savepoint_name
 
 
 def _steps(events: list[Event], group: list[LoggedWrite]) -> dict[int, str | None]:

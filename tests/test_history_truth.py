@@ -119,3 +119,16 @@ def test_matching_a_few_thousand_returned_rows_is_linear(lab: Lab) -> None:
     elapsed = time.perf_counter() - started
     assert len([r for r in report.analysis.history.reads if r.step == "a_all"]) == 3000
     assert elapsed < 8.0, f"{elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("level", [RC, RR])
+def test_a_value_read_under_another_time_zone_is_not_compared_as_text_and_the_write_skew_is_derived(
+    lab: Lab, level: Level,
+) -> None:
+    report = run_case(lab, "timezone", level)
+    assert names(report) == ["G2-item"]
+    read = next(r for r in report.analysis.history.reads if r.step == "a_r")
+    assert read.columns == ("id",)
+    assert any("a_r read ev.at" in gap and "timezone" in gap for gap in report.analysis.history.gaps)
+    returned = {p.step: p.returned for p in report.analysis.history.predicate_reads}
+    assert returned["a_r"] == (("1",),)

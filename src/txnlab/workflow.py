@@ -75,7 +75,8 @@ def report(scenario: Scenario, timeline: Timeline, place: tuple[int, int] | None
     when the run recorded none)."""
     pinned = {s.name: level for s in scenario.sessions
               if (level := session_level(tuple(s.setup), s.autocommit, s.level)) is not None}
-    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned))
+    setups = {s.name: tuple(s.setup) for s in scenario.sessions}
+    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned, setups))
 
 
 def _could_not_run(lab: Lab, scenario: Scenario, level: Level, permutation: Permutation, exc: CannotRun) -> Timeline:

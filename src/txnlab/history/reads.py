@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from txnlab.history.model import HistoryCapture, Key, PredicateRead, PredicateTest, Read, Row, TableInfo, VersionRef
 from txnlab.history import statements
+from txnlab.history.settings import SessionSettings
 from txnlab.history.transactions import Owners, Span, effective
 from txnlab.levels import Level
 from txnlab.timeline import Event, Outcome, Timeline
@@ -200,8 +201,11 @@ class Snapshots:
         return seen
 
 
-def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots) -> tuple[Read, ...]:
-    """Every row a SELECT returned, per table its columns came from, matched to versions."""
+def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots,
+          settings: SessionSettings | None = None) -> tuple[Read, ...]:
+    """Every row a SELECT returned, per table its columns came from, matched to versions. A
+    column whose text depends on a setting the session changed is left out (`settings`)."""
+    settings = settings or SessionSettings(timeline.events)
     by_oid = {t.oid: t for t in capture.tables if t.tracked}
     tests = {(p.event_seq, p.table): p for p in capture.predicates}
     found: list[Read] = []
@@ -210,7 +214,7 @@ def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots
         if (span is None or event.outcome is not Outcome.OK or not event.rows or not event.column_origins
                 or not (event.status or "").startswith("SELECT") or PYTHON in (event.column_types or ())):
             continue
-        for info, positions in _tables(event, by_oid).items():
+        for info, positions in _tables(event, by_oid, settings).items():
             columns = tuple(info.columns[info.attnums.index(a)] for _, a in positions)
             match = _Matcher(snapshots, event, info, columns, tests.get((event.seq, info.name)))
             by_key = match.by_key
@@ -220,12 +224,15 @@ def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots
     return tuple(found)
 
 
-def _tables(event: Event, by_oid: dict[int, TableInfo]) -> dict[TableInfo, list[tuple[int, int]]]:
-    """(result column index, attnum) of each column that is a tracked table's, by table."""
+def _tables(event: Event, by_oid: dict[int, TableInfo],
+            settings: SessionSettings) -> dict[TableInfo, list[tuple[int, int]]]:
+    """(result column index, attnum) of each column that is a tracked table's and whose text
+    can be compared with the log's, by table."""
     groups: dict[TableInfo, list[tuple[int, int]]] = {}
     for index, (oid, attnum) in enumerate(event.column_origins or ()):
         info = by_oid.get(oid)
-        if info is not None and attnum in info.attnums:
+        if (info is not None and attnum in info.attnums
+                and settings.comparable(event, index, info.name, info.columns[info.attnums.index(attnum)])):
             groups.setdefault(info, []).append((index, attnum))
     return groups
 
@@ -279,14 +286,25 @@ def satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
 def predicate_reads(capture: HistoryCapture, owners: Owners, found: tuple[Read, ...],
                     timeline: Timeline) -> tuple[PredicateRead, ...]:
     """One PredicateRead per PredicateTest of a read in a known transaction: the keys of the
-    rows it returned, where the rows name them."""
+    rows it returned, from the key columns in the row (exact), else from the one version the
+    row matched."""
     steps = {e.seq: e.step for e in timeline.events}
     result = []
     for test in capture.predicates:
         span: Span | None = owners.of_event(test.event_seq)
-        if span is None:
+        info = capture.table(test.table)
+        if span is None or info is None:
             continue
-        keys = tuple(dict.fromkeys(r.version.key for r in found
-                                   if r.event_seq == test.event_seq and r.table == test.table and r.version))
+        keys = tuple(dict.fromkeys(_returned_key(r, info) for r in found if r.event_seq == test.event_seq
+                                   and r.table == test.table and (r.by_key or r.version)))
         result.append(PredicateRead(span.id, steps[test.event_seq], test.event_seq, test.table, test.predicate, keys))
     return tuple(result)
+
+
+def _returned_key(read: Read, info: TableInfo) -> Key:
+    """The key of the row a read returned: its own key columns' text when it holds them all,
+    else its matched version's."""
+    if read.by_key:
+        return tuple(read.values[read.columns.index(c)] for c in info.key_columns)
+    assert read.version is not None
+    return read.version.key

@@ -132,3 +132,11 @@ def test_a_value_read_under_another_time_zone_is_not_compared_as_text_and_the_wr
     assert any("a_r read ev.at" in gap and "timezone" in gap for gap in report.analysis.history.gaps)
     returned = {p.step: p.returned for p in report.analysis.history.predicate_reads}
     assert returned["a_r"] == (("1",),)
+
+
+def test_a_condition_read_under_the_sessions_own_time_zone_gives_no_predicate_edge(lab: Lab) -> None:
+    report = run_case(lab, "timezone-predicate", RC)
+    assert next(e for e in report.timeline.events if e.step == "a_r").rows == ()  # 09:00 in Tokyo: no match
+    assert not [e for e in report.analysis.edges if e.predicate]
+    assert names(report) == []
+    assert any(g.startswith("a_r's condition on ev") and "timezone" in g for g in report.analysis.history.gaps)

@@ -41,7 +41,7 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None,
         predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
         gaps=gaps,
     )
-    built = graph.build(history, capture, snapshots, timeline)
+    built = graph.build(history, capture, snapshots, timeline, settings)
     history = replace(history, gaps=history.gaps + built.gaps)
     began = tuple(t.id for t in history.transactions)
     anomalies = [

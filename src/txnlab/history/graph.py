@@ -30,6 +30,7 @@ from txnlab.history.model import (
 )
 from txnlab.history.predicates import predicate_read
 from txnlab.history.reads import Snapshots, satisfies
+from txnlab.history.settings import LITERALS, SessionSettings
 from txnlab.timeline import Event, Timeline
 
 
@@ -45,8 +46,12 @@ class Graph:
     gaps: tuple[str, ...] = ()
 
 
-def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline) -> Graph:
-    """Every ww, wr and rw edge between two different committed transactions."""
+def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline,
+          settings: SessionSettings | None = None) -> Graph:
+    """Every ww, wr and rw edge between two different committed transactions. A WHERE clause
+    whose session changed a setting its literals are read under (`settings`: TimeZone,
+    DateStyle, IntervalStyle) gives no predicate edge: the server re-evaluated it under the
+    log's settings, not the session's."""
     committed = [t.id for t in history.transactions if t.outcome == "committed"]
     words = _Words({t.name: t for t in capture.tables})
     found: dict[Edge, str] = {}
@@ -76,7 +81,10 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
         span = snapshots.owners.of_event(test.event_seq)
         event = events[test.event_seq]
         statement = predicate_read(event.sql, tables)
-        if span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
+        if span is not None and settings is not None and (changed := settings.changed(event) & LITERALS):
+            gaps.append(f"{event.step}'s condition on {test.table} was re-evaluated under the log's settings, but"
+                        f" session {event.session} changed {', '.join(sorted(changed))}: no predicate edge from it")
+        elif span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
             seen, unplaced = dml.seen(test, event, statement, snapshots, history.reads)
             gaps += unplaced
             for one in seen:

@@ -40,6 +40,8 @@ DEPENDS: dict[str, frozenset[str]] = {
     "datemultirange": frozenset({"datestyle"}),
 }
 ALL = frozenset().union(*DEPENDS.values())
+# The settings under which the text of a literal in a WHERE clause is read as a value.
+LITERALS = frozenset({"timezone", "datestyle", "intervalstyle"})
 
 
 def depends_on(type_name: str) -> frozenset[str]:
@@ -91,13 +93,17 @@ class SessionSettings:
         """Whether result column `index` of the event's rows can be compared as text with the
         log's: its type's text depends on no setting the session changed. Records a gap when not."""
         types = event.column_types or ()
-        clash = depends_on(types[index]) & self._by_event.get(event.seq, frozenset()) if index < len(types) else frozenset()
+        clash = depends_on(types[index]) & self.changed(event) if index < len(types) else frozenset()
         if clash:
             said = ", ".join(sorted(clash))
             self._left_out[(event.step, f"{table}.{column}")] = (
                 f"{event.step} read {table}.{column} ({types[index]}) after session {event.session} changed {said}:"
                 " its text is not the log's, so it was left out of matching the row to a version")
         return not clash
+
+    def changed(self, event: Event) -> frozenset[str]:
+        """The settings the event's session had changed by it (its setup SQL, its steps)."""
+        return self._by_event.get(event.seq, frozenset())
 
     @property
     def gaps(self) -> tuple[str, ...]:

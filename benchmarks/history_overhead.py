@@ -9,12 +9,15 @@ matrix` does (each next cell's schema built during the current one; run + check,
 else `run_cell` does). The two labs take turns cell by cell, in alternating order from pass to
 pass, so that both meet the same machine noise. Prints each cell's median wall time both ways
 and the overhead, then the median cell both ways and the median and worst per-cell overhead.
-Target: the history adds at most 20 % to a cell's median cost.
+Target: the history adds at most 20 % to a cell's median cost. The machine's load average
+(1, 5, 15 min) is printed before and after: the overhead grows with it (the next cell's schema
+and triggers are built on the second core while a cell runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -48,6 +51,7 @@ def main() -> None:
     chosen = [s for s in catalogue if not s.isolationtester and (args.catalogue or "hermitage" in s.tags)]
     planned = cells(chosen, ALL_LEVELS)
     dsn = resolve_dsn(choose_server(args.dsn))
+    load_before = os.getloadavg()
     with open_lab(dsn, history=True) as on, open_lab(dsn, history=False) as off:
         for scenario, level in planned:  # warm-up: connections, caches
             run_cell(on, scenario, level)
@@ -60,7 +64,8 @@ def main() -> None:
                 for lab, times in turns if round_ % 2 == 0 else reversed(turns):
                     timed_pass(lab, planned, times, index)
 
-    print(f"{len(planned)} cells x {args.repeat} runs each way; medians in ms")
+    load = " -> ".join(", ".join(f"{x:.2f}" for x in avg) for avg in (load_before, os.getloadavg()))
+    print(f"{len(planned)} cells x {args.repeat} runs each way; medians in ms; load average {load}")
     print(f"{'cell':<52} {'history':>9} {'without':>9} {'overhead':>9}")
     overheads = []
     for key in with_history:

@@ -293,9 +293,38 @@ def test_what_the_history_cannot_see_is_said_as_gaps(lab: Lab) -> None:
         "ledger has no primary key: its rows are not objects, so its writes give no edges",
         "fresh was created during the run: its writes are not recorded",
         "u's columns changed during the run: its writes after the change are not recorded",
-        "step b_truncate truncated t: the rows it removed have no later versions",
+        "t was truncated (or rewritten) during the run: the rows a TRUNCATE removed have no later versions",
     )
     assert _changes(history) == [("ledger", "INSERT", None, ("5",))]
+
+
+def test_a_truncated_partition_is_a_gap_of_its_table_and_a_truncate_rolled_back_is_none(lab: Lab) -> None:
+    setup = ("CREATE TABLE t (id int PRIMARY KEY, v int);\n  "
+             "CREATE TABLE m (id int PRIMARY KEY, v int) PARTITION BY RANGE (id);\n  "
+             "CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10);\n  "
+             "INSERT INTO t VALUES (1, 1);\n  INSERT INTO m VALUES (1, 1);")
+    history = _history(lab, _scenario(setup, """
+  - {name: a_truncate, session: a, sql: TRUNCATE t}
+  - {name: a_rollback, session: a, sql: ROLLBACK}
+  - {name: b_truncate, session: b, sql: TRUNCATE m1}
+  - {name: b_commit, session: b, sql: COMMIT}
+"""))
+    assert history.gaps == (
+        "m was truncated (or rewritten) during the run: the rows a TRUNCATE removed have no later versions",
+    )
+    assert _changes(history) == []
+
+
+TRIGGERS_SQL = ("SELECT c.relname::text, t.tgtype FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relnamespace = current_schema()::regnamespace ORDER BY 1")
+
+
+def test_the_history_puts_one_row_trigger_and_no_statement_trigger_on_each_table(lab: Lab) -> None:
+    """tgtype 29: ROW | INSERT | DELETE | UPDATE, AFTER (pg_trigger.h); no TRUNCATE trigger."""
+    timeline = lab.run(_scenario("CREATE TABLE t (id int PRIMARY KEY);\n  CREATE TABLE u (id int PRIMARY KEY);", f"""
+  - {{name: a_triggers, session: a, sql: "{TRIGGERS_SQL}"}}
+"""), Level.READ_COMMITTED)
+    assert timeline.final_event("a_triggers").rows == (("t", "29"), ("u", "29"))  # type: ignore[union-attr]
 
 
 # -- changing nothing ----------------------------------------------------------------------------

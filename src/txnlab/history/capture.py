@@ -5,9 +5,14 @@ holding a log table, a sequence, the trigger function that writes the log and th
 that installs the triggers. Per run, right after the setup SQL (on the schema builder's
 connection, ahead of the run, see runner/schemas.py): `install` puts an AFTER ROW trigger named
 `zzzz_txnlab_history` on every table of the run's schema (triggers of one event fire in name
-order, so it fires after the scenario's own AFTER ROW triggers: it logs the row as stored) and
-an AFTER TRUNCATE statement trigger, and reads each table's columns, primary key and the rows
-the setup left. After the run, `collect` takes the run's rows out of the log.
+order, so it fires after the scenario's own AFTER ROW triggers: it logs the row as stored),
+and reads each table's columns, primary key, storage (pg_class.relfilenode) and the rows the
+setup left. After the run, `collect` takes the run's rows out of the log and reads the tables
+again: a table whose relfilenode changed was truncated (TRUNCATE gives a table new storage;
+docs, "TRUNCATE"), or rewritten (VACUUM FULL, CLUSTER, an ALTER TABLE that rewrites), which the
+history says as a gap without naming the step (no AFTER TRUNCATE trigger: it cost each run a
+second trigger per table, for a fact the catalogue keeps anyway). A TRUNCATE rolled back leaves
+the relfilenode as it was, as it leaves the rows.
 
 Why this does not change what the scenario's transactions do:
 - the trigger function only inserts into the log (no EXCEPTION block, so no subtransaction; no
@@ -27,7 +32,7 @@ The log is transactional: what a transaction (or a savepoint) rolled back is not
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import psycopg2
@@ -46,6 +51,10 @@ TRIGGER = "zzzz_txnlab_history"
 # A schema's tables are found through pg_depend's index on the schema rather than by scanning
 # pg_class, which grows with every run's schema (they go with the scratch database); partitions
 # are left out (their parent's row trigger is cloned onto them).
+# A table's storage: its relfilenode, or a partitioned table's partitions' (each can be truncated
+# alone; pg_partition_tree lists a partitioned table and its partitions, nothing for a plain one).
+STORAGE = ("CASE WHEN c.relkind = 'p' THEN (SELECT string_agg(k.relfilenode::text, ',' ORDER BY k.oid) "
+           "FROM pg_partition_tree(c.oid) p JOIN pg_class k ON k.oid = p.relid) ELSE c.relfilenode::text END")
 LOG_SQL = """
 CREATE SCHEMA {h};
 CREATE SEQUENCE {h}.seq;
@@ -61,47 +70,45 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE FUNCTION {h}.install(run name)
-RETURNS TABLE (tbl name, reloid oid, columns text[], attnums integer[], key text[], rows text[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    r record;
+RETURNS TABLE (tbl name, reloid oid, storage text, columns text[], attnums integer[], key text[], rows text[])
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    FOR r IN SELECT c.oid, c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
-             WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = run::regnamespace AND d.refobjsubid = 0
-               AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-             ORDER BY c.relname
+    FOR tbl, reloid, storage, columns, attnums, key IN
+        SELECT c.relname, c.oid, {storage},
+               ARRAY(SELECT a.attname::text FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+               ARRAY(SELECT a.attnum::integer FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+               ARRAY(SELECT a.attname::text
+                       FROM pg_index x, unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n), pg_attribute a
+                      WHERE x.indrelid = c.oid AND x.indisprimary AND a.attrelid = c.oid AND a.attnum = k.attnum
+                      ORDER BY k.n)
+          FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+         WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = run::regnamespace AND d.refobjsubid = 0
+           AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY c.relname
     LOOP
-        tbl := r.relname; reloid := r.oid; rows := NULL;
-        SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{{}}'),
-               coalesce(array_agg(a.attnum::integer ORDER BY a.attnum), '{{}}')
-          INTO columns, attnums
-          FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped;
-        SELECT coalesce(array_agg(a.attname::text ORDER BY k.n), '{{}}') INTO key
-          FROM pg_index x, unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n), pg_attribute a
-         WHERE x.indrelid = r.oid AND x.indisprimary AND a.attrelid = r.oid AND a.attnum = k.attnum;
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I.%I '
-                       'FOR EACH ROW EXECUTE FUNCTION {h}.record(%L)', '{trigger}', run, r.relname, r.relname);
-        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION {h}.record(%L)', '{trigger}_truncate', run,
-                       r.relname, r.relname);
+                       'FOR EACH ROW EXECUTE FUNCTION {h}.record(%L)', '{trigger}', run, tbl, tbl);
+        rows := NULL;
         IF key <> '{{}}' THEN
-            EXECUTE format('SELECT coalesce(array_agg(ROW(t.*)::text), ''{{}}'') FROM %I.%I t', run, r.relname) INTO rows;
+            EXECUTE format('SELECT coalesce(array_agg(ROW(t.*)::text), ''{{}}'') FROM %I.%I t', run, tbl) INTO rows;
         END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
 CREATE FUNCTION {h}.collect(run name)
 RETURNS TABLE (seq bigint, pid integer, xid text, tbl name, op text, old text, new text, stmt double precision,
-               query text, columns text[])
-LANGUAGE plpgsql AS $$
+               query text, storage text, columns text[])
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     schema oid := run::regnamespace;
 BEGIN
     RETURN QUERY DELETE FROM {h}.log l WHERE l.run = collect.run
         RETURNING l.seq, l.pid, l.xid, l.tbl, l.op, l.old, l.new, extract(epoch FROM l.stmt)::double precision,
-                  l.query, NULL::text[];
+                  l.query, NULL::text, NULL::text[];
     RETURN QUERY SELECT NULL::bigint, NULL::integer, NULL::text, c.relname, 'TABLE', NULL::text, NULL::text,
-                        NULL::double precision, NULL::text,
+                        NULL::double precision, NULL::text, {storage},
                         ARRAY(SELECT a.attname::text FROM pg_attribute a
                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
         FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
@@ -110,11 +117,12 @@ BEGIN
 END $$;
 """
 
-INSTALL_SQL = "SELECT tbl, reloid, columns, attnums, key, rows FROM {h}.install(%s)"
+INSTALL_SQL = "SELECT tbl, reloid, storage, columns, attnums, key, rows FROM {h}.install(%s)"
 MARK_SQL = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {h}.seq"
 # The run's committed writes, taken out of the log, then the run's tables as they are after it
-# (op TABLE, with their columns): what a step created, and the columns a step added or dropped.
-COLLECT_SQL = "SELECT seq, pid, xid, tbl, op, old, new, stmt, query, columns FROM {h}.collect(%s)"
+# (op TABLE, with their storage and columns): what a step truncated or created, and the columns a
+# step added or dropped.
+COLLECT_SQL = "SELECT seq, pid, xid, tbl, op, old, new, stmt, query, storage, columns FROM {h}.collect(%s)"
 
 
 def parse_row(text: str, width: int) -> Row:
@@ -161,12 +169,14 @@ def parse_row(text: str, width: int) -> Row:
 
 @dataclass(frozen=True)
 class Installed:
-    """What `install` learnt about a run's tables right after its setup SQL."""
+    """What `install` learnt about a run's tables right after its setup SQL; `storage`: each
+    table's relfilenodes then, its partitions' included (see STORAGE; a TRUNCATE changes them)."""
 
     schema: str
     tables: tuple[TableInfo, ...]
     initial: tuple[tuple[str, Row], ...]
     gaps: tuple[str, ...]
+    storage: tuple[tuple[str, str], ...]
 
 
 class HistoryLog:
@@ -176,13 +186,13 @@ class HistoryLog:
     def __init__(self, conn: psycopg2.extensions.connection, token: str) -> None:
         self.schema = f"{PREFIX}{token}"
         with conn.cursor() as cur:
-            cur.execute(LOG_SQL.format(h=self.schema, trigger=TRIGGER))
+            cur.execute(LOG_SQL.format(h=self.schema, trigger=TRIGGER, storage=STORAGE))
 
     def install(self, conn: psycopg2.extensions.connection, run_schema: str) -> Installed:
         """Put the history triggers on every table of `run_schema` and read its tables and the
         rows its setup left (one round trip). When the triggers cannot be put on (a table the
         lab's user does not own, say), the run's history is that one gap, never an error."""
-        tables, initial, gaps = [], [], []
+        tables, initial, gaps, storage = [], [], [], []
         try:
             with conn.cursor() as cur:
                 cur.execute(INSTALL_SQL.format(h=self.schema), [run_schema])
@@ -191,14 +201,15 @@ class HistoryLog:
             if conn.closed:
                 raise
             problem = (exc.diag.message_primary if exc.diag else None) or str(exc).strip()
-            return Installed(run_schema, (), (), (f"the history could not be recorded: {problem}",))
-        for name, oid, columns, attnums, key, rows in results:
+            return Installed(run_schema, (), (), (f"the history could not be recorded: {problem}",), ())
+        for name, oid, files, columns, attnums, key, rows in results:
             table = TableInfo(name=name, oid=oid, columns=tuple(columns), attnums=tuple(attnums), key_columns=tuple(key))
             tables.append(table)
+            storage.append((name, files))
             if not table.tracked:
                 gaps.append(f"{name} has no primary key: its rows are not objects, so its writes give no edges")
             initial.extend((name, parse_row(row, len(columns))) for row in sorted(rows or ()))
-        return Installed(run_schema, tuple(tables), tuple(initial), tuple(gaps))
+        return Installed(run_schema, tuple(tables), tuple(initial), tuple(gaps), tuple(storage))
 
     def mark(self, conn: psycopg2.extensions.connection) -> int:
         """The log's last sequence number so far (0 before any): writes up to it came before the run."""
@@ -218,17 +229,14 @@ class HistoryLog:
         with conn.cursor() as cur:
             cur.execute(COLLECT_SQL.format(h=self.schema), [installed.schema])
             results = cur.fetchall()
-        logged = sorted(row[:-1] for row in results if row[4] != "TABLE")
-        gaps = [*installed.gaps, *_schema_changes(installed.tables, {r[3]: r[-1] for r in results if r[4] == "TABLE"})]
+        logged = sorted(row[:-2] for row in results if row[4] != "TABLE")
+        now = {r[3]: (r[-2], r[-1]) for r in results if r[4] == "TABLE"}
+        gaps = [*installed.gaps, *_schema_changes(installed, now)]
         by_name = {t.name: t for t in installed.tables}
         writes: list[LoggedWrite] = []
         initial = list(installed.initial)
         statements: dict[tuple[int, float, str | None], int] = {}
         for seq, pid, xid, table, op, old, new, stmt, query in logged:
-            if op == "TRUNCATE":
-                gaps.append(f"{_who(pid, query, session_pids, events)} truncated {table}: "
-                            "the rows it removed have no later versions")
-                continue
             info = by_name.get(table)
             if info is None:
                 continue
@@ -251,23 +259,19 @@ class HistoryLog:
         return replace(capture, predicates=tests, gaps=tuple(dict.fromkeys([*gaps, *unevaluated])))
 
 
-def _who(pid: int, query: str | None, session_pids: Iterable[tuple[str, int]], events: Sequence[Event]) -> str:
-    """Who sent a logged statement: "step x" (a step of the session whose backend it was, with the
-    same text), else "session a", else "backend N" (a connection of a Python scenario's own)."""
-    session = next((name for name, p in session_pids if p == pid), None)
-    if session is None:
-        return f"backend {pid}"
-    step = next((e.step for e in events if e.session == session and e.sql == query), None)
-    return f"step {step}" if step else f"session {session}"
-
-
-def _schema_changes(tables: Sequence[TableInfo], now: dict[str, list[str]]) -> list[str]:
-    """Gaps for what the run's steps did to its tables: a table created (its writes are not
-    recorded), a column added or dropped (rows logged after it no longer fit the table)."""
+def _schema_changes(installed: Installed, now: dict[str, tuple[str, list[str]]]) -> list[str]:
+    """Gaps for what the run's steps did to its tables (`now`: each table's storage and
+    columns after the run): a table created (its writes are not recorded), a column added or
+    dropped (rows logged after it no longer fit the table), new storage (a TRUNCATE: which step
+    did it is not known, only that the rows it removed were removed by no logged write)."""
     gaps = []
-    for name in sorted(set(now) - {t.name for t in tables}):
+    for name in sorted(set(now) - {t.name for t in installed.tables}):
         gaps.append(f"{name} was created during the run: its writes are not recorded")
-    for table in tables:
-        if table.name in now and tuple(now[table.name]) != table.columns:
+    for table in installed.tables:
+        if table.name in now and tuple(now[table.name][1]) != table.columns:
             gaps.append(f"{table.name}'s columns changed during the run: its writes after the change are not recorded")
+    for name, storage in installed.storage:
+        if name in now and now[name][0] != storage:
+            gaps.append(f"{name} was truncated (or rewritten) during the run: "
+                        "the rows a TRUNCATE removed have no later versions")
     return gaps

@@ -140,3 +140,11 @@ def test_a_condition_read_under_the_sessions_own_time_zone_gives_no_predicate_ed
     assert not [e for e in report.analysis.edges if e.predicate]
     assert names(report) == []
     assert any(g.startswith("a_r's condition on ev") and "timezone" in g for g in report.analysis.history.gaps)
+
+
+def test_the_log_prints_values_as_a_session_with_default_settings_does_whatever_the_writer_set(lab: Lab) -> None:
+    report = run_case(lab, "timezone-writer", RC)
+    read = next(r for r in report.analysis.history.reads if r.step == "b_r")
+    assert read.columns == ("id", "at")
+    assert read.version is not None and read.version.writer == "a"
+    assert [e.kind for e in report.analysis.edges] == ["wr"]

@@ -247,7 +247,8 @@ class _Matcher:
                  test: PredicateTest | None) -> None:
         self.snapshots, self.event, self.info = snapshots, event, info
         self.where = [info.columns.index(c) for c in columns]
-        self.key_at = [columns.index(c) for c in info.key_columns] if all(c in columns for c in info.key_columns) else None
+        keyed = all(c in columns for c in info.key_columns)
+        self.key_at = [columns.index(c) for c in info.key_columns] if keyed else None
         self.satisfied = satisfies(test) if test else None
         self._index: dict[Row, list[VersionRef]] | None = None
 

@@ -82,7 +82,7 @@ class SessionSettings:
 
     def __init__(self, events: list[Event], setups: dict[str, tuple[str, ...]] | None = None) -> None:
         self._by_event: dict[int, frozenset[str]] = {}
-        changed: dict[str, frozenset[str]] = {s: frozenset().union(*map(set_by, sql)) for s, sql in (setups or {}).items()}
+        changed = {session: frozenset().union(*map(set_by, sql)) for session, sql in (setups or {}).items()}
         for event in events:
             now = changed.get(event.session, frozenset()) | set_by(event.sql)
             changed[event.session] = now

@@ -148,3 +148,10 @@ def test_the_log_prints_values_as_a_session_with_default_settings_does_whatever_
     assert read.columns == ("id", "at")
     assert read.version is not None and read.version.writer == "a"
     assert [e.kind for e in report.analysis.edges] == ["wr"]
+
+
+def test_the_same_text_run_in_several_transactions_of_a_session_is_credited_in_log_order(lab: Lab) -> None:
+    report = run_case(lab, "autocommit-repeat", RC)
+    writers = [(v.writer, v.step) for v in report.analysis.history.versions if v.seq is not None]
+    assert writers == [("w", "w_1"), ("w#2", "w_2")]
+    assert not [g for g in report.analysis.history.gaps if "credited" in g]

@@ -14,7 +14,7 @@ transaction can own the xid's writes only if, for every statement that wrote the
 step with the same text (current_query()) that succeeded, was not undone by ROLLBACK TO
 SAVEPOINT, and whose row count agrees with the rows the statement logged; and the session's
 transactions run one after another, so the xids (in log order) go to them in order. When
-more than one transaction could still own the writes, none gets them: they go to a
+more than one transaction could still own the writes, or no order fits the facts, none gets them: they go to a
 transaction named for the backend ("pid 812#2") and a gap says so -- never a false edge. A
 write by a connection that is no session's (a pool's, an engine's) belongs to a transaction
 named for that backend, "pid 812".
@@ -89,21 +89,21 @@ def owners(timeline: Timeline, capture: HistoryCapture) -> Owners:
     for pid, writes in by_pid.items():
         session = session_of.get(pid)
         mine = [s for s in spans if s.transaction.session == session and s.committed] if session else []
-        for number, (xid, group) in enumerate(_by_xid(writes).items(), start=1):
-            owners_ = _owners(mine, xid, group)
-            span = owners_[0] if len(owners_) == 1 else None
+        groups = _by_xid(writes)
+        able = [_owners(mine, xid, group) for xid, group in groups.items()]
+        narrowed = _in_order(mine, able)
+        for number, ((xid, group), could) in enumerate(zip(groups.items(), narrowed or able), start=1):
+            span = could[0] if narrowed is not None and len(could) == 1 else None
             if span is None:
                 name = f"pid {pid}" if number == 1 else f"pid {pid}#{number}"
                 span = Span(Transaction(name, session or f"pid {pid}", (), "committed", xid))
                 spans.append(span)
-                if session and owners_:
-                    could = ", ".join(s.id for s in owners_)
+                if session and could:
                     gaps.append(f"{name}: session {session}'s transaction {xid} wrote with statements that"
-                                f" {could} each ran: its writes are credited to none of them")
+                                f" {', '.join(s.id for s in could)} ran: its writes are credited to none of them")
                 elif session:
                     gaps.append(f"{name}: session {session}'s transaction {xid} wrote in no step txnlab saw commit")
             else:
-                mine = mine[mine.index(span) + 1:]
                 span.transaction = Transaction(span.id, span.transaction.session, span.transaction.steps,
                                                span.transaction.outcome, xid)
             for write, step in _steps(effective(span.events), group).items():
@@ -171,6 +171,38 @@ def _owners(candidates: list[Span], xid: str, group: list[LoggedWrite]) -> list[
         if all(any(_could_write(e, rows) for e in events) for rows in by_statement.values()):
             able.append(span)
     return able
+
+
+def _in_order(spans: list[Span], able: list[list[Span]]) -> list[list[Span]] | None:
+    """Narrow each xid group's able spans (groups in log order) to those some one-to-one
+    assignment in order allows: a session's transactions run one after another, so its
+    later xid belongs to a later transaction. Groups no span can own do not take part. When
+    no assignment in order exists at all, the facts contradict each other: None."""
+    at = {id(s): i for i, s in enumerate(spans)}
+    indexes = [sorted(at[id(s)] for s in group) for group in able]
+    taking = [i for i, group in enumerate(indexes) if group]
+    earliest: dict[int, int] = {}
+    previous = -1
+    for i in taking:
+        previous = next((s for s in indexes[i] if s > previous), len(spans))
+        earliest[i] = previous
+    latest: dict[int, int] = {}
+    following = len(spans)
+    for i in reversed(taking):
+        following = next((s for s in reversed(indexes[i]) if s < following), -1)
+        latest[i] = following
+    if taking and earliest[taking[-1]] >= len(spans):
+        return None
+    narrowed: list[list[Span]] = []
+    before, after = -1, {i: (latest[taking[n + 1]] if n + 1 < len(taking) else len(spans))
+                         for n, i in enumerate(taking)}
+    for i, group in enumerate(indexes):
+        if not group:
+            narrowed.append([])
+            continue
+        narrowed.append([spans[s] for s in group if before < s < after[i]])
+        before = earliest[i]
+    return narrowed
 
 
 def _could_write(event: Event, rows: list[LoggedWrite]) -> bool:

@@ -6,10 +6,10 @@ log's is never compared as text with the log's (PostgreSQL's docs: 8.5.2 "Date/T
 "Monetary Types" (lc_monetary)).
 
 The history log's text and the setup rows' text are produced under the settings every
-session starts with (history/capture.py pins them on the trigger function with SET ... FROM
-CURRENT, and collects with a connection at those defaults; a session starts with RESET ALL).
-So a session's value matches the log's text exactly unless the session changed a setting its
-type's text depends on.
+session starts with (history/capture.py pins them, all but lc_monetary, on the trigger and
+install functions with SET ... FROM CURRENT; a session starts with RESET ALL). So a session's
+value matches the log's text exactly unless the session changed a setting its type's text
+depends on (a money value written by a session that changed lc_monetary matches nothing).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from txnlab.checks import check
 from txnlab.history import analyse
+from txnlab.history.statements import session_level
 from txnlab.levels import Level
 from txnlab.render.report import RunReport
 from txnlab.runner.execute import CannotRun
@@ -72,8 +73,10 @@ def run_permutations(
 def report(scenario: Scenario, timeline: Timeline, place: tuple[int, int] | None = None) -> RunReport:
     """A run checked against the scenario's expectations, with its history analysed (None
     when the run recorded none)."""
-    pinned = {s.name: s.level for s in scenario.sessions if s.level is not None}
-    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned))
+    pinned = {s.name: level for s in scenario.sessions
+              if (level := session_level(tuple(s.setup), s.autocommit, s.level)) is not None}
+    setups = {s.name: tuple(s.setup) for s in scenario.sessions}
+    return RunReport(scenario, timeline, check(scenario, timeline), place, analysis=analyse(timeline, pinned, setups))
 
 
 def _could_not_run(lab: Lab, scenario: Scenario, level: Level, permutation: Permutation, exc: CannotRun) -> Timeline:

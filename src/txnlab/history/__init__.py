@@ -12,24 +12,28 @@ from dataclasses import replace
 
 from txnlab.history import classify, graph, reads, transactions
 from txnlab.history.explain import explain
+from txnlab.history.settings import SessionSettings
 from txnlab.history.model import Analysis, DerivedAnomaly, History, Read
 from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
 
 
-def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> Analysis | None:
+def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None,
+            setups: Mapping[str, tuple[str, ...]] | None = None) -> Analysis | None:
     """The run's history, its dependency edges and its anomalies, derived from the timeline
     and its HistoryCapture without touching the database; None when no history was recorded.
-    `levels`: the sessions whose level the scenario pins (SessionSpec.level), by name."""
+    `levels`: the sessions whose level the scenario pins (SessionSpec.level), by name;
+    `setups`: each session's setup SQL (the settings it changes count for its reads)."""
     capture = timeline.history
     if capture is None:
         return None
     owners = transactions.owners(timeline, capture)
     versions = reads.versions(capture, owners)
     snapshots = reads.Snapshots(timeline, owners, versions, levels)
-    found = reads.reads(timeline, capture, owners, snapshots)
-    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
+    settings = SessionSettings(timeline.events, dict(setups or {}))
+    found = reads.reads(timeline, capture, owners, snapshots, settings)
+    gaps = capture.gaps + owners.gaps + settings.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
     history = History(
         transactions=tuple(s.transaction for s in owners.spans),
         versions=versions,
@@ -37,7 +41,7 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
         predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
         gaps=gaps,
     )
-    built = graph.build(history, capture, snapshots, timeline)
+    built = graph.build(history, capture, snapshots, timeline, settings)
     history = replace(history, gaps=history.gaps + built.gaps)
     began = tuple(t.id for t in history.transactions)
     anomalies = [

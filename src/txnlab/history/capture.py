@@ -63,7 +63,7 @@ CREATE UNLOGGED TABLE {h}.log (
     op text NOT NULL, old text, new text, stmt timestamptz NOT NULL, query text
 );
 CREATE FUNCTION {h}.record() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp {text_settings} AS $$
 BEGIN
     INSERT INTO {h}.log VALUES (nextval('{h}.seq'), pg_backend_pid(), pg_current_xact_id()::text,
         TG_TABLE_SCHEMA, TG_ARGV[0], TG_OP, OLD::text, NEW::text, statement_timestamp(), current_query());
@@ -71,7 +71,7 @@ BEGIN
 END $$;
 CREATE FUNCTION {h}.install(run name)
 RETURNS TABLE (tbl name, reloid oid, storage text, columns text[], attnums integer[], key text[], rows text[])
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan {text_settings} AS $$
 BEGIN
     FOR tbl, reloid, storage, columns, attnums, key IN
         SELECT c.relname, c.oid, {storage},
@@ -117,6 +117,15 @@ BEGIN
 END $$;
 """
 
+# The settings a value's text depends on (history/settings.py), pinned on the functions that
+# print rows (the trigger's OLD::text and NEW::text, install's setup rows) at the values the
+# lab's connection has when it creates them: the values every session starts with (a session
+# begins with RESET ALL). So the log's text is what a session that changed none of them
+# prints, whatever the writer's session or the setup SQL SET. lc_monetary is left out (setting
+# it loads a locale per row written); a money column read after a session changed it is left
+# out of matching by the reads.
+TEXT_SETTINGS = " ".join(f"SET {name} FROM CURRENT" for name in
+                         ("DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits", "bytea_output"))
 INSTALL_SQL = "SELECT tbl, reloid, storage, columns, attnums, key, rows FROM {h}.install(%s)"
 MARK_SQL = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {h}.seq"
 # The run's committed writes, taken out of the log, then the run's tables as they are after it
@@ -186,7 +195,7 @@ class HistoryLog:
     def __init__(self, conn: psycopg2.extensions.connection, token: str) -> None:
         self.schema = f"{PREFIX}{token}"
         with conn.cursor() as cur:
-            cur.execute(LOG_SQL.format(h=self.schema, trigger=TRIGGER, storage=STORAGE))
+            cur.execute(LOG_SQL.format(h=self.schema, trigger=TRIGGER, storage=STORAGE, text_settings=TEXT_SETTINGS))
 
     def install(self, conn: psycopg2.extensions.connection, run_schema: str) -> Installed:
         """Put the history triggers on every table of `run_schema` and read its tables and the

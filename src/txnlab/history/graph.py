@@ -30,6 +30,7 @@ from txnlab.history.model import (
 )
 from txnlab.history.predicates import predicate_read
 from txnlab.history.reads import Snapshots, satisfies
+from txnlab.history.settings import LITERALS, SessionSettings
 from txnlab.timeline import Event, Timeline
 
 
@@ -45,8 +46,12 @@ class Graph:
     gaps: tuple[str, ...] = ()
 
 
-def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline) -> Graph:
-    """Every ww, wr and rw edge between two different committed transactions."""
+def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timeline: Timeline,
+          settings: SessionSettings | None = None) -> Graph:
+    """Every ww, wr and rw edge between two different committed transactions. A WHERE clause
+    whose session changed a setting its literals are read under (`settings`: TimeZone,
+    DateStyle, IntervalStyle) gives no predicate edge: the server re-evaluated it under the
+    log's settings, not the session's."""
     committed = [t.id for t in history.transactions if t.outcome == "committed"]
     words = _Words({t.name: t for t in capture.tables})
     found: dict[Edge, str] = {}
@@ -62,11 +67,12 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
         if version is None:
             continue
         chain = chains[(version.table, version.key)]
+        inferred = _inferred(read, chain, words.tables[read.table])
         if version.writer is not None and version.writer != read.transaction:
-            found.update(words.wr(read, version))
+            found.update(words.wr(read, version, inferred))
         following = chain[version.number + 1] if version.number + 1 < len(chain) else None
         if following is not None and following.writer not in (None, read.transaction):
-            found.update(words.rw(read, version, following))
+            found.update(words.rw(read, version, following, inferred))
     events = {e.seq: e for e in timeline.events}
     writes = {w.seq: w for w in capture.writes}
     gaps: list[str] = []
@@ -75,7 +81,10 @@ def build(history: History, capture: HistoryCapture, snapshots: Snapshots, timel
         span = snapshots.owners.of_event(test.event_seq)
         event = events[test.event_seq]
         statement = predicate_read(event.sql, tables)
-        if span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
+        if span is not None and settings is not None and (changed := settings.changed(event) & LITERALS):
+            gaps.append(f"{event.step}'s condition on {test.table} was re-evaluated under the log's settings, but"
+                        f" session {event.session} changed {', '.join(sorted(changed))}: no predicate edge from it")
+        elif span is not None and statement is not None and statement.locks_rows and words.tables[test.table].tracked:
             seen, unplaced = dml.seen(test, event, statement, snapshots, history.reads)
             gaps += unplaced
             for one in seen:
@@ -179,21 +188,21 @@ class _Words:
         edge = Edge(old.writer, new.writer, "ww", old.object, evidence, _steps(old.step, new.step))
         return {edge: clause}
 
-    def wr(self, read: Read, version: VersionRef) -> dict[Edge, str]:
+    def wr(self, read: Read, version: VersionRef, inferred: bool) -> dict[Edge, str]:
         seen = self.show(version, read.columns, read.values)
         evidence = f"{read.transaction} read {seen} at {read.step}, the version {version.writer} wrote{_at(version.step)}"
         clause = f"{read.transaction} read {seen} ({read.step}), which {version.writer} wrote{_at(version.step, '')}"
         edge = Edge(version.writer, read.transaction, "wr", version.object, evidence,
-                    _steps(version.step, read.step), inferred=_inferred(read))
+                    _steps(version.step, read.step), inferred=inferred)
         return {edge: clause}
 
-    def rw(self, read: Read, version: VersionRef, following: VersionRef) -> dict[Edge, str]:
+    def rw(self, read: Read, version: VersionRef, following: VersionRef, inferred: bool) -> dict[Edge, str]:
         seen = self.show(version, read.columns, read.values)
         evidence = (f"{read.transaction} read {seen} at {read.step}, the version {following.writer} overwrote"
                     f" with {self.value(following, read.columns)}{_at(following.step)}")
         clause = f"{read.transaction} read {seen} ({read.step}); {following.writer} overwrote it{_at(following.step, '')}"
         edge = Edge(read.transaction, following.writer, "rw", version.object, evidence,
-                    _steps(read.step, following.step), inferred=_inferred(read))
+                    _steps(read.step, following.step), inferred=inferred)
         return {edge: clause}
 
     def predicate(self, test: PredicateTest, reader: str, step: str, write: LoggedWrite, writer: str,
@@ -279,6 +288,13 @@ def _steps(*steps: str | None) -> tuple[str, ...]:
     return tuple(s for s in dict.fromkeys(steps) if s is not None)
 
 
-def _inferred(read: Read) -> bool:
-    """A read's edge is observed only when the row held the whole key and one version matched."""
-    return not (read.by_key and len(read.candidates) == 1)
+def _inferred(read: Read, chain: list[VersionRef], info: TableInfo) -> bool:
+    """A read's edge is observed only when the row held the whole key, one version survived
+    the snapshot's filter, and no other version of that object, visible or not, has the
+    values the row returned: then the snapshot's placement (inferred from the clock) cannot
+    have chosen among equals."""
+    if not (read.by_key and len(read.candidates) == 1):
+        return True
+    where = [info.columns.index(c) for c in read.columns]
+    equal = [v for v in chain if v.row is not None and tuple(v.row[i] for i in where) == read.values]
+    return len(equal) != 1

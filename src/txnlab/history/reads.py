@@ -25,20 +25,17 @@ UPDATE, a function call); a column is read from the table its RowDescription ori
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from txnlab.history.model import HistoryCapture, Key, PredicateRead, PredicateTest, Read, Row, TableInfo, VersionRef
-from txnlab.history.transactions import Owners, Span
+from txnlab.history import statements
+from txnlab.history.settings import SessionSettings
+from txnlab.history.transactions import Owners, Span, effective
 from txnlab.levels import Level
 from txnlab.timeline import Event, Outcome, Timeline
 from txnlab.values import PYTHON
 
-# Statements that take no snapshot of their own (the snapshot of REPEATABLE READ is the first other's).
-NO_SNAPSHOT = re.compile(r"^\s*(BEGIN|START|SET|SAVEPOINT|RELEASE|COMMIT|END|ROLLBACK|SHOW)\b", re.I)
-EXPLICIT_LEVEL = re.compile(r"ISOLATION\s+LEVEL\s+(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)",
-                            re.I)
 Window = tuple[float, float]  # seconds since the run started: the moment lies between the two
 
 
@@ -105,7 +102,7 @@ class Snapshots:
     def _window(self, event: Event) -> Window:
         span = self.owners.of_event(event.seq)
         if span is not None and self.level(span) in (Level.REPEATABLE_READ, Level.SERIALIZABLE):
-            first = next((e for e in span.events if not NO_SNAPSHOT.match(e.sql)), event)
+            first = next((e for e in span.events if statements.takes_snapshot(e.sql)), event)
             wait = self._wait(first)
             if wait is None:
                 return (first.started, first.ended)
@@ -115,12 +112,33 @@ class Snapshots:
         return self._after_wait(event) if event.after_wait else (event.started, event.ended)
 
     def level(self, span: Span) -> Level:
-        """The transaction's level: as its own BEGIN or SET TRANSACTION says, else its
-        session's pinned level, else the run's."""
+        """The transaction's level: as its own BEGIN or SET TRANSACTION says; else, when the
+        session's own BEGIN began it (an autocommit session; in any other psycopg2 sends
+        BEGIN ISOLATION LEVEL first and the server warns of the second), the default its own
+        earlier steps set; else its session's pinned level, else the run's."""
         for event in span.events:
-            if NO_SNAPSHOT.match(event.sql) and (said := EXPLICIT_LEVEL.search(event.sql)):
-                return Level.parse(said.group(1))
+            if not statements.takes_snapshot(event.sql) and (said := statements.transaction_level(event.sql)):
+                return said
+        first = span.events[0]
+        if statements.begins(first.sql) and not any("already a transaction in progress" in n for n in first.notices):
+            default = self._session_default(span)
+            if default is not None:
+                return default
         return self.levels.get(span.transaction.session, self.timeline.level)
+
+    def _session_default(self, span: Span) -> Level | None:
+        """The default level the session's own steps set before the span began (a SET in a
+        transaction that did not commit, or undone by ROLLBACK TO SAVEPOINT, does not count);
+        None when they set none or reset it."""
+        default: Level | str | None = None
+        for earlier in self.owners.spans:
+            if earlier is span:
+                break
+            if earlier.transaction.session != span.transaction.session or not earlier.committed:
+                continue
+            for event in effective(earlier.events):
+                default = statements.default_level(event.sql) or default
+        return default if isinstance(default, Level) else None
 
     def _after_wait(self, event: Event) -> Window:
         """A statement's moment after its wait: between the last event recorded before its
@@ -183,8 +201,11 @@ class Snapshots:
         return seen
 
 
-def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots) -> tuple[Read, ...]:
-    """Every row a SELECT returned, per table its columns came from, matched to versions."""
+def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots,
+          settings: SessionSettings | None = None) -> tuple[Read, ...]:
+    """Every row a SELECT returned, per table its columns came from, matched to versions. A
+    column whose text depends on a setting the session changed is left out (`settings`)."""
+    settings = settings or SessionSettings(timeline.events)
     by_oid = {t.oid: t for t in capture.tables if t.tracked}
     tests = {(p.event_seq, p.table): p for p in capture.predicates}
     found: list[Read] = []
@@ -193,43 +214,67 @@ def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots
         if (span is None or event.outcome is not Outcome.OK or not event.rows or not event.column_origins
                 or not (event.status or "").startswith("SELECT") or PYTHON in (event.column_types or ())):
             continue
-        for info, positions in _tables(event, by_oid).items():
+        for info, positions in _tables(event, by_oid, settings).items():
             columns = tuple(info.columns[info.attnums.index(a)] for _, a in positions)
-            test = tests.get((event.seq, info.name))
+            match = _Matcher(snapshots, event, info, columns, tests.get((event.seq, info.name)))
+            by_key = match.by_key
             for row in event.rows:
                 values = tuple(row[i] for i, _ in positions)
-                candidates = _candidates(snapshots, event, info, columns, values, test)
-                by_key = all(c in columns for c in info.key_columns)
-                found.append(Read(span.id, event.step, event.seq, info.name, columns, values, candidates, by_key))
+                found.append(Read(span.id, event.step, event.seq, info.name, columns, values, match(values), by_key))
     return tuple(found)
 
 
-def _tables(event: Event, by_oid: dict[int, TableInfo]) -> dict[TableInfo, list[tuple[int, int]]]:
-    """(result column index, attnum) of each column that is a tracked table's, by table."""
+def _tables(event: Event, by_oid: dict[int, TableInfo],
+            settings: SessionSettings) -> dict[TableInfo, list[tuple[int, int]]]:
+    """(result column index, attnum) of each column that is a tracked table's and whose text
+    can be compared with the log's, by table."""
     groups: dict[TableInfo, list[tuple[int, int]]] = {}
     for index, (oid, attnum) in enumerate(event.column_origins or ()):
         info = by_oid.get(oid)
-        if info is not None and attnum in info.attnums:
+        if (info is not None and attnum in info.attnums
+                and settings.comparable(event, index, info.name, info.columns[info.attnums.index(attnum)])):
             groups.setdefault(info, []).append((index, attnum))
     return groups
 
 
-def _candidates(snapshots: Snapshots, event: Event, info: TableInfo, columns: tuple[str, ...], values: Row,
-                test: PredicateTest | None) -> tuple[VersionRef, ...]:
-    """The versions the statement could see whose values equal the row's (and that satisfy
-    its WHERE clause, when the server re-evaluated it)."""
-    where = [info.columns.index(c) for c in columns]
-    satisfied = satisfies(test) if test else None
-    found = []
-    for (table, key) in snapshots.chains:
-        if table != info.name:
-            continue
-        for version in snapshots.visible(event, table, key):
-            if version.row is None or tuple(version.row[i] for i in where) != values:
-                continue
-            if satisfied is None or satisfied(version):
-                found.append(version)
-    return tuple(found)
+class _Matcher:
+    """The versions one statement could see of one table whose values equal a row's (and
+    that satisfy its WHERE clause, when the server re-evaluated it). When the row holds the
+    whole key, only that object's versions are looked at; else every object's, indexed once
+    by the values of the statement's columns (linear in rows plus versions, not their product)."""
+
+    def __init__(self, snapshots: Snapshots, event: Event, info: TableInfo, columns: tuple[str, ...],
+                 test: PredicateTest | None) -> None:
+        self.snapshots, self.event, self.info = snapshots, event, info
+        self.where = [info.columns.index(c) for c in columns]
+        keyed = all(c in columns for c in info.key_columns)
+        self.key_at = [columns.index(c) for c in info.key_columns] if keyed else None
+        self.satisfied = satisfies(test) if test else None
+        self._index: dict[Row, list[VersionRef]] | None = None
+
+    @property
+    def by_key(self) -> bool:
+        return self.key_at is not None
+
+    def __call__(self, values: Row) -> tuple[VersionRef, ...]:
+        if self.key_at is not None:
+            key = tuple(values[i] for i in self.key_at)
+            seen = self.snapshots.visible(self.event, self.info.name, key)
+            return tuple(v for v in seen if self._fits(v) and self._project(v) == values)
+        if self._index is None:
+            self._index = defaultdict(list)
+            for (table, key) in self.snapshots.chains:
+                if table == self.info.name:
+                    for version in self.snapshots.visible(self.event, table, key):
+                        if self._fits(version):
+                            self._index[self._project(version)].append(version)
+        return tuple(self._index.get(values, ()))
+
+    def _project(self, version: VersionRef) -> Row:
+        return tuple(version.row[i] for i in self.where)
+
+    def _fits(self, version: VersionRef) -> bool:
+        return version.row is not None and (self.satisfied is None or self.satisfied(version))
 
 
 def satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
@@ -242,14 +287,25 @@ def satisfies(test: PredicateTest) -> Callable[[VersionRef], bool]:
 def predicate_reads(capture: HistoryCapture, owners: Owners, found: tuple[Read, ...],
                     timeline: Timeline) -> tuple[PredicateRead, ...]:
     """One PredicateRead per PredicateTest of a read in a known transaction: the keys of the
-    rows it returned, where the rows name them."""
+    rows it returned, from the key columns in the row (exact), else from the one version the
+    row matched."""
     steps = {e.seq: e.step for e in timeline.events}
     result = []
     for test in capture.predicates:
         span: Span | None = owners.of_event(test.event_seq)
-        if span is None:
+        info = capture.table(test.table)
+        if span is None or info is None:
             continue
-        keys = tuple(dict.fromkeys(r.version.key for r in found
-                                   if r.event_seq == test.event_seq and r.table == test.table and r.version))
+        keys = tuple(dict.fromkeys(_returned_key(r, info) for r in found if r.event_seq == test.event_seq
+                                   and r.table == test.table and (r.by_key or r.version)))
         result.append(PredicateRead(span.id, steps[test.event_seq], test.event_seq, test.table, test.predicate, keys))
     return tuple(result)
+
+
+def _returned_key(read: Read, info: TableInfo) -> Key:
+    """The key of the row a read returned: its own key columns' text when it holds them all,
+    else its matched version's."""
+    if read.by_key:
+        return tuple(read.values[read.columns.index(c)] for c in info.key_columns)
+    assert read.version is not None
+    return read.version.key

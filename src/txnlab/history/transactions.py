@@ -7,10 +7,17 @@ reports it after each step): the server answered COMMIT -> committed, ROLLBACK -
 an autocommit statement is its own transaction, committed unless it failed. A transaction
 still open when the run ended is "unfinished" (txnlab rolled it back).
 
-A write is its session's by pid (HistoryCapture.session_pids) and its transaction's by xid;
-its step is found by matching the statement's text as the server received it
-(current_query()) to the session's events in order. A write by a connection that is no
-session's (a pool's, an engine's) belongs to a transaction named for that backend, "pid 812".
+A write is its session's by pid (HistoryCapture.session_pids) and its transaction's by xid.
+Which of the session's committed transactions had that xid is decided by facts only: the
+server's view of the session (BackendView.xid, when it was captured) names it exactly; else a
+transaction can own the xid's writes only if, for every statement that wrote them, it ran a
+step with the same text (current_query()) that succeeded, was not undone by ROLLBACK TO
+SAVEPOINT, and whose row count agrees with the rows the statement logged; and the session's
+transactions run one after another, so the xids (in log order) go to them in order. When
+more than one transaction could still own the writes, or no order fits the facts, none gets them: they go to a
+transaction named for the backend ("pid 812#2") and a gap says so -- never a false edge. A
+write by a connection that is no session's (a pool's, an engine's) belongs to a transaction
+named for that backend, "pid 812".
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from txnlab.history import statements
 from txnlab.history.model import HistoryCapture, LoggedWrite, Transaction, TransactionOutcome
 from txnlab.timeline import Event, Outcome, Timeline
 
 SETTLED = (Outcome.OK, Outcome.ERROR, Outcome.TIMEOUT, Outcome.ENDED)
+WRITING = ("INSERT", "UPDATE", "DELETE", "MERGE")  # command statuses that count the rows written
 
 
 @dataclass
@@ -80,19 +89,24 @@ def owners(timeline: Timeline, capture: HistoryCapture) -> Owners:
     for pid, writes in by_pid.items():
         session = session_of.get(pid)
         mine = [s for s in spans if s.transaction.session == session and s.committed] if session else []
-        for number, (xid, group) in enumerate(_by_xid(writes).items(), start=1):
-            span = _match_span(mine, group)
+        groups = _by_xid(writes)
+        able = [_owners(mine, xid, group) for xid, group in groups.items()]
+        narrowed = _in_order(mine, able)
+        for number, ((xid, group), could) in enumerate(zip(groups.items(), narrowed or able), start=1):
+            span = could[0] if narrowed is not None and len(could) == 1 else None
             if span is None:
                 name = f"pid {pid}" if number == 1 else f"pid {pid}#{number}"
                 span = Span(Transaction(name, session or f"pid {pid}", (), "committed", xid))
                 spans.append(span)
-                if session:
+                if session and could:
+                    gaps.append(f"{name}: session {session}'s transaction {xid} wrote with statements that"
+                                f" {', '.join(s.id for s in could)} ran: its writes are credited to none of them")
+                elif session:
                     gaps.append(f"{name}: session {session}'s transaction {xid} wrote in no step txnlab saw commit")
             else:
-                mine = mine[mine.index(span) + 1:]
                 span.transaction = Transaction(span.id, span.transaction.session, span.transaction.steps,
                                                span.transaction.outcome, xid)
-            for write, step in _steps(span.events, group).items():
+            for write, step in _steps(effective(span.events), group).items():
                 written[write] = (span.id, step)
     return Owners(tuple(spans), written, tuple(gaps))
 
@@ -140,14 +154,90 @@ def _by_xid(writes: list[LoggedWrite]) -> dict[str, list[LoggedWrite]]:
     return groups
 
 
-def _match_span(candidates: list[Span], group: list[LoggedWrite]) -> Span | None:
-    """The first committed span of the session that ran one of the group's statements (by
-    text); else the first with a Python step (whose SQL the timeline does not show)."""
-    queries = {_text(w.query) for w in group}
+def _owners(candidates: list[Span], xid: str, group: list[LoggedWrite]) -> list[Span]:
+    """The committed spans of the session that could have written the xid's group (module
+    docstring): the one the server's view names, else every span able to run all its
+    statements; a Python step (whose SQL the timeline does not show) can run any."""
+    named = [s for s in candidates if any(v.label == "this session" and v.xid == xid for e in s.events
+                                          for v in e.server)]
+    if named:
+        return named[:1]
+    by_statement: dict[int, list[LoggedWrite]] = {}
+    for write in group:
+        by_statement.setdefault(write.statement, []).append(write)
+    able = []
     for span in candidates:
-        if any(_text(e.sql) in queries for e in span.events):
-            return span
-    return next((s for s in candidates if any(e.status is None and e.outcome is Outcome.OK for e in s.events)), None)
+        events = effective(span.events)
+        if all(any(_could_write(e, rows) for e in events) for rows in by_statement.values()):
+            able.append(span)
+    return able
+
+
+def _in_order(spans: list[Span], able: list[list[Span]]) -> list[list[Span]] | None:
+    """Narrow each xid group's able spans (groups in log order) to those some one-to-one
+    assignment in order allows: a session's transactions run one after another, so its
+    later xid belongs to a later transaction. Groups no span can own do not take part. When
+    no assignment in order exists at all, the facts contradict each other: None."""
+    at = {id(s): i for i, s in enumerate(spans)}
+    indexes = [sorted(at[id(s)] for s in group) for group in able]
+    taking = [i for i, group in enumerate(indexes) if group]
+    earliest: dict[int, int] = {}
+    previous = -1
+    for i in taking:
+        previous = next((s for s in indexes[i] if s > previous), len(spans))
+        earliest[i] = previous
+    latest: dict[int, int] = {}
+    following = len(spans)
+    for i in reversed(taking):
+        following = next((s for s in reversed(indexes[i]) if s < following), -1)
+        latest[i] = following
+    if taking and earliest[taking[-1]] >= len(spans):
+        return None
+    narrowed: list[list[Span]] = []
+    before, after = -1, {i: (latest[taking[n + 1]] if n + 1 < len(taking) else len(spans))
+                         for n, i in enumerate(taking)}
+    for i, group in enumerate(indexes):
+        if not group:
+            narrowed.append([])
+            continue
+        narrowed.append([spans[s] for s in group if before < s < after[i]])
+        before = earliest[i]
+    return narrowed
+
+
+def _could_write(event: Event, rows: list[LoggedWrite]) -> bool:
+    """Whether the event could be the statement that logged `rows`: a Python step can be
+    anything; else the same text, and when its command status counts rows it wrote (INSERT,
+    UPDATE, DELETE, MERGE), at least one and no more than it logged (a trigger's writes of
+    other tables are logged under the same statement)."""
+    if event.status is None:
+        return True
+    if _text(event.sql) != _text(rows[0].query):
+        return False
+    if event.status.split()[0] in WRITING and event.rowcount is not None:
+        return 1 <= event.rowcount <= len(rows)
+    return True
+
+
+def effective(events: list[Event]) -> list[Event]:
+    """The span's events that succeeded and were not undone by ROLLBACK TO SAVEPOINT (in
+    order): only they can have left a logged write."""
+    undone: set[int] = set()
+    marks: list[tuple[str, int]] = []  # open savepoints: name, index of the SAVEPOINT event
+    for index, event in enumerate(events):
+        if event.outcome is not Outcome.OK:
+            continue
+        kind, name = statements.savepoint(event.sql)
+        if kind == "SAVEPOINT":
+            marks.append((name, index))
+        elif kind in ("RELEASE", "ROLLBACK TO") and any(n == name for n, _ in marks):
+            at = max(i for i, (n, _) in enumerate(marks) if n == name)
+            if kind == "ROLLBACK TO":
+                undone.update(range(marks[at][1] + 1, index))
+                del marks[at + 1:]
+            else:
+                del marks[at:]
+    return [e for i, e in enumerate(events) if e.outcome is Outcome.OK and i not in undone]
 
 
 def _steps(events: list[Event], group: list[LoggedWrite]) -> dict[int, str | None]:

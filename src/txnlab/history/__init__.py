@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from txnlab.history import classify, graph, reads, transactions
+from txnlab.history import classify, coverage, graph, reads, transactions
 from txnlab.history.explain import explain
-from txnlab.history.model import Analysis, DerivedAnomaly, History, Read
+from txnlab.history.model import Analysis, DerivedAnomaly, History
 from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
@@ -28,14 +28,16 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
     owners = transactions.owners(timeline, capture)
     versions = reads.versions(capture, owners)
     snapshots = reads.Snapshots(timeline, owners, versions, levels)
-    found = reads.reads(timeline, capture, owners, snapshots)
-    gaps = capture.gaps + owners.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
+    skipped = coverage.repeated(timeline, capture)
+    found = reads.reads(timeline, capture, owners, snapshots, skipped)
+    by_condition = reads.predicate_reads(capture, owners, found, timeline)
     history = History(
         transactions=tuple(s.transaction for s in owners.spans),
         versions=versions,
         reads=found,
-        predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
-        gaps=gaps,
+        predicate_reads=by_condition,
+        gaps=capture.gaps + owners.gaps + tuple(_unlogged(owners)),
+        unrecorded=coverage.unrecorded(timeline, capture, owners, found, by_condition, skipped),
     )
     built = graph.build(history, capture, snapshots, timeline)
     history = replace(history, gaps=history.gaps + built.gaps)
@@ -58,16 +60,3 @@ def _unlogged(owners: transactions.Owners) -> list[str]:
         return []
     return [f"{', '.join(ended)} did not commit: what {'it' if len(ended) == 1 else 'they'} wrote is not "
             "logged, so a read of it (G1a) cannot be derived"]
-
-
-def _read_gaps(found: tuple[Read, ...]) -> list[str]:
-    """One sentence per read no edge could be drawn from."""
-    gaps = []
-    for read in found:
-        shown = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in zip(read.columns, read.values))
-        if not read.candidates:
-            gaps.append(f"{read.step} read {read.table} ({shown}), which matches no version its snapshot could see")
-        elif len(read.candidates) > 1:
-            versions = ", ".join(f"{v.object} v{v.number}" for v in read.candidates)
-            gaps.append(f"{read.step} read {read.table} ({shown}): ambiguous, it could be {versions}")
-    return gaps

@@ -247,3 +247,17 @@ def test_history_gaps_do_not_repeat_the_reads_own_ambiguity(lab: Lab, tmp_path: 
     lines = caveat_lines(report.analysis)
     assert [line for line in lines if "a_count" in line] == [
         "ambiguous (equal values in several versions, so no edge): a_count (doctors)"]
+
+
+# -- finding 8: the words say which edges are inferred ---------------------------------------------
+
+
+def test_the_atm_explanation_marks_its_inferred_edge_and_only_it(lab: Lab, catalogue: Catalogue) -> None:
+    """atm2's read returned no key (inferred from its values); the two writes are in the log."""
+    report = run_cell(lab, catalogue.resolve("atm-lost-update"), Level.READ_COMMITTED)
+    assert report.analysis is not None
+    [anomaly] = report.analysis.anomalies
+    assert anomaly.explanation[0] == "Let atm1 and atm2 be committed transactions (atm2 < atm1 is inferred, not observed)."
+    assert {(e.kind, e.inferred) for e in anomaly.cycle} == {("rw", True), ("ww", False)}
+    assert "atm1 < atm2 is inferred" not in "\n".join(anomaly.explanation)
+    assert "(atm2 < atm1 is inferred, not observed)" in text.render_timeline(report, width=120)

@@ -16,7 +16,7 @@ to be a view, conservatively (the capture knows only tables).
 A table named more than once in one statement (a self-join, or a table read again in a
 subquery) returns columns that RowDescription cannot tell apart by row (it names the table
 column, not the range-table entry), so its rows are not matched to versions at all
-(`repeated`), and the read is unrecorded ("a self-join").
+(`repeated`; history/__init__.py drops them), and the read is unrecorded ("a self-join").
 
 Only steps of committed transactions count: edges join committed transactions only.
 """
@@ -193,7 +193,7 @@ def _all(tree: object, kind: type) -> list:
 
 def repeated(timeline: Timeline, capture: HistoryCapture) -> frozenset[tuple[int, str]]:
     """(Event.seq, table) of every statement that returned columns of a table of the run it
-    names more than once: they cannot be told apart by row, so reads.py matches none of them."""
+    names more than once: they cannot be told apart by row, so none of them is a Read."""
     names = {t.oid: t.name for t in capture.tables}
     found = set()
     for event in timeline.events:

@@ -183,11 +183,8 @@ class Snapshots:
         return seen
 
 
-def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots,
-          repeated: frozenset[tuple[int, str]] = frozenset()) -> tuple[Read, ...]:
-    """Every row a SELECT returned, per table its columns came from, matched to versions;
-    none of a table its statement names more than once (`repeated`: (Event.seq, table), see
-    history/coverage.py), whose columns may come from different rows."""
+def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots: Snapshots) -> tuple[Read, ...]:
+    """Every row a SELECT returned, per table its columns came from, matched to versions."""
     by_oid = {t.oid: t for t in capture.tables if t.tracked}
     tests = {(p.event_seq, p.table): p for p in capture.predicates}
     found: list[Read] = []
@@ -197,8 +194,6 @@ def reads(timeline: Timeline, capture: HistoryCapture, owners: Owners, snapshots
                 or not (event.status or "").startswith("SELECT") or PYTHON in (event.column_types or ())):
             continue
         for info, positions in _tables(event, by_oid).items():
-            if (event.seq, info.name) in repeated:
-                continue
             columns = tuple(info.columns[info.attnums.index(a)] for _, a in positions)
             test = tests.get((event.seq, info.name))
             for row in event.rows:

@@ -261,3 +261,26 @@ def test_the_atm_explanation_marks_its_inferred_edge_and_only_it(lab: Lab, catal
     assert {(e.kind, e.inferred) for e in anomaly.cycle} == {("rw", True), ("ww", False)}
     assert "atm1 < atm2 is inferred" not in "\n".join(anomaly.explanation)
     assert "(atm2 < atm1 is inferred, not observed)" in text.render_timeline(report, width=120)
+
+
+# -- finding 12: the Elle export of a connection that is no session's ------------------------------
+
+
+def test_elle_gives_a_pool_connections_transaction_its_own_process_spanning_the_run(cli) -> None:  # type: ignore[no-untyped-def]
+    """sqlalchemy-session-begin: the engine's own connection (no session's) commits two writes
+    that the app's session reads; it was process 0 at time 0, colliding with the first session."""
+    code, out, err = cli("run", "sqlalchemy-session-begin", "--level", "rc", "--format", "elle")
+    assert code == 0, err
+    ops = json.loads(out)
+    code, out, err = cli("run", "sqlalchemy-session-begin", "--level", "rc", "--format", "json")
+    [run] = json.loads(out)["runs"]
+    sessions = run["sessions"]
+    pool = [t for t in run["history"]["transactions"] if t["id"].startswith("pid ")]
+    assert pool and all(t["writes"] for t in pool)
+    theirs = [op for op in ops if op["process"] >= len(sessions)]
+    assert len(theirs) == 2 * len(pool)
+    assert {op["process"] for op in theirs} == set(range(len(sessions), len(sessions) + len(pool)))
+    invoke, done = theirs[0], theirs[-1]
+    assert invoke["type"] == "invoke" and invoke["index"] == 0 and invoke["time"] == 0
+    assert done["type"] == "ok" and done["time"] == max(op["time"] for op in ops)
+    assert all(op["process"] < len(sessions) for op in ops if op not in theirs)

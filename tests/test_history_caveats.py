@@ -284,3 +284,30 @@ def test_elle_gives_a_pool_connections_transaction_its_own_process_spanning_the_
     assert invoke["type"] == "invoke" and invoke["index"] == 0 and invoke["time"] == 0
     assert done["type"] == "ok" and done["time"] == max(op["time"] for op in ops)
     assert all(op["process"] < len(sessions) for op in ops if op not in theirs)
+
+
+# -- finding 12: "did not commit" only for a transaction that tried to write -------------------------
+
+READ_ONLY_ABORT = """\
+name: read-only-abort
+title: a reader rolls back, a writer's UPDATE fails
+summary: only the writer tried to write.
+setup: |
+  CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
+  INSERT INTO t VALUES (1, 10);
+sessions: {reader: {}, writer: {}}
+steps:
+  - {name: reader_reads, session: reader, sql: "SELECT id, v FROM t WHERE id = 1"}
+  - {name: reader_gives_up, session: reader, sql: ROLLBACK}
+  - {name: writer_fails, session: writer, sql: "UPDATE t SET v = 1 / 0 WHERE id = 1"}
+  - {name: writer_rollback, session: writer, sql: ROLLBACK}
+expect: {all: {errors: {writer_fails: "22012"}}}
+"""
+
+
+def test_did_not_commit_is_said_only_of_the_transactions_that_tried_to_write(lab: Lab, tmp_path: Path) -> None:
+    report = run_yaml(lab, tmp_path, READ_ONLY_ABORT, Level.READ_COMMITTED)
+    assert report.analysis is not None
+    assert [t.outcome for t in report.analysis.history.transactions] == ["aborted", "aborted"]
+    unlogged = [gap for gap in report.analysis.history.gaps if "did not commit" in gap]
+    assert unlogged == ["writer did not commit: what it wrote is not logged, so a read of it (G1a) cannot be derived"]

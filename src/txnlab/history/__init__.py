@@ -54,8 +54,10 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None) -> An
 
 
 def _unlogged(owners: transactions.Owners) -> list[str]:
-    """What the history cannot know of the transactions that did not commit."""
-    ended = [s.id for s in owners.spans if s.transaction.outcome != "committed"]
+    """What the history cannot know of the transactions that did not commit and tried to write
+    (coverage.tried_to_write): what they wrote is not in the transactional log."""
+    ended = [s.id for s in owners.spans
+             if s.transaction.outcome != "committed" and any(coverage.tried_to_write(e) for e in s.events)]
     if not ended:
         return []
     return [f"{', '.join(ended)} did not commit: what {'it' if len(ended) == 1 else 'they'} wrote is not "

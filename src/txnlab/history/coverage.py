@@ -170,7 +170,7 @@ def _counts_rows(call: ast.FuncCall) -> bool:
 
 
 class _Collect(Visitor):  # type: ignore[misc]
-    def __init__(self, kind: type) -> None:
+    def __init__(self, kind: type | tuple[type, ...]) -> None:
         super().__init__()
         self.kind, self.found = kind, []
 
@@ -179,7 +179,7 @@ class _Collect(Visitor):  # type: ignore[misc]
             self.found.append(node)
 
 
-def _all(tree: object, kind: type) -> list:
+def _all(tree: object, kind: type | tuple[type, ...]) -> list:
     """Every node of `kind` in `tree` (a node, a tuple of nodes, or None)."""
     if tree is None:
         return []
@@ -189,6 +189,31 @@ def _all(tree: object, kind: type) -> list:
             collect.found.append(node)
         collect(node)
     return collect.found
+
+
+WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+WRITE_STATUS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+def tried_to_write(event: Event) -> bool:
+    """Whether a step may have written a row, whatever became of it: its command status says
+    a write (INSERT, UPDATE, DELETE, MERGE), or its SQL holds a write statement (one that
+    failed, a data-modifying CTE), or it is SQL pglast cannot parse or Python code (unknown:
+    assumed it may have)."""
+    if (event.status or "").startswith(WRITE_STATUS):
+        return True
+    if event.status is None and event.outcome is Outcome.OK:
+        return not event.driver_sent_nothing  # a Python step
+    return _has_write(event.sql)
+
+
+@lru_cache(maxsize=4096)
+def _has_write(sql: str) -> bool:
+    try:
+        statements = parse_sql(sql)
+    except ParseError:
+        return True
+    return any(_all(raw.stmt, WRITES) for raw in statements)
 
 
 def repeated(timeline: Timeline, capture: HistoryCapture) -> frozenset[tuple[int, str]]:

@@ -311,3 +311,38 @@ def test_did_not_commit_is_said_only_of_the_transactions_that_tried_to_write(lab
     assert [t.outcome for t in report.analysis.history.transactions] == ["aborted", "aborted"]
     unlogged = [gap for gap in report.analysis.history.gaps if "did not commit" in gap]
     assert unlogged == ["writer did not commit: what it wrote is not logged, so a read of it (G1a) cannot be derived"]
+
+
+# -- finding 12: a transaction's intermediate write changes no condition's matches -----------------
+
+REINSERT = """\
+name: reinsert
+title: delete then re-insert of a key, then an upsert
+summary: a deletes k=1 and re-inserts it; b upserts; c reads twice at read committed.
+setup: |
+  CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL);
+  INSERT INTO kv VALUES (1, 10);
+sessions: {a: {}, b: {}, c: {}}
+steps:
+  - {name: c_r, session: c, sql: "SELECT k, v FROM kv WHERE k = 1"}
+  - {name: a_del, session: a, sql: "DELETE FROM kv WHERE k = 1"}
+  - {name: a_ins, session: a, sql: "INSERT INTO kv VALUES (1, 10)"}
+  - {name: a_c, session: a, sql: "COMMIT"}
+  - {name: b_up, session: b, sql: "INSERT INTO kv VALUES (1, 5) ON CONFLICT (k) DO UPDATE SET v = kv.v + excluded.v"}
+  - {name: b_c, session: b, sql: "COMMIT"}
+  - {name: c_r2, session: c, sql: "SELECT k, v FROM kv WHERE k = 1"}
+  - {name: c_c, session: c, sql: "COMMIT"}
+expect: {all: {}}
+"""
+
+
+def test_a_delete_then_reinsert_of_one_key_gives_no_predicate_edge_and_no_deleted_row_seen(
+        lab: Lab, tmp_path: Path) -> None:
+    """c's condition k = 1 matched before a's transaction and after it: a's DELETE was an
+    intermediate version no one saw (it said "c ... saw kv[1] (deleted)")."""
+    report = run_yaml(lab, tmp_path, REINSERT, Level.READ_COMMITTED)
+    assert report.analysis is not None
+    assert [e for e in report.analysis.edges if e.predicate] == []
+    [anomaly] = report.analysis.anomalies
+    assert anomaly.name == "G-single" and "(deleted)" not in "\n".join(anomaly.explanation)
+    assert {(e.source, e.kind, e.target) for e in anomaly.cycle} == {("c", "rw", "a"), ("a", "ww", "b"), ("b", "wr", "c")}

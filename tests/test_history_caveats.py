@@ -167,6 +167,22 @@ def test_unparsable_sql_reads_in_a_way_that_is_never_recorded() -> None:
         "s1 ran its SQL, which pglast cannot parse: what it read is not recorded, so a cycle through it cannot be seen")
 
 
+@pytest.mark.parametrize(("sql", "named"), [
+    ("CREATE TABLE n AS SELECT id FROM t", [("t", "CREATE TABLE ... AS")]),
+    ("EXPLAIN ANALYZE SELECT * FROM t", [("t", "EXPLAIN ANALYZE")]),
+    ("EXPLAIN SELECT * FROM t", []),
+    ("COPY t TO STDOUT", [("t", "COPY ... TO")]),
+    ("COPY t FROM STDIN", []),
+    ("LOCK TABLE t", []),
+    ("INSERT INTO t VALUES (1, (SELECT max(v) FROM u))", [("u", "a subquery")]),
+    ("DELETE FROM t USING u WHERE t.id = u.id",
+     [("t", "its WHERE clause, which was not re-evaluated"), ("u", "DELETE ... USING")]),
+    ("SELECT a.id FROM t a UNION SELECT id FROM u", [("t", "a set operation"), ("u", "a set operation")]),
+])
+def test_each_statement_names_the_relations_it_reads_and_how(sql: str, named: list[tuple[str, str]]) -> None:
+    assert [(r.relation, r.how) for r in references(sql) or ()] == named
+
+
 def test_the_catalogue_and_a_cte_name_are_not_views() -> None:
     named = references("WITH c AS (SELECT 1) SELECT * FROM c, pg_locks, pg_catalog.pg_class, information_schema.tables")
     assert named == ()

@@ -112,13 +112,15 @@ def _reads(statement: ast.Node) -> bool:
 
 def _place(ancestors: Ancestor, statement: ast.Node) -> tuple[str, str] | None:
     """(how, recorded_by) for a relation at `ancestors` in `statement`; None: not a read (the
-    target an INSERT writes into)."""
+    table an INSERT writes into, or that CREATE TABLE AS or SELECT INTO creates)."""
     chain = []
     step: Ancestor | None = ancestors
     while step is not None and step.node is not None:
         chain.append((step.node, step.member))
         step = step.parent
-    for node, member in chain:  # innermost first: the nearest construct decides
+    for node, _ in chain:  # innermost first: the nearest construct decides
+        if isinstance(node, ast.IntoClause):
+            return None
         if isinstance(node, ast.SubLink):
             return "a subquery", NEVER
         if isinstance(node, ast.CommonTableExpr):

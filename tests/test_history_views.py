@@ -72,10 +72,17 @@ def test_text_names_read_skew_as_g_single_forbidden_at_repeatable_read(reports) 
     assert NO_CYCLE not in said
 
 
-@pytest.mark.parametrize("run", [REFUSED, SNAPSHOT], ids=["aborted-writer", "snapshot"])
-def test_a_run_without_a_cycle_says_it_is_serializable_as_far_as_observed(reports, run) -> None:  # type: ignore[no-untyped-def]
-    out = text.render_timeline(reports[run], width=100)
+def test_a_run_without_a_cycle_that_saw_everything_says_it_is_serializable_as_far_as_observed(reports) -> None:  # type: ignore[no-untyped-def]
+    out = text.render_timeline(reports[SNAPSHOT], width=100)
     assert out[out.index(HEADING):].splitlines()[1] == f"  {NO_CYCLE}"
+
+
+def test_a_run_without_a_cycle_but_with_gaps_never_says_serializable(reports) -> None:  # type: ignore[no-untyped-def]
+    """The refused ATM: atm2 did not commit and the ledger has no primary key."""
+    out = text.render_timeline(reports[REFUSED], width=100)
+    said = out[out.index(HEADING):].splitlines()
+    assert said[1] == "  no cycle among what was observed; not observed: 2 other gaps (below)"
+    assert "serializable" not in said[1]
 
 
 def test_the_ledger_without_a_primary_key_is_said_in_one_line_never_hidden(reports) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +123,9 @@ def test_the_text_and_markdown_matrices_list_the_cells_with_a_cycle(reports) -> 
     listed = grid[grid.index("Cycles derived from each run's history:"):]
     assert "atm-lost-update at read committed: lost update" in " ".join(listed.split())
     assert "hermitage-g-single at read committed: G-single" in " ".join(listed.split())
-    assert "at serializable" not in listed and "at repeatable read:" not in listed
+    assert "at serializable: lost update" not in listed and "at repeatable read:" not in listed
+    assert "atm-lost-update at serializable: no cycle among what was observed; not observed: 2 other gaps" in " ".join(
+        listed.split())
     page = markdown.render_matrix(runs)
     assert "- atm-lost-update at read committed: lost update (atm" in page
 
@@ -128,8 +137,8 @@ def test_the_hermitage_table_lists_the_derived_cycles_under_it(reports) -> None:
     assert "repeatable read: G-single" not in listed
 
 
-def test_a_matrix_of_runs_without_cycles_says_so(reports) -> None:  # type: ignore[no-untyped-def]
-    grid = text.render_matrix([reports[REFUSED], reports[SNAPSHOT]], width=120)
+def test_a_matrix_of_runs_without_cycles_or_gaps_says_so(reports) -> None:  # type: ignore[no-untyped-def]
+    grid = text.render_matrix([reports[SNAPSHOT]], width=120)
     assert "no run's history has a cycle" in grid
 
 
@@ -171,7 +180,8 @@ def test_html_draws_each_cycle_and_links_every_edge_to_existing_step_rows(report
     arrows = [attrs for tag, attrs in page.tags if tag == "a" and "dep" in attrs.get("class", "").split()]
     assert {a["data-kind"] for a in arrows} >= {"rw"}
     assert page.cycle_links and all(link.startswith("#") and link[1:] in page.ids for link in page.cycle_links)
-    assert text_.count(f'<p class="no-cycle">{NO_CYCLE}</p>') == 2
+    assert text_.count(f'<p class="no-cycle">{NO_CYCLE}</p>') == 1  # SNAPSHOT; REFUSED has gaps
+    assert text_.count('<p class="no-cycle">no cycle among what was observed; not observed: 2 other gaps') == 1
 
 
 def test_an_edge_through_a_read_matched_by_its_values_is_drawn_as_inferred(reports) -> None:  # type: ignore[no-untyped-def]
@@ -204,7 +214,7 @@ def run_json(cli, *args: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
 def test_run_json_has_the_history_and_the_derived_lost_update(cli) -> None:  # type: ignore[no-untyped-def]
     run = run_json(cli, "atm-lost-update", "--level", "rc")["runs"][0]
     history = run["history"]
-    assert set(history) == {"transactions", "versions", "edges", "gaps"}
+    assert set(history) == {"transactions", "versions", "edges", "gaps", "unrecorded_reads"}
     by_id = {t["id"]: t for t in history["transactions"]}
     assert {"atm1", "atm2"} <= set(by_id) and by_id["atm2"]["outcome"] == "committed"
     read = next(r for r in by_id["atm2"]["reads"] if r["step"] == "atm2_read")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from txnlab.history import classify, graph, reads, transactions
+from txnlab.history import classify, coverage, graph, reads, transactions
 from txnlab.history.explain import explain
+from txnlab.history.model import Analysis, DerivedAnomaly, History
 from txnlab.history.settings import SessionSettings
-from txnlab.history.model import Analysis, DerivedAnomaly, History, Read
 from txnlab.levels import Level
 from txnlab.timeline import Timeline
 
@@ -32,14 +32,17 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None,
     versions = reads.versions(capture, owners)
     snapshots = reads.Snapshots(timeline, owners, versions, levels)
     settings = SessionSettings(timeline.events, dict(setups or {}))
-    found = reads.reads(timeline, capture, owners, snapshots, settings)
-    gaps = capture.gaps + owners.gaps + settings.gaps + tuple(_read_gaps(found)) + tuple(_unlogged(owners))
+    skipped = coverage.repeated(timeline, capture)  # self-joins: columns of two rows in one result row
+    found = tuple(r for r in reads.reads(timeline, capture, owners, snapshots, settings)
+                  if (r.event_seq, r.table) not in skipped)
+    by_condition = reads.predicate_reads(capture, owners, found, timeline)
     history = History(
         transactions=tuple(s.transaction for s in owners.spans),
         versions=versions,
         reads=found,
-        predicate_reads=reads.predicate_reads(capture, owners, found, timeline),
-        gaps=gaps,
+        predicate_reads=by_condition,
+        gaps=capture.gaps + owners.gaps + settings.gaps + tuple(_unlogged(owners)),
+        unrecorded=coverage.unrecorded(timeline, capture, owners, found, by_condition, skipped),
     )
     built = graph.build(history, capture, snapshots, timeline, settings)
     history = replace(history, gaps=history.gaps + built.gaps)
@@ -56,22 +59,11 @@ def analyse(timeline: Timeline, levels: Mapping[str, Level] | None = None,
 
 
 def _unlogged(owners: transactions.Owners) -> list[str]:
-    """What the history cannot know of the transactions that did not commit."""
-    ended = [s.id for s in owners.spans if s.transaction.outcome != "committed"]
+    """What the history cannot know of the transactions that did not commit and tried to write
+    (coverage.tried_to_write): what they wrote is not in the transactional log."""
+    ended = [s.id for s in owners.spans
+             if s.transaction.outcome != "committed" and any(coverage.tried_to_write(e) for e in s.events)]
     if not ended:
         return []
     return [f"{', '.join(ended)} did not commit: what {'it' if len(ended) == 1 else 'they'} wrote is not "
             "logged, so a read of it (G1a) cannot be derived"]
-
-
-def _read_gaps(found: tuple[Read, ...]) -> list[str]:
-    """One sentence per read no edge could be drawn from."""
-    gaps = []
-    for read in found:
-        shown = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in zip(read.columns, read.values))
-        if not read.candidates:
-            gaps.append(f"{read.step} read {read.table} ({shown}), which matches no version its snapshot could see")
-        elif len(read.candidates) > 1:
-            versions = ", ".join(f"{v.object} v{v.number}" for v in read.candidates)
-            gaps.append(f"{read.step} read {read.table} ({shown}): ambiguous, it could be {versions}")
-    return gaps

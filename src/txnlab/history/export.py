@@ -7,11 +7,22 @@ completion per transaction, `f` "txn", `value` a list of micro-operations `["r",
 run started) and `index` (the operation's place in the history). A completion is `ok` for a
 committed transaction, `fail` for one that rolled back, `info` for one the run left open.
 
+A transaction of a connection that is no session's (a pool's, an engine's: "pid 812") gets a
+process of its own, numbered after the sessions' (one per transaction: their order within the
+connection is not known). Its steps are not on the timeline, so when it ran is not known: it is
+invoked at the run's start and completes at its end, concurrent with every other operation, so
+it adds no real-time order Elle could wrongly rely on.
+
 rw-register wants every write of a key to write a value no other write of that key wrote, so
 each write writes its version's number (1, 2, ... per object), and a read reads the number of
 the version it was matched to; the setup's versions read as null, as Elle's initial state.
 What txnlab does not know is left out, never guessed: the writes of a transaction that rolled
-back (the trigger's log is transactional) and the reads that match several versions or none.
+back (the trigger's log is transactional), the reads that match several versions or none, and
+the reads it does not record (history/coverage.py: aggregates, subqueries, self-joins...).
+A read matched to exactly one version is exported although the match may be inferred from its
+values (Edge.inferred): Elle itself infers which write a read saw from the value it returned,
+and here every exported value names one version only (unique per key), so the inference Elle
+would make is the one txnlab made; an ambiguous read is never exported.
 """
 
 from __future__ import annotations
@@ -58,13 +69,24 @@ def _span(transaction: Transaction, timeline: Timeline) -> tuple[int, int]:
     return round(min(e.started for e in events) * 1e9), round(max(e.ended for e in events) * 1e9)
 
 
+def _whole_run(timeline: Timeline) -> tuple[int, int]:
+    """The run from its start to its last event's result, in ns."""
+    return 0, round(max((e.ended for e in timeline.events), default=0.0) * 1e9)
+
+
 def elle_history(analysis: Analysis, timeline: Timeline) -> list[dict[str, Any]]:
     """The run's history as Elle's operations, in time order (see the module docstring)."""
     happenings: list[tuple[int, int, dict[str, Any]]] = []
+    sessions = list(timeline.sessions)
+    others = 0  # transactions of connections that are no session's ("pid 812")
     for transaction in analysis.history.transactions:
         ops = micro_ops(transaction, analysis)
-        process = list(timeline.sessions).index(transaction.session) if transaction.session in timeline.sessions else 0
-        start, end = _span(transaction, timeline)
+        if transaction.session in sessions:
+            process = sessions.index(transaction.session)
+            start, end = _span(transaction, timeline)
+        else:
+            process, others = len(sessions) + others, others + 1
+            start, end = _whole_run(timeline)
         invoked = [[op[0], op[1], op[2] if op[0] == "w" else None] for op in ops]
         happenings.append((start, 1, {"type": "invoke", "f": "txn", "value": invoked, "process": process, "time": start}))
         completion = COMPLETIONS[transaction.outcome]

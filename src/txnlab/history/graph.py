@@ -31,6 +31,7 @@ from txnlab.history.model import (
 from txnlab.history.predicates import predicate_read
 from txnlab.history.reads import Snapshots, satisfies
 from txnlab.history.settings import LITERALS, SessionSettings
+from txnlab.history.transactions import Owners
 from txnlab.timeline import Event, Timeline
 
 
@@ -109,7 +110,7 @@ def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dic
     When the clock cannot tell, no edge. Rows need no key for this: keyless tables count."""
     low, high = snapshots.window(event)
     found: dict[Edge, str] = {}
-    for seq, before, after in test.writes:
+    for seq, before, after in _net_writes(test, writes, snapshots.owners, words.tables[test.table]):
         writer, step = snapshots.owners.writes.get(seq, (None, None))
         if before == after or writer in (None, reader):
             continue
@@ -118,6 +119,25 @@ def _predicate_edges(test: PredicateTest, reader: str, event: Event, writes: dic
         if kind is not None:
             found.update(words.predicate(test, reader, event.step, writes[seq], writer, step, kind))
     return found
+
+
+def _net_writes(test: PredicateTest, writes: dict[int, LoggedWrite], owners: Owners,
+                info: TableInfo) -> list[tuple[int, bool, bool]]:
+    """`test.writes` with each transaction's writes of one object folded into one (its last
+    write's seq, its first write's `before`, its last write's `after`): another transaction
+    never sees an intermediate version, so only the net change can change what its condition
+    matched (a DELETE then re-INSERT of one key changes nothing). A keyless table's writes, and
+    those of no known transaction, stay one by one."""
+    if not info.tracked:
+        return list(test.writes)
+    folded: dict[tuple[str, object], tuple[int, bool, bool]] = {}
+    for seq, before, after in sorted(test.writes):
+        write, writer = writes[seq], owners.writes.get(seq, (None, None))[0]
+        row = write.after if write.after is not None else write.before
+        key: tuple[str, object] = (writer, info.key_of(row)) if writer is not None and row is not None else ("", seq)
+        first = folded.get(key)
+        folded[key] = (seq, first[1] if first else before, after)
+    return sorted(folded.values())
 
 
 def _seen_edges(seen: dml.Seen, chain: list[VersionRef], words: "_Words") -> dict[Edge, str]:

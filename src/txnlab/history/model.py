@@ -178,6 +178,26 @@ class PredicateRead:
 
 
 @dataclass(frozen=True)
+class UnrecordedRead:
+    """A read the history does not record (history/coverage.py): `step` of `transaction` read
+    `table` (None: the whole step, SQL that cannot be parsed or Python code) `how` ("an
+    aggregate", "a subquery", "a self-join"...), so a cycle through that read cannot be seen."""
+
+    transaction: str
+    step: str
+    table: str | None
+    how: str
+
+    @property
+    def sentence(self) -> str:
+        """The read in words, one line."""
+        if self.table is None:
+            return f"{self.step} ran {self.how}: what it read is not recorded, so a cycle through it cannot be seen"
+        return (f"{self.step} read {self.table} in a way the history does not record ({self.how}): "
+                "a cycle through that read cannot be seen")
+
+
+@dataclass(frozen=True)
 class History:
     """What each transaction of a run read and wrote (Adya's history, restricted to what was seen)."""
 
@@ -186,6 +206,8 @@ class History:
     reads: tuple[Read, ...]
     predicate_reads: tuple[PredicateRead, ...]
     gaps: tuple[str, ...] = ()  # the capture's gaps, and what the derivation could not place
+    # Reads of committed transactions' steps that no Read or PredicateRead records (coverage.py)
+    unrecorded: tuple[UnrecordedRead, ...] = ()
 
     def transaction(self, id: str) -> Transaction:
         return next(t for t in self.transactions if t.id == id)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from txnlab.history.model import DerivedAnomaly, Edge
-from txnlab.render.derived import HEADING, NO_CYCLE, anomaly_title, derived
+from txnlab.render.derived import HEADING, anomaly_title, derived
 from txnlab.render.markup import escape
 from txnlab.render.report import RunReport
 
@@ -42,7 +42,7 @@ def derived_section(report: RunReport, step_href: StepHref) -> str:
     if report.analysis.anomalies:
         parts.append(f'<p class="meta">{escape(LEGEND)}</p>')
     else:
-        parts.append(f'<p class="no-cycle">{escape(NO_CYCLE)}</p>')
+        parts.append(f'<p class="no-cycle">{escape(said.no_cycle)}</p>')
     if said.caveats:
         parts.append('<ul class="caveats">' + "".join(f"<li>{escape(line)}</li>" for line in said.caveats) + "</ul>")
     return "\n".join([*parts, "</div>"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from txnlab.history.coverage import PYTHON_CODE
 from txnlab.history.model import Analysis, DerivedAnomaly, Read
 from txnlab.levels import Level
 from txnlab.render.describe import level_label, row_label
@@ -22,10 +23,12 @@ MATRIX_NONE = "no run's history has a cycle: each is serializable as far as it w
 @dataclass(frozen=True)
 class DerivedAnomalies:
     """What every view shows after a run's verdict: the anomalies (each a title and its
-    explanation, one sentence a line), else NO_CYCLE, then the caveats, one line each."""
+    explanation, one sentence a line), else `no_cycle` (NO_CYCLE only when nothing went
+    unseen, see `no_cycle_line`), then the caveats, one line each."""
 
     anomalies: tuple[tuple[str, tuple[str, ...]], ...]
     caveats: tuple[str, ...]
+    no_cycle: str = NO_CYCLE
 
 
 def anomaly_title(anomaly: DerivedAnomaly) -> str:
@@ -48,15 +51,16 @@ def derived(report: RunReport) -> DerivedAnomalies | None:
     return DerivedAnomalies(
         tuple((anomaly_title(a), a.explanation) for a in analysis.anomalies),
         tuple(caveat_lines(analysis)),
+        no_cycle_line(analysis),
     )
 
 
 def caveat_lines(analysis: Analysis) -> list[str]:
     """What the history could not place, one short line each: the reads that match several
     versions (no edge is drawn from them) and those that match none, each kind in one line
-    however many rows, then every other gap of the capture and of the derivation (see
-    docs/history.md, "What is not observed"). The derivation also lists each such read as a
-    gap of its own ("b2 read t (...): ambiguous, ..."): those are in the reads' lines."""
+    however many rows (from History.reads), each read no record holds (History.unrecorded;
+    the Python steps' in one line), then every gap of the capture and of the derivation (see docs/history.md, "What is not
+    observed")."""
     reads = analysis.history.reads
     ambiguous = [r for r in reads if len(r.candidates) > 1]
     unmatched = [r for r in reads if not r.candidates]
@@ -65,8 +69,35 @@ def caveat_lines(analysis: Analysis) -> list[str]:
         lines.append(f"ambiguous (equal values in several versions, so no edge): {_reads_phrase(ambiguous)}")
     if unmatched:
         lines.append(f"unmatched (no version its snapshot could see has these values): {_reads_phrase(unmatched)}")
-    said = tuple(f"{r.step} read {r.table} (" for r in (*ambiguous, *unmatched))
-    return lines + [f"not observed: {gap}" for gap in analysis.history.gaps if not gap.startswith(said)]
+    python = [u.step for u in analysis.history.unrecorded if u.table is None and u.how == PYTHON_CODE]
+    lines += [u.sentence for u in analysis.history.unrecorded if u.step not in python]
+    if python:
+        lines.append(f"{', '.join(python)} ran Python code: what {'it' if len(python) == 1 else 'they'} read is "
+                     "not recorded, so a cycle through it cannot be seen")
+    return lines + [f"not observed: {gap}" for gap in analysis.history.gaps]
+
+
+def blind_spots(analysis: Analysis) -> list[str]:
+    """What could hide a cycle, counted: "2 reads not recorded", "1 ambiguous read", "1
+    unmatched read", "1 other gap"; [] when the history saw everything it could."""
+    reads = analysis.history.reads
+    counts = (
+        (len(analysis.history.unrecorded), "read not recorded", "reads not recorded"),
+        (len({(r.step, r.table) for r in reads if len(r.candidates) > 1}), "ambiguous read", "ambiguous reads"),
+        (len({(r.step, r.table) for r in reads if not r.candidates}), "unmatched read", "unmatched reads"),
+        (len(analysis.history.gaps), "other gap", "other gaps"),
+    )
+    return [f"{n} {one if n == 1 else many}" for n, one, many in counts if n]
+
+
+def no_cycle_line(analysis: Analysis) -> str:
+    """The words for a history with no cycle: NO_CYCLE when nothing went unseen, else "no
+    cycle among what was observed; not observed: 2 reads not recorded, 1 other gap (below)"
+    -- never "serializable" while something went unseen."""
+    spots = blind_spots(analysis)
+    if not spots:
+        return NO_CYCLE
+    return f"no cycle among what was observed; not observed: {', '.join(spots)} (below)"
 
 
 def _reads_phrase(reads: Sequence[Read]) -> str:
@@ -77,12 +108,17 @@ def _reads_phrase(reads: Sequence[Read]) -> str:
 def matrix_lines(reports: Sequence[RunReport], label: Callable[[RunReport], str]) -> tuple[str, list[str]] | None:
     """Under a matrix: a heading and one line per anomaly of each run whose history has a
     cycle ("atm-lost-update at read committed: lost update (atm1 → atm2 → atm1): forbidden
-    at ..."), `label` naming the run; MATRIX_NONE and no lines when no run's history has one;
-    None when no run recorded a history."""
+    at ..."), and one per run with no cycle but something unseen ("... at serializable: no
+    cycle among what was observed; not observed: 1 read not recorded"), `label` naming the
+    run; MATRIX_NONE and no lines when no run has either; None when no run recorded a history."""
     recorded = [(r, r.analysis) for r in reports if r.analysis is not None]
     if not recorded:
         return None
-    lines = [f"{label(r)}: {anomaly_title(a)}" for r, analysis in recorded for a in analysis.anomalies]
+    lines = []
+    for report, analysis in recorded:
+        lines += [f"{label(report)}: {anomaly_title(a)}" for a in analysis.anomalies]
+        if not analysis.anomalies and (spots := blind_spots(analysis)):
+            lines.append(f"{label(report)}: no cycle among what was observed; not observed: {', '.join(spots)}")
     return (MATRIX_HEADING, lines) if lines else (MATRIX_NONE, [])
 
 

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from txnlab.checks import Finding, Verdict
-from txnlab.history.model import Analysis, DerivedAnomaly, Edge, Read, Transaction, VersionRef
+from txnlab.history.model import Analysis, DerivedAnomaly, Edge, Read, Transaction, UnrecordedRead, VersionRef
 from txnlab.render.describe import level_value
+from txnlab.render.derived import caveat_lines
 from txnlab.render.report import RunReport
 from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
 
@@ -59,7 +60,8 @@ def place_to_dict(report: RunReport) -> dict[str, Any]:
 
 def run_to_dict(report: RunReport) -> dict[str, Any]:
     """One run as `txnlab run --format json` prints it: its timeline, which permutation it is,
-    its invariants' SQL, its verdict, its `history` and `derived_anomalies` (`--repeat` adds its
+    its invariants' SQL, its verdict, its `history`, `derived_anomalies` and `history_gaps`
+    (`--repeat` adds its
     own keys to this). Its `level`, here
     and in the verdict, is null for a `.spec` run: txnlab sets none (see describe.level_label)."""
     return {
@@ -70,6 +72,7 @@ def run_to_dict(report: RunReport) -> dict[str, Any]:
         "verdict": {**verdict_to_dict(report.verdict), "level": level_value(report)},
         "history": history_to_dict(report.analysis),
         "derived_anomalies": derived_to_list(report.analysis),
+        "history_gaps": gaps_to_list(report.analysis),
     }
 
 
@@ -127,7 +130,8 @@ def edge_to_dict(edge: Edge) -> dict[str, Any]:
 def history_to_dict(analysis: Analysis | None) -> dict[str, Any] | None:
     """A run's `history` (docs/history.md, "JSON"): `transactions` (each with its steps,
     outcome, reads, predicate reads and writes), `versions` (every version of every object,
-    the setup's included), `edges` (the dependency graph) and `gaps` (what was not observed);
+    the setup's included), `edges` (the dependency graph), `gaps` (what was not observed) and
+    `unrecorded_reads` (reads no record holds, see `unrecorded_to_dict`);
     null when the run recorded no history."""
     if analysis is None:
         return None
@@ -137,6 +141,7 @@ def history_to_dict(analysis: Analysis | None) -> dict[str, Any] | None:
         "versions": [version_to_dict(v) for v in history.versions],
         "edges": [edge_to_dict(e) for e in analysis.edges],
         "gaps": list(history.gaps),
+        "unrecorded_reads": [unrecorded_to_dict(u) for u in history.unrecorded],
     }
 
 
@@ -155,6 +160,21 @@ def derived_to_list(analysis: Analysis | None) -> list[dict[str, Any]] | None:
     return None if analysis is None else [anomaly_to_dict(a) for a in analysis.anomalies]
 
 
+def gaps_to_list(analysis: Analysis | None) -> list[str] | None:
+    """A run's `history_gaps`: what could hide a cycle from its history, one line each as the
+    text view prints them (render.derived.caveat_lines: ambiguous and unmatched reads, reads
+    not recorded, the capture's and the derivation's gaps); [] when nothing went unseen, so
+    `derived_anomalies: []` with `history_gaps: []` is "serializable as far as it was observed"
+    and with gaps it is only "no cycle among what was observed"; null when it recorded no history."""
+    return None if analysis is None else caveat_lines(analysis)
+
+
+def unrecorded_to_dict(read: UnrecordedRead) -> dict[str, Any]:
+    """A read no record of the history holds (history/coverage.py): `transaction`, `step`,
+    `table` (null: the whole step), `how` (words: "an aggregate", "a subquery"...)."""
+    return {"transaction": read.transaction, "step": read.step, "table": read.table, "how": read.how}
+
+
 def render_runs(reports: Sequence[RunReport]) -> str:
     """`txnlab run --format json`: every run's timeline and verdict."""
     document = {
@@ -167,13 +187,14 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 def render_matrix(reports: Sequence[RunReport]) -> str:
     """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
     per scenario, level and permutation run, each with its `permutation` (the steps in order)
-    and place (see `place_to_dict`) and its `derived_anomalies` (see `derived_to_list`) (before
-    schema_version existed, the bare list)."""
+    and place (see `place_to_dict`), its `derived_anomalies` (see `derived_to_list`) and its
+    `history_gaps` (see `gaps_to_list`) (before schema_version existed, the bare list)."""
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
         "verdicts": [
             {**verdict_to_dict(r.verdict), "level": level_value(r), "permutation": list(r.timeline.permutation),
-             **place_to_dict(r), "derived_anomalies": derived_to_list(r.analysis)}
+             **place_to_dict(r), "derived_anomalies": derived_to_list(r.analysis),
+             "history_gaps": gaps_to_list(r.analysis)}
             for r in reports
         ],
     }

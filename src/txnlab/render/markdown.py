@@ -35,7 +35,7 @@ from txnlab.render.describe import (
     level_label,
     verdict_line,
 )
-from txnlab.render.derived import HEADING, NO_CYCLE, cell_label, derived, matrix_lines
+from txnlab.render.derived import HEADING, cell_label, derived, matrix_lines
 from txnlab.render.report import RunReport
 from txnlab.timeline import Event, Outcome
 
@@ -120,7 +120,7 @@ def _derived(report: RunReport) -> list[str]:
     for title, explanation in said.anomalies:
         lines += [f"- **{inline(title)}**", *(f"  - {inline(sentence)}" for sentence in explanation)]
     if not said.anomalies:
-        lines.append(f"- {inline(NO_CYCLE)}")
+        lines.append(f"- {inline(said.no_cycle)}")
     return lines + [f"- {inline(line)}" for line in said.caveats]
 
 

@@ -32,7 +32,7 @@ from txnlab.render.describe import (
     sql_output_lines,
     verdict_line,
 )
-from txnlab.render.derived import HEADING, NO_CYCLE, cell_label, derived, matrix_lines
+from txnlab.render.derived import HEADING, cell_label, derived, matrix_lines
 from txnlab.render.fit import display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import SETUP_FAILED, Event, Outcome
@@ -119,7 +119,7 @@ def derived_lines(report: RunReport, width: int, style: TextStyle) -> list[str]:
         lines += [style(line, fg="red", bold=True) for line in wrap(title, width, indent="  ")]
         lines += [part for sentence in explanation for part in wrap(sentence, width, indent="    ")]
     if not said.anomalies:
-        lines += [style(line, fg="green") for line in wrap(NO_CYCLE, width, indent="  ")]
+        lines += [style(line, fg="green") for line in wrap(said.no_cycle, width, indent="  ")]
     lines += [style(part, fg="yellow") for line in said.caveats for part in wrap(line, width, indent="  ")]
     return lines
 

@@ -24,7 +24,23 @@ from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
 from txnlab.workflow import run_cell
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "pg-isolation-specs" / "specs"
+# A .spec of our own (two sessions, one permutation each way), so these tests need no corpus.
+TWO_WRITERS_SPEC = """\
+setup { CREATE TABLE test (i int PRIMARY KEY, t text); INSERT INTO test VALUES (5, 'apple'); }
+teardown { DROP TABLE test; }
+session s1
+step w1 { UPDATE test SET t = 'pear' WHERE i = 5; }
+session s2
+step w2 { UPDATE test SET t = 'plum' WHERE i = 5; }
+permutation w1 w2
+permutation w2 w1
+"""
+
+
+def spec_file(tmp_path: Path) -> str:
+    path = tmp_path / "two-writers.spec"
+    path.write_text(TWO_WRITERS_SPEC)
+    return str(path)
 LOST_UPDATE = ("atm-lost-update", Level.READ_COMMITTED)
 READ_SKEW = ("hermitage-g-single", Level.READ_COMMITTED)
 REFUSED = ("atm-lost-update", Level.SERIALIZABLE)  # atm2's write fails with 40001: no cycle
@@ -237,8 +253,8 @@ def test_run_json_derived_anomalies_is_empty_without_a_cycle_and_records_the_abo
     assert outcomes["atm1"] == "committed" and outcomes["atm2"] == "aborted"
 
 
-def test_run_json_history_is_null_for_a_spec_run_which_records_none(cli) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli("run", str(SPECS / "simple-write-skew.spec"), "--format", "json")
+def test_run_json_history_is_null_for_a_spec_run_which_records_none(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", spec_file(tmp_path), "--format", "json")
     assert code == 0, err
     runs = json.loads(out)["runs"]
     assert runs and all(r["history"] is None and r["derived_anomalies"] is None for r in runs)
@@ -327,8 +343,8 @@ def test_the_elle_export_refuses_more_than_one_run_in_one_line(cli, args) -> Non
     assert err.count("\n") == 1 and err.startswith("txnlab: error: --format elle exports the history of one run")
 
 
-def test_the_elle_export_refuses_a_spec(cli) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli("run", str(SPECS / "simple-write-skew.spec"), "--format", "elle")
+def test_the_elle_export_refuses_a_spec(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("run", spec_file(tmp_path), "--format", "elle")
     assert code == 2 and out == "" and err.count("\n") == 1 and "record none" in err
 
 

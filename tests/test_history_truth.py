@@ -155,3 +155,12 @@ def test_the_same_text_run_in_several_transactions_of_a_session_is_credited_in_l
     writers = [(v.writer, v.step) for v in report.analysis.history.versions if v.seq is not None]
     assert writers == [("w", "w_1"), ("w#2", "w_2")]
     assert not [g for g in report.analysis.history.gaps if "credited" in g]
+
+
+def test_an_anti_dependency_says_what_the_overwrite_changed_not_the_unchanged_column_that_was_read(
+    lab: Lab,
+) -> None:
+    report = run_case(lab, "read-key-only", RC)
+    edge = next(e for e in report.analysis.edges if e.kind == "rw")
+    assert edge.evidence == ("alice read doctors[bob].name = bob at alice_finds_bob, the version bob overwrote"
+                             " with doctors[bob].on_call = f at bob_off")

@@ -218,8 +218,13 @@ class _Words:
 
     def rw(self, read: Read, version: VersionRef, following: VersionRef, inferred: bool) -> dict[Edge, str]:
         seen = self.show(version, read.columns, read.values)
+        changed = self.changed(version, following)
+        # What the overwrite changed: in the columns read when it changed them, else its own columns
+        # (`doctors[bob].on_call = f`, rather than the unchanged `name = bob` that was read).
+        shown = (self.value(following, read.columns) if changed is None or set(changed) & set(read.columns)
+                 else self.show(following, changed))
         evidence = (f"{read.transaction} read {seen} at {read.step}, the version {following.writer} overwrote"
-                    f" with {self.value(following, read.columns)}{_at(following.step)}")
+                    f" with {shown}{_at(following.step)}")
         clause = f"{read.transaction} read {seen} ({read.step}); {following.writer} overwrote it{_at(following.step, '')}"
         edge = Edge(read.transaction, following.writer, "rw", version.object, evidence,
                     _steps(read.step, following.step), inferred=inferred)
@@ -232,7 +237,7 @@ class _Words:
         if kind == "rw":
             evidence = (f"{reader} read {where} at {step} and did not see {row}, which {writer}"
                         f" wrote{_at(written_at)} and which changes its matches")
-            clause = f"{reader} read {where} ({step}), missing {writer}'s {row}{_at(written_at, '')}"
+            clause = f"{reader} read {where} ({step}) before {writer}'s {row}{_at(written_at, '')} changed its matches"
             steps = _steps(step, written_at)
         else:
             evidence = (f"{reader} read {where} at {step} and saw {row}, which {writer}"

@@ -103,7 +103,7 @@ def shortest_cycles(digraph: nx.DiGraph, history: History) -> list[tuple[Anomaly
     found: list[tuple[AnomalyName, tuple[Edge, ...]]] = []
     for component in components:
         best: dict[AnomalyName, tuple[tuple, tuple[Edge, ...]]] = {}
-        sub = digraph.subgraph(component)
+        sub = digraph.subgraph(component).copy()  # a copy: a view re-filters on every look (networkx)
         for cycle in (_told(c, rank) for search in SEARCHES for c in _searched(sub, search)):
             kind = name(cycle, history)
             score = (len(cycle), tuple(rank[e.source] for e in cycle), tuple(e.kind for e in cycle))

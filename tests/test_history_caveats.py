@@ -236,23 +236,7 @@ def test_a_run_that_saw_everything_has_no_history_gaps_in_json(cli) -> None:  # 
 
 # -- P3: an ambiguous read is said once, from the reads ----------------------------------------------
 
-ON_CALL = """\
-name: on-call
-title: Two on-call doctors both go off call
-summary: alice's read returns equal values.
-setup: |
-  CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean NOT NULL);
-  INSERT INTO doctors VALUES ('alice', true), ('bob', true);
-sessions: {a: {}, b: {}}
-steps:
-  - {name: a_count, session: a, sql: "SELECT on_call FROM doctors WHERE on_call"}
-  - {name: b_count, session: b, sql: "SELECT count(*) FROM doctors WHERE on_call"}
-  - {name: a_off, session: a, sql: "UPDATE doctors SET on_call = false WHERE name = 'alice'"}
-  - {name: b_off, session: b, sql: "UPDATE doctors SET on_call = false WHERE name = 'bob'"}
-  - {name: a_commit, session: a, sql: COMMIT}
-  - {name: b_commit, session: b, sql: COMMIT}
-expect: {all: {}}
-"""
+ON_CALL = (Path(__file__).parent / "history_cases" / "on-call.yaml").read_text()  # a user's write skew
 
 
 def test_history_gaps_do_not_repeat_the_reads_own_ambiguity(lab: Lab, tmp_path: Path) -> None:

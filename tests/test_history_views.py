@@ -350,23 +350,7 @@ def test_the_elle_export_refuses_a_spec(cli, tmp_path: Path) -> None:  # type: i
 
 # -- a user's scenario with no anomaly rule ---------------------------------------------------------
 
-ON_CALL = """\
-name: on-call
-title: Two on-call doctors both go off call, and no anomaly rule
-summary: Write skew as a user writes it, with no anomaly section; alice's read returns equal values.
-setup: |
-  CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean NOT NULL);
-  INSERT INTO doctors VALUES ('alice', true), ('bob', true);
-sessions: {a: {}, b: {}}
-steps:
-  - {name: a_count, session: a, sql: "SELECT on_call FROM doctors WHERE on_call"}
-  - {name: b_count, session: b, sql: "SELECT count(*) FROM doctors WHERE on_call"}
-  - {name: a_off, session: a, sql: "UPDATE doctors SET on_call = false WHERE name = 'alice'"}
-  - {name: b_off, session: b, sql: "UPDATE doctors SET on_call = false WHERE name = 'bob'"}
-  - {name: a_commit, session: a, sql: COMMIT}
-  - {name: b_commit, session: b, sql: COMMIT}
-expect: {all: {}}
-"""
+ON_CALL = (Path(__file__).parent / "history_cases" / "on-call.yaml").read_text()  # also in test_history_caveats
 
 
 def test_a_scenario_without_an_anomaly_rule_gets_its_cycle_explained_and_its_ambiguous_read_said(

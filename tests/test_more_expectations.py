@@ -332,7 +332,7 @@ def test_what_differs_from_the_expectation_and_each_alternative_is_in_the_html_a
     [
         ("blocked_by: {s3_update: [s1, nobody]}", 18, "blocked_by: 's3_update' waits for unknown session 'nobody'; sessions are: s1, s2, s3"),
         ("blocked_by: {s3_update: [s3]}", 18, "blocked_by: 's3_update' cannot wait for its own session 's3'"),
-        ("blocked_by: {s1_commit: [s2]}", 18, "blocked_by: 's1_commit' is not in 'blocked:', the steps that wait"),
+        ("blocked_by: {s1_rollback: [s2]}", 18, "blocked_by: 's1_rollback' is not in 'blocked:', the steps that wait"),
         ("blocked_by: {s3_update: []}", 18, "blocked_by: 's3_update' needs the sessions it waits for"),
         ("blocked_by: {nothing: [s1]}", 18, "expectation names unknown step 'nothing'"),
         ("rowcount: {s3_update: -1}", 18, "expect.all.rowcount.s3_update must be a whole number, 0 or more, not -1"),
@@ -342,7 +342,7 @@ def test_what_differs_from_the_expectation_and_each_alternative_is_in_the_html_a
         ("errors: {s3_update: {sqlstate: '40001', detial: x}}", 18, "unknown key 'detial' in expect.all.errors.s3_update (did you mean 'detail'?)"),
         ("alternatives: [{blocked: [s2_alter]}]", 18, "expect.all.alternatives[0].name must be non-empty text"),
         ("alternatives: [{name: x}, {name: x}]", 18, "two alternatives are named 'x'"),
-        ("alternatives: [{name: x, blocked_by: {s1_commit: [s2]}}]", 18, "blocked_by: 's1_commit' is not in 'blocked:'"),
+        ("alternatives: [{name: x, blocked_by: {s1_rollback: [s2]}}]", 18, "blocked_by: 's1_rollback' is not in 'blocked:'"),
         ("alternatives: [{name: x, alternatives: []}]", 18, "unknown key 'alternatives' in expect.all.alternatives[0]"),
     ],
 )

@@ -140,8 +140,9 @@ def test_the_text_and_markdown_matrices_list_the_cells_with_a_cycle(reports) -> 
     assert "atm-lost-update at read committed: lost update" in " ".join(listed.split())
     assert "hermitage-g-single at read committed: G-single" in " ".join(listed.split())
     assert "at serializable: lost update" not in listed and "at repeatable read:" not in listed
-    assert "atm-lost-update at serializable: no cycle among what was observed; not observed: 2 other gaps" in " ".join(
-        listed.split())
+    assert "at serializable: no cycle" not in listed  # its only gaps are counted with the others', in one line
+    assert (" other run: no cycle among what was observed, with gaps `txnlab run` lists (a table without a primary key,"
+            " a transaction that did not commit...)") in " ".join(listed.split())
     page = markdown.render_matrix(runs)
     assert "- atm-lost-update at read committed: lost update (atm" in page
 

@@ -80,14 +80,18 @@ def caveat_lines(analysis: Analysis) -> list[str]:
 def blind_spots(analysis: Analysis) -> list[str]:
     """What could hide a cycle, counted: "2 reads not recorded", "1 ambiguous read", "1
     unmatched read", "1 other gap"; [] when the history saw everything it could."""
+    counts = (*_read_spots(analysis), (len(analysis.history.gaps), "other gap", "other gaps"))
+    return [f"{n} {one if n == 1 else many}" for n, one, many in counts if n]
+
+
+def _read_spots(analysis: Analysis) -> tuple[tuple[int, str, str], ...]:
+    """The reads no edge could come from, counted by (step, table): not recorded, ambiguous, unmatched."""
     reads = analysis.history.reads
-    counts = (
+    return (
         (len(analysis.history.unrecorded), "read not recorded", "reads not recorded"),
         (len({(r.step, r.table) for r in reads if len(r.candidates) > 1}), "ambiguous read", "ambiguous reads"),
         (len({(r.step, r.table) for r in reads if not r.candidates}), "unmatched read", "unmatched reads"),
-        (len(analysis.history.gaps), "other gap", "other gaps"),
     )
-    return [f"{n} {one if n == 1 else many}" for n, one, many in counts if n]
 
 
 def no_cycle_line(analysis: Analysis) -> str:
@@ -108,17 +112,28 @@ def _reads_phrase(reads: Sequence[Read]) -> str:
 def matrix_lines(reports: Sequence[RunReport], label: Callable[[RunReport], str]) -> tuple[str, list[str]] | None:
     """Under a matrix: a heading and one line per anomaly of each run whose history has a
     cycle ("atm-lost-update at read committed: lost update (atm1 → atm2 → atm1): forbidden
-    at ..."), and one per run with no cycle but something unseen ("... at serializable: no
-    cycle among what was observed; not observed: 1 read not recorded"), `label` naming the
-    run; MATRIX_NONE and no lines when no run has either; None when no run recorded a history."""
+    at ..."), one per run with no cycle but reads no edge could come from ("... at
+    serializable: no cycle among what was observed; not observed: 1 read not recorded"), and
+    one line counting the runs with no cycle whose only gaps are the history's others (a
+    table without a primary key, a transaction that did not commit): each cell's would repeat
+    them on a projector, and `txnlab run` lists them. `label` names a run; MATRIX_NONE and no
+    lines when no run has any of these; None when no run recorded a history."""
     recorded = [(r, r.analysis) for r in reports if r.analysis is not None]
     if not recorded:
         return None
-    lines = []
+    lines, other_gaps_only = [], 0
     for report, analysis in recorded:
         lines += [f"{label(report)}: {anomaly_title(a)}" for a in analysis.anomalies]
-        if not analysis.anomalies and (spots := blind_spots(analysis)):
+        if analysis.anomalies or not (spots := blind_spots(analysis)):
+            continue
+        if any(n for n, _, _ in _read_spots(analysis)):
             lines.append(f"{label(report)}: no cycle among what was observed; not observed: {', '.join(spots)}")
+        else:
+            other_gaps_only += 1
+    if other_gaps_only:
+        runs = "1 other run" if other_gaps_only == 1 else f"{other_gaps_only} other runs"
+        lines.append(f"{runs}: no cycle among what was observed, with gaps `txnlab run` lists"
+                     " (a table without a primary key, a transaction that did not commit...)")
     return (MATRIX_HEADING, lines) if lines else (MATRIX_NONE, [])
 
 

@@ -440,3 +440,30 @@ except signals.Interrupted as exc:
 def test_a_signal_whose_exception_python_swallowed_still_ends_the_run() -> None:
     done = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=30)
     assert (done.stdout, done.stderr) == ("interrupted by SIGINT (Ctrl-C)\n", "")
+
+
+# A SIGHUP that lands while networkx defines a class: Python turns what __set_name__ raises into
+# RuntimeError, and C code that imports (ElementTree's accelerator) can drop it, so txnlab's
+# Interrupted never came out (exit 1 with that RuntimeError, or a run that went on with every
+# further signal ignored; CI saw the latter once in 24 trials).
+SIGNAL_IN_NETWORKX_IMPORT = """\
+import functools, os, signal, sys
+from txnlab import signals
+signals.install()
+set_name = functools.cached_property.__set_name__
+def tripped(self, owner, name):
+    if owner.__module__.startswith("networkx."):
+        os.kill(os.getpid(), signal.SIGHUP)
+    return set_name(self, owner, name)
+functools.cached_property.__set_name__ = tripped
+sys.argv = ["txnlab", "list", "--tag", "hermitage"]
+from txnlab.__main__ import main
+main()
+"""
+
+
+def test_a_signal_while_a_library_loads_ends_the_run_as_any_other(env: dict[str, str]) -> None:
+    process = subprocess.run([sys.executable, "-c", SIGNAL_IN_NETWORKX_IMPORT], env=env, capture_output=True,
+                             text=True, timeout=HUNG_SECONDS)
+    assert process.returncode == signals.exit_code(signal.SIGHUP), process.stderr
+    assert process.stderr.startswith("txnlab: interrupted by SIGHUP") and process.stderr.count("\n") == 1

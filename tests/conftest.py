@@ -137,3 +137,11 @@ def spec_lab(server_dsn: str) -> Iterator[Lab]:
     database's public schema, as isolationtester's do, so no two tests may share one."""
     with open_lab(server_dsn, step_timeout=10) as lab:
         yield lab
+
+
+@pytest.fixture
+def plain_output(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour, and the width the test module names (TEXT_COLUMNS, else 140 columns): the
+    text such tests read is the piped, uncoloured one. Use: `pytestmark = pytest.mark.usefixtures("plain_output")`."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", str(getattr(request.module, "TEXT_COLUMNS", 140)))

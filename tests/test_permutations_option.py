@@ -47,11 +47,8 @@ ALL_ORDERS = [
 OWN_ORDER = ["a1", "a2", "b1", "b2"]
 
 
-@pytest.fixture(autouse=True)
-def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No colour, 120 columns: the text these tests read is the piped, uncoloured one."""
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "120")
+pytestmark = pytest.mark.usefixtures("plain_output")  # conftest: no colour, 120 columns
+TEXT_COLUMNS = 120
 
 
 @pytest.fixture

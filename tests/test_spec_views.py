@@ -37,11 +37,7 @@ permutation s1both s2notify s1lock s2upd(*) s1c
 """
 
 
-@pytest.fixture(autouse=True)
-def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No colour, 140 columns: the text these tests read is the piped, uncoloured one."""
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "140")
+pytestmark = pytest.mark.usefixtures("plain_output")  # conftest: no colour, 140 columns
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Real runs on the real server, plus the classifier on hand-built edges.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import networkx as nx

@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from txnlab.server.scratch import drop_database
 from txnlab.server.selection import choose_server, resolve_dsn
 from txnlab.suite.lanes import default_jobs
 
@@ -86,7 +87,7 @@ def reference(dsn: str, specs: list[str], work: Path) -> Measure:
         admin = psycopg2.connect(dsn)
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            drop_database(cur, database)
         admin.close()
     passed = len(re.findall(r"^ok\s", out, re.MULTILINE))
     return Measure("pg_isolation_regress", seconds, passed, peak)

@@ -23,7 +23,7 @@ from psycopg2 import sql
 
 from conftest import leftovers
 from txnlab.server.connect import with_params
-from txnlab.server.scratch import ScratchDatabase, drop_abandoned, ownership_key
+from txnlab.server.scratch import ScratchDatabase, drop_abandoned, drop_database, ownership_key
 
 DEAD_PID_COMMENT = f"txnlab scratch database; pid 4999999 on {socket.gethostname()}"  # what txnlab wrote before
 SLEEPER = """\
@@ -56,7 +56,7 @@ def user_databases(admin: psycopg2.extensions.connection) -> Iterator[list[str]]
     yield names
     with admin.cursor() as cur:
         for name in names:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop_database(cur, name)
 
 
 def create_database(conn: psycopg2.extensions.connection, name: str, comment: str | None = None) -> None:

@@ -22,6 +22,7 @@ from isolation_tools import CORPUS, ISOLATIONTESTERS, REGRESS_ENV, reproduced
 from txnlab.cli import main
 from txnlab.scenario.spec_source import load_spec
 from txnlab.server.connect import with_params
+from txnlab.server.scratch import drop_database
 from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import PlannedSpec, Suite
 from txnlab.suite.runspec import SpecOutput
@@ -113,7 +114,7 @@ def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder:
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                drop_database(cur, database)
                 cur.execute(f'CREATE DATABASE "{database}" TEMPLATE template0')
         finally:
             conn.close()
@@ -141,7 +142,7 @@ def oracle_outputs(tool: Path, server_dsn: str, admin, names: list[str], folder:
     finally:
         with admin.cursor() as cur:
             for database in databases:
-                cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                drop_database(cur, database)
     return unfinished
 
 

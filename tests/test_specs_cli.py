@@ -21,6 +21,7 @@ import pytest
 from conftest import leftovers
 from isolation_tools import ISOLATIONTESTER, REGRESS_ENV
 from txnlab.server.connect import with_params
+from txnlab.server.scratch import drop_database
 from txnlab.suite.discovery import spec_cases
 from txnlab.suite.lanes import RUNS_ALONE
 
@@ -57,7 +58,7 @@ def oracle(server_dsn: str, admin):  # type: ignore[no-untyped-def]
 
     def run(spec: Path) -> str:
         with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(cur, name)
             cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         done = subprocess.run([str(ISOLATIONTESTER), with_params(server_dsn, dbname=name)], input=spec.read_bytes(),
                               capture_output=True, env={**os.environ, **REGRESS_ENV}, timeout=120)
@@ -65,7 +66,7 @@ def oracle(server_dsn: str, admin):  # type: ignore[no-untyped-def]
 
     yield run
     with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(cur, name)
 
 
 def corpus(tmp_path: Path, specs: dict[str, str]) -> Path:

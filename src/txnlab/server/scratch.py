@@ -140,7 +140,30 @@ class ScratchDatabase:
 
     def _drop_database(self, conn: psycopg2.extensions.connection) -> None:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            drop_database(cur, self.name)
+
+
+def drop_database(cur: psycopg2.extensions.cursor, name: str) -> None:
+    """DROP DATABASE IF EXISTS `name`, ending the sessions still connected to it.
+
+    `cur` is autocommit, on another database. WITH (FORCE) is refused outright when one
+    backend there is one this role may not signal, and for a role without superuser or
+    pg_signal_backend an autovacuum worker is such a backend (seen on PostgreSQL 15 and
+    18): a run would leave its database behind whenever autovacuum happened to visit it.
+    Then this role's own sessions there are ended with pg_terminate_backend and a plain
+    DROP DATABASE follows, which stops autovacuum workers itself and waits up to 5 s for
+    the others to go (dbcommands.c, CountOtherDBBackends). Raises psycopg2.Error when the
+    server still refuses (another role's session stays connected, say).
+    """
+    try:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    except psycopg2.errors.InsufficientPrivilege:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+            [name],
+        )
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def ownership_key(name: str) -> int:
@@ -182,7 +205,7 @@ def drop_abandoned(cur: psycopg2.extensions.cursor) -> list[str]:
             if not cur.fetchone()[0]:
                 continue  # the owner is alive (or another janitor is dropping it)
         try:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop_database(cur, name)
             dropped.append(name)
         except psycopg2.Error:
             pass  # the server refused (in use as a template, say): try again next run

@@ -193,6 +193,10 @@ def _findings(
         findings.append(_notices_finding(timeline, step, texts))
     for step, locks in expectation.holds.items():
         findings.append(Finding(f"locks held after {step}", _names(locks), _held(timeline, step)))
+    for step, messages in expectation.sent.items():
+        findings.append(Finding(f"sent for {step}", _messages(messages), _sent(timeline, step)))
+    for step, state in expectation.states.items():
+        findings.append(Finding(f"server state after {step}", state, _server_state(timeline, step)))
     for name, holds in expectation.invariants.items():
         observed = timeline.invariants.get(name)
         findings.append(Finding(f"invariant {name}", holds_phrase(holds), holds_phrase(observed)))
@@ -214,6 +218,29 @@ def _first_blockers(timeline: Timeline, step: str) -> str:
     if not waits:
         return "did not wait"
     return _names(sorted(waits[0].blocked_by)) if waits[0].blocked_by else "no session of the run"
+
+
+def _messages(messages: Any) -> str:
+    """Wire messages in one line; a message may hold commas, so they are set apart with " | "."""
+    messages = list(messages)
+    return " | ".join(messages) if messages else "none"
+
+
+def _sent(timeline: Timeline, step: str) -> str:
+    """What the step's driver sent for it, from every event of the step (a wait's and its completion's)."""
+    events = timeline.step_events(step)
+    if not events:
+        return "not run"
+    return _messages(" ".join(m.split()) for e in events for m in e.sent)
+
+
+def _server_state(timeline: Timeline, step: str) -> str:
+    """The server's state of the step's own session (pg_stat_activity) right after the step."""
+    event = timeline.final_event(step)
+    if event is None:
+        return "not run"
+    own = [view.state for view in event.server if view.label == "this session"]
+    return own[0] or "no state" if own else "not observed"
 
 
 def _detail_finding(timeline: Timeline, step: str, text: str) -> Finding:

@@ -111,6 +111,7 @@ class Known:
     invariants: Mapping[str, str]
     anomaly: AnomalyRule | None
     sessions: frozenset[str]
+    capture: bool  # what the driver sent and the server's view are recorded: `sent:` and `state:` need it
 
 
 def expectations(
@@ -123,7 +124,7 @@ def expectations(
 ) -> dict[Level, Expectation]:
     """One expectation for each level the scenario runs at (`expect:` keys may name
     several levels, comma-separated, or `all`)."""
-    known = Known(steps, invariants, anomaly, frozenset(doc.sessions))
+    known = Known(steps, invariants, anomaly, frozenset(doc.sessions), bool(doc.capture))
     result: dict[Level, Expectation] = {}
     for key, body in (doc.expect or {}).items():
         line = where.line("expect", key)
@@ -178,17 +179,23 @@ def _given(where: Where, body: ExpectationFields, path: DocumentPath, known: Kno
         "holds": {name: tuple(sorted(locks)) for name, locks in (body.holds or {}).items()},
         "rowcount": dict(body.rowcount or {}),
         "notices": {step: tuple(texts) for step, texts in (body.notices or {}).items()},
+        "sent": {step: tuple(" ".join(m.split()) for m in messages) for step, messages in (body.sent or {}).items()},
+        "states": dict(body.state or {}),
         "invariants": dict(body.invariants or {}),
         "anomaly": body.anomaly,
         "note": body.note,
     }
     given = body.model_fields_set | ({"error_details"} if "errors" in body.model_fields_set else set())
+    given |= {"states"} if "state" in given else set()
     return {key: value for key, value in fields.items() if key in given}
 
 
 def _check_names(where: Where, body: ExpectationFields, path: DocumentPath, known: Known) -> None:
     """Every step, session and invariant `body` names exists, and `anomaly:` has a rule to check."""
-    for key in ("blocked", "skipped", "errors", "rows", "holds", "blocked_by", "rowcount", "notices"):
+    for key in ("sent", "state"):
+        if getattr(body, key) and not known.capture:
+            raise where.fail(f"'{key}:' needs 'capture: true': without it nothing is recorded", where.line(*path, key))
+    for key in ("blocked", "skipped", "errors", "rows", "holds", "blocked_by", "rowcount", "notices", "sent", "state"):
         names = getattr(body, key) or []
         for i, name in enumerate(names):
             if name not in known.steps:

@@ -131,6 +131,12 @@ class Expectation:
     holds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rowcount: Mapping[str, int] = field(default_factory=dict)  # step -> rows affected (cursor.rowcount)
     notices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # step -> one text per notice
+    # step -> what its driver put on the wire for it (capture: true), exact, message by message
+    # with runs of whitespace as one space: the driver's implicit BEGIN, its SAVEPOINT, its pool's reset.
+    sent: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # step -> the server's state of the step's session right after it (capture: true), as
+    # pg_stat_activity.state says it: "idle", "idle in transaction", "idle in transaction (aborted)".
+    states: Mapping[str, str] = field(default_factory=dict)
     invariants: Mapping[str, bool] = field(default_factory=dict)
     anomaly: bool | None = None  # True: the anomaly happens at this level
     note: str | None = None  # one line for the reader: why this level behaves so

@@ -197,6 +197,16 @@ class ExpectationFields(_Part):
         default=None,
         description="Exact, per step: one text per notice or warning it raised, in order; each is contained in it.",
     )
+    sent: dict[Identifier, list[Text]] | None = Field(
+        default=None,
+        description="Exact, per step (needs capture: true): each message the driver sent for it, in order "
+        "(runs of whitespace count as one space); [] for none.",
+    )
+    state: dict[Identifier, Text] | None = Field(
+        default=None,
+        description="Per step (needs capture: true): the server's state of the step's session right after "
+        "it, as pg_stat_activity says it, e.g. 'idle in transaction'.",
+    )
     invariants: dict[Identifier, bool] | None = None
     anomaly: bool | None = Field(default=None, description="The anomaly happens at this level.")
     note: Text | None = Field(

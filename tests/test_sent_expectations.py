@@ -75,3 +75,11 @@ def test_sent_naming_an_unknown_step_is_refused(cli, tmp_path: Path) -> None:  #
     text = IMPLICIT_BEGIN.replace("app_commit: [COMMIT]", "app_commmit: [COMMIT]")
     code, _, err = cli("run", str(scenario_file(tmp_path, text)), "--level", "rc")
     assert code == 2 and "unknown step 'app_commmit'" in err
+
+
+def test_show_states_what_each_step_sends_and_the_servers_view(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("show", str(scenario_file(tmp_path, IMPLICIT_BEGIN)))
+    assert code == 0
+    out = " ".join(out.split())  # wrapped to the terminal's width
+    assert "app_select sends: BEGIN ISOLATION LEVEL READ COMMITTED | SELECT count(*) FROM t" in out
+    assert "the server shows app_select's session idle in transaction" in out

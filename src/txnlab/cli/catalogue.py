@@ -140,7 +140,8 @@ def _code_lines(sql: str, width: int) -> list[str]:
 
 def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
     """What an expectation says PostgreSQL does, in words, every fact it states: waits (and
-    for whom), errors (and their DETAIL), rows affected, notices, locks held, the anomaly."""
+    for whom), errors (and their DETAIL), rows affected, notices, locks held, what the driver
+    sent and the server's state of the session, the anomaly."""
     parts = []
     if expectation.blocked:
         parts.append("blocks: " + ", ".join(
@@ -157,6 +158,8 @@ def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
             f"{s} {' '.join(map(repr, texts)) or 'none'}" for s, texts in expectation.notices.items()
         ))
     parts += [f"locks held after {s}: {', '.join(locks) or 'none'}" for s, locks in expectation.holds.items()]
+    parts += [f"{s} sends: {' | '.join(messages) or 'nothing'}" for s, messages in expectation.sent.items()]
+    parts += [f"the server shows {s}'s session {state}" for s, state in expectation.states.items()]
     if expectation.anomaly is not None and scenario.anomaly:
         parts.append(f"{scenario.anomaly.name} {'happens' if expectation.anomaly else 'is prevented'}")
     if expectation.note:

@@ -409,11 +409,12 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
               help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
 @level_option
 @permutations_option
+@driver_option
 @scenario_dir_option
 @history_option
 @server_options
 def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
-                   max_permutations: int, directory: Path | None, history: bool, dsn: str | None,
+                   max_permutations: int, driver: str | None, directory: Path | None, history: bool, dsn: str | None,
                    step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):

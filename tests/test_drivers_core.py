@@ -4,6 +4,7 @@ when its sessions speak psycopg 3."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import textwrap
 from pathlib import Path
@@ -19,8 +20,10 @@ from txnlab.render.describe import mismatch_lines
 from txnlab.render.report import RunReport
 from txnlab.render.text import render_timeline
 from txnlab.runner.drivers import DRIVERS, NAMES, driver
+from txnlab.runner.execute import error_info
 from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
+from txnlab.scenario.catalogue import load_scenario
 from txnlab.scenario.spec_source import parse_spec
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -150,3 +153,66 @@ def test_the_driver_registry_lists_the_drivers_in_order_and_refuses_others() -> 
     with pytest.raises(UsageError, match="^unknown driver 'pg8000': choose one of psycopg2, psycopg, asyncpg$"):
         driver("pg8000")
     assert "pg8000" not in DRIVERS and "asyncpg" in DRIVERS
+
+
+PYTHON_SCENARIO = '''
+SCENARIO = {
+    "name": "python-on-psycopg",
+    "title": "A Python scenario whose session speaks psycopg 3",
+    "summary": "Its step functions get the driver's own connection.",
+    "setup": "CREATE TABLE t (id int PRIMARY KEY)",
+    "sessions": {"app": {"driver": "psycopg"}, "other": {}},
+    "steps": [
+        {"name": "app_insert", "session": "app", "sql": "conn.execute(INSERT ...); type of the connection"},
+        {"name": "app_same", "session": "app", "sql": "run.connection is the step's connection"},
+    ],
+    "expect": {"all": {}},
+}
+
+
+def play(run):
+    def insert(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+        return f"{type(conn).__module__}.{type(conn).__name__}"
+
+    run.step("app_insert", insert)
+    own = run.connection("app")
+    run.step("app_same", lambda conn: conn is own)
+'''
+
+
+def test_a_python_scenario_session_hands_its_steps_the_drivers_own_connection(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "python_on_psycopg.py"
+    path.write_text(PYTHON_SCENARIO)
+    scenario = load_scenario(path)
+    assert scenario.session("app").driver == "psycopg" and scenario.session("app").driver_pinned
+    timeline = lab.run(scenario, Level.READ_COMMITTED)
+    events = {e.step: e for e in timeline.events}
+    assert events["app_insert"].rows == (("psycopg.Connection",),)
+    assert events["app_insert"].transaction_status == "in transaction"  # psycopg 3 began implicitly
+    assert events["app_insert"].driver_status == "TransactionStatus.INTRANS"
+    assert events["app_same"].rows == ((True,),)
+
+
+def test_error_info_finds_an_asyncpg_error_behind_a_wrapper(scratch_dsn: str) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    params = psycopg.conninfo.conninfo_to_dict(scratch_dsn)
+
+    async def fail() -> BaseException:
+        conn = await asyncpg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password")},
+                                     database=params.get("dbname"))
+        try:
+            await conn.execute("SELECT * FROM no_such_table")
+        except asyncpg.PostgresError as exc:
+            return exc
+        finally:
+            await conn.close()
+        raise AssertionError("the server accepted a query of a table that does not exist")
+
+    error = asyncio.run(fail())
+    wrapper = RuntimeError("wrapped")
+    wrapper.orig = error  # type: ignore[attr-defined]
+    info = error_info(wrapper)
+    assert (info.exception, info.sqlstate, info.message) == (
+        "builtins.RuntimeError", "42P01", 'relation "no_such_table" does not exist'
+    )

@@ -221,7 +221,6 @@ class Event:
             self.error.sqlstate if self.error else None,
             self.error.exception if self.error else None,
             self.transaction_status,
-            self.driver_status,
             self.status,
             self.driver_sent_nothing,
             self.blocked_by,
@@ -233,6 +232,7 @@ class Event:
             tuple((v.label, v.state, v.locks) for v in self.server),
             self.results,
             self.notifications,
+            self.driver_status,  # last: tests index the fields before it
         )
 
 

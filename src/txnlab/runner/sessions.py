@@ -78,7 +78,6 @@ class SessionWorker:
         return f"session {self.name}'s connection"
 
     def _serve(self) -> None:
-        session: DriverSession | None = None
         while (item := self._jobs.get()) is not None:
             job, reply = item
             try:
@@ -86,12 +85,11 @@ class SessionWorker:
             except BaseException as exc:  # noqa: BLE001 - handed to the scheduler or the caller, not lost
                 result, ok = exc, False
             if reply is not None:
-                if isinstance(result, DriverSession):
-                    session = result
                 reply.put((ok, result))
                 continue
             self.busy = False
             self._completions.put((self, result))
+        session: DriverSession | None = getattr(self, "session", None)  # None: the connection never opened
         if session is not None:
             session.close()  # here, never from another thread: psycopg2 would wait for the running query
 

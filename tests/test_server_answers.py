@@ -24,7 +24,7 @@ from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.render import html, json as json_render, markdown, text
 from txnlab.render.report import RunReport
-from txnlab.runner.execute import driver_reply, execute
+from txnlab.runner.drivers.psycopg2 import driver_reply, execute
 from txnlab.runner.lab import Lab
 from txnlab.runner.names import unqualified
 from txnlab.runner.schemas import PREFIX

@@ -8,6 +8,7 @@ to a database or formats output for a terminal.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -156,7 +157,7 @@ class Event:
     rows: tuple[tuple[Any, ...], ...] | None = None  # the server's text, None for NULL (see txnlab.values)
     rowcount: int | None = None
     error: ErrorInfo | None = None
-    transaction_status: str | None = None  # psycopg2's view of the connection afterwards
+    transaction_status: str | None = None  # the server's view afterwards (libpq's, from its last ReadyForQuery)
     # The command status the server answered (INSERT 0 1, COMMIT, ROLLBACK...): None when
     # it answered none (an error, a step not sent, a Python step) or nothing was sent.
     status: str | None = None
@@ -184,6 +185,11 @@ class Event:
     # attnum), (0, 0) for a column that is not a table's (an expression). For the history stage
     # (history/reads.py) only: oids differ from run to run, so it is in neither the transcript nor JSON.
     column_origins: tuple[tuple[int, int], ...] | None = None
+    # The driver's own answer to "am I in a transaction?" afterwards, in its terms
+    # (psycopg2 TRANSACTION_STATUS_INTRANS, psycopg 3 TransactionStatus.INTRANS, asyncpg
+    # is_in_transaction() = True), beside the server's `transaction_status`; None for a
+    # step no driver session ran (a `.spec` run's libpq sessions, `final:` queries).
+    driver_status: str | None = None
 
     def result_sets(self) -> tuple[ResultSet, ...]:
         """Every result the step returned, in order: `results`, or the one result the
@@ -226,6 +232,7 @@ class Event:
             tuple((v.label, v.state, v.locks) for v in self.server),
             self.results,
             self.notifications,
+            self.driver_status,  # last: tests index the fields before it
         )
 
 
@@ -247,6 +254,9 @@ class Timeline:
     sessions: tuple[str, ...]
     permutation: tuple[str, ...]
     server_version: str
+    # Each session's driver and its version: {"app": ("psycopg", "3.3.9")}; empty for a
+    # `.spec` run (its sessions are libpq's own) and for timelines read from older JSON.
+    drivers: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     invariants: dict[str, bool] = field(default_factory=dict)
     # The scenario's `final:` queries on the committed state after the run, one event each
@@ -318,6 +328,7 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "sessions": list(timeline.sessions),
         "permutation": list(timeline.permutation),
         "server_version": timeline.server_version,
+        "drivers": {session: {"driver": name, "version": version} for session, (name, version) in timeline.drivers.items()},
         "duration": round(timeline.duration, 6),
         "ended_early": timeline.ended_early,
         "could_not_run": timeline.could_not_run,

@@ -14,6 +14,8 @@ from click.core import ParameterSource
 
 from txnlab.errors import UsageError
 from txnlab.levels import ALL_LEVELS, Level
+from txnlab.runner.drivers import DRIVERS
+from txnlab.runner.drivers import NAMES as DRIVER_NAMES
 from txnlab.runner.lab import DEFAULT_STEP_TIMEOUT
 from txnlab.scenario import Catalogue
 from txnlab.scenario.catalogue import user_directories
@@ -90,6 +92,35 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         metavar="DSN",
         help="PostgreSQL to use (else $TXNLAB_DSN, $DATABASE_URL, or the embedded server).",
     )(command)
+
+
+def driver_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--driver NAME`: run every session of driver-neutral scenarios through that driver."""
+    return click.option(
+        "--driver", metavar="|".join(DRIVER_NAMES),
+        help="Run every session through this Python driver (driver-neutral scenarios only: SQL scenarios "
+             "whose sessions pin no driver; see docs/scenario-format.md).",
+    )(command)
+
+
+def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, named: bool = True) -> list[Scenario]:
+    """`scenarios` with every session speaking through `driver` (None: as they are).
+
+    Named scenarios must be driver-neutral (Scenario.not_driver_neutral): UsageError, one line
+    saying why, otherwise; from a whole catalogue or tag (`named=False`) the others are left out.
+    An unknown driver is a UsageError naming the drivers."""
+    if driver is None:
+        return list(scenarios)
+    if driver not in DRIVERS:
+        raise UsageError(f"--driver {driver}: unknown driver; choose one of {', '.join(DRIVERS)}")
+    chosen = []
+    for scenario in scenarios:
+        reason = scenario.not_driver_neutral
+        if reason is None:
+            chosen.append(scenario.with_driver(driver))
+        elif named:
+            raise UsageError(f"--driver {driver}: {scenario.name} is not driver-neutral: {reason}")
+    return chosen
 
 
 def history_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ import click
 from txnlab import signals
 from txnlab.cli.options import (
     color_option,
+    driver_option,
     choose,
     format_option,
     level_option,
@@ -21,6 +22,7 @@ from txnlab.cli.options import (
     history_option,
     server_options,
     terminal_width,
+    through_driver,
     use_color,
     user_catalogue,
 )
@@ -154,6 +156,7 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run each scenario and level N times; show each distinct timeline once, with what it matched.")
 @permutations_option
+@driver_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "isolationtester", "elle"]),
               default="text", show_default=True,
               help="Output format; json follows the schema documented in the README; isolationtester prints "
@@ -164,8 +167,9 @@ def _resolve(names: Sequence[str], directory: Path | None = None) -> list[Scenar
 @history_option
 @server_options
 def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through: bool, predict: bool,
-                repeat: int, permutations: tuple[str, ...], max_permutations: int, output_format: str,
-                color: bool | None, directory: Path | None, history: bool, dsn: str | None, step_timeout: float) -> int:
+                repeat: int, permutations: tuple[str, ...], max_permutations: int, driver: str | None,
+                output_format: str, color: bool | None, directory: Path | None, history: bool, dsn: str | None,
+                step_timeout: float) -> int:
     """Run scenarios (names, yours or the catalogue's, or file paths) and show their timelines.
 
     Each run prints one column per session and one row per event: results,
@@ -188,7 +192,7 @@ def run_command(names: tuple[str, ...], levels: tuple[Level, ...], step_through:
         raise UsageError(f"{one_order} follows one order of steps; it cannot run --permutations")
     if step_through or predict:
         require_terminal("--step")
-    scenarios = _resolve(names, directory)
+    scenarios = through_driver(_resolve(names, directory), driver)
     refuse_level_for_specs(scenarios)
     if output_format == "isolationtester" and (other := next((s for s in scenarios if not s.isolationtester), None)):
         raise UsageError(f"--format isolationtester prints what isolationtester prints for a .spec; "
@@ -299,14 +303,16 @@ def _repeat(planned: Sequence[Cell], repeat: int, output_format: str, color: boo
 @click.option("--suite", help="A suite of anomaly scenarios (e.g. hermitage), shown as an anomaly table.")
 @level_option
 @permutations_option
+@driver_option
 @format_option
 @color_option
 @scenario_dir_option
 @history_option
 @server_options
 def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, levels: tuple[Level, ...],
-                   permutations: tuple[str, ...], max_permutations: int, output_format: str, color: bool | None,
-                   directory: Path | None, history: bool, dsn: str | None, step_timeout: float) -> int:
+                   permutations: tuple[str, ...], max_permutations: int, driver: str | None, output_format: str,
+                   color: bool | None, directory: Path | None, history: bool, dsn: str | None,
+                   step_timeout: float) -> int:
     """Run scenarios at every level; show the observed outcome against the expectation.
 
     Without NAME, the whole catalogue. With --suite, the scenarios tagged with the
@@ -322,6 +328,7 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = list(catalogue.scenarios.values())
     if permutations and suite:
         raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
+    scenarios = through_driver(scenarios, driver, named=bool(names))
     refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)
@@ -402,17 +409,18 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
               help="FILE.html: one self-contained page (swimlanes, verdicts, explanations); FILE.md: Markdown.")
 @level_option
 @permutations_option
+@driver_option
 @scenario_dir_option
 @history_option
 @server_options
 def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
-                   max_permutations: int, directory: Path | None, history: bool, dsn: str | None,
+                   max_permutations: int, driver: str | None, directory: Path | None, history: bool, dsn: str | None,
                    step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"cannot write {output}: the output file must end in .html or .md")
     _check_writable(output)
-    scenarios = _resolve(names, directory)
+    scenarios = through_driver(_resolve(names, directory), driver)
     refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)

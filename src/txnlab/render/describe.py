@@ -372,6 +372,19 @@ def run_title(report: RunReport) -> str:
     return f"{report.scenario.name} at {report.timeline.level.value.upper()}"
 
 
+def drivers_phrase(timeline: Timeline) -> str | None:
+    """Which Python driver (and version) each session spoke through, e.g. "drivers: psycopg 3.3.9
+    (teller, report)", when any session is not psycopg2 (the default, left unsaid); None otherwise."""
+    if all(name == "psycopg2" for name, _ in timeline.drivers.values()):
+        return None
+    by_driver: dict[tuple[str, str], list[str]] = {}
+    for session in timeline.sessions:
+        if session in timeline.drivers:
+            by_driver.setdefault(tuple(timeline.drivers[session]), []).append(session)  # type: ignore[arg-type]
+    parts = [f"{name} {version} ({', '.join(sessions)})" for (name, version), sessions in by_driver.items()]
+    return "drivers: " + "; ".join(parts)
+
+
 def permutation_phrase(report: RunReport) -> str | None:
     """Which permutation a run of several is: "permutation 3 of 70: a1 b1 a2 b2" (None for a
     run of the scenario's own single order)."""

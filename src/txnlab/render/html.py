@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from txnlab.checks import Verdict
 from txnlab.render.describe import (
+    drivers_phrase,
     FINAL_STATE,
     MARK_DIFFERS,
     MARK_TIMED_OUT,
@@ -140,6 +141,7 @@ def _run_section(report: RunReport) -> str:
             f'<p class="permutation">{escape(placed)}</p>' if placed else "",
             f'<p class="meta">PostgreSQL {escape(timeline.server_version)}, '
             f"{timeline.duration * 1000:.1f} ms, sessions {escape(', '.join(timeline.sessions))}</p>",
+            f'<p class="meta">{escape(drivers)}</p>' if (drivers := drivers_phrase(timeline)) else "",
             _sql_output("setup", "before the steps", timeline.setup),
             _swimlanes(timeline, level_label(report)),
             derived_section(report, lambda step: _step_row(report, step)),

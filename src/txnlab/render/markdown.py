@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from txnlab.control_pictures import LAYOUT, pictured
 from txnlab.render.describe import (
+    drivers_phrase,
     FINAL_STATE,
     MatrixCell,
     anomaly_grid,
@@ -96,7 +97,8 @@ def render_timeline(report: RunReport) -> str:
         "",
         f"PostgreSQL {inline(timeline.server_version)}."
         + (f" {inline(report.scenario.title)}." if report.scenario.title != report.scenario.name else "")
-        + (f" {inline(placed[:1].upper() + placed[1:])}." if placed else ""),
+        + (f" {inline(placed[:1].upper() + placed[1:])}." if placed else "")
+        + (f" {inline(drivers[:1].upper() + drivers[1:])}." if (drivers := drivers_phrase(timeline)) else ""),
         "",
         *_sql_output("Before the steps", timeline.setup),
         tabulate(rows, headers=["#", *map(inline, timeline.sessions)], tablefmt="github", disable_numparse=True),

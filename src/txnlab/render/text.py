@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from txnlab.levels import Level
 from txnlab.render.describe import (
+    drivers_phrase,
     MARK_AS_EXPECTED,
     OUTCOME_MARKS,
     FINAL_STATE,
@@ -93,6 +94,8 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     lines = [style(line, bold=True) for line in wrap(header, width)]
     placed = permutation_phrase(report)
     lines += [style(line, bold=True) for line in wrap(placed, width)] if placed else []
+    drivers = drivers_phrase(timeline)
+    lines += wrap(drivers, width) if drivers else []
     lines += _sql_output("before the steps", timeline.setup, width)
     lines += [table] if timeline.events else []  # a failed setup ran no step: no empty frame
     lines += _sql_output("after the steps", timeline.teardown, width)

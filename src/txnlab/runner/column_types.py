@@ -21,7 +21,8 @@ from collections.abc import Sequence
 
 import psycopg2.extensions
 
-from txnlab.runner.execute import Styles, guarded, server_text_cursor
+from txnlab.runner.drivers.psycopg2 import server_text_cursor
+from txnlab.runner.execute import Styles, guarded
 from txnlab.values import cast_name
 
 NAMES_SQL = "SELECT oid::int, format_type(oid, NULL) FROM unnest(%s::oid[]) AS oid"

@@ -1,34 +1,34 @@
-"""Send one statement on one connection and capture everything the timeline needs.
+"""What a step did (StepResult), how errors are described, and how a failing statement of
+txnlab's own or of a scenario's setup is reported, whatever driver sent it.
 
-This runs on the session's own thread. It never raises for database errors: an
-error is a result like any other (SQLSTATE, exception class, message).
+Each driver's way of sending a step is in runner.drivers; a step's database error is a
+result like any other (SQLSTATE, exception class, message), never raised.
 """
 
 from __future__ import annotations
 
 import re
-import time
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import psycopg2
 import psycopg2.extensions
 
 from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.runner.names import unqualified
 from txnlab.scenario.model import Scenario
-from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
-from txnlab.values import PYTHON, python_value
+from txnlab.timeline import ErrorInfo
 
 INSUFFICIENT_PRIVILEGE = "42501"
 QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation "t", parameter "x"
 
-# In a psycopg2-style session, COMMIT and ROLLBACK go through the driver, as application
-# code does: running them as SQL would leave psycopg2 believing a transaction is still
-# open, and it would stop sending its implicit BEGIN.
+# In a session that is not autocommit, COMMIT and ROLLBACK go through the driver, as
+# application code does: running them as SQL would leave psycopg2 believing a transaction
+# is still open, and it would stop sending its implicit BEGIN.
 DRIVER_COMMANDS = re.compile(r"^\s*(COMMIT|ROLLBACK|END|ABORT)(\s+(WORK|TRANSACTION))?\s*;?\s*$", re.I)
 COMMITS = ("COMMIT", "END")
 
@@ -58,15 +58,21 @@ class StepResult:
     status: str | None = None  # the command status the server answered (see Event.status)
     driver_sent_nothing: bool = False
     column_origins: tuple[tuple[int, int], ...] | None = None  # see Event.column_origins
+    driver_status: str | None = None  # the driver's own view afterwards (see Event.driver_status)
 
 
-def _driver_error(exc: BaseException) -> psycopg2.Error | None:
-    """The psycopg2 error behind an exception: itself, or the one a library wrapped
-    (SQLAlchemy keeps it as `.orig`, others as the exception's cause)."""
+def _server_error(exc: BaseException) -> Any:
+    """The driver error behind an exception: itself, or the one a library wrapped (SQLAlchemy
+    keeps it as `.orig`, others as the exception's cause). A driver error is psycopg2's or
+    psycopg 3's `Error` or asyncpg's `PostgresError` (asyncpg is looked up only if it is loaded)."""
+    kinds: list[type] = [psycopg2.Error, psycopg.Error]
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is not None:
+        kinds.append(asyncpg.PostgresError)
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, psycopg2.Error):
+        if isinstance(current, tuple(kinds)):
             return current
         seen.add(id(current))
         wrapped = getattr(current, "orig", None)
@@ -76,148 +82,39 @@ def _driver_error(exc: BaseException) -> psycopg2.Error | None:
 
 def error_info(exc: BaseException) -> ErrorInfo:
     """Describe an exception the way the timeline shows it: its class, and the SQLSTATE,
-    primary message, DETAIL, HINT and CONTEXT of the server error behind it, if any."""
+    primary message, DETAIL, HINT and CONTEXT of the server error behind it, if any
+    (psycopg2: `pgcode` and `diag`; psycopg 3: `sqlstate` and `diag`; asyncpg: `sqlstate`,
+    `message`, `detail`, `hint`, `context`)."""
     exception = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    driver_error = _driver_error(exc)
-    if driver_error is not None:
-        diag_message = driver_error.diag.message_primary if driver_error.diag else None
-        message = diag_message or (str(driver_error).strip().splitlines() or [type(exc).__name__])[0]
-        diag = driver_error.diag
+    error = _server_error(exc)
+    text = str(error if error is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if error is None:
+        return ErrorInfo(exception=exception, message=first)
+    diag = getattr(error, "diag", None)
+    if diag is None:  # asyncpg: the fields are the exception's own
         return ErrorInfo(
-            exception=exception, message=message, sqlstate=driver_error.pgcode,
-            detail=diag.message_detail if diag else None, hint=diag.message_hint if diag else None,
-            context=diag.context if diag else None,
+            exception=exception, message=error.message or first, sqlstate=error.sqlstate,
+            detail=error.detail, hint=error.hint, context=error.context,
         )
-    text = str(exc).strip()
-    return ErrorInfo(exception=exception, message=text.splitlines()[0] if text else type(exc).__name__)
+    return ErrorInfo(
+        exception=exception, message=diag.message_primary or first,
+        sqlstate=error.pgcode if isinstance(error, psycopg2.Error) else error.sqlstate,
+        detail=diag.message_detail, hint=diag.message_hint, context=diag.context,
+    )
 
 
-def transaction_status(conn: psycopg2.extensions.connection) -> str:
-    if conn.closed:
-        return "closed"
-    return TRANSACTION_STATUS.get(conn.get_transaction_status(), "unknown")
-
-
-def styles(conn: psycopg2.extensions.connection) -> Styles:
-    """The session's DateStyle and IntervalStyle, from what the server reported (no query)."""
-    return conn.get_parameter_status("DateStyle"), conn.get_parameter_status("IntervalStyle")
-
-
-def take_notices(conn: psycopg2.extensions.connection) -> tuple[str, ...]:
-    notices = tuple(n.strip() for n in conn.notices)
-    del conn.notices[:]
-    return notices
-
-
-def _server_text(value: str | None, _cursor: Any) -> str | None:
-    return value
-
-
-def server_text_cursor(conn: psycopg2.extensions.connection) -> psycopg2.extensions.cursor:
-    """A cursor that returns every value as the server sent it, as text (None for NULL).
-
-    The typecaster is registered on this cursor only, for every type psycopg2 or the
-    connection would convert (arrays included; types it does not know already arrive as
-    text): a Python scenario's code on the same connection still gets Python values."""
-    cur = conn.cursor()
-    oids = tuple({*psycopg2.extensions.string_types, *conn.string_types})
-    psycopg2.extensions.register_type(psycopg2.extensions.new_type(oids, "SERVER_TEXT", _server_text), cur)
-    return cur
-def driver_reply(command: str, before: int) -> str:
-    """The command status the server answers to the COMMIT or ROLLBACK that psycopg2's
-    `commit()` or `rollback()` sends, from libpq's transaction status `before` the call.
-
-    `command` is the scenario's word (COMMIT, END, ROLLBACK, ABORT); psycopg2 itself always
-    sends COMMIT or ROLLBACK (psycopg/pqpath.c, pq_commit and pq_abort_locked). A COMMIT in
-    a failed transaction rolls back and is answered ROLLBACK, "including the command tag"
-    (https://www.postgresql.org/docs/current/sql-commit.html); otherwise each is answered
-    with its own name, also outside a transaction (with a WARNING). psycopg2 drops the
-    reply, hence this; tests/test_server_answers.py checks it against the server's own
-    reply in every transaction status. A COMMIT that fails (a deferred constraint, a
-    serialization failure) raises instead and has no status.
-    """
+def commit_reply(command: str, failed: bool) -> str:
+    """The command status the server answers to the COMMIT or ROLLBACK a driver's `commit()`
+    or `rollback()` sends, when the driver drops it. `command` is the scenario's word (COMMIT,
+    END, ROLLBACK, ABORT); `failed`: the transaction had failed before. A COMMIT in a failed
+    transaction rolls back and is answered ROLLBACK, "including the command tag"
+    (https://www.postgresql.org/docs/current/sql-commit.html); otherwise each is answered with
+    its own name, also outside a transaction (with a WARNING). A COMMIT that fails (a deferred
+    constraint, a serialization failure) raises instead and has no status."""
     if command.upper() not in COMMITS:
         return "ROLLBACK"
-    return "ROLLBACK" if before == psycopg2.extensions.TRANSACTION_STATUS_INERROR else "COMMIT"
-
-
-def _end_transaction(conn: psycopg2.extensions.connection, command: str) -> str | None:
-    """COMMIT or ROLLBACK through the driver, as application code does; the server's reply,
-    or None when psycopg2 sent nothing: it sends COMMIT or ROLLBACK only while a transaction
-    it began is open (pq_commit, pq_abort_locked: `conn->status != CONN_STATUS_BEGIN`)."""
-    sends = conn.status == psycopg2.extensions.STATUS_BEGIN
-    before = conn.get_transaction_status()
-    if command.upper() in COMMITS:
-        conn.commit()
-    else:
-        conn.rollback()
-    return driver_reply(command, before) if sends else None
-
-
-def execute(conn: psycopg2.extensions.connection, sql: str) -> StepResult:
-    """Run `sql`; COMMIT/ROLLBACK use the driver's methods unless the connection autocommits.
-    Rows come back as the server's text (see `server_text_cursor`); the result keeps the
-    server's command status (`cursor.statusmessage`: INSERT 0 1, COMMIT, ROLLBACK...; for the
-    driver's COMMIT/ROLLBACK see `driver_reply`)."""
-    started = time.perf_counter()
-    columns = rows = rowcount = error = type_oids = status = origins = None
-    sent_nothing = False
-    try:
-        command = DRIVER_COMMANDS.match(sql)
-        if command and not conn.autocommit:
-            status = _end_transaction(conn, command.group(1))
-            sent_nothing = status is None
-        else:
-            with server_text_cursor(conn) as cur:
-                cur.execute(sql)
-                status = cur.statusmessage
-                rowcount = cur.rowcount if cur.rowcount >= 0 else None  # -1: psycopg2's "no count"
-                if cur.description is not None:
-                    columns = tuple(d.name for d in cur.description)
-                    type_oids = tuple(d.type_code for d in cur.description)
-                    origins = tuple((d.table_oid or 0, d.table_column or 0) for d in cur.description)
-                    rows = tuple(tuple(row) for row in cur.fetchall())
-    except Exception as exc:  # noqa: BLE001 - every failure becomes part of the timeline
-        error = error_info(exc)
-    ended = time.perf_counter()
-    return StepResult(
-        started=started,
-        ended=ended,
-        columns=columns,
-        rows=rows,
-        type_oids=type_oids,
-        rowcount=rowcount,
-        error=error,
-        transaction_status=transaction_status(conn),
-        notices=take_notices(conn),
-        styles=styles(conn) if not conn.closed else None,
-        status=status,
-        driver_sent_nothing=sent_nothing,
-        column_origins=origins,
-    )
-
-
-def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -> StepResult:
-    """Run a Python scenario's `function(conn)` on the session's thread: its return value is
-    the step's result (one cell, as data: see `python_value`), an exception its error;
-    the status is read from `conn` right after."""
-    started = time.perf_counter()
-    value, error = None, None
-    try:
-        value = function(conn)
-    except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
-        error = error_info(exc)
-    rows = ((python_value(value),),) if value is not None else None
-    return StepResult(
-        started=started,
-        ended=time.perf_counter(),
-        columns=("result",) if rows else None,
-        rows=rows,
-        column_types=(PYTHON,) if rows else None,
-        error=error,
-        transaction_status=transaction_status(conn),
-        notices=take_notices(conn) if not conn.closed else (),
-    )
+    return "ROLLBACK" if failed else "COMMIT"
 
 
 class ConnectionLost(ServerError):

@@ -20,15 +20,8 @@ from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
 from txnlab.runner.column_types import TypeCatalog
 from txnlab.runner.isolationtester import run_spec
-from txnlab.runner.execute import (
-    connection_lost,
-    error_info,
-    execute,
-    guarded,
-    lost_connection,
-    scenario_sql_failure,
-    sql_failure,
-)
+from txnlab.runner.drivers.psycopg2 import execute
+from txnlab.runner.execute import connection_lost, error_info, guarded, scenario_sql_failure, sql_failure
 from txnlab.runner.monitor import LABEL as MONITOR
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.names import unqualified
@@ -95,7 +88,7 @@ class Lab:
         with guarded(self.admin, ADMIN), self.admin.cursor() as cur:
             cur.execute(f"SET search_path = {schema}")
         pool = self._pool_for(scenario)
-        workers = pool.acquire(len(scenario.sessions))
+        workers = pool.acquire([spec.driver for spec in scenario.sessions])
         sessions: dict[str, SessionWorker] = {}
         for spec, worker in zip(scenario.sessions, workers):
             worker.prepare(scenario, spec, level, schema)
@@ -135,6 +128,7 @@ class Lab:
             scenario=scenario.name,
             level=level,
             sessions=tuple(sessions),
+            drivers={name: (w.session.name, w.session.version) for name, w in sessions.items()},
             permutation=permutation,
             server_version=self.server_version,
             events=scheduler.events,
@@ -210,11 +204,9 @@ class Lab:
         """ConnectionLost naming which of txnlab's connections died, or `exc` if none did."""
         own = [(self.admin, ADMIN), (self.monitor.conn, MONITOR), (self.schemas.conn, BUILDER)]
         pools = [self.pool, *([self._tapped_pool] if self._tapped_pool else [])]
-        own += [(w.conn, w.label) for pool in pools for w in pool.workers]
-        for conn, label in own:
-            if conn.closed == 2:
-                return connection_lost(label, error_info(exc))
-        return exc
+        broken = [label for conn, label in own if conn.closed == 2]
+        broken += [w.label for pool in pools for w in pool.workers if w.session.broken]
+        return connection_lost(broken[0], error_info(exc)) if broken else exc
 
     def close(self) -> None:
         self.schemas.close()
@@ -260,20 +252,20 @@ class Lab:
         for name, worker in sessions.items():
             if worker.retired:  # discarded after a step timeout: its thread may still be blocked in it
                 continue
-            if worker.conn.closed == 2:  # the run's steps already met the lost connection
+            if worker.session.broken:  # the run's steps already met the lost connection
                 pool.discard(worker)
                 continue
             try:
                 worker.finish(scenario, scenario.session(name))
-            except psycopg2.Error as exc:
-                lost = lost_connection(exc, worker.conn)  # before discarding, which closes the connection
-                pool.discard(worker)
-                if not lost:
-                    raise ServerError(f"could not reset {worker.label}: {first_line(exc)}") from None
-                scheduler.session_ended(name, error_info(exc))
             except TxnlabError:
                 pool.discard(worker)
                 raise
+            except Exception as exc:  # noqa: BLE001 - the driver's error: the session ended, or a bug
+                lost = worker.session.lost(exc)  # before discarding, which closes the connection
+                pool.discard(worker)
+                if not lost:
+                    raise ServerError(f"could not reset {worker.label}: {first_line(exc)}") from None
+                scheduler.session_ended(name, worker.session.error_info(exc))
 
     def _teardown(self, scenario: Scenario, schema: str) -> None:
         with self.admin.cursor() as cur:

@@ -28,7 +28,7 @@ import psycopg2
 
 from txnlab import signals
 from txnlab.runner.column_types import TypeCatalog
-from txnlab.runner.execute import ConnectionLost, StepResult, Styles, connection_lost, error_info, execute, styles
+from txnlab.runner.execute import ConnectionLost, StepResult, Styles, connection_lost, error_info
 from txnlab.runner.observe import Observer, held_locks
 from txnlab.runner.monitor import LockMonitor
 from txnlab.runner.names import readable_error, unqualified
@@ -126,7 +126,7 @@ class Scheduler:
                 self._append(session, step, sql, Outcome.SKIPPED, now, now, error=reason)
                 return
             worker = self.sessions[session]
-            self._dispatch(worker, step, sql, lambda: execute(worker.conn, sql))
+            self._dispatch(worker, step, sql, lambda: worker.session.execute(sql))
 
     def call(self, session: str, step: str, description: str, job: Callable[[], Any], watched_pid: int = 0) -> None:
         """Run a Python callable on a session's thread as one step (for Python scenarios).
@@ -298,10 +298,10 @@ class Scheduler:
                 return
 
     def _lost_by(self, worker: SessionWorker, step: str, result: StepResult) -> bool:
-        """Did the step fail because the session's connection broke (closed == 2), when the
+        """Did the step fail because the session's connection broke, when the
         scenario does not expect that step to fail? Then the run cannot go on. A Python step
         that caught the loss itself, or an expected failure, is part of the lesson."""
-        return worker.conn.closed == 2 and result.error is not None and step not in self.expected_errors
+        return worker.session.broken and result.error is not None and step not in self.expected_errors
 
     def _read_wait(self, flight: InFlight) -> Wait | None:
         """What a blocked step waits for now: its blockers' names, the lock, and when it was read
@@ -403,7 +403,7 @@ class Scheduler:
             error=result.error, transaction_status=result.transaction_status, notices=result.notices,
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
             status=result.status, driver_sent_nothing=result.driver_sent_nothing,
-            column_origins=result.column_origins,
+            column_origins=result.column_origins, driver_status=result.driver_status,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
@@ -455,7 +455,7 @@ class Scheduler:
         column had in the first row the step returned, as an exact SQL literal (see
         txnlab.values.sql_literal), printed in `session`'s DateStyle and IntervalStyle.
         Raises LookupError when the step returned no such row or column."""
-        wanted = self._styles.get(session) or styles(self.sessions[session].conn)
+        wanted = self._styles.get(session) or self.sessions[session].session.styles()
 
         def adapt(value: Any) -> str:
             return self.monitor.conn.cursor().mogrify("%s", [value]).decode()

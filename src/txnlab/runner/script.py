@@ -15,7 +15,8 @@ import psycopg2.extensions
 
 from txnlab.levels import Level
 from txnlab.runner.contained import Relay, play_contained
-from txnlab.runner.execute import StepResult, call
+from txnlab.runner.drivers.psycopg2 import call as call_psycopg2
+from txnlab.runner.execute import StepResult
 from txnlab.server.connect import connect
 
 if TYPE_CHECKING:
@@ -63,22 +64,27 @@ class ScriptedRun:
     ) -> None:
         """Run `function(connection)` on the session's thread; its return value is the step's result.
 
-        The session's thread is the step's thread; `on` is the connection it is given
-        (default: the session's own). Lock waits of `on` count as this step's waits,
-        so pass it for another session's connection, or one registered with `watch`.
+        The session's thread is the step's thread; the connection it is given is the session's
+        own (its driver's connection object), or `on`, a psycopg2 connection (another
+        session's, a pool's). Lock waits of `on` count as this step's waits, so pass it for
+        another session's connection, or one registered with `watch`.
         """
         worker = self._scheduler.sessions[session]
-        conn = on if on is not None else worker.conn
-        watched = worker.pid if conn is worker.conn or conn.closed else conn.get_backend_pid()
-        self._relay.perform(self._scheduler.call, session, name, description, lambda: call(conn, function), watched)
+        own = worker.session
+        if on is None or on is own.connection:
+            job, watched = partial(own.call, function), worker.pid
+        else:
+            job, watched = partial(call_psycopg2, on, function), (worker.pid if on.closed else on.get_backend_pid())
+        self._relay.perform(self._scheduler.call, session, name, description, job, watched)
 
     def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
         """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""
         self._relay.perform(self._scheduler.extra_connections.__setitem__, conn.get_backend_pid(), label)
 
-    def connection(self, session: str) -> psycopg2.extensions.connection:
-        """The session's psycopg2 connection, to hand to code the scenario runs itself."""
-        return self._scheduler.sessions[session].conn
+    def connection(self, session: str) -> Any:
+        """The session's connection (its driver's own object: a psycopg2 connection by default),
+        to hand to code the scenario runs itself."""
+        return self._scheduler.sessions[session].session.connection
 
     def connect(self) -> psycopg2.extensions.connection:
         """A new connection to the run's database; the scenario must close it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,11 @@ class SessionSpec:
     level: Level | None = None  # pins this session's level whatever the run's level
     read_only: bool | None = None
     deferrable: bool | None = None
+    # The Python driver the session speaks through (runner.drivers: psycopg2, psycopg,
+    # asyncpg); `driver_pinned` when the scenario chose it (`driver:`), so that
+    # `txnlab run --driver` may not change it.
+    driver: str = "psycopg2"
+    driver_pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,23 @@ class Scenario:
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)
+
+    @property
+    def not_driver_neutral(self) -> str | None:
+        """Why `txnlab run --driver` cannot run this scenario through another driver, or None
+        when it can: a SQL scenario (YAML) none of whose sessions pins `driver:`. A Python
+        scenario is written against one driver's API; a `.spec` runs libpq sessions of its own."""
+        if self.isolationtester:
+            return "a .spec scenario runs isolationtester's own libpq sessions"
+        if self.play is not None:
+            return "a Python scenario is written against one driver's API"
+        pinned = [f"{s.name}: {s.driver}" for s in self.sessions if s.driver_pinned]
+        return f"its sessions pin their driver ({', '.join(pinned)})" if pinned else None
+
+    def with_driver(self, driver: str) -> Scenario:
+        """The same scenario with every session speaking through `driver` (see not_driver_neutral)."""
+        sessions = tuple(replace(s, driver=driver) for s in self.sessions)
+        return replace(self, sessions=sessions)
 
     def where(self, key: str, offset: int = 0) -> str:
         """`file:line` of a piece of the scenario (see `lines`), `offset` lines into it;

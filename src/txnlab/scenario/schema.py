@@ -31,6 +31,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from txnlab.runner.drivers import NAMES as DRIVER_NAMES
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][\w-]*$")
 # A SQLSTATE, or a failure without one (a driver or Python exception) named by its class.
@@ -42,6 +44,10 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME.patt
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER.pattern)]
 LevelName = Annotated[
     Text, Field(description="An isolation level: ru, rc, rr, ser, or a full name like 'repeatable read'.")
+]
+
+DriverName = Annotated[
+    Text, Field(description="A Python driver: " + ", ".join(DRIVER_NAMES) + ".", json_schema_extra={"enum": list(DRIVER_NAMES)})
 ]
 
 
@@ -105,6 +111,9 @@ class SessionDocument(_Part):
     )
     read_only: bool | None = Field(default=None, description="psycopg2 set_session(readonly=...).")
     deferrable: bool | None = Field(default=None, description="psycopg2 set_session(deferrable=...).")
+    driver: DriverName | None = Field(
+        default=None, description="The Python driver the session speaks through (default psycopg2)."
+    )
 
 
 class StepDocument(_Part):

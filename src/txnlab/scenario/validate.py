@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from txnlab.levels import ALL_LEVELS, Level
+from txnlab.runner.drivers import DEFAULT_DRIVER, DRIVERS
 from txnlab.signals import deferred_signals
 from txnlab.scenario.expectations import anomaly_rule, claim, expectations
 from txnlab.scenario.model import Scenario, SessionSpec, Step
@@ -85,9 +86,22 @@ def _sessions(where: Where, doc: ScenarioDocument) -> tuple[SessionSpec, ...]:
                 level=where.level(options.level, "sessions", name, "level") if options.level else None,
                 read_only=options.read_only,
                 deferrable=options.deferrable,
+                driver=_driver(where, name, options.driver),
+                driver_pinned=options.driver is not None,
             )
         )
     return tuple(sessions)
+
+
+def _driver(where: Where, session: str, name: str | None) -> str:
+    """The driver a session names (`driver:`), the default if none; one line naming the
+    drivers when it names none of them."""
+    if name is None:
+        return DEFAULT_DRIVER
+    if name not in DRIVERS:
+        problem = f"session {quote(session)} names unknown driver {quote(name)}; drivers are: {', '.join(DRIVERS)}"
+        raise where.fail(problem, where.line("sessions", session, "driver"))
+    return name
 
 
 def _steps(

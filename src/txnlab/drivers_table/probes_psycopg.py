@@ -1,0 +1,107 @@
+"""psycopg 3's probes (and psycopg_pool's): the code a psycopg 3 user writes, per behaviour."""
+
+from __future__ import annotations
+
+import psycopg
+import psycopg_pool
+
+from txnlab.drivers_table.bench import Bench, outcome, two_threads
+from txnlab.drivers_table.model import Cell
+
+
+def status(conn: psycopg.Connection) -> str:
+    """psycopg 3's view: the name of conn.info.transaction_status (IDLE, INTRANS, INERROR...)."""
+    return conn.info.transaction_status.name
+
+
+def first_statement(bench: Bench) -> Cell:
+    with psycopg.connect(bench.dsn) as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        cell = Cell(bench.sent(), f"server: {bench.states()}; driver: {status(conn)}")
+        conn.rollback()
+    return cell
+
+
+def with_block(bench: Bench, autocommit: bool = False) -> Cell:
+    conn = psycopg.connect(bench.dsn, autocommit=autocommit)
+    try:
+        with conn:
+            conn.execute("INSERT INTO t VALUES (1)")
+        return Cell(bench.sent(), f"committed: {bench.committed()}; after: {bench.states()}, closed={conn.closed}")
+    finally:
+        conn.close()
+
+
+def with_block_autocommit(bench: Bench) -> Cell:
+    return with_block(bench, autocommit=True)
+
+
+def failed_statement(bench: Bench) -> Cell:
+    with psycopg.connect(bench.dsn) as conn:
+        results = [_try(conn, "SELECT 1/0"), _try(conn, "SELECT 1")]
+        driver = status(conn)
+        conn.rollback()
+        results.append(_try(conn, "SELECT 1"))
+        conn.rollback()
+    return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {driver}); after rollback(): {results[2]}")
+
+
+def _try(conn: psycopg.Connection, statement: str) -> str:
+    try:
+        conn.execute(statement)  # type: ignore[arg-type]
+    except psycopg.Error as exc:
+        return outcome(exc)
+    return "ok"
+
+
+def savepoint(bench: Bench) -> Cell:
+    """conn.transaction() inside the implicit transaction, then close() without commit()."""
+    conn = psycopg.connect(bench.dsn)
+    try:
+        conn.execute("INSERT INTO t VALUES (1)")
+        with conn.transaction():
+            conn.execute("INSERT INTO t VALUES (2)")
+    finally:
+        conn.close()
+    return Cell(bench.sent(), f"transaction() then close(): committed: {bench.committed()}")
+
+
+def autocommit(bench: Bench) -> Cell:
+    with psycopg.connect(bench.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        return Cell(bench.sent(), f"server: {bench.states()}; committed: {bench.committed()}")
+
+
+def isolation_level(bench: Bench) -> Cell:
+    with psycopg.connect(bench.dsn) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        row = conn.execute("SELECT current_setting('transaction_isolation')").fetchone()
+        conn.rollback()
+    assert row is not None
+    return Cell(bench.sent(), f"isolation_level set: transaction runs {row[0]}")
+
+
+def pool_return(bench: Bench) -> Cell:
+    with psycopg_pool.ConnectionPool(bench.dsn, min_size=1, max_size=1, open=True) as pool:
+        conn = pool.getconn()
+        conn.execute("INSERT INTO t VALUES (1)")
+        pool.putconn(conn)
+        return Cell(bench.sent(), f"putconn(): committed: {bench.committed()}; pooled: {bench.states()}")
+
+
+def shared(bench: Bench) -> Cell:
+    with psycopg.connect(bench.dsn, autocommit=True) as conn:
+        return two_threads(bench, lambda: conn.execute("SELECT pg_sleep(0.2)"))
+
+
+PROBES = {
+    "first-statement": first_statement,
+    "with-block": with_block,
+    "with-block-autocommit": with_block_autocommit,
+    "failed-statement": failed_statement,
+    "savepoint": savepoint,
+    "autocommit": autocommit,
+    "isolation-level": isolation_level,
+    "pool-return": pool_return,
+    "shared-connection": shared,
+}

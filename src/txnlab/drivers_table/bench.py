@@ -36,6 +36,9 @@ PROBE_STATEMENT_TIMEOUT_MS = 5000
 # exception handler, which logs to "asyncio".
 QUIET_LOGGERS = ("psycopg.pool", "asyncio")
 
+# How long a closed connection's backend may take to exit before a cell says it lives on.
+SESSION_END_WAIT_S = 0.5
+
 PROBE_TABLE = "CREATE TABLE t (id int PRIMARY KEY)"
 
 
@@ -68,6 +71,21 @@ class Bench:
             )
             states = [state for (state,) in cur.fetchall()]
         return ", ".join(states) if states else "no session"
+
+    def after_close(self, pid: int) -> str:
+        """The session of backend `pid` once its connection was (perhaps) closed: "ended" when
+        the backend is gone within SESSION_END_WAIT_S (a closed connection's backend exits a
+        moment after the driver's Terminate message), else its state ("idle")."""
+        deadline = time.monotonic() + SESSION_END_WAIT_S
+        with self._observer.cursor() as cur:
+            while True:
+                cur.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
+                row = cur.fetchone()
+                if row is None:
+                    return "ended"
+                if time.monotonic() >= deadline:
+                    return str(row[0])
+                time.sleep(0.01)
 
     def committed(self) -> int:
         """How many rows of the probe table `t` are committed (seen from the observer)."""

@@ -25,9 +25,11 @@ def first_statement(bench: Bench) -> Cell:
 def with_block(bench: Bench, autocommit: bool = False) -> Cell:
     conn = psycopg.connect(bench.dsn, autocommit=autocommit)
     try:
+        pid = conn.info.backend_pid
         with conn:
             conn.execute("INSERT INTO t VALUES (1)")
-        return Cell(bench.sent(), f"committed: {bench.committed()}; after: {bench.states()}, closed={conn.closed}")
+        session = bench.after_close(pid)
+        return Cell(bench.sent(), f"committed: {bench.committed()}; closed={conn.closed}, session {session}")
     finally:
         conn.close()
 

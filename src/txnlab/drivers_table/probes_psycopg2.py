@@ -36,8 +36,8 @@ def with_block(bench: Bench, autocommit: bool = False) -> Cell:
         conn.autocommit = autocommit
         with conn:
             conn.cursor().execute("INSERT INTO t VALUES (1)")
-        return Cell(bench.sent(), f"committed: {bench.committed()}; after: {bench.states()}, "
-                                  f"closed={bool(conn.closed)}")
+        session = bench.after_close(conn.info.backend_pid)
+        return Cell(bench.sent(), f"committed: {bench.committed()}; closed={bool(conn.closed)}, session {session}")
     finally:
         conn.close()
 

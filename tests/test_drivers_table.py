@@ -370,3 +370,18 @@ def test_ctrl_c_during_the_probes_exits_130_and_leaves_nothing(server_dsn: str, 
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert leftovers(admin, process.pid) == ([], [])
+
+
+def test_myths_names_the_driver_version_each_claim_was_checked_with(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib.metadata
+
+    psycopg2_version = f"psycopg2 {importlib.metadata.version('psycopg2-binary')}"
+    code, out, _ = cli("myths", "--format", "json")
+    claims = json.loads(out)["claims"]
+    assert code == 0 and claims
+    assert all(claim["checked_with"] == [psycopg2_version] for claim in claims)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli("myths")
+    assert code == 0 and "checked with" in out and out.count(psycopg2_version) == len(claims)
+    code, out, _ = cli("myths", "--format", "markdown")
+    assert "| checked with" in out and psycopg2_version in out

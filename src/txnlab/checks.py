@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from txnlab.drivers_table.versions import DEFAULT_DRIVER, driver_version
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Expectation, Rows, Scenario
 from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline
@@ -344,6 +345,7 @@ class ClaimVerdict:
     true: bool
     expected: bool
     evidence: tuple[str, ...]
+    drivers: tuple[str, ...] = ()  # what the run's sessions spoke through, e.g. ("psycopg2 2.9.13",)
 
     @property
     def as_expected(self) -> bool:
@@ -362,7 +364,15 @@ def check_claim(scenario: Scenario, timeline: Timeline) -> ClaimVerdict:
         true=all(_condition_holds(c, timeline, observed) for c in claim.true_if),
         expected=claim.holds,
         evidence=tuple(describe_condition(c, timeline, observed, scenario) for c in claim.true_if),
+        drivers=session_drivers(scenario),
     )
+
+
+def session_drivers(scenario: Scenario) -> tuple[str, ...]:
+    """The drivers the scenario's sessions spoke through, each with its installed version
+    (importlib.metadata, read in the process that ran them), e.g. ("psycopg2 2.9.13",)."""
+    names = {getattr(session, "driver", None) or DEFAULT_DRIVER for session in scenario.sessions}
+    return tuple(driver_version(name) for name in sorted(names))
 
 
 def how_prevented(scenario: Scenario, timeline: Timeline) -> tuple[str | None, ErrorInfo | None]:

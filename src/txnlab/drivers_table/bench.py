@@ -10,7 +10,6 @@ each probe starts alike and nothing outlives it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import re
 import threading
@@ -110,14 +109,6 @@ class Bench:
 
 
 Probe = Callable[[Bench], Cell]
-
-
-def installed(package: str) -> str:
-    """The installed version of a distribution (importlib.metadata), or "not installed"."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def sqlstate(exc: BaseException) -> str | None:

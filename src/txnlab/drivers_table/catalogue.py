@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from txnlab.drivers_table import probes_asyncpg, probes_psycopg, probes_psycopg2, probes_sqlalchemy
-from txnlab.drivers_table.bench import Probe, installed
+from txnlab.drivers_table.bench import Probe
+from txnlab.drivers_table.versions import DRIVER_DISTRIBUTIONS, installed
 from txnlab.drivers_table.model import Behaviour, Driver
 
 BEHAVIOURS = (
@@ -24,7 +25,7 @@ def drivers() -> tuple[Driver, ...]:
     """The columns, each with the installed version of its package."""
     sqlalchemy = installed("SQLAlchemy")
     return (
-        Driver("psycopg2", "psycopg2", "psycopg2-binary", installed("psycopg2-binary")),
+        Driver("psycopg2", "psycopg2", "psycopg2-binary", installed(*DRIVER_DISTRIBUTIONS["psycopg2"])),
         Driver("psycopg", "psycopg 3", "psycopg", installed("psycopg")),
         Driver("asyncpg", "asyncpg", "asyncpg", installed("asyncpg")),
         Driver("sqlalchemy+psycopg2", "SQLAlchemy +psycopg2", "SQLAlchemy", sqlalchemy, "postgresql+psycopg2"),

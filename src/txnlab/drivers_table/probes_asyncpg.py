@@ -32,12 +32,14 @@ def on_loop(probe: Callable[[Bench, asyncpg.Connection], Awaitable[Cell]]) -> Ca
 
 @on_loop
 async def first_statement(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row first-statement: one INSERT on a new connection; the session's state after it."""
     await conn.execute("INSERT INTO t VALUES (1)")
     return Cell(bench.sent(), f"server: {bench.states()}; driver: {status(conn)}; committed: {bench.committed()}")
 
 
 @on_loop
 async def failed_statement(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row failed-statement: a division by zero, another statement, then the recovery."""
     results = [await _try(conn, "SELECT 1/0"), await _try(conn, "SELECT 1")]
     return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {status(conn)}); nothing to recover")
 
@@ -52,6 +54,7 @@ async def _try(conn: asyncpg.Connection, statement: str) -> str:
 
 @on_loop
 async def savepoint(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row savepoint: a nested unit of work inside a transaction, as this driver offers it."""
     async with conn.transaction():
         await conn.execute("INSERT INTO t VALUES (1)")
         async with conn.transaction():
@@ -61,12 +64,14 @@ async def savepoint(bench: Bench, conn: asyncpg.Connection) -> Cell:
 
 @on_loop
 async def autocommit(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row autocommit: the driver's autocommit switch, then an INSERT."""
     await conn.execute("INSERT INTO t VALUES (1)")
     return Cell(bench.sent(), f"always, no switch: server: {bench.states()}; committed: {bench.committed()}")
 
 
 @on_loop
 async def isolation_level(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     async with conn.transaction(isolation="serializable"):
         level = await conn.fetchval("SELECT current_setting('transaction_isolation')")
     return Cell(bench.sent(), f"transaction(isolation=): runs {level}")

@@ -15,6 +15,7 @@ def status(conn: psycopg.Connection) -> str:
 
 
 def first_statement(bench: Bench) -> Cell:
+    """Row first-statement: one INSERT on a new connection; the session's state after it."""
     with psycopg.connect(bench.dsn) as conn:
         conn.execute("INSERT INTO t VALUES (1)")
         cell = Cell(bench.sent(), f"server: {bench.states()}; driver: {status(conn)}")
@@ -23,6 +24,7 @@ def first_statement(bench: Bench) -> Cell:
 
 
 def with_block(bench: Bench, autocommit: bool = False) -> Cell:
+    """Row with-block: an INSERT inside the connection's `with` block; committed? closed?"""
     conn = psycopg.connect(bench.dsn, autocommit=autocommit)
     try:
         pid = conn.info.backend_pid
@@ -35,10 +37,12 @@ def with_block(bench: Bench, autocommit: bool = False) -> Cell:
 
 
 def with_block_autocommit(bench: Bench) -> Cell:
+    """Row with-block-autocommit: with_block on an autocommit connection."""
     return with_block(bench, autocommit=True)
 
 
 def failed_statement(bench: Bench) -> Cell:
+    """Row failed-statement: a division by zero, another statement, then the recovery."""
     with psycopg.connect(bench.dsn) as conn:
         results = [_try(conn, "SELECT 1/0"), _try(conn, "SELECT 1")]
         driver = status(conn)
@@ -69,12 +73,14 @@ def savepoint(bench: Bench) -> Cell:
 
 
 def autocommit(bench: Bench) -> Cell:
+    """Row autocommit: the driver's autocommit switch, then an INSERT."""
     with psycopg.connect(bench.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO t VALUES (1)")
         return Cell(bench.sent(), f"server: {bench.states()}; committed: {bench.committed()}")
 
 
 def isolation_level(bench: Bench) -> Cell:
+    """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     with psycopg.connect(bench.dsn) as conn:
         conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
         row = conn.execute("SELECT current_setting('transaction_isolation')").fetchone()
@@ -84,6 +90,7 @@ def isolation_level(bench: Bench) -> Cell:
 
 
 def pool_return(bench: Bench) -> Cell:
+    """Row pool-return: a pooled connection returned in the middle of a transaction."""
     with psycopg_pool.ConnectionPool(bench.dsn, min_size=1, max_size=1, open=True) as pool:
         conn = pool.getconn()
         conn.execute("INSERT INTO t VALUES (1)")
@@ -92,6 +99,7 @@ def pool_return(bench: Bench) -> Cell:
 
 
 def shared(bench: Bench) -> Cell:
+    """Row shared-connection: two threads run a 0.2 s statement on one connection at once."""
     with psycopg.connect(bench.dsn, autocommit=True) as conn:
         return two_threads(bench, lambda: conn.execute("SELECT pg_sleep(0.2)"))
 

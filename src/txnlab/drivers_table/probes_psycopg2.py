@@ -22,6 +22,7 @@ def status(conn: psycopg2.extensions.connection) -> str:
 
 
 def first_statement(bench: Bench) -> Cell:
+    """Row first-statement: one INSERT on a new connection; the session's state after it."""
     conn = psycopg2.connect(bench.dsn)
     try:
         conn.cursor().execute("INSERT INTO t VALUES (1)")
@@ -31,6 +32,7 @@ def first_statement(bench: Bench) -> Cell:
 
 
 def with_block(bench: Bench, autocommit: bool = False) -> Cell:
+    """Row with-block: an INSERT inside the connection's `with` block; committed? closed?"""
     conn = psycopg2.connect(bench.dsn)
     try:
         conn.autocommit = autocommit
@@ -43,10 +45,12 @@ def with_block(bench: Bench, autocommit: bool = False) -> Cell:
 
 
 def with_block_autocommit(bench: Bench) -> Cell:
+    """Row with-block-autocommit: with_block on an autocommit connection."""
     return with_block(bench, autocommit=True)
 
 
 def failed_statement(bench: Bench) -> Cell:
+    """Row failed-statement: a division by zero, another statement, then the recovery."""
     conn = psycopg2.connect(bench.dsn)
     try:
         results = [_try(conn, "SELECT 1/0"), _try(conn, "SELECT 1")]
@@ -68,6 +72,7 @@ def _try(conn: psycopg2.extensions.connection, statement: str) -> str:
 
 
 def savepoint(bench: Bench) -> Cell:
+    """Row savepoint: a nested unit of work inside a transaction, as this driver offers it."""
     conn = psycopg2.connect(bench.dsn)
     try:
         cur = conn.cursor()
@@ -82,6 +87,7 @@ def savepoint(bench: Bench) -> Cell:
 
 
 def autocommit(bench: Bench) -> Cell:
+    """Row autocommit: the driver's autocommit switch, then an INSERT."""
     conn = psycopg2.connect(bench.dsn)
     try:
         conn.autocommit = True
@@ -92,6 +98,7 @@ def autocommit(bench: Bench) -> Cell:
 
 
 def isolation_level(bench: Bench) -> Cell:
+    """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     conn = psycopg2.connect(bench.dsn)
     try:
         conn.set_session(isolation_level="SERIALIZABLE")
@@ -104,6 +111,7 @@ def isolation_level(bench: Bench) -> Cell:
 
 
 def pool_return(bench: Bench) -> Cell:
+    """Row pool-return: a pooled connection returned in the middle of a transaction."""
     pool = psycopg2.pool.SimpleConnectionPool(1, 1, bench.dsn)
     try:
         conn = pool.getconn()

@@ -66,6 +66,7 @@ def _warmed(bench: Bench, engine: Engine, probe: Callable[[Bench, Engine], Cell]
 
 
 def first_statement(bench: Bench, engine: Engine) -> Cell:
+    """Row first-statement: one INSERT on a new connection; the session's state after it."""
     with engine.connect() as conn:
         conn.execute(text("INSERT INTO t VALUES (1)"))
         return Cell(bench.sent(), f"autobegin: server: {bench.states()}; in_transaction()={conn.in_transaction()}")
@@ -79,6 +80,7 @@ def with_block(bench: Bench, engine: Engine) -> Cell:
 
 
 def failed_statement(bench: Bench, engine: Engine) -> Cell:
+    """Row failed-statement: a division by zero, another statement, then the recovery."""
     with engine.connect() as conn:
         results = [_try(conn, "SELECT 1/0"), _try(conn, "SELECT 1")]
         conn.rollback()
@@ -95,6 +97,7 @@ def _try(conn, statement: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def savepoint(bench: Bench, engine: Engine) -> Cell:
+    """Row savepoint: a nested unit of work inside a transaction, as this driver offers it."""
     with engine.connect() as conn:
         conn.execute(text("INSERT INTO t VALUES (1)"))
         with conn.begin_nested():
@@ -104,18 +107,21 @@ def savepoint(bench: Bench, engine: Engine) -> Cell:
 
 
 def autocommit(bench: Bench, engine: Engine) -> Cell:
+    """Row autocommit: the driver's autocommit switch, then an INSERT."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("INSERT INTO t VALUES (1)"))
         return Cell(bench.sent(), f"server: {bench.states()}; committed: {bench.committed()}")
 
 
 def isolation_level(bench: Bench, engine: Engine) -> Cell:
+    """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     with engine.connect().execution_options(isolation_level="SERIALIZABLE") as conn:
         level = conn.execute(text("SELECT current_setting('transaction_isolation')")).scalar()
     return Cell(bench.sent(), f"execution_options(): runs {level}")
 
 
 def pool_return(bench: Bench, engine: Engine) -> Cell:
+    """Row pool-return: a pooled connection returned in the middle of a transaction."""
     conn = engine.connect()
     conn.execute(text("INSERT INTO t VALUES (1)"))
     conn.close()

@@ -293,11 +293,15 @@ def test_markdown_is_one_table_with_a_row_per_behaviour(cli) -> None:  # type: i
     assert "SAVEPOINT \"\\_pg3\\_1\"" in out or 'SAVEPOINT "\\_pg3\\_1"' in out
 
 
-def test_text_fits_the_terminal_width(table: DriversTable) -> None:
+def test_text_fits_the_terminal_width_as_a_grid_or_a_line_per_driver(table: DriversTable) -> None:
     from txnlab.render.fit import display_width
 
-    for width in (100, 140, 200):
-        assert display_width(render_text(table, width)) <= width
+    for width in (60, 80, 120, 140, 200):
+        text = render_text(table, width)
+        assert display_width(text) <= width, width
+        assert text.startswith("┌") == (width >= 140)  # narrower, the grid would cut SQL into slivers
+    narrow = render_text(table, 80)
+    assert "  asyncpg " in narrow and "RESET ALL;" in narrow and "—" in narrow
 
 
 def test_html_page_holds_the_drivers_section(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -385,3 +389,14 @@ def test_myths_names_the_driver_version_each_claim_was_checked_with(cli, monkeyp
     assert code == 0 and "checked with" in out and out.count(psycopg2_version) == len(claims)
     code, out, _ = cli("myths", "--format", "markdown")
     assert "| checked with" in out and psycopg2_version in out
+
+
+def test_report_with_drivers_ends_with_the_drivers_section(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    page, handout = tmp_path / "report.html", tmp_path / "report.md"
+    code, _, _ = cli("report", "atm-lost-update", "--level", "rc", "--drivers", "-o", str(page))
+    html = page.read_text(encoding="utf-8")
+    assert code == 0 and html.index('id="atm-lost-update"') < html.index('<section class="drivers" id="drivers">')
+    code, _, _ = cli("report", "atm-lost-update", "--level", "rc", "--drivers", "-o", str(handout))
+    assert code == 0 and "## Python drivers" in handout.read_text(encoding="utf-8")
+    code, _, _ = cli("report", "atm-lost-update", "--level", "rc", "-o", str(page))
+    assert code == 0 and 'id="drivers"' not in page.read_text(encoding="utf-8")

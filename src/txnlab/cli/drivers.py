@@ -8,12 +8,10 @@ import click
 
 from txnlab.cli.options import terminal_width
 from txnlab.cli.run import _check_writable, _write
-from txnlab.drivers_table import catalogue
-from txnlab.drivers_table.bench import run_probes
+from txnlab.drivers_table.bench import drivers_table
 from txnlab.drivers_table.model import DriversTable
 from txnlab.drivers_table.render import html_page, render_json, render_markdown, render_text
 from txnlab.errors import ExitCode, UsageError
-from txnlab.server.selection import choose_server, resolve_dsn
 
 
 @click.command("drivers")
@@ -35,7 +33,7 @@ def drivers_command(output_format: str, output: Path | None, dsn: str | None) ->
         if output.suffix.lower() not in (".html", ".htm"):
             raise UsageError(f"cannot write {output}: the output file must end in .html")
         _check_writable(output)
-    table = run_probes(resolve_dsn(choose_server(dsn)), catalogue.drivers(), catalogue.BEHAVIOURS, catalogue.probes())
+    table = drivers_table(dsn)
     if output_format == "json":
         click.echo(render_json(table))
     elif output_format == "markdown":

@@ -154,6 +154,15 @@ def two_threads(bench: Bench, statement: Callable[[], object]) -> Cell:
     return Cell(bench.sent(), f"{ran}, {order}")
 
 
+def drivers_table(dsn: str | None) -> DriversTable:
+    """The whole table on the chosen server (--dsn, else $TXNLAB_DSN, $DATABASE_URL or the
+    embedded server): every behaviour, every driver, every probe of drivers_table.catalogue."""
+    from txnlab.drivers_table import catalogue  # it imports every driver; bench itself needs none
+    from txnlab.server.selection import choose_server, resolve_dsn
+
+    return run_probes(resolve_dsn(choose_server(dsn)), catalogue.drivers(), catalogue.BEHAVIOURS, catalogue.probes())
+
+
 def run_probes(server_dsn: str, drivers: tuple[Driver, ...], behaviours: tuple[Behaviour, ...],
                probes: dict[tuple[str, str], Probe]) -> DriversTable:
     """Run every probe in a scratch database through a wire tap; the table of their cells.

@@ -13,9 +13,13 @@ import json
 from tabulate import tabulate
 
 from txnlab.drivers_table.model import JSON_SCHEMA_VERSION, Cell, Driver, DriversTable
-from txnlab.render.fit import fit_table
+from txnlab.render.fit import fit_table, hanging, wrap
 from txnlab.render.markdown import inline
 from txnlab.render.markup import escape
+
+# Narrower than this, a grid column cuts SQL into slivers (7 columns need 134 terminal columns).
+GRID_MIN_COLUMN = 16
+GRID_RULES_PER_COLUMN = 3  # simple_grid's "│ " and " " around each cell
 
 NOT_APPLICABLE_MARK = "—"
 NOTHING_SENT = "(nothing sent)"
@@ -49,8 +53,17 @@ def _rows(table: DriversTable) -> list[list[str]]:
 
 
 def render_text(table: DriversTable, width: int) -> str:
-    """A grid no wider than `width` display columns (cells wrap; see render.fit)."""
-    return fit_table(_rows(table), _headers(table), width=width, tablefmt="simple_grid")
+    """The table in at most `width` display columns: a grid whose cells wrap (render.fit) when
+    every column gets GRID_MIN_COLUMN, else each behaviour as a heading and a line per driver."""
+    columns = 1 + len(table.drivers)
+    if (width - GRID_RULES_PER_COLUMN * columns - 1) // columns >= GRID_MIN_COLUMN:
+        return fit_table(_rows(table), _headers(table), width=width, tablefmt="simple_grid")
+    lines = wrap(f"Python drivers on PostgreSQL {table.server_version} (what each sent → what happened)", width)
+    for behaviour in table.behaviours:
+        lines += ["", *wrap(behaviour.title, width)]
+        for driver in table.drivers:
+            lines += hanging(f"  {header(driver)}: ", cell_text(table.cell(behaviour.key, driver.key)), width)
+    return "\n".join(lines)
 
 
 def render_markdown(table: DriversTable) -> str:
@@ -89,7 +102,8 @@ def render_json(table: DriversTable) -> str:
 
 
 def html_section(table: DriversTable) -> str:
-    """The table as an HTML <section id="drivers">, for the report page (render.html's CSS)."""
+    """The table as an HTML <section id="drivers"> with its own few CSS rules, for a page in
+    render.html's frame (`txnlab drivers -o`, `txnlab report --drivers`)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in _headers(table))
     lines = []
     for behaviour in table.behaviours:
@@ -99,6 +113,7 @@ def html_section(table: DriversTable) -> str:
         lines.append(f"<tr>{''.join(cells)}</tr>")
     return "\n".join([
         '<section class="drivers" id="drivers">',
+        f"<style>{DRIVERS_CSS}</style>",
         "<h2>Python drivers side by side</h2>",
         f'<p class="meta">Every cell was derived live on PostgreSQL {escape(table.server_version)}: '
         "what the driver sent (the wire tap), then what happened (the server's facts).</p>",
@@ -122,7 +137,7 @@ def html_page(table: DriversTable) -> str:
 
     title = "txnlab drivers"
     body = f"<header><h1>{escape(title)}</h1></header>\n{html_section(table)}"
-    return PAGE.format(title=escape(title), csp=CSP, css=CSS + DRIVERS_CSS, defs=DEFS, body=body)
+    return PAGE.format(title=escape(title), csp=CSP, css=CSS, defs=DEFS, body=body)
 
 
 DRIVERS_CSS = """

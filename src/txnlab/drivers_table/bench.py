@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg2
 import psycopg2.extensions
 
 from txnlab.drivers_table.model import NOT_APPLICABLE, Behaviour, Cell, Driver, DriversTable
@@ -36,7 +35,7 @@ PROBE_STATEMENT_TIMEOUT_MS = 5000
 QUIET_LOGGERS = ("psycopg.pool", "asyncio")
 
 # How long a closed connection's backend may take to exit before a cell says it lives on.
-SESSION_END_WAIT_S = 0.5
+SESSION_END_WAIT_S = 3.0
 
 PROBE_TABLE = "CREATE TABLE t (id int PRIMARY KEY)"
 
@@ -71,11 +70,11 @@ class Bench:
             states = [state for (state,) in cur.fetchall()]
         return ", ".join(states) if states else "no session"
 
-    def after_close(self, pid: int) -> str:
-        """The session of backend `pid` once its connection was (perhaps) closed: "ended" when
-        the backend is gone within SESSION_END_WAIT_S (a closed connection's backend exits a
-        moment after the driver's Terminate message), else its state ("idle")."""
-        deadline = time.monotonic() + SESSION_END_WAIT_S
+    def session_of(self, pid: int, closed: bool) -> str:
+        """The session of backend `pid`: its pg_stat_activity state ("idle"), or "ended". When
+        the driver says it `closed` the connection, wait up to SESSION_END_WAIT_S for the
+        backend to go (it exits a moment after the driver's Terminate message)."""
+        deadline = time.monotonic() + (SESSION_END_WAIT_S if closed else 0)
         with self._observer.cursor() as cur:
             while True:
                 cur.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
@@ -182,7 +181,7 @@ def run_probes(server_dsn: str, drivers: tuple[Driver, ...], behaviours: tuple[B
 
 
 def _run(probe: Probe, bench: Bench) -> Cell:
-    bench.reset()
+    """One probe's cell; afterwards the sessions it left are ended and `t` is empty again."""
     bench.mark()
     try:
         with _quiet_drivers():
@@ -195,9 +194,10 @@ def _run(probe: Probe, bench: Bench) -> Cell:
 
 @contextmanager
 def _quiet_drivers() -> Iterator[None]:
-    """Keep the drivers' own complaints about what a probe does on purpose (psycopg_pool's
-    "rolling back returned connection", asyncpg's "Resetting connection with an active
-    transaction", through asyncio's exception handler) off the user's terminal: the cell states what happened."""
+    """Keep the drivers' own complaints about what a probe does on purpose off the user's
+    terminal (psycopg_pool's "rolling back returned connection", asyncpg's "Resetting
+    connection with an active transaction" through asyncio's exception handler): the cell
+    states what happened."""
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     quiet = logging.NullHandler()
     propagates = [logger.propagate for logger in loggers]
@@ -226,8 +226,8 @@ def _bench(server_dsn: str) -> Iterator[tuple[Bench, str]]:
                     tap.dsn(scratch_dsn), options=f"-c statement_timeout={PROBE_STATEMENT_TIMEOUT_MS}"
                 )
                 bench = Bench(tap, tap_dsn, observer)
-                yield bench, _server_version(observer)
                 bench.reset()
+                yield bench, _server_version(observer)
             finally:
                 observer.close()
         finally:

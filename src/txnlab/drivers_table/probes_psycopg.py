@@ -30,7 +30,7 @@ def with_block(bench: Bench, autocommit: bool = False) -> Cell:
         pid = conn.info.backend_pid
         with conn:
             conn.execute("INSERT INTO t VALUES (1)")
-        session = bench.after_close(pid)
+        session = bench.session_of(pid, closed=conn.closed)
         return Cell(bench.sent(), f"committed: {bench.committed()}; closed={conn.closed}, session {session}")
     finally:
         conn.close()

@@ -38,7 +38,7 @@ def with_block(bench: Bench, autocommit: bool = False) -> Cell:
         conn.autocommit = autocommit
         with conn:
             conn.cursor().execute("INSERT INTO t VALUES (1)")
-        session = bench.after_close(conn.info.backend_pid)
+        session = bench.session_of(conn.info.backend_pid, closed=bool(conn.closed))
         return Cell(bench.sent(), f"committed: {bench.committed()}; closed={bool(conn.closed)}, session {session}")
     finally:
         conn.close()

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg2.extensions
 
 from txnlab.drivers_table.model import NOT_APPLICABLE, Behaviour, Cell, Driver, DriversTable
+from txnlab.errors import ServerError
 from txnlab.runner.wiretap import WireTap
 from txnlab.server.connect import connect, first_line
 from txnlab.server.scratch import ScratchDatabase
@@ -34,8 +35,12 @@ PROBE_STATEMENT_TIMEOUT_MS = 5000
 # exception handler, which logs to "asyncio".
 QUIET_LOGGERS = ("psycopg.pool", "asyncio")
 
-# How long a closed connection's backend may take to exit before a cell says it lives on.
+# How long a closed or terminated connection's backend may take to exit.
 SESSION_END_WAIT_S = 3.0
+
+# The probes' sessions: every client session in the scratch database but the observer's.
+OTHER_CLIENTS = ("FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
 
 PROBE_TABLE = "CREATE TABLE t (id int PRIMARY KEY)"
 
@@ -63,10 +68,7 @@ class Bench:
         """The pg_stat_activity state of each other client session in the scratch database,
         e.g. "idle in transaction", or "no session" when every connection is closed."""
         with self._observer.cursor() as cur:
-            cur.execute(
-                "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY backend_start"
-            )
+            cur.execute(f"SELECT state {OTHER_CLIENTS} ORDER BY backend_start")
             states = [state for (state,) in cur.fetchall()]
         return ", ".join(states) if states else "no session"
 
@@ -97,12 +99,21 @@ class Bench:
             cur.execute("INSERT INTO t VALUES (%s)", [key])
 
     def reset(self) -> None:
-        """End every session a probe left in the scratch database, and recreate `t` empty."""
+        """End every session a probe left in the scratch database, wait until their backends
+        are gone (pg_terminate_backend only signals; a backend exits a moment later, and until
+        then the next probe's `states()` would list it), and recreate `t` empty.
+
+        Raises ServerError if a backend outlives SESSION_END_WAIT_S."""
+        deadline = time.monotonic() + SESSION_END_WAIT_S
         with self._observer.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )
+            cur.execute(f"SELECT pg_terminate_backend(pid) {OTHER_CLIENTS}")
+            while True:
+                cur.execute(f"SELECT count(*) {OTHER_CLIENTS}")
+                if cur.fetchone()[0] == 0:
+                    break
+                if time.monotonic() >= deadline:
+                    raise ServerError(f"a probe's session outlived pg_terminate_backend by {SESSION_END_WAIT_S:g} s")
+                time.sleep(0.01)
             cur.execute("DROP TABLE IF EXISTS t")
             cur.execute(PROBE_TABLE)
 

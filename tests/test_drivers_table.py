@@ -177,6 +177,30 @@ GOLDEN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         ('BEGIN ISOLATION LEVEL SERIALIZABLE;', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;'),
         'execution_options(): runs serializable',
     ),
+    ('isolation-level-later', 'psycopg2'): (
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        'set_session(): refused (ProgrammingError); this transaction: read committed, next: read committed',
+    ),
+    ('isolation-level-later', 'psycopg'): (
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        'isolation_level set: refused (ProgrammingError); this transaction: read committed, next: read committed',
+    ),
+    ('isolation-level-later', 'asyncpg'): (
+        ('BEGIN;', 'SHOW transaction_isolation;', "SELECT current_setting('transaction_isolation')", 'COMMIT;'),
+        'nested transaction(isolation=): refused (InterfaceError); this transaction: read committed',
+    ),
+    ('isolation-level-later', 'sqlalchemy+psycopg2'): (
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
+    ),
+    ('isolation-level-later', 'sqlalchemy+psycopg'): (
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
+    ),
+    ('isolation-level-later', 'sqlalchemy+asyncpg'): (
+        ('BEGIN;', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;', 'BEGIN;', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;'),
+        'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
+    ),
     ('pool-return', 'psycopg2'): (
         ('BEGIN', 'INSERT INTO t VALUES (1)', 'ROLLBACK'),
         'putconn(): committed: 0; pooled: idle',
@@ -315,6 +339,30 @@ def test_html_page_holds_the_drivers_section(cli, tmp_path) -> None:  # type: ig
 def test_an_output_file_that_is_not_html_is_refused_before_any_probe(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("drivers", "-o", str(tmp_path / "table.txt"))
     assert code == 2 and out == "" and err.count("\n") == 1 and "must end in .html" in err
+
+
+def test_the_tap_records_a_prepared_statement_each_time_it_runs(server_dsn: str) -> None:
+    """asyncpg caches prepared statements: a second run sends Bind/Execute and no Parse."""
+    import asyncio
+
+    import asyncpg
+
+    from txnlab.drivers_table.bench import connect_kwargs
+
+    def twice(bench: Bench) -> Cell:
+        async def main() -> None:
+            conn = await asyncpg.connect(**connect_kwargs(bench))
+            try:
+                for _ in range(2):
+                    await conn.fetchval("SELECT count(*) FROM t")
+            finally:
+                await conn.close()
+        asyncio.run(main())
+        return Cell(bench.sent(), "")
+
+    drivers = (Driver("asyncpg", "asyncpg", "asyncpg", "x"),)
+    table = run_probes(server_dsn, drivers, (Behaviour("twice", "twice"),), {("twice", "asyncpg"): twice})
+    assert table.cell("twice", "asyncpg").sent == ("SELECT count(*) FROM t",) * 2
 
 
 def test_a_probe_that_raises_becomes_its_cell_and_the_table_goes_on(server_dsn: str) -> None:

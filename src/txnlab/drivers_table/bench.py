@@ -42,6 +42,9 @@ SESSION_END_WAIT_S = 3.0
 OTHER_CLIENTS = ("FROM pg_stat_activity WHERE datname = current_database() "
                  "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
 
+# What a probe reads to learn the level its transaction really runs at.
+TRANSACTION_ISOLATION = "SELECT current_setting('transaction_isolation')"
+
 PROBE_TABLE = "CREATE TABLE t (id int PRIMARY KEY)"
 
 
@@ -139,6 +142,12 @@ def outcome(exc: BaseException) -> str:
     if code is not None:
         return code
     return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def refused(exc: BaseException) -> str:
+    """A driver's refusal (not the server's) as a cell states it: "refused (ProgrammingError)";
+    its message is long, and the class is what code catches."""
+    return f"refused ({type(exc).__name__})"
 
 
 def two_threads(bench: Bench, statement: Callable[[], object]) -> Cell:

@@ -15,6 +15,7 @@ BEHAVIOURS = (
     Behaviour("savepoint", "savepoints / nested transactions"),
     Behaviour("autocommit", "autocommit"),
     Behaviour("isolation-level", "isolation level SERIALIZABLE"),
+    Behaviour("isolation-level-later", "isolation level set inside a transaction"),
     Behaviour("pool-return", "return to the pool"),
     Behaviour("shared-connection", "one connection, two threads / tasks"),
     Behaviour("failed-flush", "ORM Session: failed flush, then another statement"),

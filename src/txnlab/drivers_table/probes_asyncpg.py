@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from txnlab.drivers_table.bench import Bench, connect_kwargs, outcome
+from txnlab.drivers_table.bench import TRANSACTION_ISOLATION, Bench, connect_kwargs, outcome, refused
 from txnlab.drivers_table.model import Cell
 
 
@@ -73,8 +73,22 @@ async def autocommit(bench: Bench, conn: asyncpg.Connection) -> Cell:
 async def isolation_level(bench: Bench, conn: asyncpg.Connection) -> Cell:
     """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     async with conn.transaction(isolation="serializable"):
-        level = await conn.fetchval("SELECT current_setting('transaction_isolation')")
+        level = await conn.fetchval(TRANSACTION_ISOLATION)
     return Cell(bench.sent(), f"transaction(isolation=): runs {level}")
+
+
+@on_loop
+async def isolation_level_mid_transaction(bench: Bench, conn: asyncpg.Connection) -> Cell:
+    """Row isolation-level-later: a serializable transaction() nested in a default one."""
+    async with conn.transaction():
+        try:
+            async with conn.transaction(isolation="serializable"):
+                pass
+            asked = "ok"
+        except asyncpg.InterfaceError as exc:
+            asked = refused(exc)
+        level = await conn.fetchval(TRANSACTION_ISOLATION)
+    return Cell(bench.sent(), f"nested transaction(isolation=): {asked}; this transaction: {level}")
 
 
 @on_loop
@@ -106,6 +120,7 @@ PROBES = {
     "savepoint": savepoint,
     "autocommit": autocommit,
     "isolation-level": isolation_level,
+    "isolation-level-later": isolation_level_mid_transaction,
     "pool-return": pool_return,
     "shared-connection": shared,
 }

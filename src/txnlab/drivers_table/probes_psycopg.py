@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import psycopg_pool
 
-from txnlab.drivers_table.bench import Bench, outcome, two_threads
+from txnlab.drivers_table.bench import TRANSACTION_ISOLATION, Bench, outcome, refused, two_threads
 from txnlab.drivers_table.model import Cell
 
 
@@ -83,10 +83,27 @@ def isolation_level(bench: Bench) -> Cell:
     """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     with psycopg.connect(bench.dsn) as conn:
         conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-        row = conn.execute("SELECT current_setting('transaction_isolation')").fetchone()
+        row = conn.execute(TRANSACTION_ISOLATION).fetchone()
         conn.rollback()
     assert row is not None
     return Cell(bench.sent(), f"isolation_level set: transaction runs {row[0]}")
+
+
+def isolation_level_mid_transaction(bench: Bench) -> Cell:
+    """Row isolation-level-later: SERIALIZABLE asked for inside a transaction; this one's level, the next one's."""
+    with psycopg.connect(bench.dsn) as conn:
+        conn.execute("SELECT 1")
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            asked = "ok"
+        except psycopg.Error as exc:
+            asked = refused(exc)
+        levels = []
+        for _ in range(2):
+            row = conn.execute(TRANSACTION_ISOLATION).fetchone()
+            levels.append(row[0] if row else None)
+            conn.rollback()
+    return Cell(bench.sent(), f"isolation_level set: {asked}; this transaction: {levels[0]}, next: {levels[1]}")
 
 
 def pool_return(bench: Bench) -> Cell:
@@ -112,6 +129,7 @@ PROBES = {
     "savepoint": savepoint,
     "autocommit": autocommit,
     "isolation-level": isolation_level,
+    "isolation-level-later": isolation_level_mid_transaction,
     "pool-return": pool_return,
     "shared-connection": shared,
 }

@@ -6,7 +6,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.pool
 
-from txnlab.drivers_table.bench import Bench, outcome, two_threads
+from txnlab.drivers_table.bench import TRANSACTION_ISOLATION, Bench, outcome, refused, two_threads
 from txnlab.drivers_table.model import Cell
 
 # psycopg2.extensions.TRANSACTION_STATUS_* by value: the driver's own view of the session.
@@ -103,9 +103,30 @@ def isolation_level(bench: Bench) -> Cell:
     try:
         conn.set_session(isolation_level="SERIALIZABLE")
         cur = conn.cursor()
-        cur.execute("SELECT current_setting('transaction_isolation')")
+        cur.execute(TRANSACTION_ISOLATION)
         (level,) = cur.fetchone()
         return Cell(bench.sent(), f"set_session(): transaction runs {level}")
+    finally:
+        conn.close()
+
+
+def isolation_level_mid_transaction(bench: Bench) -> Cell:
+    """Row isolation-level-later: SERIALIZABLE asked for inside a transaction; this one's level, the next one's."""
+    conn = psycopg2.connect(bench.dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        try:
+            conn.set_session(isolation_level="SERIALIZABLE")
+            asked = "ok"
+        except psycopg2.Error as exc:
+            asked = refused(exc)
+        levels = []
+        for _ in range(2):
+            cur.execute(TRANSACTION_ISOLATION)
+            levels.append(cur.fetchone()[0])
+            conn.rollback()
+        return Cell(bench.sent(), f"set_session(): {asked}; this transaction: {levels[0]}, next: {levels[1]}")
     finally:
         conn.close()
 
@@ -140,6 +161,7 @@ PROBES = {
     "savepoint": savepoint,
     "autocommit": autocommit,
     "isolation-level": isolation_level,
+    "isolation-level-later": isolation_level_mid_transaction,
     "pool-return": pool_return,
     "shared-connection": shared,
 }

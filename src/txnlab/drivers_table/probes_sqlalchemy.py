@@ -15,11 +15,12 @@ from typing import TypeVar
 import psycopg
 import psycopg2
 from sqlalchemy import Engine, Integer, create_engine, text
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.util import greenlet_spawn
 
-from txnlab.drivers_table.bench import Bench, connect_kwargs, outcome
+from txnlab.drivers_table.bench import TRANSACTION_ISOLATION, Bench, connect_kwargs, outcome, refused
 from txnlab.drivers_table.model import Cell
 
 T = TypeVar("T")
@@ -116,8 +117,24 @@ def autocommit(bench: Bench, engine: Engine) -> Cell:
 def isolation_level(bench: Bench, engine: Engine) -> Cell:
     """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     with engine.connect().execution_options(isolation_level="SERIALIZABLE") as conn:
-        level = conn.execute(text("SELECT current_setting('transaction_isolation')")).scalar()
+        level = conn.execute(text(TRANSACTION_ISOLATION)).scalar()
     return Cell(bench.sent(), f"execution_options(): runs {level}")
+
+
+def isolation_level_mid_transaction(bench: Bench, engine: Engine) -> Cell:
+    """Row isolation-level-later: execution_options(isolation_level=) on a connection that autobegan."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        try:
+            conn.execution_options(isolation_level="SERIALIZABLE")
+            asked = "ok"
+        except InvalidRequestError as exc:
+            asked = refused(exc)
+        levels = []
+        for _ in range(2):
+            levels.append(conn.execute(text(TRANSACTION_ISOLATION)).scalar())
+            conn.rollback()
+    return Cell(bench.sent(), f"execution_options(): {asked}; this transaction: {levels[0]}, next: {levels[1]}")
 
 
 def pool_return(bench: Bench, engine: Engine) -> Cell:
@@ -154,6 +171,7 @@ _PROBES: dict[str, Callable[[Bench, Engine], Cell]] = {
     "savepoint": savepoint,
     "autocommit": autocommit,
     "isolation-level": isolation_level,
+    "isolation-level-later": isolation_level_mid_transaction,
     "pool-return": pool_return,
     "failed-flush": failed_flush,
 }

@@ -371,6 +371,7 @@ class ClaimVerdict:
     true: bool
     expected: bool
     evidence: tuple[str, ...]
+    drivers: tuple[str, ...] = ()  # what the run's sessions spoke through, as it recorded them: ("psycopg2 2.9.13",)
 
     @property
     def as_expected(self) -> bool:
@@ -389,6 +390,7 @@ def check_claim(scenario: Scenario, timeline: Timeline) -> ClaimVerdict:
         true=all(_condition_holds(c, timeline, observed) for c in claim.true_if),
         expected=claim.holds,
         evidence=tuple(describe_condition(c, timeline, observed, scenario) for c in claim.true_if),
+        drivers=tuple(sorted({f'{name} {version}' for name, version in timeline.drivers.values()})),
     )
 
 

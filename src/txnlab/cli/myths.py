@@ -25,7 +25,8 @@ def myths_command(output_format: str, color: bool | None, dsn: str | None, step_
     """Check the claims scenarios make about PostgreSQL (the 2017 blog's, mostly).
 
     Each claim's scenario runs at the level the claim is about; the verdict (true or
-    false on this server) is derived from what happened, with the evidence.
+    false on this server) is derived from what happened, with the evidence and the
+    driver versions its sessions ran through.
     """
     claimed = [s for s in Catalogue().scenarios.values() if s.claim is not None]
     verdicts: list[ClaimVerdict] = []
@@ -53,6 +54,7 @@ def _as_dict(verdict: ClaimVerdict) -> dict[str, object]:
         "true": verdict.true,
         "matches_expectation": verdict.as_expected,
         "evidence": list(verdict.evidence),
+        "checked_with": list(verdict.drivers),
     }
 
 
@@ -65,7 +67,7 @@ def _evidence(verdict: ClaimVerdict) -> str:
 
 
 def _headers(version: str) -> list[str]:
-    return ["claim", "source", f"on PostgreSQL {version}", "evidence"]
+    return ["claim", "source", f"on PostgreSQL {version}", "checked with", "evidence"]
 
 
 def _table(verdicts: list[ClaimVerdict], version: str, color: bool, width: int) -> str:
@@ -73,11 +75,12 @@ def _table(verdicts: list[ClaimVerdict], version: str, color: bool, width: int) 
     def mark(verdict: ClaimVerdict) -> str:
         return click.style(_mark(verdict), fg="green" if verdict.true else "red", bold=True) if color else _mark(verdict)
 
-    rows = [[v.says, v.source or "", mark(v), _evidence(v)] for v in verdicts]
+    rows = [[v.says, v.source or "", mark(v), ", ".join(v.drivers), _evidence(v)] for v in verdicts]
     return fit_table(rows, _headers(version), width=width, tablefmt="simple_grid")
 
 
 def _markdown(verdicts: list[ClaimVerdict], version: str) -> str:
     """Claims as a Markdown table, every value escaped."""
-    rows = [[inline(v.says), inline(v.source or ""), inline(_mark(v)), inline(_evidence(v))] for v in verdicts]
+    rows = [[inline(v.says), inline(v.source or ""), inline(_mark(v)), inline(", ".join(v.drivers)), inline(_evidence(v))]
+            for v in verdicts]
     return tabulate(rows, headers=[inline(h) for h in _headers(version)], tablefmt="github")

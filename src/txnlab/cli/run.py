@@ -26,6 +26,8 @@ from txnlab.cli.options import (
     use_color,
     user_catalogue,
 )
+from txnlab.drivers_table.bench import drivers_table
+from txnlab.drivers_table.render import html_section, render_markdown
 from txnlab.errors import ExitCode, TxnlabError, UsageError
 from txnlab.history.export import render_elle
 from txnlab.levels import ALL_LEVELS, Level
@@ -410,11 +412,14 @@ def docs_command(output: Path, dsn: str | None, step_timeout: float) -> int:
 @level_option
 @permutations_option
 @driver_option
+@click.option("--drivers", "with_drivers", is_flag=True,
+              help="Add `txnlab drivers`' table, derived live on the same server, as a last section.")
 @scenario_dir_option
 @history_option
 @server_options
 def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ...], permutations: tuple[str, ...],
-                   max_permutations: int, driver: str | None, directory: Path | None, history: bool, dsn: str | None,
+                   max_permutations: int, driver: str | None, with_drivers: bool, directory: Path | None,
+                   history: bool, dsn: str | None,
                    step_timeout: float) -> int:
     """Write a handout: each scenario at each level, as HTML (no network needed to view it) or Markdown."""
     if output.suffix.lower() not in (".html", ".htm", ".md"):
@@ -425,7 +430,11 @@ def report_command(names: tuple[str, ...], output: Path, levels: tuple[Level, ..
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)
     title = scenarios[0].title if len(scenarios) == 1 else "txnlab: " + ", ".join(s.name for s in scenarios)
-    page = html.render_report(reports, title) if output.suffix.lower() != ".md" else markdown.render_handout(reports)
+    drivers = drivers_table(dsn) if with_drivers else None
+    if output.suffix.lower() != ".md":
+        page = html.render_report(reports, title, [html_section(drivers)] if drivers else [])
+    else:
+        page = markdown.render_handout(reports) + (f"\n\n## Python drivers\n\n{render_markdown(drivers)}\n" if drivers else "")
     _write(output, page)
     click.echo(f"Wrote {output} ({runs_phrase(len(reports))}).")
     return _exit_code(reports)

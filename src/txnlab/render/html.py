@@ -62,8 +62,9 @@ AXIS = 44
 
 
 
-def render_report(reports: Sequence[RunReport], title: str) -> str:
-    """One HTML page: for each scenario its description, then each run's timeline and verdict."""
+def render_report(reports: Sequence[RunReport], title: str, sections: Sequence[str] = ()) -> str:
+    """One HTML page: for each scenario its description, then each run's timeline and verdict;
+    then `sections`, HTML made elsewhere (the drivers table: txnlab.drivers_table.render)."""
     by_scenario: dict[str, list[RunReport]] = {}
     for report in reports:
         by_scenario.setdefault(report.scenario.name, []).append(report)
@@ -75,6 +76,7 @@ def render_report(reports: Sequence[RunReport], title: str) -> str:
         _legend(),
         "</header>",
         *(_scenario_section(runs[0].scenario, runs) for runs in by_scenario.values()),
+        *sections,
     ]
     return PAGE.format(title=escape(title), csp=CSP, css=CSS + CYCLES_CSS, defs=DEFS, body="\n".join(body))
 

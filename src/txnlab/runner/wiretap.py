@@ -7,8 +7,10 @@ listens on a unix socket in a fresh directory only this OS user can enter (mode 
 removed on close), and also checks each client's uid (SO_PEERCRED) before forwarding.
 
 It parses the frontend/backend protocol just enough: the client's Query ('Q') and
-Parse ('P') messages, and the server's BackendKeyData ('K'), which names the backend
-process, so messages can be attributed to a session by its pid.
+Parse ('P') messages, Bind ('B') of a statement parsed before and already executed (a
+driver's cached prepared statement run again sends no Parse: asyncpg, SQLAlchemy on
+asyncpg), and the server's BackendKeyData ('K'), which names the backend process, so
+messages can be attributed to a session by its pid.
 """
 
 from __future__ import annotations
@@ -108,9 +110,11 @@ class WireTap:
             threading.Thread(target=self._pump_server, args=(server, client, pid_box), daemon=True).start()
 
     def _pump_client(self, client: socket.socket, server: socket.socket, pid_box: list[int]) -> None:
-        """Forward client -> server, recording each Query and Parse message."""
+        """Forward client -> server, recording each Query and Parse, and each Bind that runs a
+        prepared statement again."""
         buffer = b""
         started = False
+        prepared = _Prepared()
         try:
             while data := client.recv(CHUNK):
                 buffer += data
@@ -131,18 +135,26 @@ class WireTap:
                     if len(buffer) < 1 + length:
                         break
                     body, buffer = buffer[5 : 1 + length], buffer[1 + length :]
-                    self._record(kind, body, pid_box)
+                    self._record(kind, body, pid_box, prepared)
                 server.sendall(data)
         except OSError:
             pass
         finally:
             _close(server)
 
-    def _record(self, kind: bytes, body: bytes, pid_box: list[int]) -> None:
+    def _record(self, kind: bytes, body: bytes, pid_box: list[int], prepared: _Prepared) -> None:
         if kind == b"Q":
             text = body.split(b"\0", 1)[0].decode("utf-8", "replace")
         elif kind == b"P":
-            text = body.split(b"\0", 2)[1].decode("utf-8", "replace")
+            name, query = body.split(b"\0", 2)[:2]
+            text = query.decode("utf-8", "replace")
+            prepared.parsed(name, text)
+        elif kind == b"B":
+            statement = body.split(b"\0", 2)[1]
+            again = prepared.bound(statement)
+            if again is None:
+                return
+            text = again
         else:
             return
         if pid_box:
@@ -165,6 +177,26 @@ class WireTap:
             pass
         finally:
             _close(client)
+
+
+class _Prepared:
+    """One connection's prepared statements: each Parse is recorded, and so is each later Bind
+    of a statement whose Parse was already followed by its first Bind (a re-execution)."""
+
+    def __init__(self) -> None:
+        self._text: dict[bytes, str] = {}
+        self._unbound: set[bytes] = set()
+
+    def parsed(self, name: bytes, text: str) -> None:
+        self._text[name] = text
+        self._unbound.add(name)
+
+    def bound(self, name: bytes) -> str | None:
+        """The statement's text if this Bind executes it again, else None (its Parse was recorded)."""
+        if name in self._unbound or name not in self._text:
+            self._unbound.discard(name)
+            return None
+        return self._text[name]
 
 
 def _backend_pid(buffer: bytes) -> int | None:

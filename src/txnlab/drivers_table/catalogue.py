@@ -1,0 +1,46 @@
+"""The table's rows (behaviours) and columns (drivers), and which probe fills each cell."""
+
+from __future__ import annotations
+
+from txnlab.drivers_table import probes_asyncpg, probes_psycopg, probes_psycopg2, probes_sqlalchemy
+from txnlab.drivers_table.bench import Probe
+from txnlab.drivers_table.versions import DRIVER_DISTRIBUTIONS, installed
+from txnlab.drivers_table.model import Behaviour, Driver
+
+BEHAVIOURS = (
+    Behaviour("first-statement", "first statement on a new connection"),
+    Behaviour("with-block", "`with` block on the connection"),
+    Behaviour("with-block-autocommit", "`with` block, autocommit on"),
+    Behaviour("failed-statement", "a failed statement, then another"),
+    Behaviour("savepoint", "savepoints / nested transactions"),
+    Behaviour("autocommit", "autocommit"),
+    Behaviour("isolation-level", "isolation level SERIALIZABLE"),
+    Behaviour("isolation-level-later", "isolation level set inside a transaction"),
+    Behaviour("pool-return", "return to the pool"),
+    Behaviour("shared-connection", "one connection, two threads / tasks"),
+    Behaviour("failed-flush", "ORM Session: failed flush, then another statement"),
+)
+
+
+def drivers() -> tuple[Driver, ...]:
+    """The columns, each with the installed version of its package."""
+    sqlalchemy = installed("SQLAlchemy")
+    return (
+        Driver("psycopg2", "psycopg2", "psycopg2-binary", installed(*DRIVER_DISTRIBUTIONS["psycopg2"])),
+        Driver("psycopg", "psycopg 3", "psycopg", installed("psycopg")),
+        Driver("asyncpg", "asyncpg", "asyncpg", installed("asyncpg")),
+        Driver("sqlalchemy+psycopg2", "SQLAlchemy +psycopg2", "SQLAlchemy", sqlalchemy, "postgresql+psycopg2"),
+        Driver("sqlalchemy+psycopg", "SQLAlchemy +psycopg", "SQLAlchemy", sqlalchemy, "postgresql+psycopg"),
+        Driver("sqlalchemy+asyncpg", "SQLAlchemy +asyncpg", "SQLAlchemy", sqlalchemy, "postgresql+asyncpg"),
+    )
+
+
+def probes() -> dict[tuple[str, str], Probe]:
+    """Every probe by (behaviour key, driver key); a cell with none shows "—"."""
+    by_driver: dict[str, dict[str, Probe]] = {
+        "psycopg2": probes_psycopg2.PROBES,
+        "psycopg": probes_psycopg.PROBES,
+        "asyncpg": probes_asyncpg.PROBES,
+        **{f"sqlalchemy+{d}": probes_sqlalchemy.probes(d) for d in ("psycopg2", "psycopg", "asyncpg")},
+    }
+    return {(behaviour, driver): probe for driver, table in by_driver.items() for behaviour, probe in table.items()}

@@ -1,0 +1,66 @@
+"""The drivers table as data: what each driver sent and what happened, per behaviour.
+
+Built by txnlab.drivers_table.bench from live probes; read by the renderers. Nothing here
+is written by hand but the behaviours' titles and the drivers' names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# JSON: `txnlab drivers --format json` (keys documented in docs/drivers.md).
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """One row: `key` is stable (JSON, tests); `title` is what the row shows."""
+
+    key: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One column: `key` as JSON and tests name it; `package` the installed distribution whose
+    version the header shows (importlib.metadata); `dialect` the SQLAlchemy dialect, if any."""
+
+    key: str
+    label: str
+    package: str
+    version: str
+    dialect: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one driver did for one behaviour.
+
+    `sent`: each Query or Parse message the driver's connections put on the wire (the
+    wire tap's record, exact text), in order. `happened`: the server's facts and the
+    driver's view afterwards, in words (e.g. "server: idle in transaction; driver: INTRANS").
+    `applies` is False where the driver has no such behaviour (the cell shows "—");
+    `error` is set when the probe itself raised something unexpected.
+    """
+
+    sent: tuple[str, ...] = ()
+    happened: str = ""
+    applies: bool = True
+    error: str | None = None
+
+
+NOT_APPLICABLE = Cell(applies=False)
+
+
+@dataclass(frozen=True)
+class DriversTable:
+    """The whole table: server version, columns, rows, and a cell per (behaviour key, driver key)."""
+
+    server_version: str
+    drivers: tuple[Driver, ...]
+    behaviours: tuple[Behaviour, ...]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+
+    def cell(self, behaviour: str, driver: str) -> Cell:
+        """The cell of `behaviour` for `driver` (NOT_APPLICABLE when none was probed)."""
+        return self.cells.get((behaviour, driver), NOT_APPLICABLE)

@@ -131,9 +131,9 @@ def test_run_driver_refuses_a_scenario_that_is_not_driver_neutral_in_one_line(cl
 
 
 def test_matrix_driver_runs_only_the_neutral_scenarios_of_a_tag(cli) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli("matrix", "--tag", "psycopg2", "--driver", "psycopg", "--level", "rc", "--format", "json")
+    code, out, err = cli("matrix", "--tag", "read-only", "--driver", "psycopg", "--level", "rc", "--format", "json")
     assert (code, err) == (0, "")
-    assert "psycopg2-implicit-begin" in out and "psycopg2-with-connection" not in out
+    assert "read-only-anomaly" in out and "psycopg2-set-session-read-only" not in out
 
 
 def test_a_session_naming_an_unknown_driver_is_refused_in_one_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

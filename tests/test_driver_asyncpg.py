@@ -362,16 +362,16 @@ def test_a_step_blocked_on_a_lock_waits_until_the_lock_is_released(
     scenario: Scenario, types_dsn: str, reference: psycopg2.extensions.connection
 ) -> None:
     holder, waiter = AsyncpgSession(types_dsn), AsyncpgSession(types_dsn)
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(waiter.execute("INSERT INTO accounts VALUES (7, 1)")))
     try:
         for session in (holder, waiter):
             session.configure(scenario, scenario.session("app"), Level.READ_COMMITTED, TYPES_SCHEMA)
         holder.execute("DELETE FROM accounts")
         holder.execute("COMMIT")
         holder.execute("INSERT INTO accounts VALUES (7, 0)")
-        results = []
-        thread = threading.Thread(target=lambda: results.append(waiter.execute("INSERT INTO accounts VALUES (7, 1)")))
         thread.start()
-        assert wait_event_type(reference, waiter.pid) == "Lock"
+        assert waits_for_a_lock(reference, waiter.pid)
         time.sleep(0.3)
         assert thread.is_alive()
         holder.execute("ROLLBACK")
@@ -380,32 +380,33 @@ def test_a_step_blocked_on_a_lock_waits_until_the_lock_is_released(
         assert (results[0].error, results[0].status) == (None, "INSERT 0 1")
     finally:
         holder.close()
+        if thread.is_alive():
+            thread.join(timeout=5)
         waiter.close()
 
 
-def wait_event_type(conn: psycopg2.extensions.connection, pid: int) -> str | None:
-    """What backend `pid` waits for, once it waits for anything (within 5 s)."""
+def waits_for_a_lock(conn: psycopg2.extensions.connection, pid: int) -> bool:
+    """Does backend `pid` wait for a heavyweight lock within 5 s?"""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with conn.cursor() as cur:
-            cur.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s AND state = 'active'", [pid])
-            row = cur.fetchone()
-        if row and row[0]:
-            return row[0]
+            cur.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cur.fetchone() == (True,):
+                return True
         time.sleep(0.02)
-    return None
+    return False
 
 
 def test_a_terminated_backend_is_reported_lost_even_while_its_step_waits(
     scenario: Scenario, types_dsn: str, reference: psycopg2.extensions.connection
 ) -> None:
     holder, waiter = AsyncpgSession(types_dsn), AsyncpgSession(types_dsn)
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(waiter.execute("SELECT pg_advisory_lock(4242)")))
     try:
         holder.execute("SELECT pg_advisory_lock(4242)")
-        results = []
-        thread = threading.Thread(target=lambda: results.append(waiter.execute("SELECT pg_advisory_lock(4242)")))
         thread.start()
-        assert wait_event_type(reference, waiter.pid) == "Lock"
+        assert waits_for_a_lock(reference, waiter.pid)
         with reference.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(%s)", [waiter.pid])
         thread.join(timeout=5)
@@ -422,6 +423,8 @@ def test_a_terminated_backend_is_reported_lost_even_while_its_step_waits(
             waiter.configure(scenario, scenario.session("app"), Level.READ_COMMITTED, TYPES_SCHEMA)
     finally:
         holder.close()
+        if thread.is_alive():
+            thread.join(timeout=5)
         waiter.close()
 
 

@@ -482,4 +482,5 @@ class AsyncpgSession(DriverSession):
         except Exception:  # noqa: BLE001 - closing never raises; a dead connection is closed
             self.conn.terminate()
         finally:
-            self.loop.close()
+            if not self.loop.is_running():  # a step still running on another thread keeps it
+                self.loop.close()

@@ -506,3 +506,13 @@ def test_libpq_connection_strings_become_asyncpg_arguments() -> None:
     assert connect_arguments("host=h connect_timeout=7")["timeout"] == 7.0
     with pytest.raises(ValueError, match="no counterpart for the connection parameter 'target_session_attrs'"):
         connect_arguments("host=h target_session_attrs=any")
+
+
+def test_an_idle_session_the_server_terminated_is_broken_not_closed(
+    session: AsyncpgSession, reference: psycopg2.extensions.connection
+) -> None:
+    with reference.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", [session.pid])
+    result = session.execute("SELECT 1")
+    assert result.error is not None and result.transaction_status == "closed"
+    assert (session.broken, session.closed) == (True, False)

@@ -188,10 +188,20 @@ class ServerTextCodecs:
 
 
 class TextConnection(asyncpg.Connection):
-    """asyncpg's connection, telling `ServerTextCodecs` which types asyncpg introspects."""
+    """asyncpg's connection, telling `ServerTextCodecs` which types asyncpg introspects, and
+    the session whether the application closed it (else a closed connection was lost)."""
 
     server_text: ServerTextCodecs | None = None
     codecs: ServerTextCodecs
+    closed_by_application = False
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        self.closed_by_application = True
+        await super().close(timeout=timeout)
+
+    def terminate(self) -> None:
+        self.closed_by_application = True
+        super().terminate()
 
     async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:
         types, statement = await super()._introspect_types(typeoids, timeout)
@@ -223,7 +233,11 @@ class AsyncpgSession(DriverSession):
         self.lost_connection = False
         self.schema: str | None = None  # the run's schema, while the session serves a run
         self.notices: list[str] = []
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.loop.close()
+            raise
 
     def _run(self, awaitable: Awaitable[T]) -> T:
         return self.loop.run_until_complete(awaitable)
@@ -245,11 +259,11 @@ class AsyncpgSession(DriverSession):
 
     @property
     def closed(self) -> bool:
-        return self.conn.is_closed() and not self.lost_connection
+        return self.conn.closed_by_application
 
     @property
     def broken(self) -> bool:
-        return self.lost_connection
+        return self.lost_connection or (self.conn.is_closed() and not self.conn.closed_by_application)
 
     def reopen(self) -> None:
         self._open()

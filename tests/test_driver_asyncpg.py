@@ -25,14 +25,14 @@ from txnlab.scenario import Scenario
 
 TYPES_SCHEMA = "txnlab_asyncpg_types"
 
-SCENARIO = f"""
+SCENARIO = """
 name: asyncpg-session
 title: asyncpg session
 summary: one session of each kind.
 sessions:
-  app: {{}}
-  plain: {{autocommit: true}}
-  ro: {{read_only: true, deferrable: true, level: serializable}}
+  app: {}
+  plain: {autocommit: true}
+  ro: {read_only: true, deferrable: true, level: serializable}
   busy:
     setup:
       - CREATE TEMP TABLE scratch (id int)
@@ -42,16 +42,16 @@ sessions:
     setup:
       - SELECT 1
       - SELECT * FROM no_such_table
-  bad_teardown: {{teardown: [SELECT 1 FROM nowhere]}}
+  bad_teardown: {teardown: [SELECT 1 FROM nowhere]}
 steps:
-  - {{name: s1, session: app, sql: SELECT 1}}
-  - {{name: s2, session: plain, sql: SELECT 1}}
-  - {{name: s3, session: ro, sql: SELECT 1}}
-  - {{name: s4, session: busy, sql: SELECT 1}}
-  - {{name: s5, session: bad_setup, sql: SELECT 1}}
-  - {{name: s6, session: bad_teardown, sql: SELECT 1}}
+  - {name: s1, session: app, sql: SELECT 1}
+  - {name: s2, session: plain, sql: SELECT 1}
+  - {name: s3, session: ro, sql: SELECT 1}
+  - {name: s4, session: busy, sql: SELECT 1}
+  - {name: s5, session: bad_setup, sql: SELECT 1}
+  - {name: s6, session: bad_teardown, sql: SELECT 1}
 expect:
-  all: {{}}
+  all: {}
 """
 
 
@@ -472,7 +472,8 @@ def test_asyncpgs_cached_statements_survive_the_reset_between_runs(
 
 
 def test_failing_setup_or_teardown_sql_points_at_its_line(scenario: Scenario, session: AsyncpgSession) -> None:
-    with pytest.raises(ScenarioError, match=r"asyncpg.yaml:\d+: session bad_setup setup SQL failed: 42P01 "):
+    failure = r'asyncpg.yaml:17: session bad_setup setup SQL failed: 42P01 relation "no_such_table" does not exist$'
+    with pytest.raises(ScenarioError, match=failure):
         session.configure(scenario, scenario.session("bad_setup"), Level.READ_COMMITTED, TYPES_SCHEMA)
     spec = scenario.session("bad_teardown")
     session.configure(scenario, spec, Level.READ_COMMITTED, TYPES_SCHEMA)

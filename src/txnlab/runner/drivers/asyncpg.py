@@ -423,9 +423,8 @@ class AsyncpgSession(DriverSession):
         started = time.perf_counter()
         value, error = None, None
         try:
-            value = function(self.conn)
-            if inspect.isawaitable(value):
-                value = self._run(value)
+            returned = function(self.conn)
+            value = self._run(returned) if inspect.isawaitable(returned) else returned
             self.failed = False
         except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
             error = self.error_info(exc)

@@ -171,11 +171,17 @@ def statement_line(sql: str, exc: psycopg2.Error, skipped: int = 0) -> int:
     start with `skipped` characters txnlab put in front of the scenario's own SQL. Errors
     without a position (a missing extension, a privilege) are placed at the first line
     naming what the message quotes (`extension "x" is not available`), else the first line."""
-    position = exc.diag.statement_position if exc.diag else None
+    diag = exc.diag
+    return position_line(sql, diag.statement_position if diag else None, diag.message_primary if diag else None, skipped)
+
+
+def position_line(sql: str, position: str | None, message: str | None, skipped: int = 0) -> int:
+    """`statement_line` from the error's fields as any driver reports them: the server's
+    POSITION (1-based characters, as text) and primary message."""
     if position and position.isdigit():
         offset = max(int(position) - 1 - skipped, 0)
     else:
-        quoted = QUOTED_NAME.search(exc.diag.message_primary or "") if exc.diag else None
+        quoted = QUOTED_NAME.search(message or "")
         offset = max(sql.lower().find(quoted.group(1).lower()), 0) if quoted else 0
     return sql[:offset].count("\n")
 

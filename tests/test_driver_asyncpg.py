@@ -19,7 +19,8 @@ from scenario_text import scenario_from_yaml
 from txnlab.errors import ScenarioError
 from txnlab.levels import Level
 from txnlab.runner.drivers.asyncpg import AsyncpgSession, connect_arguments
-from txnlab.runner.execute import ConnectionLost, server_text_cursor, take_notices
+from txnlab.runner.drivers.psycopg2 import server_text_cursor, take_notices
+from txnlab.runner.execute import ConnectionLost
 from txnlab.runner.wiretap import WireTap
 from txnlab.scenario import Scenario
 

@@ -29,22 +29,23 @@ from txnlab.scenario.spec_source import parse_spec
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NEUTRAL = [name for name, scenario in Catalogue().scenarios.items() if scenario.not_driver_neutral is None]
 CELLS = [
-    pytest.param(name, level, id=f"{name}[{level.value}]")
+    pytest.param(driver, name, level, id=f"{driver}-{name}[{level.value}]")
+    for driver in ("psycopg", "asyncpg")
     for name in NEUTRAL
     for level in Catalogue().scenarios[name].levels
 ]
 
 
-@pytest.mark.parametrize(("name", "level"), CELLS)
-def test_every_driver_neutral_scenario_behaves_as_it_says_through_psycopg_3(
-    lab: Lab, catalogue: Catalogue, name: str, level: Level
+@pytest.mark.parametrize(("driver", "name", "level"), CELLS)
+def test_every_driver_neutral_scenario_behaves_as_it_says_through_psycopg_3_and_asyncpg(
+    lab: Lab, catalogue: Catalogue, driver: str, name: str, level: Level
 ) -> None:
-    scenario = catalogue.scenarios[name].with_driver("psycopg")
+    scenario = catalogue.scenarios[name].with_driver(driver)
     try:
         timeline = lab.run(scenario, level)
     except ServerError as exc:  # e.g. a role that may not SET deadlock_timeout on this server
         pytest.skip(str(exc))
-    assert {d for d, _ in timeline.drivers.values()} == {"psycopg"}
+    assert {d for d, _ in timeline.drivers.values()} == {driver}
     verdict = check(scenario, timeline)
     if not verdict.matches_expectation:
         report = render_timeline(RunReport(scenario, timeline, verdict), width=140)

@@ -31,7 +31,8 @@ from pglast.parser import split
 from txnlab.levels import Level
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.execute import (
-    COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, connection_lost, position_line,
+    COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
+    position_line,
     sql_failure,
 )
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
@@ -410,12 +411,12 @@ class AsyncpgSession(DriverSession):
         if self.transaction is None:
             return None
         transaction, self.transaction = self.transaction, None
-        failed = self.failed
+        reply = commit_reply(command, self.failed)
         if command.upper() in COMMITS:
             await transaction.commit()
-            return "ROLLBACK" if failed else "COMMIT"
-        await transaction.rollback()
-        return "ROLLBACK"
+        else:
+            await transaction.rollback()
+        return reply
 
     def call(self, function: Callable[[Any], Any]) -> StepResult:
         """Run `function(connection)`; a coroutine it returns (or a coroutine function) is

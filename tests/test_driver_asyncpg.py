@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import asyncpg
 import psycopg2
 import psycopg2.extensions
 import pytest

@@ -366,6 +366,7 @@ class AsyncpgSession(DriverSession):
             rowcount=int(counted.group(2)) if counted else None,
             error=error,
             transaction_status=self.transaction_status(),
+            driver_status=self.driver_status(),
             notices=self._take_notices(),
             styles=self.styles() if not self.conn.is_closed() else None,
             status=status,

@@ -23,9 +23,9 @@ SCENARIO = {
     "summary": (
         "psycopg 3 has what psycopg2 lacks (compare psycopg2-savepoint-recovery): "
         "conn.transaction() blocks that nest. On an idle connection the outer block sends BEGIN "
-        "and, at its end, COMMIT; a block inside it sends SAVEPOINT, and RELEASE SAVEPOINT at its "
-        "end, or ROLLBACK TO SAVEPOINT and RELEASE when an exception leaves it, so a failed "
-        "withdrawal undoes only itself and the audit rows around it commit. But a block that "
+        "and, at its end, COMMIT; a block inside it sends SAVEPOINT \"_pg3_2\" (psycopg 3 names "
+        "it after the depth of the block), and RELEASE \"_pg3_2\" at its end, or ROLLBACK TO "
+        "\"_pg3_2\" and RELEASE when an exception leaves it, so a failed withdrawal undoes only itself and the audit rows around it commit. But a block that "
         "starts while a transaction is already open (psycopg 3 began one implicitly for an "
         "earlier conn.execute()) is a savepoint too, even the outermost one: it releases its "
         "savepoint and commits nothing. The session stays idle in transaction, a teller sees "

@@ -25,8 +25,8 @@ SCENARIO = {
         "with putconn() in the middle of a transaction, as code does when an exception skips the "
         "commit, loses its work: the pool sends ROLLBACK before it keeps the connection, and logs "
         "a warning (\"rolling back returned connection\"). That ROLLBACK is all the pool does: "
-        "unlike asyncpg's pool it sends no RESET ALL, UNLISTEN or pg_advisory_unlock_all() unless "
-        "it is given a reset= function, so a SET committed during one checkout is still in force "
+        "it sends no RESET ALL, DISCARD or pg_advisory_unlock_all() unless it is given a reset= "
+        "function, so a SET committed during one checkout is still in force "
         "in the next one, on the same backend. The pool's connections have no isolation level "
         "set (their BEGIN is plain), so every level of the run behaves the same."
     ),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from txnlab.drivers_table import probes_asyncpg, probes_psycopg, probes_psycopg2, probes_sqlalchemy
 from txnlab.drivers_table.bench import Probe
-from txnlab.drivers_table.versions import DRIVER_DISTRIBUTIONS, installed
+from txnlab.drivers_table.versions import installed
+from txnlab.runner.drivers import driver
 from txnlab.drivers_table.model import Behaviour, Driver
 
 BEHAVIOURS = (
@@ -23,12 +24,13 @@ BEHAVIOURS = (
 
 
 def drivers() -> tuple[Driver, ...]:
-    """The columns, each with the installed version of its package."""
+    """The columns, each with the installed version of its package: a driver's as its sessions
+    record it in timelines (runner.drivers), so that the table and the runs name the same version."""
     sqlalchemy = installed("SQLAlchemy")
     return (
-        Driver("psycopg2", "psycopg2", "psycopg2-binary", installed(*DRIVER_DISTRIBUTIONS["psycopg2"])),
-        Driver("psycopg", "psycopg 3", "psycopg", installed("psycopg")),
-        Driver("asyncpg", "asyncpg", "asyncpg", installed("asyncpg")),
+        Driver("psycopg2", "psycopg2", "psycopg2-binary", driver("psycopg2").version),
+        Driver("psycopg", "psycopg 3", "psycopg", driver("psycopg").version),
+        Driver("asyncpg", "asyncpg", "asyncpg", driver("asyncpg").version),
         Driver("sqlalchemy+psycopg2", "SQLAlchemy +psycopg2", "SQLAlchemy", sqlalchemy, "postgresql+psycopg2"),
         Driver("sqlalchemy+psycopg", "SQLAlchemy +psycopg", "SQLAlchemy", sqlalchemy, "postgresql+psycopg"),
         Driver("sqlalchemy+asyncpg", "SQLAlchemy +asyncpg", "SQLAlchemy", sqlalchemy, "postgresql+asyncpg"),

@@ -36,7 +36,6 @@ SCENARIO = {
     "references": [
         "https://magicstack.github.io/asyncpg/current/api/index.html#transactions",
         "https://magicstack.github.io/asyncpg/current/api/index.html#asyncpg.transaction.Transaction.commit",
-        "https://magicstack.github.io/asyncpg/current/api/index.html#module-asyncpg.exceptions",
         "https://www.postgresql.org/docs/current/sql-commit.html",
         "https://www.postgresql.org/docs/current/errcodes-appendix.html",
     ],

@@ -36,7 +36,6 @@ SCENARIO = {
     "tags": ["asyncpg", "driver", "python", "concurrency", "asyncio"],
     "references": [
         "https://magicstack.github.io/asyncpg/current/api/index.html#connection-pools",
-        "https://magicstack.github.io/asyncpg/current/faq.html",
         "https://docs.python.org/3/library/asyncio-task.html#asyncio.gather",
         "https://magicstack.github.io/asyncpg/current/api/index.html#transactions",
     ],

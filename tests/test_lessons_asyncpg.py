@@ -1,6 +1,7 @@
 """What the catalogue run of the asyncpg lessons (scenarios/asyncpg/) cannot show by itself:
-that their `sent:` expectations survive asyncpg's process-wide savepoint counter, and that
-they would catch a driver that sent something else (another spelling of the same command).
+that their `sent:` expectations (and `--repeat`'s count of distinct timelines) survive
+asyncpg's process-wide savepoint counter, and that they would catch a driver that sent
+something else (another spelling of the same command).
 """
 
 from __future__ import annotations
@@ -21,21 +22,28 @@ NESTED = LESSONS / "03-nested-transactions.py"
 SAVEPOINT_NAME = re.compile(r"__asyncpg_savepoint_[0-9a-f]+__")
 
 
-def savepoint_names(lab: Lab) -> tuple[set[str], bool]:
-    """Run the nested-transactions lesson once: the savepoint names asyncpg sent, and
-    whether the run matched the lesson's expectation."""
+def run_nested_lesson(lab: Lab) -> tuple[set[str], bool, list[tuple[object, ...]]]:
+    """Run the nested-transactions lesson once: the savepoint names asyncpg sent, whether the
+    run matched the lesson's expectation, and the run's transcript (what `--repeat` compares)."""
     scenario = load_scenario(NESTED)
     timeline = lab.run(scenario, Level.READ_COMMITTED)
     names = {name for event in timeline.events for message in event.sent for name in SAVEPOINT_NAME.findall(message)}
-    return names, check(scenario, timeline).matches_expectation
+    return names, check(scenario, timeline).matches_expectation, timeline.transcript()
 
 
 def test_nested_transaction_lesson_matches_whatever_number_asyncpg_gives_its_savepoints(lab: Lab) -> None:
-    first, first_matched = savepoint_names(lab)
-    second, second_matched = savepoint_names(lab)
+    first, first_matched, _ = run_nested_lesson(lab)
+    second, second_matched, _ = run_nested_lesson(lab)
     assert len(first) == 2 and len(second) == 2, (first, second)
     assert first.isdisjoint(second), "asyncpg's counter is process-wide: a second run gets new numbers"
     assert first_matched and second_matched
+
+
+def test_repeated_runs_differing_only_in_asyncpg_savepoint_numbers_are_one_timeline(lab: Lab) -> None:
+    first, _, first_transcript = run_nested_lesson(lab)
+    second, _, second_transcript = run_nested_lesson(lab)
+    assert first.isdisjoint(second)
+    assert first_transcript == second_transcript
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,13 @@ whether the invariants held, and so whether the anomaly happened and what stoppe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Expectation, Rows, Scenario
-from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline
+from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline, wire_text
 from txnlab.values import expected_rows_text, rows_text
 
 # SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
@@ -26,10 +25,6 @@ FAILED_STEPS = "failed steps"  # the subject of the finding on which steps faile
 # the transaction can change what a later one sees (at REPEATABLE READ and SERIALIZABLE the
 # snapshot is taken once, at the transaction's first statement).
 STATEMENT_SNAPSHOT_LEVELS = (Level.READ_UNCOMMITTED, Level.READ_COMMITTED)
-# asyncpg names a savepoint from a counter shared by the whole process (asyncpg/connection.py,
-# Connection._get_unique_id), so its number depends on what ran before: a `sent:` expectation
-# writes the name __asyncpg_savepoint_N__, and the observed number is compared as N.
-ASYNCPG_SAVEPOINT = re.compile(r"__asyncpg_savepoint_[0-9a-f]+__")
 
 
 @dataclass(frozen=True)
@@ -236,8 +231,7 @@ def _sent(timeline: Timeline, step: str) -> str:
     events = timeline.step_events(step)
     if not events:
         return "not run"
-    texts = (" ".join(m.split()) for e in events for m in e.sent)
-    return _messages(ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", text) for text in texts)
+    return _messages(wire_text(m) for e in events for m in e.sent)
 
 
 def _server_state(timeline: Timeline, step: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from txnlab.levels import Level
 from txnlab.scenario.model import Condition, Expectation, Rows, Scenario
-from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline
+from txnlab.timeline import SPEC_STOPS, ErrorInfo, Event, Outcome, Timeline, wire_text
 from txnlab.values import expected_rows_text, rows_text
 
 # SQLSTATE classes by which PostgreSQL refuses to let an anomaly through: transaction
@@ -231,7 +231,7 @@ def _sent(timeline: Timeline, step: str) -> str:
     events = timeline.step_events(step)
     if not events:
         return "not run"
-    return _messages(" ".join(m.split()) for e in events for m in e.sent)
+    return _messages(wire_text(m) for e in events for m in e.sent)
 
 
 def _server_state(timeline: Timeline, step: str) -> str:

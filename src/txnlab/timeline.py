@@ -43,6 +43,17 @@ TRANSACTION_STATUS = {0: "idle", 1: "active", 2: "in transaction", 3: "in failed
 COMMITTING = re.compile(r"^\s*(COMMIT|END|PREPARE\s+TRANSACTION)\b", re.I)
 # How the server's texts name a backend: "Process 812 waits for ShareLock on transaction 771;
 # blocked by process 815." (the deadlock DETAIL, src/backend/storage/lmgr/deadlock.c).
+# asyncpg names a savepoint from a counter shared by the whole process (asyncpg/connection.py,
+# Connection._get_unique_id): its number tells what ran before in the process, not about the run.
+ASYNCPG_SAVEPOINT = re.compile(r"__asyncpg_savepoint_[0-9a-f]+__")
+
+
+def wire_text(message: str) -> str:
+    """A message a driver sent, as runs are compared: runs of whitespace as one space, and
+    asyncpg's savepoint names as `__asyncpg_savepoint_N__` whatever their number."""
+    return ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", " ".join(message.split()))
+
+
 BACKEND_PID = re.compile(r"\b([Pp])rocess (\d+)\b")
 
 
@@ -228,7 +239,7 @@ class Event:
             self.wait_changed,
             self.notices,
             self.holds,
-            self.sent,
+            tuple(wire_text(message) for message in self.sent),
             tuple((v.label, v.state, v.locks) for v in self.server),
             self.results,
             self.notifications,

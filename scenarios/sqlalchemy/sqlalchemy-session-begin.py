@@ -6,6 +6,9 @@ form. The failing transfer is written as one real `with` block, in a generator t
 block already sent and the exception that makes the block roll back.
 """
 
+from _dialect import DRIVERS, Dialect
+
+
 class InsufficientFunds(Exception):
     """The application's own exception: SQLAlchemy rolls back for any exception, not only database errors."""
 
@@ -32,6 +35,7 @@ SCENARIO = {
         "https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#begin-once",
         "https://docs.sqlalchemy.org/en/20/orm/session_basics.html#framing-out-a-begin-commit-rollback-block",
     ],
+    "drivers": DRIVERS,
     "capture": True,
     "setup": (
         "CREATE TABLE accounts (owner text PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));\n"
@@ -106,16 +110,13 @@ def orm_models():  # type: ignore[no-untyped-def]
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    import psycopg2
-    import sqlalchemy
     from sqlalchemy.orm import sessionmaker
 
     Account = orm_models()
-    engine = sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(run.dsn))
+    dialect = Dialect(run)
+    engine = dialect.engine
     Session = sessionmaker(engine)
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        run.step(name, lambda _own_conn: function())
+    call = dialect.call
 
     def first_connect():  # type: ignore[no-untyped-def]
         with engine.connect():
@@ -160,5 +161,4 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
         run.step("observer_balances_3")
     finally:
         run.finish()
-        block.close()  # only if the run stopped inside the block: leaves it, which rolls back
-        engine.dispose()
+        dialect.close(block.close)  # only if the run stopped inside the block: leaves it, which rolls back

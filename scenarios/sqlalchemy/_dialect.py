@@ -24,6 +24,25 @@ from typing import Any
 DRIVERS = ["psycopg2", "psycopg", "asyncpg"]
 
 
+def by_driver(expectation: dict[str, Any], **differences: dict[str, Any]) -> dict[str, Any]:
+    """`expectation` (what happens on psycopg2) with an accepted alternative named after each
+    driver where something differs: `differences[driver]` gives the keys whose values differ
+    there, each replacing the expectation's, as an alternative's keys do. Found by running
+    each dialect (tests/test_sqlalchemy_dialects.py checks that the alternative named after a
+    driver is what a run on that driver matches, and that no other run matches it)."""
+    return {**expectation, "alternatives": [{"name": driver, **keys} for driver, keys in differences.items()]}
+
+
+def asyncpg_sent(sent: dict[str, list[str]], **changes: list[str]) -> dict[str, list[str]]:
+    """`sent` as SQLAlchemy's asyncpg dialect puts it on the wire: asyncpg's own Transaction
+    writes its BEGIN (with the level), COMMIT and ROLLBACK with a semicolon; `changes` replace
+    whole steps (bound parameters, say)."""
+    transaction_control = ("BEGIN", "COMMIT", "ROLLBACK")
+    ended = {step: [m + ";" if m.startswith(transaction_control) and " TO SAVEPOINT " not in m else m
+                    for m in messages] for step, messages in sent.items()}
+    return {**ended, **changes}
+
+
 class Dialect:
     """The engine of one run (`engine`), and `call` to run a declared step as SQLAlchemy code."""
 

@@ -12,7 +12,7 @@ the ORM (`orm_` steps); `observer` is a plain session in autocommit mode (like p
 each of its reads sees what is committed at that moment.
 """
 
-from _dialect import DRIVERS, Dialect
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
 
 
 SAME_AT_EVERY_LEVEL = (
@@ -21,13 +21,28 @@ SAME_AT_EVERY_LEVEL = (
     "reads sees the latest commit"
 )
 
+# What each step puts on the wire through psycopg2, which interpolates bound values into the SQL.
+SENT = {
+    "core_insert": ["BEGIN", "INSERT INTO notes VALUES (1, 'committed')"],
+    "core_commit": ["COMMIT"],
+    "core_insert_forgotten": ["BEGIN", "INSERT INTO notes VALUES (2, 'never committed')"],
+    "core_close": ["ROLLBACK"],
+    "orm_add": [],
+    "orm_commit": ["BEGIN", "INSERT INTO notes (id, body) VALUES (3, 'committed')", "COMMIT"],
+    "orm_add_flush": ["BEGIN", "INSERT INTO notes (id, body) VALUES (4, 'never committed')"],
+    "orm_close": ["ROLLBACK"],
+}
+# psycopg 3 and asyncpg send the ORM's INSERT with bound parameters ($1), typed by SQLAlchemy.
+ORM_INSERT = "INSERT INTO notes (id, body) VALUES ($1::INTEGER, $2::VARCHAR)"
+SENT_PSYCOPG = {**SENT, "orm_commit": ["BEGIN", ORM_INSERT, "COMMIT"], "orm_add_flush": ["BEGIN", ORM_INSERT]}
+
 SCENARIO = {
     "name": "sqlalchemy-autobegin",
     "title": "SQLAlchemy 2 commit as you go: the first execute begins, close() without commit() rolls back",
     "summary": (
         "SQLAlchemy 2 has no library-level autocommit: a Connection from engine.connect() and an "
         "ORM Session both begin a transaction by themselves (autobegin) and keep it open until "
-        "commit(), rollback() or close(). Here a Connection inserts a note: psycopg2 sends BEGIN "
+        "commit(), rollback() or close(). Here a Connection inserts a note: the driver sends BEGIN "
         "just before the INSERT, and the observer cannot see the note until conn.commit() sends "
         "COMMIT. The next execute begins a new transaction; the note inserted there is never "
         "committed, and conn.close() sends ROLLBACK as the connection goes back to the pool. "
@@ -49,12 +64,13 @@ SCENARIO = {
     "steps": [
         {"name": "core_connect", "session": "app",
          "sql": "conn = engine.connect(); return conn.in_transaction()",
-         "narration": "The engine's first connection: psycopg2 connects and SQLAlchemy's dialect runs its "
-                      "one-time queries (hstore, version, schema, isolation level), each batch in a "
+         "narration": "The engine's first connection: the driver connects and SQLAlchemy's dialect runs its "
+                      "one-time queries (version, schema, isolation level; hstore's type, except with "
+                      "asyncpg), each batch in a "
                       "transaction it rolls back. No transaction is open afterwards."},
         {"name": "core_insert", "session": "app",
          "sql": "conn.execute(text(\"INSERT INTO notes VALUES (1, 'committed')\")); return conn.in_transaction()",
-         "narration": "The first execute begins a transaction (autobegin): psycopg2 sends BEGIN right before the INSERT."},
+         "narration": "The first execute begins a transaction (autobegin): the driver sends BEGIN right before the INSERT (asyncpg: `BEGIN;`, from its own Transaction)."},
         {"name": "observer_count_1", "session": "observer", "sql": "SELECT count(*) FROM notes",
          "narration": "The note is not committed, so nobody else sees it."},
         {"name": "core_commit", "session": "app",
@@ -86,7 +102,8 @@ SCENARIO = {
         "only_committed_notes_survive": "SELECT array_agg(id ORDER BY id) = '{1,3}' FROM notes",
     },
     "expect": {
-        "all": {
+        "all": by_driver({
+            "sent": SENT,
             "rows": {
                 "core_connect": [[False]],
                 "core_insert": [[True]],
@@ -102,7 +119,7 @@ SCENARIO = {
             },
             "invariants": {"only_committed_notes_survive": True},
             "note": SAME_AT_EVERY_LEVEL,
-        },
+        }, psycopg={"sent": SENT_PSYCOPG}, asyncpg={"sent": asyncpg_sent(SENT_PSYCOPG)}),
     },
 }
 

@@ -1,9 +1,11 @@
 """isolation_level in SQLAlchemy 2: on the engine, per connection, and "AUTOCOMMIT".
 
 The psycopg2 lesson "set_session(isolation_level=...) decides what BEGIN says" one layer
-up. SQLAlchemy's psycopg2 dialect sends no SQL to set a level: it calls psycopg2's
-set_isolation_level(), and psycopg2 then writes the level into each BEGIN, or, for
-AUTOCOMMIT, sends no BEGIN at all. The timeline shows the BEGINs that result and what a
+up. No dialect sends SQL to set a level: SQLAlchemy sets it on the driver (psycopg2's
+set_isolation_level(), psycopg 3's isolation_level and autocommit attributes, the level
+its asyncpg adapter gives asyncpg's Transaction), and the driver writes it into each BEGIN,
+or, for AUTOCOMMIT, sends no BEGIN at all. Leaving AUTOCOMMIT, only psycopg2 sends
+something (SET default_transaction_isolation TO DEFAULT). The timeline shows the BEGINs that result and what a
 REPEATABLE READ and a READ COMMITTED reader see of a deposit committed between their two
 reads.
 
@@ -14,25 +16,39 @@ and `writer` (with asyncpg, on its one event loop); `dba` is pinned to psycopg2,
 the run's driver, because its step reads the server with a psycopg2 cursor.
 """
 
-from _dialect import DRIVERS, Dialect
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
 
 BALANCE = "SELECT balance FROM accounts WHERE id = 1"
 STATES = "SELECT pid, state FROM pg_stat_activity WHERE pid = ANY(%s)"
+
+# What each step puts on the wire through psycopg2 (psycopg 3 sends the same; asyncpg's
+# Transaction ends BEGIN and ROLLBACK with a semicolon).
+SENT = {
+    "rr_read_1": ["BEGIN ISOLATION LEVEL REPEATABLE READ", BALANCE],
+    "rc_read_1": ["BEGIN ISOLATION LEVEL READ COMMITTED", BALANCE],
+    "writer_deposit": ["UPDATE accounts SET balance = balance + 50 WHERE id = 1"],
+    "rr_read_2": [BALANCE],
+    "rc_read_2": [BALANCE],
+    "rr_close": ["ROLLBACK"],
+    "rc_close": ["ROLLBACK"],
+    "writer_close": ["SET default_transaction_isolation TO DEFAULT"],
+}
+SENT_PSYCOPG = {**SENT, "writer_close": []}
 
 SCENARIO = {
     "name": "sqlalchemy-isolation-level",
     "title": "SQLAlchemy 2 isolation_level: engine-wide, per connection, and AUTOCOMMIT",
     "summary": (
         "One engine created with isolation_level='REPEATABLE READ', and three connections from it. "
-        "The first keeps the engine's level: psycopg2 sends BEGIN ISOLATION LEVEL REPEATABLE READ "
+        "The first keeps the engine's level: the driver sends BEGIN ISOLATION LEVEL REPEATABLE READ "
         "before its first SELECT. The second asks for execution_options(isolation_level='READ "
         "COMMITTED') and gets BEGIN ISOLATION LEVEL READ COMMITTED. The third asks for 'AUTOCOMMIT' "
-        "and deposits 50 inside `with conn.begin():`, yet psycopg2 sends neither BEGIN nor COMMIT: "
+        "and deposits 50 inside `with conn.begin():`, yet no driver sends BEGIN or COMMIT: "
         "the UPDATE commits on its own, and the server shows that connection idle, not idle in "
         "transaction like the two readers. Read again, the REPEATABLE READ reader still sees 100 "
         "(its snapshot is from its first read), the READ COMMITTED reader sees 150. On close, each "
         "per-connection level is reverted before the connection goes back to the pool; for the "
-        "AUTOCOMMIT one psycopg2 sends SET default_transaction_isolation TO DEFAULT."
+        "AUTOCOMMIT one psycopg2 (alone) sends SET default_transaction_isolation TO DEFAULT."
     ),
     "tags": ["sqlalchemy", "driver", "python", "isolation-level"],
     "references": [
@@ -48,9 +64,9 @@ SCENARIO = {
     "steps": [
         {"name": "rr_first_connect", "session": "app",
          "sql": "engine = create_engine(..., isolation_level='REPEATABLE READ'); with engine.connect(): pass",
-         "narration": "The engine's first connection and the dialect's one-time queries: the hstore lookup "
-                      "runs before the engine's level is set (plain BEGIN), the rest already inside BEGIN "
-                      "ISOLATION LEVEL REPEATABLE READ. Every new DBAPI connection gets the engine's level."},
+         "narration": "The engine's first connection and the dialect's one-time queries, inside BEGIN "
+                      "ISOLATION LEVEL REPEATABLE READ (psycopg2 looks up hstore's type first, before the "
+                      "engine's level is set: plain BEGIN). Every new DBAPI connection gets the engine's level."},
         {"name": "rr_read_1", "session": "app",
          "sql": f"rr = engine.connect(); rr.execute(text('{BALANCE}')).scalar_one()",
          "narration": "The engine's level: BEGIN ISOLATION LEVEL REPEATABLE READ. The snapshot is taken "
@@ -62,7 +78,7 @@ SCENARIO = {
         {"name": "writer_deposit", "session": "app",
          "sql": ("writer = engine.connect().execution_options(isolation_level='AUTOCOMMIT'); "
                  "with writer.begin(): writer.execute(text('UPDATE accounts SET balance = balance + 50 WHERE id = 1'))"),
-         "narration": "AUTOCOMMIT is psycopg2's autocommit mode: no BEGIN, no COMMIT, even inside "
+         "narration": "AUTOCOMMIT is the driver's autocommit mode: no BEGIN, no COMMIT, even inside "
                       "`with writer.begin():`. The UPDATE is committed as soon as it ends."},
         {"name": "dba_states", "session": "dba",
          "sql": f"{STATES}  -- the backend pids of rr, rc and writer",
@@ -75,14 +91,15 @@ SCENARIO = {
         {"name": "rr_close", "session": "app", "sql": "rr.close()",
          "narration": "ROLLBACK ends the reader's transaction (it wrote nothing)."},
         {"name": "rc_close", "session": "app", "sql": "rc.close()",
-         "narration": "ROLLBACK; the connection's level goes back to the engine's (in psycopg2, without "
-                      "sending anything)."},
+         "narration": "ROLLBACK; the connection's level goes back to the engine's, without sending anything."},
         {"name": "writer_close", "session": "app", "sql": "writer.close()",
          "narration": "Nothing to roll back. SQLAlchemy reverts the connection to the engine's level; "
-                      "leaving autocommit mode, psycopg2 resets the server's session default."},
+                      "leaving autocommit mode, psycopg2 resets the server's session default (SET "
+                      "default_transaction_isolation TO DEFAULT); psycopg 3 and asyncpg send nothing."},
     ],
     "expect": {
-        "all": {
+        "all": by_driver({
+            "sent": SENT,
             "rows": {
                 "rr_read_1": [[100]],
                 "rc_read_1": [[100]],
@@ -96,7 +113,7 @@ SCENARIO = {
                 "READ COMMITTED and AUTOCOMMIT) applied to connections the scenario opens itself, so the "
                 "run's level changes nothing; the dba session only reads pg_stat_activity"
             ),
-        },
+        }, psycopg={"sent": SENT_PSYCOPG}, asyncpg={"sent": asyncpg_sent(SENT_PSYCOPG)}),
     },
 }
 

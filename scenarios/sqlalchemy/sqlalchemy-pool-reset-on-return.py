@@ -12,19 +12,27 @@ connection is returned to the pool"). The pool's `reset` event reports which of 
 happened; each returning step gives what it reported.
 
 The pool's connection is registered with run.watch() so that the teller's wait for it is
-detected. The pool has a single connection, so both parts use the same backend. (As of
-this writing, txnlab leaves a watched connection out of the captured views: the app's
-steps show no "sent" line and no server line for the pool's connection, although it
-does send BEGIN, the UPDATE and ROLLBACK. The evidence here is the pool's reset event
-and the moment the teller's UPDATE completes.)
+detected. The pool has a single connection, so both parts use the same backend; `capture:
+true` records what it sends, the ROLLBACK of each return to the pool included (asyncpg's own
+Transaction writes it `ROLLBACK;`).
 """
 
-from _dialect import DRIVERS, Dialect
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
 
 
 UPDATE = "UPDATE accounts SET balance = balance - 30 WHERE id = 1"
 POOL_ROLLED_BACK = "the pool rolled back (reset on return)"
 CONNECTION_ROLLED_BACK = "Connection.close() rolled back; the pool skipped its reset"
+
+# What the pool's connection sends for each step, on psycopg2 and psycopg 3 alike.
+SENT = {
+    "app_checkout": [],
+    "app_update": ["BEGIN", UPDATE],
+    "app_return": ["ROLLBACK"],
+    "app_connect": [],
+    "app_update_again": ["BEGIN", UPDATE],
+    "app_close": ["ROLLBACK"],
+}
 
 SCENARIO = {
     "name": "sqlalchemy-pool-reset-on-return",
@@ -85,7 +93,8 @@ SCENARIO = {
         "forgotten_updates_undone": "SELECT balance = 200 FROM accounts WHERE id = 1",
     },
     "expect": {
-        "all": {
+        "all": by_driver({
+            "sent": SENT,
             "blocked": ["teller_deposit", "teller_deposit_again"],
             "rows": {
                 "app_update": [[1]],
@@ -99,7 +108,7 @@ SCENARIO = {
                 "level; the teller does run at the run's level, and since the transaction it waited for "
                 "rolled back, its UPDATE proceeds at every level, with no serialization failure"
             ),
-        },
+        }, asyncpg={"sent": asyncpg_sent(SENT)}),
     },
 }
 

@@ -3,8 +3,8 @@
 The same import of three users runs twice. First on a Core Connection with no savepoint,
 as many applications write it: catch the IntegrityError of the duplicate and go on. In
 PostgreSQL that does not work: after an error the whole transaction is aborted, every
-later statement fails with 25P02, and the final COMMIT is turned into a rollback (psycopg2
-and SQLAlchemy report no error for it). Then with an ORM Session that wraps each row in
+later statement fails with 25P02, and the final COMMIT is turned into a rollback (no
+dialect reports an error for it: psycopg2, psycopg 3 and asyncpg alike). Then with an ORM Session that wraps each row in
 `with session.begin_nested():`, the pattern SQLAlchemy's documentation gives for exactly
 this case: the duplicate's INSERT is rolled back to its SAVEPOINT and the rest commits.
 
@@ -12,7 +12,7 @@ The application catches the exceptions itself, as the real code would, and each 
 returns what it caught: the exception class and the SQLSTATE it carries.
 """
 
-from _dialect import DRIVERS, Dialect
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
 
 
 USERS = "SELECT email FROM users ORDER BY email"
@@ -36,6 +36,31 @@ ROWS = {
     "observer_users_3": [["alice@example.com"], ["bob@example.com"], ["carol@example.com"]],
 }
 
+
+INSERT = "INSERT INTO users VALUES ({}, {})"
+ORM_INSERT = "INSERT INTO users (email, name) VALUES ({}, {})"
+# What each step puts on the wire through psycopg2, which interpolates the ORM's values.
+SENT = {
+    "careless_bob": ["BEGIN", INSERT.format("'bob@example.com'", "'Bob'")],
+    "careless_alice": [INSERT.format("'alice@example.com'", "'Alice'")],
+    "careless_carol": [INSERT.format("'carol@example.com'", "'Carol'")],
+    "careless_commit": ["COMMIT"],
+    "importer_bob": ["BEGIN", "SAVEPOINT sa_savepoint_1", ORM_INSERT.format("'bob@example.com'", "'Bob'"),
+                     "RELEASE SAVEPOINT sa_savepoint_1"],
+    "importer_alice": ["SAVEPOINT sa_savepoint_2", ORM_INSERT.format("'alice@example.com'", "'Alice'"),
+                       "ROLLBACK TO SAVEPOINT sa_savepoint_2"],
+    "importer_carol": ["SAVEPOINT sa_savepoint_3", ORM_INSERT.format("'carol@example.com'", "'Carol'"),
+                       "RELEASE SAVEPOINT sa_savepoint_3"],
+    "importer_commit": ["COMMIT"],
+}
+# psycopg 3 and asyncpg bind the ORM's values ($1, typed by SQLAlchemy).
+BOUND = ORM_INSERT.format("$1::VARCHAR", "$2::VARCHAR")
+SENT_BOUND = {
+    **SENT,
+    "importer_bob": ["BEGIN", "SAVEPOINT sa_savepoint_1", BOUND, "RELEASE SAVEPOINT sa_savepoint_1"],
+    "importer_alice": ["SAVEPOINT sa_savepoint_2", BOUND, "ROLLBACK TO SAVEPOINT sa_savepoint_2"],
+    "importer_carol": ["SAVEPOINT sa_savepoint_3", BOUND, "RELEASE SAVEPOINT sa_savepoint_3"],
+}
 
 SCENARIO = {
     "name": "sqlalchemy-savepoint",
@@ -78,7 +103,9 @@ SCENARIO = {
         {"name": "careless_carol", "session": "app",
          "sql": ("try: conn.execute(text(\"INSERT INTO users VALUES ('carol@example.com', 'Carol')\")) "
                  "except DBAPIError as exc: return caught(exc)"),
-         "narration": "Every statement after the error fails with 25P02 until the transaction ends."},
+         "narration": "Every statement after the error fails with 25P02 until the transaction ends. "
+                      "psycopg2 and psycopg 3 raise InternalError; SQLAlchemy's asyncpg adapter a plain "
+                      "DBAPIError, so `except InternalError` would not catch it there."},
         {"name": "careless_commit", "session": "app", "sql": "conn.commit(); conn.close()",
          "narration": "COMMIT goes out and commit() returns without an error, but a failed transaction "
                       "cannot commit: PostgreSQL ends it with a rollback."},
@@ -111,19 +138,20 @@ SCENARIO = {
         ),
     },
     "expect": {
-        "all": {
+        # SQLAlchemy's asyncpg adapter maps asyncpg's InFailedSQLTransactionError to no DBAPI
+        # subclass: the application catches a plain DBAPIError (psycopg2 and psycopg: InternalError).
+        "all": by_driver({
+            "sent": SENT,
             "rows": ROWS,
             "invariants": {"import_kept_the_good_rows": True},
-            # SQLAlchemy's asyncpg adapter maps asyncpg's InFailedSQLTransactionError to no DBAPI
-            # subclass: the application catches a plain DBAPIError (psycopg2 and psycopg: InternalError).
-            "alternatives": [{"name": "asyncpg", "rows": {**ROWS, "careless_carol": [["DBAPIError 25P02"]]},
-                              "invariants": {"import_kept_the_good_rows": True}}],
             "note": (
                 "the engine sets no isolation_level, so both imports run at the server default "
                 "(READ COMMITTED) whatever the run's level; an error aborts a PostgreSQL transaction "
                 "at every level, and the observer autocommits"
             ),
-        },
+        }, psycopg={"sent": SENT_BOUND}, asyncpg={
+            "sent": asyncpg_sent(SENT_BOUND), "rows": {**ROWS, "careless_carol": [["DBAPIError 25P02"]]},
+        }),
     },
 }
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import asyncpg
 import psycopg2
 import psycopg2.extensions
 import pytest
@@ -518,3 +519,12 @@ def test_an_idle_session_the_server_terminated_is_broken_not_closed(
     result = session.execute("SELECT 1")
     assert result.error is not None and result.transaction_status == "closed"
     assert (session.broken, session.closed) == (True, False)
+
+
+def test_a_python_step_records_asyncpgs_own_view_of_the_transaction(session: AsyncpgSession) -> None:
+    async def open_transaction(conn: asyncpg.Connection) -> None:
+        await conn.execute("BEGIN")
+
+    assert session.call(lambda conn: None).driver_status == "is_in_transaction() = False"
+    assert session.call(open_transaction).driver_status == "is_in_transaction() = True"
+    session.call(lambda conn: conn.execute("ROLLBACK"))

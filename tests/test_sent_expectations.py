@@ -83,3 +83,12 @@ def test_show_states_what_each_step_sends_and_the_servers_view(cli, tmp_path: Pa
     out = " ".join(out.split())  # wrapped to the terminal's width
     assert "app_select sends: BEGIN ISOLATION LEVEL READ COMMITTED | SELECT count(*) FROM t" in out
     assert "the server shows app_select's session idle in transaction" in out
+
+
+@pytest.mark.parametrize(("driver", "view"), [("psycopg2", "INTRANS"), ("psycopg", "INTRANS"),
+                                              ("asyncpg", "is_in_transaction() = True")])
+def test_a_capture_timeline_shows_the_drivers_own_view_beside_the_servers(
+        cli, tmp_path: Path, driver: str, view: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("run", str(scenario_file(tmp_path, IMPLICIT_BEGIN)), "--level", "rc", "--driver", driver)
+    assert code == (1 if driver == "asyncpg" else 0)  # asyncpg's BEGIN and COMMIT end with ';': not what `sent:` says
+    assert f"driver: {view}" in out and "server: idle in transaction" in out

@@ -243,10 +243,23 @@ def error_lines(event: Event) -> list[str]:
     return lines
 
 
+def driver_status_phrase(status: str) -> str:
+    """The driver's own view of the transaction, short enough for a timeline cell: the
+    constant's name without its namespace (`INTRANS` for psycopg2's TRANSACTION_STATUS_INTRANS
+    and psycopg 3's TransactionStatus.INTRANS: the drivers line names the driver); asyncpg's
+    `is_in_transaction() = True` as it is."""
+    if " " in status:
+        return status
+    return status.rpartition(".")[2].removeprefix("TRANSACTION_STATUS_")
+
+
 def driver_lines(event: Event) -> list[str]:
-    """For capture scenarios: what the driver sent, and the server's view afterwards; for a
-    step a `holds:` expectation names, the locks its session held right after it."""
-    lines = [f"sent: {' ; '.join(' '.join(m.split()) for m in event.sent)}"] if event.sent else []
+    """For capture scenarios: what the driver sent, the driver's own view of the transaction
+    and the server's view afterwards; for a step a `holds:` expectation names, the locks its
+    session held right after it."""
+    lines = [f"sent: {' · '.join(' '.join(m.split()) for m in event.sent)}"] if event.sent else []
+    if event.server and event.driver_status:
+        lines.append(f"driver: {driver_status_phrase(event.driver_status)}")
     if event.holds is not None:
         lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
     for view in event.server:

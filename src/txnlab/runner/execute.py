@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from txnlab.errors import ScenarioError, ServerError, TxnlabError
 from txnlab.runner.names import unqualified
 from txnlab.scenario.model import Scenario
 from txnlab.timeline import ErrorInfo
+from txnlab.values import PYTHON, python_value
 
 INSUFFICIENT_PRIVILEGE = "42501"
 QUOTED_NAME = re.compile(r'"([^"]+)"')  # what a server message names: relation "t", parameter "x"
@@ -101,6 +103,21 @@ def error_info(exc: BaseException) -> ErrorInfo:
         exception=exception, message=diag.message_primary or first,
         sqlstate=error.pgcode if isinstance(error, psycopg2.Error) else error.sqlstate,
         detail=diag.message_detail, hint=diag.message_hint, context=diag.context,
+    )
+
+
+def python_step_result(
+    started: float, value: Any, error: ErrorInfo | None, *, transaction_status: str, driver_status: str,
+    notices: tuple[str, ...],
+) -> StepResult:
+    """A Python step's result, whatever its driver: the value its function returned as one cell
+    of data (see `python_value`; none for None), or the error it raised; `started` and the end
+    are perf_counter seconds; the statuses and notices are read from the session right after."""
+    rows = ((python_value(value),),) if value is not None else None
+    return StepResult(
+        started=started, ended=time.perf_counter(), columns=("result",) if rows else None, rows=rows,
+        column_types=(PYTHON,) if rows else None, error=error, transaction_status=transaction_status,
+        notices=notices, driver_status=driver_status,
     )
 
 

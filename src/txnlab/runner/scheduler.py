@@ -404,23 +404,27 @@ class Scheduler:
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
             status=result.status, driver_sent_nothing=result.driver_sent_nothing,
             column_origins=result.column_origins, driver_status=result.driver_status,
+            backend=flight.watched_pid,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,
-                ended: float, **details: Any) -> None:
+                ended: float, backend: int = 0, **details: Any) -> None:
+        """Record an event; its captured views (`sent`, `server`, `holds`) are those of
+        `backend`, the connection the step ran on (another session's, for a Python step run
+        `on=` it), by default the session's own."""
         if details.get("error") is not None:
             details["error"] = readable_error(details["error"], self.schema, self._backends())
         if details.get("notices"):
             details["notices"] = tuple(unqualified(n, self.schema) for n in details["notices"])
         if self.observer is not None and session in self.sessions:
-            pid = self.sessions[session].pid
+            pid = backend or self.sessions[session].pid
             session_pids = [w.pid for w in self.sessions.values()]
             details["sent"] = self.observer.sent(pid, session_pids)
             details["server"] = self.observer.server_view(
                 pid, [*session_pids, *self.lab_pids], self.extra_connections
             )
         if step in self.locks_after and outcome is not Outcome.BLOCKED and session in self.sessions:
-            details["holds"] = held_locks(self.monitor, self.sessions[session].pid, self.schema)
+            details["holds"] = held_locks(self.monitor, backend or self.sessions[session].pid, self.schema)
         self.events.append(
             Event(seq=len(self.events) + 1, session=session, step=step, sql=sql, outcome=outcome,
                   started=started, ended=ended, **details)

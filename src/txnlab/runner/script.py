@@ -68,14 +68,17 @@ class ScriptedRun:
         """Run `function(connection)` on the session's thread; its return value is the step's result.
 
         The session's thread is the step's thread; the connection it is given is the session's
-        own (its driver's connection object), or `on`, a psycopg2 connection (another
-        session's, a pool's). Lock waits of `on` count as this step's waits, so pass it for
-        another session's connection, or one registered with `watch`.
+        own (its driver's connection object), or `on`: another session's (of any driver), or a
+        psycopg2 connection the scenario opened (a pool's). Lock waits of `on` count as this
+        step's waits, so pass it for another session's connection, or one registered with
+        `watch`; the step's captured views (`sent`, the server's, `holds`) are `on`'s too.
         """
         worker = self._scheduler.sessions[session]
-        own = worker.session
-        if on is None or on is own.connection:
-            job, watched = partial(own.call, function), worker.pid
+        owner = worker if on is None else next(
+            (w for w in self._scheduler.sessions.values() if w.session.connection is on), None
+        )
+        if owner is not None:  # a session's connection, through its own driver (psycopg 3's too)
+            job, watched = partial(owner.session.call, function), owner.pid
         else:
             job, watched = partial(call_psycopg2, on, function), (worker.pid if on.closed else on.get_backend_pid())
         self._relay.perform(self._scheduler.call, session, name, description, job, watched)

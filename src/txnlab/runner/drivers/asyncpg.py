@@ -32,14 +32,13 @@ from txnlab.levels import Level
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.execute import (
     COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
-    position_line,
-    sql_failure,
+    position_line, python_step_result, sql_failure,
 )
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.scenario.model import Scenario, SessionSpec
 from txnlab.server.connect import CONNECT_DEADLINE_SECONDS
 from txnlab.timeline import ErrorInfo
-from txnlab.values import PYTHON, python_value, quoted
+from txnlab.values import quoted
 
 T = TypeVar("T")
 
@@ -367,6 +366,7 @@ class AsyncpgSession(DriverSession):
             rowcount=int(counted.group(2)) if counted else None,
             error=error,
             transaction_status=self.transaction_status(),
+            driver_status=self.driver_status(),
             notices=self._take_notices(),
             styles=self.styles() if not self.conn.is_closed() else None,
             status=status,
@@ -430,16 +430,9 @@ class AsyncpgSession(DriverSession):
         except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
             error = self.error_info(exc)
             self._after_error(exc)
-        rows = ((python_value(_records_as_dicts(value)),),) if value is not None else None
-        return StepResult(
-            started=started,
-            ended=time.perf_counter(),
-            columns=("result",) if rows else None,
-            rows=rows,
-            column_types=(PYTHON,) if rows else None,
-            error=error,
-            transaction_status=self.transaction_status(),
-            notices=self._take_notices(),
+        return python_step_result(
+            started, _records_as_dicts(value), error, transaction_status=self.transaction_status(),
+            driver_status=self.driver_status(), notices=self._take_notices(),
         )
 
     def _after_error(self, exc: BaseException) -> None:

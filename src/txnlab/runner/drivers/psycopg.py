@@ -28,20 +28,12 @@ from txnlab.redaction import describe_dsn
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.runner.execute import (
-    COMMITS,
-    DRIVER_COMMANDS,
-    LOST_CONNECTION_CLASSES,
-    StepResult,
-    Styles,
-    commit_reply,
-    connection_lost,
-    error_info,
-    scenario_sql_failure,
+    COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
+    error_info, python_step_result, scenario_sql_failure,
 )
 from txnlab.scenario.model import Scenario, SessionSpec
 from txnlab.server.connect import first_line
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
-from txnlab.values import PYTHON, python_value
 
 # libpq's default verbosity shows these fields of a notice after its severity and primary
 # message (fe-protocol3.c, pqBuildErrorMessage3; CONTEXT only for errors): the same text
@@ -196,11 +188,9 @@ class PsycopgSession(DriverSession):
             value = function(self._conn)
         except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
             error = error_info(exc)
-        rows = ((python_value(value),),) if value is not None else None
-        return StepResult(
-            started=started, ended=time.perf_counter(), columns=("result",) if rows else None, rows=rows,
-            column_types=(PYTHON,) if rows else None, error=error, transaction_status=self.transaction_status(),
-            notices=self._take_notices(), driver_status=self.driver_status(),
+        return python_step_result(
+            started, value, error, transaction_status=self.transaction_status(),
+            driver_status=self.driver_status(), notices=self._take_notices(),
         )
 
     def finish(self, scenario: Scenario, spec: SessionSpec) -> None:

@@ -19,20 +19,12 @@ from txnlab.levels import Level
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.runner.execute import (
-    COMMITS,
-    DRIVER_COMMANDS,
-    StepResult,
-    Styles,
-    commit_reply,
-    error_info,
-    guarded,
-    lost_connection,
-    scenario_sql_failure,
+    COMMITS, DRIVER_COMMANDS, StepResult, Styles, commit_reply, error_info, guarded, lost_connection,
+    python_step_result, scenario_sql_failure,
 )
 from txnlab.scenario.model import Scenario, SessionSpec
 from txnlab.server.connect import connect
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
-from txnlab.values import PYTHON, python_value
 
 # psycopg2's names for libpq's transaction status (psycopg2.extensions.TRANSACTION_STATUS_*)
 STATUS_NAMES = {
@@ -152,17 +144,9 @@ def call(conn: psycopg2.extensions.connection, function: Callable[[Any], Any]) -
         value = function(conn)
     except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
         error = error_info(exc)
-    rows = ((python_value(value),),) if value is not None else None
-    return StepResult(
-        started=started,
-        ended=time.perf_counter(),
-        columns=("result",) if rows else None,
-        rows=rows,
-        column_types=(PYTHON,) if rows else None,
-        error=error,
-        transaction_status=transaction_status(conn),
+    return python_step_result(
+        started, value, error, transaction_status=transaction_status(conn), driver_status=driver_status(conn),
         notices=take_notices(conn) if not conn.closed else (),
-        driver_status=driver_status(conn),
     )
 
 

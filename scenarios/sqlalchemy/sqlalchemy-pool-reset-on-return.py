@@ -12,16 +12,27 @@ connection is returned to the pool"). The pool's `reset` event reports which of 
 happened; each returning step gives what it reported.
 
 The pool's connection is registered with run.watch() so that the teller's wait for it is
-detected. The pool has a single connection, so both parts use the same backend. (As of
-this writing, txnlab leaves a watched connection out of the captured views: the app's
-steps show no "sent" line and no server line for the pool's connection, although it
-does send BEGIN, the UPDATE and ROLLBACK. The evidence here is the pool's reset event
-and the moment the teller's UPDATE completes.)
+detected. The pool has a single connection, so both parts use the same backend; `capture:
+true` records what it sends, the ROLLBACK of each return to the pool included (asyncpg's own
+Transaction writes it `ROLLBACK;`).
 """
+
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
+
 
 UPDATE = "UPDATE accounts SET balance = balance - 30 WHERE id = 1"
 POOL_ROLLED_BACK = "the pool rolled back (reset on return)"
 CONNECTION_ROLLED_BACK = "Connection.close() rolled back; the pool skipped its reset"
+
+# What the pool's connection sends for each step, on psycopg2 and psycopg 3 alike.
+SENT = {
+    "app_checkout": [],
+    "app_update": ["BEGIN", UPDATE],
+    "app_return": ["ROLLBACK"],
+    "app_connect": [],
+    "app_update_again": ["BEGIN", UPDATE],
+    "app_close": ["ROLLBACK"],
+}
 
 SCENARIO = {
     "name": "sqlalchemy-pool-reset-on-return",
@@ -45,6 +56,7 @@ SCENARIO = {
         "https://docs.sqlalchemy.org/en/20/core/connections.html#sqlalchemy.engine.Connection.close",
         "https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ",
     ],
+    "drivers": DRIVERS,
     "capture": True,
     "setup": "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);\nINSERT INTO accounts VALUES (1, 100);",
     "sessions": {"app": {}, "teller": {}},
@@ -56,7 +68,8 @@ SCENARIO = {
          "narration": "A DBAPI connection checked out of the pool, as code that uses the driver directly does."},
         {"name": "app_update", "session": "app",
          "sql": f"cur = raw.cursor(); cur.execute('{UPDATE}'); return cur.rowcount",
-         "narration": "psycopg2 begins a transaction; the UPDATE takes the row lock."},
+         "narration": "The DBAPI connection begins a transaction (psycopg2 and psycopg by themselves, asyncpg through "
+                      "SQLAlchemy's DBAPI adapter); the UPDATE takes the row lock."},
         {"name": "teller_deposit", "session": "teller",
          "sql": "UPDATE accounts SET balance = balance + 50 WHERE id = 1",
          "narration": "The teller's deposit waits for the row lock held by the pool's connection."},
@@ -80,7 +93,8 @@ SCENARIO = {
         "forgotten_updates_undone": "SELECT balance = 200 FROM accounts WHERE id = 1",
     },
     "expect": {
-        "all": {
+        "all": by_driver({
+            "sent": SENT,
             "blocked": ["teller_deposit", "teller_deposit_again"],
             "rows": {
                 "app_update": [[1]],
@@ -94,18 +108,15 @@ SCENARIO = {
                 "level; the teller does run at the run's level, and since the transaction it waited for "
                 "rolled back, its UPDATE proceeds at every level, with no serialization failure"
             ),
-        },
+        }, asyncpg={"sent": asyncpg_sent(SENT)}),
     },
 }
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    import psycopg2  # imported here: loading the catalogue need not import SQLAlchemy
-    import sqlalchemy
-    from sqlalchemy import event, text
+    from sqlalchemy import event, text  # imported here: loading the catalogue need not import SQLAlchemy
 
-    engine = sqlalchemy.create_engine(
-        "postgresql+psycopg2://", creator=lambda: psycopg2.connect(run.dsn), pool_size=1, max_overflow=0
-    )
+    dialect = Dialect(run, pool_size=1, max_overflow=0)
+    engine = dialect.engine
     resets = []  # what the pool's reset event reported, one entry per return to the pool
 
     @event.listens_for(engine, "reset")
@@ -114,8 +125,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
 
     held = {}  # the pooled connection or the Connection the application holds
 
-    def call(name, function):  # type: ignore[no-untyped-def]
-        run.step(name, lambda _own_conn: function())
+    call = dialect.call
 
     def first_connect():  # type: ignore[no-untyped-def]
         with engine.connect():
@@ -143,7 +153,7 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
     try:
         call("app_first_connect", first_connect)
         call("app_checkout", checkout)
-        run.watch("pool", held["raw"].dbapi_connection)  # the teller will wait for this backend
+        run.watch("pool", held["raw"].driver_connection)  # the teller will wait for this backend
         call("app_update", raw_update)
         run.step("teller_deposit")
         call("app_return", give_back("raw"))
@@ -155,6 +165,4 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
         run.step("teller_commit_again")
     finally:
         run.finish()
-        for thing in held.values():  # only if the run stopped early
-            thing.close()
-        engine.dispose()
+        dialect.close(*(thing.close for thing in held.values()))  # only if the run stopped early

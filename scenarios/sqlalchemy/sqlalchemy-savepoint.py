@@ -3,8 +3,8 @@
 The same import of three users runs twice. First on a Core Connection with no savepoint,
 as many applications write it: catch the IntegrityError of the duplicate and go on. In
 PostgreSQL that does not work: after an error the whole transaction is aborted, every
-later statement fails with 25P02, and the final COMMIT is turned into a rollback (psycopg2
-and SQLAlchemy report no error for it). Then with an ORM Session that wraps each row in
+later statement fails with 25P02, and the final COMMIT is turned into a rollback (no
+dialect reports an error for it: psycopg2, psycopg 3 and asyncpg alike). Then with an ORM Session that wraps each row in
 `with session.begin_nested():`, the pattern SQLAlchemy's documentation gives for exactly
 this case: the duplicate's INSERT is rolled back to its SAVEPOINT and the rest commits.
 
@@ -12,13 +12,55 @@ The application catches the exceptions itself, as the real code would, and each 
 returns what it caught: the exception class and the SQLSTATE it carries.
 """
 
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
+
+
 USERS = "SELECT email FROM users ORDER BY email"
 
 
 def caught(error) -> str:  # type: ignore[no-untyped-def]
     """What the application sees: SQLAlchemy's exception class, and the driver's SQLSTATE inside it."""
-    return f"{type(error).__name__} {error.orig.pgcode}"
+    sqlstate = getattr(error.orig, "pgcode", None) or error.orig.sqlstate  # psycopg2 and asyncpg's adapter; psycopg 3
+    return f"{type(error).__name__} {sqlstate}"
 
+
+ROWS = {
+    "careless_bob": [[1]],
+    "careless_alice": [["IntegrityError 23505"]],
+    "careless_carol": [["InternalError 25P02"]],
+    "observer_users_1": [["alice@example.com"]],
+    "importer_bob": [["imported"]],
+    "importer_alice": [["IntegrityError 23505"]],
+    "importer_carol": [["imported"]],
+    "observer_users_2": [["alice@example.com"]],
+    "observer_users_3": [["alice@example.com"], ["bob@example.com"], ["carol@example.com"]],
+}
+
+
+INSERT = "INSERT INTO users VALUES ({}, {})"
+ORM_INSERT = "INSERT INTO users (email, name) VALUES ({}, {})"
+# What each step puts on the wire through psycopg2, which interpolates the ORM's values.
+SENT = {
+    "careless_bob": ["BEGIN", INSERT.format("'bob@example.com'", "'Bob'")],
+    "careless_alice": [INSERT.format("'alice@example.com'", "'Alice'")],
+    "careless_carol": [INSERT.format("'carol@example.com'", "'Carol'")],
+    "careless_commit": ["COMMIT"],
+    "importer_bob": ["BEGIN", "SAVEPOINT sa_savepoint_1", ORM_INSERT.format("'bob@example.com'", "'Bob'"),
+                     "RELEASE SAVEPOINT sa_savepoint_1"],
+    "importer_alice": ["SAVEPOINT sa_savepoint_2", ORM_INSERT.format("'alice@example.com'", "'Alice'"),
+                       "ROLLBACK TO SAVEPOINT sa_savepoint_2"],
+    "importer_carol": ["SAVEPOINT sa_savepoint_3", ORM_INSERT.format("'carol@example.com'", "'Carol'"),
+                       "RELEASE SAVEPOINT sa_savepoint_3"],
+    "importer_commit": ["COMMIT"],
+}
+# psycopg 3 and asyncpg bind the ORM's values ($1, typed by SQLAlchemy).
+BOUND = ORM_INSERT.format("$1::VARCHAR", "$2::VARCHAR")
+SENT_BOUND = {
+    **SENT,
+    "importer_bob": ["BEGIN", "SAVEPOINT sa_savepoint_1", BOUND, "RELEASE SAVEPOINT sa_savepoint_1"],
+    "importer_alice": ["SAVEPOINT sa_savepoint_2", BOUND, "ROLLBACK TO SAVEPOINT sa_savepoint_2"],
+    "importer_carol": ["SAVEPOINT sa_savepoint_3", BOUND, "RELEASE SAVEPOINT sa_savepoint_3"],
+}
 
 SCENARIO = {
     "name": "sqlalchemy-savepoint",
@@ -40,49 +82,52 @@ SCENARIO = {
         "https://www.postgresql.org/docs/current/sql-savepoint.html",
         "https://www.postgresql.org/docs/current/sql-commit.html",
     ],
+    "drivers": DRIVERS,
     "capture": True,
     "setup": (
         "CREATE TABLE users (email text PRIMARY KEY, name text NOT NULL);\n"
         "INSERT INTO users VALUES ('alice@example.com', 'Alice');"
     ),
-    "sessions": {"careless": {}, "importer": {}, "observer": {"autocommit": True}},
+    "sessions": {"app": {}, "observer": {"autocommit": True}},
     "steps": [
-        {"name": "careless_connect", "session": "careless", "sql": "conn = engine.connect()",
+        {"name": "careless_connect", "session": "app", "sql": "conn = engine.connect()",
          "narration": "The engine's first connection: the dialect's one-time queries, each batch rolled back."},
-        {"name": "careless_bob", "session": "careless",
+        {"name": "careless_bob", "session": "app",
          "sql": "conn.execute(text(\"INSERT INTO users VALUES ('bob@example.com', 'Bob')\")).rowcount",
          "narration": "Without a savepoint. The first INSERT begins the transaction."},
-        {"name": "careless_alice", "session": "careless",
+        {"name": "careless_alice", "session": "app",
          "sql": ("try: conn.execute(text(\"INSERT INTO users VALUES ('alice@example.com', 'Alice')\")) "
                  "except IntegrityError as exc: return caught(exc)"),
          "narration": "Alice is a duplicate. The application catches the IntegrityError and goes on, "
                       "but on the server the transaction is now aborted."},
-        {"name": "careless_carol", "session": "careless",
+        {"name": "careless_carol", "session": "app",
          "sql": ("try: conn.execute(text(\"INSERT INTO users VALUES ('carol@example.com', 'Carol')\")) "
                  "except DBAPIError as exc: return caught(exc)"),
-         "narration": "Every statement after the error fails with 25P02 until the transaction ends."},
-        {"name": "careless_commit", "session": "careless", "sql": "conn.commit(); conn.close()",
+         "narration": "Every statement after the error fails with 25P02 until the transaction ends. "
+                      "psycopg2 and psycopg 3 raise InternalError; SQLAlchemy's asyncpg adapter a plain "
+                      "DBAPIError, so `except InternalError` would not catch it there."},
+        {"name": "careless_commit", "session": "app", "sql": "conn.commit(); conn.close()",
          "narration": "COMMIT goes out and commit() returns without an error, but a failed transaction "
                       "cannot commit: PostgreSQL ends it with a rollback."},
         {"name": "observer_users_1", "session": "observer", "sql": USERS,
          "narration": "Nothing was imported, not even bob."},
-        {"name": "importer_bob", "session": "importer",
+        {"name": "importer_bob", "session": "app",
          "sql": ("session = Session(engine); with session.begin_nested(): "
                  "session.add(User(email='bob@example.com', name='Bob'))"),
          "narration": "With a savepoint per row. begin_nested() begins the transaction and sends "
                       "SAVEPOINT; the block's end flushes the INSERT and releases the savepoint."},
-        {"name": "importer_alice", "session": "importer",
+        {"name": "importer_alice", "session": "app",
          "sql": ("try: with session.begin_nested(): session.add(User(email='alice@example.com', name='Alice')) "
                  "except IntegrityError as exc: return caught(exc)"),
          "narration": "The duplicate fails inside its savepoint: SQLAlchemy sends ROLLBACK TO SAVEPOINT "
                       "and re-raises, and the application skips the row."},
-        {"name": "importer_carol", "session": "importer",
+        {"name": "importer_carol", "session": "app",
          "sql": ("with session.begin_nested(): "
                  "session.add(User(email='carol@example.com', name='Carol'))"),
          "narration": "The transaction is still usable: carol's INSERT works."},
         {"name": "observer_users_2", "session": "observer", "sql": USERS,
          "narration": "Not committed yet, so still only alice."},
-        {"name": "importer_commit", "session": "importer", "sql": "session.commit(); session.close()"},
+        {"name": "importer_commit", "session": "app", "sql": "session.commit(); session.close()"},
         {"name": "observer_users_3", "session": "observer", "sql": USERS,
          "narration": "bob and carol were imported; the duplicate was skipped."},
     ],
@@ -93,25 +138,20 @@ SCENARIO = {
         ),
     },
     "expect": {
-        "all": {
-            "rows": {
-                "careless_bob": [[1]],
-                "careless_alice": [["IntegrityError 23505"]],
-                "careless_carol": [["InternalError 25P02"]],
-                "observer_users_1": [["alice@example.com"]],
-                "importer_bob": [["imported"]],
-                "importer_alice": [["IntegrityError 23505"]],
-                "importer_carol": [["imported"]],
-                "observer_users_2": [["alice@example.com"]],
-                "observer_users_3": [["alice@example.com"], ["bob@example.com"], ["carol@example.com"]],
-            },
+        # SQLAlchemy's asyncpg adapter maps asyncpg's InFailedSQLTransactionError to no DBAPI
+        # subclass: the application catches a plain DBAPIError (psycopg2 and psycopg: InternalError).
+        "all": by_driver({
+            "sent": SENT,
+            "rows": ROWS,
             "invariants": {"import_kept_the_good_rows": True},
             "note": (
                 "the engine sets no isolation_level, so both imports run at the server default "
                 "(READ COMMITTED) whatever the run's level; an error aborts a PostgreSQL transaction "
                 "at every level, and the observer autocommits"
             ),
-        },
+        }, psycopg={"sent": SENT_BOUND}, asyncpg={
+            "sent": asyncpg_sent(SENT_BOUND), "rows": {**ROWS, "careless_carol": [["DBAPIError 25P02"]]},
+        }),
     },
 }
 
@@ -132,17 +172,15 @@ def orm_models():  # type: ignore[no-untyped-def]
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    import psycopg2
-    import sqlalchemy
     from sqlalchemy import exc, text
     from sqlalchemy.orm import Session
 
     User = orm_models()
-    engine = sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(run.dsn))
+    dialect = Dialect(run)
+    engine = dialect.engine
     held = {}  # the Connection and the Session the application keeps between steps
 
-    def call(name, function):  # type: ignore[no-untyped-def]
-        run.step(name, lambda _own_conn: function())
+    call = dialect.call
 
     def connect():  # type: ignore[no-untyped-def]
         held["conn"] = engine.connect()
@@ -185,6 +223,4 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
         run.step("observer_users_3")
     finally:
         run.finish()
-        for thing in held.values():  # only if the run stopped early
-            thing.close()
-        engine.dispose()
+        dialect.close(*(thing.close for thing in held.values()))  # only if the run stopped early

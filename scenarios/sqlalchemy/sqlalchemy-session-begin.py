@@ -6,11 +6,34 @@ form. The failing transfer is written as one real `with` block, in a generator t
 block already sent and the exception that makes the block roll back.
 """
 
+from _dialect import DRIVERS, Dialect, asyncpg_sent, by_driver
+
+
 class InsufficientFunds(Exception):
     """The application's own exception: SQLAlchemy rolls back for any exception, not only database errors."""
 
 
 BALANCES = "SELECT owner, balance FROM accounts ORDER BY owner"
+
+GET = "SELECT accounts.owner, accounts.balance FROM accounts WHERE accounts.owner = {}"
+SET = "UPDATE accounts SET balance={} WHERE accounts.owner = {}"
+# What each step puts on the wire through psycopg2, which interpolates the values into the SQL.
+SENT = {
+    "app_transfer_30": ["BEGIN", GET.format("'alice'"), GET.format("'bob'"), SET.format(70, "'alice'"),
+                        SET.format(80, "'bob'"), "COMMIT"],
+    "app_credit_bob": ["BEGIN", GET.format("'bob'"), SET.format(180, "'bob'")],
+    "app_debit_alice": [GET.format("'alice'"), "ROLLBACK"],
+}
+# psycopg 3 and asyncpg bind them ($1, typed by SQLAlchemy). psycopg 3 prepares a statement
+# run 5 times on a connection (prepare_threshold) and, after a ROLLBACK, forgets what it
+# prepared and sends DEALLOCATE ALL (psycopg/_preparing.py, _should_discard).
+GET_BOUND, SET_BOUND = GET.format("$1::VARCHAR"), SET.format("$1::INTEGER", "$2::VARCHAR")
+SENT_BOUND = {
+    "app_transfer_30": ["BEGIN", GET_BOUND, GET_BOUND, SET_BOUND, SET_BOUND, "COMMIT"],
+    "app_credit_bob": ["BEGIN", GET_BOUND, SET_BOUND],
+    "app_debit_alice": [GET_BOUND, "ROLLBACK"],
+}
+SENT_PSYCOPG = {**SENT_BOUND, "app_debit_alice": [GET_BOUND, "ROLLBACK", "DEALLOCATE ALL"]}
 
 SCENARIO = {
     "name": "sqlalchemy-session-begin",
@@ -32,6 +55,7 @@ SCENARIO = {
         "https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#begin-once",
         "https://docs.sqlalchemy.org/en/20/orm/session_basics.html#framing-out-a-begin-commit-rollback-block",
     ],
+    "drivers": DRIVERS,
     "capture": True,
     "setup": (
         "CREATE TABLE accounts (owner text PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));\n"
@@ -59,7 +83,9 @@ SCENARIO = {
          "sql": ("...  alice = session.get(Account, 'alice'); if alice.balance < 100: raise "
                  "InsufficientFunds(...)  (leaves the block; the caller catches it: return repr(exc))"),
          "narration": "Alice has only 70: the application raises its own exception inside the block. "
-                      "The block rolls back (ROLLBACK goes out) and re-raises; the caller catches it."},
+                      "The block rolls back (ROLLBACK goes out) and re-raises; the caller catches it. "
+                      "psycopg 3 then sends DEALLOCATE ALL: after a ROLLBACK it drops the statements it "
+                      "prepared (it prepares one run 5 times on a connection)."},
         {"name": "observer_balances_3", "session": "observer", "sql": BALANCES,
          "narration": "Bob's credit was undone with the rest of the block."},
     ],
@@ -70,7 +96,8 @@ SCENARIO = {
         ),
     },
     "expect": {
-        "all": {
+        "all": by_driver({
+            "sent": SENT,
             "rows": {
                 "app_transfer_30": [["committed"]],
                 "observer_balances_1": [["alice", 70], ["bob", 80]],
@@ -85,7 +112,7 @@ SCENARIO = {
                 "default (READ COMMITTED) whatever the run's level, and nothing here depends on the "
                 "level: one writer, and an observer that autocommits"
             ),
-        },
+        }, psycopg={"sent": SENT_PSYCOPG}, asyncpg={"sent": asyncpg_sent(SENT_BOUND)}),
     },
 }
 
@@ -106,16 +133,13 @@ def orm_models():  # type: ignore[no-untyped-def]
 
 
 def play(run) -> None:  # type: ignore[no-untyped-def]
-    import psycopg2
-    import sqlalchemy
     from sqlalchemy.orm import sessionmaker
 
     Account = orm_models()
-    engine = sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(run.dsn))
+    dialect = Dialect(run)
+    engine = dialect.engine
     Session = sessionmaker(engine)
-
-    def call(name, function):  # type: ignore[no-untyped-def]
-        run.step(name, lambda _own_conn: function())
+    call = dialect.call
 
     def first_connect():  # type: ignore[no-untyped-def]
         with engine.connect():
@@ -160,5 +184,4 @@ def play(run) -> None:  # type: ignore[no-untyped-def]
         run.step("observer_balances_3")
     finally:
         run.finish()
-        block.close()  # only if the run stopped inside the block: leaves it, which rolls back
-        engine.dispose()
+        dialect.close(block.close)  # only if the run stopped inside the block: leaves it, which rolls back

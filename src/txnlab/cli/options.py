@@ -98,16 +98,17 @@ def driver_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--driver NAME`: run every session of driver-neutral scenarios through that driver."""
     return click.option(
         "--driver", metavar="|".join(DRIVER_NAMES),
-        help="Run every session through this Python driver (driver-neutral scenarios only: SQL scenarios "
-             "whose sessions pin no driver; see docs/scenario-format.md).",
+        help="Run every session through this Python driver (driver-neutral scenarios: SQL scenarios whose "
+             "sessions pin no driver; multi-driver Python scenarios that declare it; see docs/scenario-format.md).",
     )(command)
 
 
 def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, named: bool = True) -> list[Scenario]:
     """`scenarios` with every session speaking through `driver` (None: as they are).
 
-    Named scenarios must be driver-neutral (Scenario.not_driver_neutral): UsageError, one line
-    saying why, otherwise; from a whole catalogue or tag (`named=False`) the others are left out.
+    Named scenarios must accept it (Scenario.accepts_driver: driver-neutral, or multi-driver
+    declaring it): UsageError, one line saying why, otherwise; from a whole catalogue or tag
+    (`named=False`) the others are left out.
     An unknown driver is a UsageError naming the drivers."""
     if driver is None:
         return list(scenarios)
@@ -115,10 +116,10 @@ def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, named: 
         raise UsageError(f"--driver {driver}: unknown driver; choose one of {', '.join(DRIVERS)}")
     chosen = []
     for scenario in scenarios:
-        reason = scenario.not_driver_neutral
-        if reason is None:
+        if scenario.accepts_driver(driver):
             chosen.append(scenario.with_driver(driver))
         elif named:
+            reason = scenario.not_driver_neutral
             raise UsageError(f"--driver {driver}: {scenario.name} is not driver-neutral: {reason}")
     return chosen
 

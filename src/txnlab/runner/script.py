@@ -32,6 +32,9 @@ class ScriptedRun:
         self._scenario = scenario
         self.dsn = dsn  # the scratch database, with the run's schema on the search path
         self.level = level  # the run's isolation level
+        # The run's driver for the scenario's sessions (psycopg2, psycopg, asyncpg: see
+        # Scenario.driver), so that a multi-driver play() picks its dialect by it.
+        self.driver = scenario.driver
         self._relay = Relay()
 
     def step(
@@ -80,9 +83,10 @@ class ScriptedRun:
             job, watched = partial(call_psycopg2, on, function), (worker.pid if on.closed else on.get_backend_pid())
         self._relay.perform(self._scheduler.call, session, name, description, job, watched)
 
-    def watch(self, label: str, conn: psycopg2.extensions.connection) -> None:
-        """Make a connection the scenario opened (a pool's, an engine's) part of lock detection."""
-        self._relay.perform(self._scheduler.extra_connections.__setitem__, conn.get_backend_pid(), label)
+    def watch(self, label: str, conn: Any) -> None:
+        """Make a connection the scenario opened (a pool's, an engine's) part of lock detection:
+        a psycopg2, psycopg 3 or asyncpg connection."""
+        self._relay.perform(self._scheduler.extra_connections.__setitem__, backend_pid(conn), label)
 
     def connection(self, session: str) -> Any:
         """The session's connection (its driver's own object: a psycopg2 connection by default),
@@ -99,6 +103,16 @@ class ScriptedRun:
     def finish(self) -> None:
         """Wait for every step still in flight."""
         self._relay.perform(self._scheduler.finish)
+
+
+def backend_pid(conn: Any) -> int:
+    """The server process behind a driver's connection: psycopg2's get_backend_pid(),
+    psycopg 3's info.backend_pid, asyncpg's get_server_pid()."""
+    if hasattr(conn, "get_backend_pid"):
+        return int(conn.get_backend_pid())
+    if hasattr(conn, "get_server_pid"):
+        return int(conn.get_server_pid())
+    return int(conn.info.backend_pid)
 
 
 def play_scenario(scheduler: Scheduler, scenario: Scenario, dsn: str, level: Level, stall_seconds: float) -> None:

@@ -194,6 +194,9 @@ class Scenario:
     # Blocker markers of each permutation line, parallel to `permutations`: markers[i][j]
     # are the markers of step j of permutation i (empty: none). Empty when no line has any.
     markers: tuple[tuple[tuple[Blocker, ...], ...], ...] = ()
+    # A *multi-driver* Python scenario's `drivers:`: the drivers its play() supports, which
+    # `txnlab run --driver` may choose among (empty: not declared; see `runs_on`).
+    drivers: tuple[str, ...] = ()
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)
@@ -206,13 +209,33 @@ class Scenario:
         if self.isolationtester:
             return "a .spec scenario runs isolationtester's own libpq sessions"
         if self.play is not None:
-            return "a Python scenario is written against one driver's API"
+            return f"a Python scenario runs only on the drivers it declares ({', '.join(self.runs_on)})"
         pinned = [f"{s.name}: {s.driver}" for s in self.sessions if s.driver_pinned]
         return f"its sessions pin their driver ({', '.join(pinned)})" if pinned else None
 
+    @property
+    def runs_on(self) -> tuple[str, ...]:
+        """The drivers this scenario's play() supports: its `drivers:`, else the drivers its
+        sessions speak (psycopg2 unless pinned). Meaningful for Python scenarios."""
+        return self.drivers or tuple(dict.fromkeys(s.driver for s in self.sessions))
+
+    def accepts_driver(self, driver: str) -> bool:
+        """Whether `txnlab run --driver` may run this scenario through `driver`: it is
+        driver-neutral, or multi-driver with `driver` among its `drivers:`."""
+        return self.not_driver_neutral is None or driver in self.drivers
+
+    @property
+    def driver(self) -> str:
+        """The run's driver for the scenario's sessions (a Python scenario's `run.driver`):
+        the one its sessions that pin none speak (psycopg2, a multi-driver scenario's first
+        declared driver, or what `with_driver` chose); the first session's when all pin one."""
+        unpinned = [s.driver for s in self.sessions if not s.driver_pinned]
+        return (unpinned or [self.sessions[0].driver])[0]
+
     def with_driver(self, driver: str) -> Scenario:
-        """The same scenario with every session speaking through `driver` (see not_driver_neutral)."""
-        sessions = tuple(replace(s, driver=driver) for s in self.sessions)
+        """The same scenario with every session that pins no driver speaking through `driver`
+        (see accepts_driver); a neutral scenario pins none."""
+        sessions = tuple(s if s.driver_pinned else replace(s, driver=driver) for s in self.sessions)
         return replace(self, sessions=sessions)
 
     def where(self, key: str, offset: int = 0) -> str:

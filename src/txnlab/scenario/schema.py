@@ -276,6 +276,11 @@ class ScenarioDocument(_Part):
     capture: bool | None = Field(
         default=None, description="Record what the driver sent and the server's view."
     )
+    drivers: list[DriverName] | None = Field(
+        default=None,
+        description="Python scenarios: the drivers play() supports (run.driver tells which one runs); "
+        "txnlab run --driver may choose among them. Default: the drivers its sessions pin, else psycopg2.",
+    )
     claim: ClaimDocument | None = None
 
 

@@ -42,7 +42,8 @@ def build_scenario(
     except ValidationError as exc:
         raise scenario_error(exc, raw, source) from None
     where = Where(source, raw)
-    sessions = _sessions(where, doc)
+    drivers = _declared_drivers(where, doc, python=play is not None)
+    sessions = _sessions(where, doc, drivers[0] if drivers else DEFAULT_DRIVER)
     steps, permutations = _steps(where, doc, sessions, python=play is not None)
     invariants = dict(doc.invariants or {})
     levels = _levels(where, doc)
@@ -68,10 +69,30 @@ def build_scenario(
         lines=source_lines(raw, list(steps), play),
         capture=bool(doc.capture),
         claim=claim(where, doc, steps, invariants, anomaly, levels),
+        drivers=drivers,
     )
 
 
-def _sessions(where: Where, doc: ScenarioDocument) -> tuple[SessionSpec, ...]:
+def _declared_drivers(where: Where, doc: ScenarioDocument, *, python: bool) -> tuple[str, ...]:
+    """A multi-driver Python scenario's `drivers:`, without repeats; one line when a SQL
+    scenario declares them (it is driver-neutral unless a session pins `driver:`) or one
+    is unknown."""
+    if doc.drivers is None:
+        return ()
+    line = where.line("drivers")
+    if not python:
+        raise where.fail("'drivers:' is for Python scenarios; a SQL scenario runs on any driver unless a "
+                         "session pins 'driver:'", line)
+    if not doc.drivers:
+        raise where.fail("'drivers:' lists no driver", line)
+    for name in doc.drivers:
+        if name not in DRIVERS:
+            raise where.fail(f"'drivers:' names unknown driver {quote(name)}; drivers are: {', '.join(DRIVERS)}", line)
+    return tuple(dict.fromkeys(doc.drivers))
+
+
+def _sessions(where: Where, doc: ScenarioDocument, default_driver: str) -> tuple[SessionSpec, ...]:
+    """The sessions; those that pin no `driver:` speak `default_driver`."""
     if len(doc.sessions) < 2:
         raise where.fail("a scenario needs at least two sessions under 'sessions:'", where.line("sessions") or 1)
     sessions = []
@@ -86,18 +107,18 @@ def _sessions(where: Where, doc: ScenarioDocument) -> tuple[SessionSpec, ...]:
                 level=where.level(options.level, "sessions", name, "level") if options.level else None,
                 read_only=options.read_only,
                 deferrable=options.deferrable,
-                driver=_driver(where, name, options.driver),
+                driver=_driver(where, name, options.driver, default_driver),
                 driver_pinned=options.driver is not None,
             )
         )
     return tuple(sessions)
 
 
-def _driver(where: Where, session: str, name: str | None) -> str:
-    """The driver a session names (`driver:`), the default if none; one line naming the
+def _driver(where: Where, session: str, name: str | None, default: str) -> str:
+    """The driver a session names (`driver:`), `default` if none; one line naming the
     drivers when it names none of them."""
     if name is None:
-        return DEFAULT_DRIVER
+        return default
     if name not in DRIVERS:
         problem = f"session {quote(session)} names unknown driver {quote(name)}; drivers are: {', '.join(DRIVERS)}"
         raise where.fail(problem, where.line("sessions", session, "driver"))

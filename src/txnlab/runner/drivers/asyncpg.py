@@ -49,7 +49,8 @@ ISOLATION = {
     Level.REPEATABLE_READ: "repeatable_read",
     Level.SERIALIZABLE: "serializable",
 }
-# Command tags that end with a row count (libpq's PQcmdTuples, which psycopg2's rowcount reads).
+# Command tags that end with a row count (libpq's PQcmdTuples, which psycopg2's rowcount reads
+# for a command that returns no rows).
 COUNTED = re.compile(r"^(INSERT \d+|UPDATE|DELETE|MERGE|SELECT|MOVE|FETCH|COPY) (\d+)$")
 # The libpq keywords a session's DSN may carry and how asyncpg.connect() takes each.
 ASYNCPG_KEYWORDS = {"host": "host", "port": "port", "user": "user", "password": "password", "dbname": "database"}
@@ -100,6 +101,12 @@ def _options(options: str) -> dict[str, str]:
         name, _, value = word[2:].partition("=")
         settings[name.replace("-", "_")] = value
     return settings
+
+
+def _returned(rows: tuple[Any, ...] | None) -> int | None:
+    """The rowcount of a statement whose command tag carries no count (SHOW, EXPLAIN): the
+    rows it returned, as libpq's PQntuples gives psycopg2's rowcount; None if it returns none."""
+    return len(rows) if rows is not None else None
 
 
 def _identity(value: str) -> str:
@@ -417,7 +424,7 @@ class AsyncpgSession(DriverSession):
             rows=outcome.get("rows"),
             type_oids=outcome.get("type_oids"),
             column_types=outcome.get("column_types"),
-            rowcount=int(counted.group(2)) if counted else None,
+            rowcount=int(counted.group(2)) if counted else _returned(outcome.get("rows")),
             error=error,
             transaction_status=self.transaction_status(),
             driver_status=self.driver_status(),

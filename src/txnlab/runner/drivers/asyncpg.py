@@ -185,6 +185,10 @@ class ServerTextCodecs:
             if self.types:
                 settings.register_data_types(list(self.types.values()))
 
+    def forget(self) -> None:
+        """Forget the introspected types (asyncpg's own cache of them was dropped)."""
+        self.types.clear()
+
     def learn(self, types: Any) -> None:
         """asyncpg introspected `types` (records with oid, ns, name): keep them, and decode
         them as text too while active."""
@@ -357,10 +361,12 @@ class AsyncpgSession(DriverSession):
     async def _reset(self, sql: str) -> None:
         """asyncpg's own reset (Connection.reset: ends the transaction, whoever began it, and
         forgets listeners), asyncpg's caches dropped (DEALLOCATE ALL removes its prepared
-        statements), then the run's fresh session."""
+        statements) and the types txnlab saw it introspect forgotten with them (a new
+        connection introspects them again), then the run's fresh session."""
         await self.conn.reset()
         self.conn.add_log_listener(self._notice)
         await self.conn.reload_schema_state()
+        self.conn.codecs.forget()
         await self.conn.execute(sql)
         self.transaction = None
 

@@ -168,7 +168,7 @@ def _event_phrase(event: Event, *, after_wait: bool | None = None) -> str:
     if event.rolled_back:
         return f"{prefix}the server answered ROLLBACK: nothing was committed"
     if event.driver_sent_nothing:
-        return f"{prefix}ok: psycopg2 sent nothing, no transaction was open"
+        return f"{prefix}ok: the driver sent nothing, no transaction was open"
     if event.rows is not None:
         return prefix + rows_phrase(event.columns or (), event.rows, event.column_types)
     if event.rowcount is not None:

@@ -32,7 +32,7 @@ from txnlab.levels import Level
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.execute import (
     COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
-    position_line, python_step_result, sql_failure,
+    notice_text, position_line, python_step_result, sql_failure,
 )
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.scenario.model import Scenario, SessionSpec
@@ -318,7 +318,7 @@ class AsyncpgSession(DriverSession):
         self.transaction, self.lost_connection = None, False
 
     def _notice(self, _conn: Any, message: asyncpg.PostgresLogMessage) -> None:
-        self.notices.append(f"{message.severity}:  {message.message}")
+        self.notices.append(notice_text(message.severity, message.message, message.detail, message.hint))
 
     @property
     def connection(self) -> asyncpg.Connection:

@@ -385,6 +385,16 @@ def run_title(report: RunReport) -> str:
     return f"{report.scenario.name} at {report.timeline.level.value.upper()}"
 
 
+def runs_drivers_phrase(timelines: Sequence[Timeline]) -> str | None:
+    """Which Python drivers (and versions) a set of runs spoke through, e.g. "drivers: asyncpg
+    0.32.0, psycopg2 2.9.13", when any session of any run is not psycopg2 (the default, left
+    unsaid, as in `drivers_phrase`); None otherwise. Under a matrix, which has no timeline."""
+    used = {(name, version) for timeline in timelines for name, version in timeline.drivers.values()}
+    if all(name == "psycopg2" for name, _ in used):
+        return None
+    return "drivers: " + ", ".join(f"{name} {version}" for name, version in sorted(used))
+
+
 def drivers_phrase(timeline: Timeline) -> str | None:
     """Which Python driver (and version) each session spoke through, e.g. "drivers: psycopg 3.3.9
     (teller, report)", when any session is not psycopg2 (the default, left unsaid); None otherwise."""

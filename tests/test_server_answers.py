@@ -169,7 +169,7 @@ def test_the_wire_tap_sees_the_commit_psycopg2_sends_and_nothing_when_no_transac
     assert seen["rollback_idle"] == ((), None, True)
     assert seen["commit"] == (("COMMIT",), "COMMIT", False)
     shown = _text(report)
-    assert shown.count("→ ok: psycopg2 sent nothing, no transaction was open") == 2
+    assert shown.count("→ ok: the driver sent nothing, no transaction was open") == 2
     assert shown.count(ROLLED_BACK) == 1
 
 

@@ -11,7 +11,8 @@ from txnlab.render.describe import named_title
 from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.scenario.chosen_permutations import session_piles
-from txnlab.scenario.model import Blocker, Expectation
+from txnlab.runner.drivers import DEFAULT_DRIVER
+from txnlab.scenario.model import Blocker, Expectation, SessionSpec
 from txnlab.scenario.permutations import interleaving_count, interleavings
 
 PERMUTATIONS_SHOWN = 10  # `show` lists this many of a spec's permutations, then says how many more
@@ -59,6 +60,24 @@ def show_command(name: str, directory: Path | None) -> None:
     click.echo(describe(user_catalogue(directory).resolve(name), terminal_width()))
 
 
+# How a session that is not autocommit runs its transactions, per driver (see runner.drivers).
+TRANSACTION_STYLES = {
+    "psycopg2": "psycopg2 default: implicit transactions",
+    "psycopg": "psycopg 3 default: implicit transactions",
+    "asyncpg": "asyncpg: conn.transaction() started before the first statement",
+}
+DRIVER_LABELS = {"psycopg2": "psycopg2", "psycopg": "psycopg 3", "asyncpg": "asyncpg"}
+
+
+def _transaction_style(session: SessionSpec) -> str:
+    """How `session` runs its statements, through its own driver (psycopg2, the default, unnamed
+    when the session autocommits)."""
+    if not session.autocommit:
+        return TRANSACTION_STYLES[session.driver]
+    style = "autocommit, statements as written"
+    return style if session.driver == DEFAULT_DRIVER else f"{DRIVER_LABELS[session.driver]}, {style}"
+
+
 def describe(scenario: Scenario, width: int = 88) -> str:
     """The scenario in words, wrapped to `width` display columns."""
     lines = [click.style(line, bold=True) for line in wrap(named_title(scenario), width)] + [""]
@@ -67,7 +86,7 @@ def describe(scenario: Scenario, width: int = 88) -> str:
         lines += ["", "Setup:"] + [part for sql in scenario.setup for part in _code_lines(sql, width)]
     lines += ["", "Sessions:"]
     for session in scenario.sessions:
-        style = "autocommit, statements as written" if session.autocommit else "psycopg2 default: implicit transactions"
+        style = _transaction_style(session)
         if scenario.isolationtester:
             style = "a plain connection with the server's defaults, statements as written"
         extra = [f"level pinned to {session.level.value}"] if session.level else []

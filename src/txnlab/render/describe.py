@@ -168,7 +168,7 @@ def _event_phrase(event: Event, *, after_wait: bool | None = None) -> str:
     if event.rolled_back:
         return f"{prefix}the server answered ROLLBACK: nothing was committed"
     if event.driver_sent_nothing:
-        return f"{prefix}ok: psycopg2 sent nothing, no transaction was open"
+        return f"{prefix}ok: the driver sent nothing, no transaction was open"
     if event.rows is not None:
         return prefix + rows_phrase(event.columns or (), event.rows, event.column_types)
     if event.rowcount is not None:
@@ -383,6 +383,16 @@ def run_title(report: RunReport) -> str:
     if report.scenario.isolationtester:
         return report.scenario.name
     return f"{report.scenario.name} at {report.timeline.level.value.upper()}"
+
+
+def runs_drivers_phrase(timelines: Sequence[Timeline]) -> str | None:
+    """Which Python drivers (and versions) a set of runs spoke through, e.g. "drivers: asyncpg
+    0.32.0, psycopg2 2.9.13", when any session of any run is not psycopg2 (the default, left
+    unsaid, as in `drivers_phrase`); None otherwise. Under a matrix, which has no timeline."""
+    used = {(name, version) for timeline in timelines for name, version in timeline.drivers.values()}
+    if all(name == "psycopg2" for name, _ in used):
+        return None
+    return "drivers: " + ", ".join(f"{name} {version}" for name, version in sorted(used))
 
 
 def drivers_phrase(timeline: Timeline) -> str | None:

@@ -17,6 +17,7 @@ from tabulate import tabulate
 from txnlab.control_pictures import LAYOUT, pictured
 from txnlab.render.describe import (
     drivers_phrase,
+    runs_drivers_phrase,
     FINAL_STATE,
     MatrixCell,
     anomaly_grid,
@@ -167,7 +168,8 @@ def render_handout(reports: Sequence[RunReport]) -> str:
 def render_matrix(reports: Sequence[RunReport]) -> str:
     """Scenarios by levels, with the same marks as the text matrix, their legend, and what differs."""
     headers, grid = matrix_grid(reports, escape=inline)
-    return _grid(headers, grid, matrix_legend(grid_cells(grid)), reports)
+    drivers = runs_drivers_phrase([report.timeline for report in reports])
+    return _grid(headers, grid, [*([drivers] if drivers else []), *matrix_legend(grid_cells(grid))], reports)
 
 
 def render_anomaly_table(reports: Sequence[RunReport]) -> str:

@@ -10,6 +10,7 @@ from tabulate import tabulate
 from txnlab.levels import Level
 from txnlab.render.describe import (
     drivers_phrase,
+    runs_drivers_phrase,
     MARK_AS_EXPECTED,
     OUTCOME_MARKS,
     FINAL_STATE,
@@ -244,6 +245,8 @@ def render_matrix(reports: Sequence[RunReport], *, width: int = DEFAULT_WIDTH, c
         headers = [headers[0], *(Level(name).short for name in headers[1:])]
         notes.append(LEVEL_LEGEND)
     lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
+    drivers = runs_drivers_phrase([report.timeline for report in reports])
+    lines += wrap(drivers, width) if drivers else []
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
     lines += _cycle_lines(reports, width)
@@ -295,6 +298,8 @@ def render_anomaly_table(reports: Sequence[RunReport], *, width: int = DEFAULT_W
         rows = columns[1:]
         notes.append(LEVEL_LEGEND)
     lines = [fit_table(rows, headers, width=width, tablefmt="simple_grid")]
+    drivers = runs_drivers_phrase([report.timeline for report in reports])
+    lines += wrap(drivers, width) if drivers else []
     lines += [part for note in notes for part in wrap(note, width)]
     lines += _unexpected(reports, width, style)
     lines += _cycle_lines(reports, width)

@@ -106,6 +106,16 @@ def error_info(exc: BaseException) -> ErrorInfo:
     )
 
 
+def notice_text(severity: str, message: str, detail: str | None = None, hint: str | None = None) -> str:
+    """A notice as libpq prints it at its default verbosity, the text psycopg2 keeps in
+    `connection.notices` ("WARNING:  there is no transaction in progress", then a DETAIL and a
+    HINT line when the notice has them; fe-protocol3.c, pqBuildErrorMessage3), built from the
+    fields psycopg 3 and asyncpg hand over."""
+    lines = [f"{severity}:  {message}"]
+    lines += [f"{label}:  {value}" for label, value in (("DETAIL", detail), ("HINT", hint)) if value]
+    return "\n".join(lines)
+
+
 def python_step_result(
     started: float, value: Any, error: ErrorInfo | None, *, transaction_status: str, driver_status: str,
     notices: tuple[str, ...],

@@ -32,7 +32,7 @@ from txnlab.levels import Level
 from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.execute import (
     COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
-    position_line, python_step_result, sql_failure,
+    notice_text, position_line, python_step_result, sql_failure,
 )
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.scenario.model import Scenario, SessionSpec
@@ -49,7 +49,8 @@ ISOLATION = {
     Level.REPEATABLE_READ: "repeatable_read",
     Level.SERIALIZABLE: "serializable",
 }
-# Command tags that end with a row count (libpq's PQcmdTuples, which psycopg2's rowcount reads).
+# Command tags that end with a row count (libpq's PQcmdTuples, which psycopg2's rowcount reads
+# for a command that returns no rows).
 COUNTED = re.compile(r"^(INSERT \d+|UPDATE|DELETE|MERGE|SELECT|MOVE|FETCH|COPY) (\d+)$")
 # The libpq keywords a session's DSN may carry and how asyncpg.connect() takes each.
 ASYNCPG_KEYWORDS = {"host": "host", "port": "port", "user": "user", "password": "password", "dbname": "database"}
@@ -100,6 +101,12 @@ def _options(options: str) -> dict[str, str]:
         name, _, value = word[2:].partition("=")
         settings[name.replace("-", "_")] = value
     return settings
+
+
+def _returned(rows: tuple[Any, ...] | None) -> int | None:
+    """The rowcount of a statement whose command tag carries no count (SHOW, EXPLAIN): the
+    rows it returned, as libpq's PQntuples gives psycopg2's rowcount; None if it returns none."""
+    return len(rows) if rows is not None else None
 
 
 def _identity(value: str) -> str:
@@ -178,6 +185,10 @@ class ServerTextCodecs:
             if self.types:
                 settings.register_data_types(list(self.types.values()))
 
+    def forget(self) -> None:
+        """Forget the introspected types (asyncpg's own cache of them was dropped)."""
+        self.types.clear()
+
     def learn(self, types: Any) -> None:
         """asyncpg introspected `types` (records with oid, ns, name): keep them, and decode
         them as text too while active."""
@@ -185,6 +196,62 @@ class ServerTextCodecs:
             self.types[info["oid"]] = info
             if self.conn.server_text is self:
                 self.install(info["oid"], info["name"], info["ns"])
+
+
+# ReadyForQuery's transaction status byte -> timeline.TRANSACTION_STATUS's words
+READY_STATUS = {b"I": "idle", b"T": "in transaction", b"E": "in failed transaction"}
+
+
+class ReadyForQuery(asyncio.Protocol):
+    """Stands between a connection's transport and asyncpg's protocol, and keeps the status
+    of the last ReadyForQuery message the server sent ('I', 'T' or 'E').
+
+    asyncpg keeps that status to itself (the protocol's C attribute `xact_status`; only
+    `is_in_transaction()`, true in a failed transaction too, is public), and no reckoning
+    from the exceptions a step raised can follow what a Python step's own code did (caught
+    an error, rolled back to a savepoint). Every message is framed here as it arrives (a
+    type byte, then a length that counts itself, protocol.html "Message Formats"), the bytes
+    go on to asyncpg unchanged, and nothing is sent."""
+
+    def __init__(self, protocol: asyncio.Protocol) -> None:
+        self.protocol = protocol
+        self.status = b"I"  # installed right after the connection's first ReadyForQuery
+        self._header = b""  # an incomplete message header (type byte and length)
+        self._skip = 0  # bytes of the current message still to come
+        self._ready = False  # the current message is a ReadyForQuery
+
+    def data_received(self, data: bytes) -> None:
+        self._frame(memoryview(data))
+        self.protocol.data_received(data)
+
+    def _frame(self, data: memoryview) -> None:
+        while data:
+            if self._skip:
+                taken = data[: self._skip]
+                if self._ready:
+                    self.status = bytes(taken[-1:])
+                self._skip -= len(taken)
+                data = data[len(taken):]
+                continue
+            needed = 5 - len(self._header)
+            self._header += bytes(data[:needed])
+            data = data[needed:]
+            if len(self._header) == 5:
+                self._ready = self._header[:1] == b"Z"
+                self._skip = int.from_bytes(self._header[1:], "big") - 4
+                self._header = b""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.protocol.eof_received()
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
 
 
 class TextConnection(asyncpg.Connection):
@@ -214,8 +281,7 @@ class AsyncpgSession(DriverSession):
 
     The server's transaction status is not exposed by asyncpg (its protocol keeps the last
     ReadyForQuery's status to itself; `is_in_transaction()` is true in a failed transaction
-    too), so `transaction_status` derives it: inside a transaction, the last request txnlab
-    sent ended in a server error exactly when the server answered "in failed transaction"."""
+    too), so `transaction_status` reads it from the messages themselves (`ReadyForQuery`)."""
 
     name: ClassVar[str] = "asyncpg"
     version: ClassVar[str] = installed_version("asyncpg")
@@ -229,7 +295,6 @@ class AsyncpgSession(DriverSession):
         self.isolation: str | None = None
         self.read_only = False
         self.deferrable = False
-        self.failed = False  # the last request in a transaction ended in a server error
         self.lost_connection = False
         self.schema: str | None = None  # the run's schema, while the session serves a run
         self.notices: list[str] = []
@@ -248,10 +313,12 @@ class AsyncpgSession(DriverSession):
         self.conn.codecs = ServerTextCodecs(self.conn)
         self.conn.add_log_listener(self._notice)
         self.pid = self.conn.get_server_pid()
-        self.transaction, self.failed, self.lost_connection = None, False, False
+        self.ready = ReadyForQuery(self.conn._transport.get_protocol())
+        self.conn._transport.set_protocol(self.ready)
+        self.transaction, self.lost_connection = None, False
 
     def _notice(self, _conn: Any, message: asyncpg.PostgresLogMessage) -> None:
-        self.notices.append(f"{message.severity}:  {message.message}")
+        self.notices.append(notice_text(message.severity, message.message, message.detail, message.hint))
 
     @property
     def connection(self) -> asyncpg.Connection:
@@ -294,12 +361,14 @@ class AsyncpgSession(DriverSession):
     async def _reset(self, sql: str) -> None:
         """asyncpg's own reset (Connection.reset: ends the transaction, whoever began it, and
         forgets listeners), asyncpg's caches dropped (DEALLOCATE ALL removes its prepared
-        statements), then the run's fresh session."""
+        statements) and the types txnlab saw it introspect forgotten with them (a new
+        connection introspects them again), then the run's fresh session."""
         await self.conn.reset()
         self.conn.add_log_listener(self._notice)
         await self.conn.reload_schema_state()
+        self.conn.codecs.forget()
         await self.conn.execute(sql)
-        self.transaction, self.failed = None, False
+        self.transaction = None
 
     def _run_own_sql(self, scenario: Scenario, spec: SessionSpec, part: str) -> None:
         """The session's setup or teardown SQL, statement by statement, as written. A lost
@@ -337,7 +406,6 @@ class AsyncpgSession(DriverSession):
             await transaction.rollback()
         if self.conn.is_in_transaction():
             await self.conn.execute("ROLLBACK")
-        self.failed = False
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -350,7 +418,6 @@ class AsyncpgSession(DriverSession):
         error = None
         try:
             self._run(self._execute(sql, outcome))
-            self.failed = False
         except Exception as exc:  # noqa: BLE001 - every failure becomes part of the timeline
             error = self.error_info(exc)
             self._after_error(exc)
@@ -363,7 +430,7 @@ class AsyncpgSession(DriverSession):
             rows=outcome.get("rows"),
             type_oids=outcome.get("type_oids"),
             column_types=outcome.get("column_types"),
-            rowcount=int(counted.group(2)) if counted else None,
+            rowcount=int(counted.group(2)) if counted else _returned(outcome.get("rows")),
             error=error,
             transaction_status=self.transaction_status(),
             driver_status=self.driver_status(),
@@ -411,7 +478,7 @@ class AsyncpgSession(DriverSession):
         if self.transaction is None:
             return None
         transaction, self.transaction = self.transaction, None
-        reply = commit_reply(command, self.failed)
+        reply = commit_reply(command, self.ready.status == b"E")
         if command.upper() in COMMITS:
             await transaction.commit()
         else:
@@ -426,7 +493,6 @@ class AsyncpgSession(DriverSession):
         try:
             returned = function(self.conn)
             value = self._run(returned) if inspect.isawaitable(returned) else returned
-            self.failed = False
         except Exception as exc:  # noqa: BLE001 - a failing call is part of the lesson
             error = self.error_info(exc)
             self._after_error(exc)
@@ -438,7 +504,6 @@ class AsyncpgSession(DriverSession):
     def _after_error(self, exc: BaseException) -> None:
         if self.lost(exc):
             self.lost_connection = True
-        self.failed = isinstance(exc, asyncpg.PostgresError) and self.conn.is_in_transaction()
 
     def _take_notices(self) -> tuple[str, ...]:
         self._run(asyncio.sleep(0))  # log listeners are called soon after the message, not at once
@@ -450,9 +515,7 @@ class AsyncpgSession(DriverSession):
     def transaction_status(self) -> str:
         if self.conn.is_closed():
             return "closed"
-        if not self.conn.is_in_transaction():
-            return "idle"
-        return "in failed transaction" if self.failed else "in transaction"
+        return READY_STATUS.get(self.ready.status, "unknown")
 
     def driver_status(self) -> str:
         return f"is_in_transaction() = {self.conn.is_in_transaction()}"

@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 from psycopg import IsolationLevel
-from psycopg.errors import Diagnostic
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Literal
 
@@ -29,25 +28,11 @@ from txnlab.runner.drivers.base import DriverSession
 from txnlab.runner.drivers.fresh import FRESH_SESSION_SQL, characteristics_sql
 from txnlab.runner.execute import (
     COMMITS, DRIVER_COMMANDS, LOST_CONNECTION_CLASSES, StepResult, Styles, commit_reply, connection_lost,
-    error_info, python_step_result, scenario_sql_failure,
+    error_info, notice_text, python_step_result, scenario_sql_failure,
 )
 from txnlab.scenario.model import Scenario, SessionSpec
 from txnlab.server.connect import first_line
 from txnlab.timeline import TRANSACTION_STATUS, ErrorInfo
-
-# libpq's default verbosity shows these fields of a notice after its severity and primary
-# message (fe-protocol3.c, pqBuildErrorMessage3; CONTEXT only for errors): the same text
-# psycopg2 keeps in `connection.notices`.
-NOTICE_FIELDS = (("DETAIL", "message_detail"), ("HINT", "message_hint"))
-
-
-def notice_text(diag: Diagnostic) -> str:
-    """A notice as libpq prints it ("WARNING:  there is no transaction in progress", then
-    DETAIL and HINT lines), from psycopg 3's Diagnostic."""
-    lines = [f"{diag.severity}:  {diag.message_primary}"]
-    lines += [f"{label}:  {getattr(diag, field)}" for label, field in NOTICE_FIELDS if getattr(diag, field)]
-    return "\n".join(lines)
-
 
 class PsycopgSession(DriverSession):
     """A psycopg 3 connection, as application code holds it (see DriverSession)."""
@@ -67,7 +52,11 @@ class PsycopgSession(DriverSession):
             conn = psycopg.connect(self._dsn)
         except psycopg.OperationalError as exc:
             raise ServerError(f"cannot connect to PostgreSQL ({describe_dsn(self._dsn)}): {first_line(exc)}") from None
-        conn.add_notice_handler(lambda diag: self._notices.append(notice_text(diag)))
+        conn.add_notice_handler(
+            lambda diag: self._notices.append(
+                notice_text(diag.severity, diag.message_primary, diag.message_detail, diag.message_hint)
+            )
+        )
         self.pid = conn.info.backend_pid
         return conn
 

@@ -1,6 +1,6 @@
 """Sessions on any driver: choosing one (`driver:`, `--driver`), which scenarios are
-driver-neutral, and every driver-neutral catalogue scenario meeting its expectations
-when its sessions speak psycopg 3."""
+driver-neutral, and every driver-neutral catalogue scenario meeting its expectations, and
+deriving the history its psycopg2 run derives, when its sessions speak psycopg 3 or asyncpg."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from scenario_text import scenario_from_yaml
-from txnlab.checks import check
 from txnlab.errors import ScenarioError, ServerError, UsageError
 from txnlab.levels import Level
+from txnlab.render.derived import caveat_lines
 from txnlab.render.describe import mismatch_lines
 from txnlab.render.report import RunReport
 from txnlab.render.text import render_timeline
@@ -25,6 +25,7 @@ from txnlab.runner.lab import Lab
 from txnlab.scenario import Catalogue
 from txnlab.scenario.catalogue import load_scenario
 from txnlab.scenario.spec_source import parse_spec
+from txnlab.workflow import report
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NEUTRAL = [name for name, scenario in Catalogue().scenarios.items() if scenario.not_driver_neutral is None]
@@ -36,20 +37,33 @@ CELLS = [
 ]
 
 
+HistorySummary = tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]
+PSYCOPG2_HISTORIES: dict[tuple[str, Level], HistorySummary] = {}
+
+
+def _history(run: RunReport) -> HistorySummary:
+    """A run's derived anomalies (name, transactions around the cycle) and its gaps' lines."""
+    assert run.analysis is not None, "the run recorded no history"
+    anomalies = tuple(sorted((a.name, a.transactions) for a in run.analysis.anomalies))
+    return anomalies, tuple(caveat_lines(run.analysis))
+
+
 @pytest.mark.parametrize(("driver", "name", "level"), CELLS)
-def test_every_driver_neutral_scenario_behaves_as_it_says_through_psycopg_3_and_asyncpg(
+def test_every_driver_neutral_scenario_behaves_as_it_says_and_derives_psycopg2s_history_through_psycopg_3_and_asyncpg(
     lab: Lab, catalogue: Catalogue, driver: str, name: str, level: Level
 ) -> None:
     scenario = catalogue.scenarios[name].with_driver(driver)
     try:
         timeline = lab.run(scenario, level)
+        if (name, level) not in PSYCOPG2_HISTORIES:
+            PSYCOPG2_HISTORIES[name, level] = _history(report(catalogue.scenarios[name], lab.run(catalogue.scenarios[name], level)))
     except ServerError as exc:  # e.g. a role that may not SET deadlock_timeout on this server
         pytest.skip(str(exc))
     assert {d for d, _ in timeline.drivers.values()} == {driver}
-    verdict = check(scenario, timeline)
-    if not verdict.matches_expectation:
-        report = render_timeline(RunReport(scenario, timeline, verdict), width=140)
-        pytest.fail("\n".join([*mismatch_lines(verdict), report]), pytrace=False)
+    run = report(scenario, timeline)
+    if not run.verdict.matches_expectation:
+        pytest.fail("\n".join([*mismatch_lines(run.verdict), render_timeline(run, width=140)]), pytrace=False)
+    assert _history(run) == PSYCOPG2_HISTORIES[name, level], "the history differs from psycopg2's run's"
 
 
 def test_the_docs_list_exactly_the_driver_neutral_catalogue_scenarios() -> None:

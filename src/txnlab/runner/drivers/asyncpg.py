@@ -202,23 +202,29 @@ class ServerTextCodecs:
 READY_STATUS = {b"I": "idle", b"T": "in transaction", b"E": "in failed transaction"}
 
 
-class ReadyForQuery(asyncio.Protocol):
-    """Stands between a connection's transport and asyncpg's protocol, and keeps the status
-    of the last ReadyForQuery message the server sent ('I', 'T' or 'E').
+class BackendMessages(asyncio.Protocol):
+    """Stands between a connection's transport and asyncpg's protocol, and keeps what asyncpg
+    keeps to itself: the status of the last ReadyForQuery ('I', 'T' or 'E') and the column
+    origins of the first RowDescription since `column_origins` was last set to None (a step's
+    own, not that of the type introspection asyncpg may run after it, while preparing).
 
-    asyncpg keeps that status to itself (the protocol's C attribute `xact_status`; only
-    `is_in_transaction()`, true in a failed transaction too, is public), and no reckoning
-    from the exceptions a step raised can follow what a Python step's own code did (caught
-    an error, rolled back to a savepoint). Every message is framed here as it arrives (a
-    type byte, then a length that counts itself, protocol.html "Message Formats"), the bytes
-    go on to asyncpg unchanged, and nothing is sent."""
+    asyncpg holds the status in a C attribute (`xact_status`; only `is_in_transaction()`,
+    true in a failed transaction too, is public), and no reckoning from the exceptions a step
+    raised can follow what a Python step's own code did. Its `Attribute`s name a result
+    column and its type, never the table column it came from, which the history needs to
+    match returned rows to row versions. Every message is framed here as it arrives (a type
+    byte, then a length that counts itself, protocol.html "Message Formats"), the bytes go on
+    to asyncpg unchanged, and nothing is sent."""
 
     def __init__(self, protocol: asyncio.Protocol) -> None:
         self.protocol = protocol
         self.status = b"I"  # installed right after the connection's first ReadyForQuery
+        # (table OID, attnum) of each result column; 0, 0 for one no table column gives
+        self.column_origins: tuple[tuple[int, int], ...] | None = None
         self._header = b""  # an incomplete message header (type byte and length)
         self._skip = 0  # bytes of the current message still to come
-        self._ready = False  # the current message is a ReadyForQuery
+        self._kind = b""  # the current message's type byte
+        self._body = bytearray()  # the current RowDescription's bytes so far
 
     def data_received(self, data: bytes) -> None:
         self._frame(memoryview(data))
@@ -228,17 +234,22 @@ class ReadyForQuery(asyncio.Protocol):
         while data:
             if self._skip:
                 taken = data[: self._skip]
-                if self._ready:
+                if self._kind == b"Z":
                     self.status = bytes(taken[-1:])
+                elif self._kind == b"T":
+                    self._body += taken
                 self._skip -= len(taken)
                 data = data[len(taken):]
+                if not self._skip and self._kind == b"T" and self.column_origins is None:
+                    self.column_origins = _origins(bytes(self._body))
                 continue
             needed = 5 - len(self._header)
             self._header += bytes(data[:needed])
             data = data[needed:]
             if len(self._header) == 5:
-                self._ready = self._header[:1] == b"Z"
+                self._kind = self._header[:1]
                 self._skip = int.from_bytes(self._header[1:], "big") - 4
+                self._body = bytearray()
                 self._header = b""
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -252,6 +263,19 @@ class ReadyForQuery(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.protocol.resume_writing()
+
+
+def _origins(body: bytes) -> tuple[tuple[int, int], ...]:
+    """(table OID, column attnum) of each field of a RowDescription's body: Int16 count, then
+    per field a NUL-ended name, Int32 table OID, Int16 attnum and 12 bytes of type (protocol.html
+    "Message Formats")."""
+    origins = []
+    at = 2
+    for _ in range(int.from_bytes(body[:2], "big")):
+        at = body.index(b"\0", at) + 1
+        origins.append((int.from_bytes(body[at:at + 4], "big"), int.from_bytes(body[at + 4:at + 6], "big")))
+        at += 18
+    return tuple(origins)
 
 
 class TextConnection(asyncpg.Connection):
@@ -281,7 +305,7 @@ class AsyncpgSession(DriverSession):
 
     The server's transaction status is not exposed by asyncpg (its protocol keeps the last
     ReadyForQuery's status to itself; `is_in_transaction()` is true in a failed transaction
-    too), so `transaction_status` reads it from the messages themselves (`ReadyForQuery`)."""
+    too), so `transaction_status` reads it from the messages themselves (`BackendMessages`)."""
 
     name: ClassVar[str] = "asyncpg"
     version: ClassVar[str] = installed_version("asyncpg")
@@ -313,8 +337,8 @@ class AsyncpgSession(DriverSession):
         self.conn.codecs = ServerTextCodecs(self.conn)
         self.conn.add_log_listener(self._notice)
         self.pid = self.conn.get_server_pid()
-        self.ready = ReadyForQuery(self.conn._transport.get_protocol())
-        self.conn._transport.set_protocol(self.ready)
+        self.backend = BackendMessages(self.conn._transport.get_protocol())
+        self.conn._transport.set_protocol(self.backend)
         self.transaction, self.lost_connection = None, False
 
     def _notice(self, _conn: Any, message: asyncpg.PostgresLogMessage) -> None:
@@ -430,6 +454,7 @@ class AsyncpgSession(DriverSession):
             rows=outcome.get("rows"),
             type_oids=outcome.get("type_oids"),
             column_types=outcome.get("column_types"),
+            column_origins=outcome.get("column_origins"),
             rowcount=int(counted.group(2)) if counted else _returned(outcome.get("rows")),
             error=error,
             transaction_status=self.transaction_status(),
@@ -455,6 +480,7 @@ class AsyncpgSession(DriverSession):
         if len(split(sql, with_parser=False)) > 1:
             outcome["status"] = await self.conn.execute(sql)
             return
+        self.backend.column_origins = None
         with self.conn.codecs.active():
             statement = await self.conn.prepare(sql, record_class=ServerText)
             attributes = statement.get_attributes()
@@ -465,6 +491,7 @@ class AsyncpgSession(DriverSession):
             outcome["columns"] = tuple(a.name for a in attributes)
             outcome["type_oids"] = tuple(a.type.oid for a in attributes)
             outcome["rows"] = tuple(tuple(row) for row in rows)
+            outcome["column_origins"] = self.backend.column_origins
             if any(a.type.oid in customized for a in attributes):
                 outcome["column_types"] = tuple(
                     f"{a.type.name} (the application's codec)" if a.type.oid in customized else a.type.name
@@ -478,7 +505,7 @@ class AsyncpgSession(DriverSession):
         if self.transaction is None:
             return None
         transaction, self.transaction = self.transaction, None
-        reply = commit_reply(command, self.ready.status == b"E")
+        reply = commit_reply(command, self.backend.status == b"E")
         if command.upper() in COMMITS:
             await transaction.commit()
         else:
@@ -515,7 +542,7 @@ class AsyncpgSession(DriverSession):
     def transaction_status(self) -> str:
         if self.conn.is_closed():
             return "closed"
-        return READY_STATUS.get(self.ready.status, "unknown")
+        return READY_STATUS.get(self.backend.status, "unknown")
 
     def driver_status(self) -> str:
         return f"is_in_transaction() = {self.conn.is_in_transaction()}"

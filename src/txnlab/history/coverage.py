@@ -6,7 +6,8 @@ table column each result column came from, and a read by condition (a WHERE clau
 re-evaluated, history/predicates.py). A statement can read a table in ways neither sees: an
 aggregate (sum(bal)), a computed column, a subquery in WHERE, SET or VALUES, a CTE, INSERT ...
 SELECT, UPDATE ... FROM, DELETE ... USING, a join or set operation that returned no row of the
-table, a cursor (its FETCH rows are not a SELECT's), COPY ... TO, a view. pglast (PostgreSQL's
+table, a cursor (its FETCH rows are not a SELECT's), COPY ... TO, a view; and rows whose
+RowDescription origins the driver did not report (no condition stands in for them: UNPLACED). pglast (PostgreSQL's
 own parser) names every relation each step's statement reads and where; each tracked table
 read in a way that was not recorded for that step becomes one UnrecordedRead, and so does a
 step whose SQL cannot be parsed or that ran Python code. A relation that is neither a table of
@@ -50,6 +51,7 @@ AGGREGATES = frozenset({
 ROWS, ROWS_OR_CONDITION, NEVER = "rows", "rows or condition", "never"
 SELF_JOIN = "a self-join: the table is named more than once in one statement, so its rows cannot be told apart"
 VIEW = "through a view, or a relation the history does not track"
+UNPLACED = "rows the driver did not say which table columns they came from (no RowDescription origins)"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
 PYTHON_CODE = "Python code"
 
@@ -260,6 +262,7 @@ def _misses(event: Event, rows: set[tuple[int, str]], conditions: set[tuple[int,
     if mentions is None:
         return [(None, "its SQL, which pglast cannot parse")]
     counts = Counter(m.relation for m in mentions)
+    unplaced = bool(event.rows) and event.column_origins is None  # its condition cannot stand for its rows
     misses = []
     for mention in sorted(mentions, key=lambda m: m.recorded_by != NEVER):  # a table's first words: how it is never seen
         table = mention.relation
@@ -270,6 +273,6 @@ def _misses(event: Event, rows: set[tuple[int, str]], conditions: set[tuple[int,
         elif counts[table] > 1:  # its rows are not matched (`repeated`), or it was read again in a subquery
             misses.append((table, SELF_JOIN if (event.seq, table) in rows else mention.how))
         elif mention.recorded_by == NEVER or not ((event.seq, table) in rows or (
-                mention.recorded_by == ROWS_OR_CONDITION and (event.seq, table) in conditions)):
-            misses.append((table, mention.how))
+                mention.recorded_by == ROWS_OR_CONDITION and not unplaced and (event.seq, table) in conditions)):
+            misses.append((table, UNPLACED if unplaced and mention.recorded_by != NEVER else mention.how))
     return misses

@@ -25,8 +25,8 @@ SENT = {
     "app_debit_alice": [GET.format("'alice'"), "ROLLBACK"],
 }
 # psycopg 3 and asyncpg bind them ($1, typed by SQLAlchemy). psycopg 3 prepares a statement
-# run 5 times on a connection (prepare_threshold) and, after a ROLLBACK, forgets what it
-# prepared and sends DEALLOCATE ALL (psycopg/_preparing.py, _should_discard).
+# once it has run more than 5 times on a connection (prepare_threshold) and, after a
+# ROLLBACK, forgets what it prepared and sends DEALLOCATE ALL (psycopg/_preparing.py, _should_discard).
 GET_BOUND, SET_BOUND = GET.format("$1::VARCHAR"), SET.format("$1::INTEGER", "$2::VARCHAR")
 SENT_BOUND = {
     "app_transfer_30": ["BEGIN", GET_BOUND, GET_BOUND, SET_BOUND, SET_BOUND, "COMMIT"],
@@ -85,7 +85,7 @@ SCENARIO = {
          "narration": "Alice has only 70: the application raises its own exception inside the block. "
                       "The block rolls back (ROLLBACK goes out) and re-raises; the caller catches it. "
                       "psycopg 3 then sends DEALLOCATE ALL: after a ROLLBACK it drops the statements it "
-                      "prepared (it prepares one run 5 times on a connection)."},
+                      "prepared (it prepares one that ran more than 5 times on a connection)."},
         {"name": "observer_balances_3", "session": "observer", "sql": BALANCES,
          "narration": "Bob's credit was undone with the rest of the block."},
     ],

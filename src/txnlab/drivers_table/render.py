@@ -12,10 +12,11 @@ import json
 
 from tabulate import tabulate
 
-from txnlab.drivers_table.model import JSON_SCHEMA_VERSION, Cell, Driver, DriversTable
+from txnlab.drivers_table.model import Cell, Driver, DriversTable
 from txnlab.render.fit import fit_table, hanging, wrap
 from txnlab.render.markdown import inline
 from txnlab.render.markup import escape
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 # Narrower than this, a grid column cuts SQL into slivers (7 columns need 134 terminal columns).
 GRID_MIN_COLUMN = 16
@@ -93,7 +94,8 @@ def as_dict(table: DriversTable) -> dict[str, object]:
 
 
 def _cell_dict(cell: Cell) -> dict[str, object]:
-    return {"applies": cell.applies, "sent": list(cell.sent), "happened": cell.happened, "error": cell.error}
+    return {"applies": cell.applies, "sent": list(cell.sent), "happened": cell.happened, "error": cell.error,
+            "teardown": list(cell.teardown)}
 
 
 def render_json(table: DriversTable) -> str:

@@ -23,6 +23,7 @@ from txnlab.drivers_table import catalogue
 from txnlab.drivers_table.bench import Bench, run_probes
 from txnlab.drivers_table.model import Behaviour, Cell, Driver, DriversTable
 from txnlab.drivers_table.render import cell_text, render_text
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 pytestmark = pytest.mark.database
 
@@ -86,23 +87,23 @@ GOLDEN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         '22012, then 25P02 (driver: INERROR); after rollback(): ok',
     ),
     ('failed-statement', 'psycopg'): (
-        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1', 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1'),
         '22012, then 25P02 (driver: INERROR); after rollback(): ok',
     ),
     ('failed-statement', 'asyncpg'): (
         ('SELECT 1/0', 'SELECT 1'),
-        '22012, then ok (driver: is_in_transaction()=False); nothing to recover',
+        '22012, then ok (driver: is_in_transaction()=False); server: idle',
     ),
     ('failed-statement', 'sqlalchemy+psycopg2'): (
-        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1', 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1'),
         '22012, then 25P02; after rollback(): ok',
     ),
     ('failed-statement', 'sqlalchemy+psycopg'): (
-        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1', 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'SELECT 1'),
         '22012, then 25P02; after rollback(): ok',
     ),
     ('failed-statement', 'sqlalchemy+asyncpg'): (
-        ('BEGIN;', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK;', 'BEGIN;', 'SELECT 1', 'ROLLBACK;'),
+        ('BEGIN;', 'SELECT 1/0', 'SELECT 1', 'ROLLBACK;', 'BEGIN;', 'SELECT 1'),
         '22012, then 25P02; after rollback(): ok',
     ),
     ('savepoint', 'psycopg2'): (
@@ -158,47 +159,47 @@ GOLDEN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         'set_session(): transaction runs serializable',
     ),
     ('isolation-level', 'psycopg'): (
-        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')"),
         'isolation_level set: transaction runs serializable',
     ),
     ('isolation-level', 'asyncpg'): (
-        ('BEGIN ISOLATION LEVEL SERIALIZABLE;', "SELECT current_setting('transaction_isolation')", 'COMMIT;'),
+        ('BEGIN ISOLATION LEVEL SERIALIZABLE;', "SELECT current_setting('transaction_isolation')"),
         'transaction(isolation=): runs serializable',
     ),
     ('isolation-level', 'sqlalchemy+psycopg2'): (
-        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): runs serializable',
     ),
     ('isolation-level', 'sqlalchemy+psycopg'): (
-        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN ISOLATION LEVEL SERIALIZABLE', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): runs serializable',
     ),
     ('isolation-level', 'sqlalchemy+asyncpg'): (
-        ('BEGIN ISOLATION LEVEL SERIALIZABLE;', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;'),
+        ('BEGIN ISOLATION LEVEL SERIALIZABLE;', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): runs serializable',
     ),
     ('isolation-level-later', 'psycopg2'): (
-        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')"),
         'set_session(): refused (ProgrammingError); this transaction: read committed, next: read committed',
     ),
     ('isolation-level-later', 'psycopg'): (
-        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')"),
         'isolation_level set: refused (ProgrammingError); this transaction: read committed, next: read committed',
     ),
     ('isolation-level-later', 'asyncpg'): (
-        ('BEGIN;', 'SHOW transaction_isolation;', "SELECT current_setting('transaction_isolation')", 'COMMIT;'),
+        ('BEGIN;', 'SHOW transaction_isolation;', "SELECT current_setting('transaction_isolation')"),
         'nested transaction(isolation=): refused (InterfaceError); this transaction: read committed',
     ),
     ('isolation-level-later', 'sqlalchemy+psycopg2'): (
-        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
     ),
     ('isolation-level-later', 'sqlalchemy+psycopg'): (
-        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')", 'ROLLBACK'),
+        ('BEGIN', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK', 'BEGIN', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
     ),
     ('isolation-level-later', 'sqlalchemy+asyncpg'): (
-        ('BEGIN;', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;', 'BEGIN;', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;'),
+        ('BEGIN;', 'SELECT 1', "SELECT current_setting('transaction_isolation')", 'ROLLBACK;', 'BEGIN;', "SELECT current_setting('transaction_isolation')"),
         'execution_options(): refused (InvalidRequestError); this transaction: read committed, next: read committed',
     ),
     ('pool-return', 'psycopg2'): (
@@ -238,16 +239,16 @@ GOLDEN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         'first task: ok; second: InterfaceError: cannot perform operation: another operation is in progress',
     ),
     ('failed-flush', 'sqlalchemy+psycopg2'): (
-        ('BEGIN', 'INSERT INTO t (id) VALUES (1)', 'ROLLBACK', 'BEGIN', 'SELECT 1', 'ROLLBACK'),
-        'flush: 23505, then PendingRollbackError; after rollback(): ok',
+        ('BEGIN', 'INSERT INTO t (id) VALUES (1)', 'ROLLBACK', 'BEGIN', 'SELECT 1'),
+        'flush: 23505, then PendingRollbackError; rollback() sent nothing; then ok',
     ),
     ('failed-flush', 'sqlalchemy+psycopg'): (
-        ('BEGIN', 'INSERT INTO t (id) VALUES ($1::INTEGER)', 'ROLLBACK', 'BEGIN', 'SELECT 1', 'ROLLBACK'),
-        'flush: 23505, then PendingRollbackError; after rollback(): ok',
+        ('BEGIN', 'INSERT INTO t (id) VALUES ($1::INTEGER)', 'ROLLBACK', 'BEGIN', 'SELECT 1'),
+        'flush: 23505, then PendingRollbackError; rollback() sent nothing; then ok',
     ),
     ('failed-flush', 'sqlalchemy+asyncpg'): (
-        ('BEGIN;', 'INSERT INTO t (id) VALUES ($1::INTEGER)', 'ROLLBACK;', 'BEGIN;', 'SELECT 1', 'ROLLBACK;'),
-        'flush: 23505, then PendingRollbackError; after rollback(): ok',
+        ('BEGIN;', 'INSERT INTO t (id) VALUES ($1::INTEGER)', 'ROLLBACK;', 'BEGIN;', 'SELECT 1'),
+        'flush: 23505, then PendingRollbackError; rollback() sent nothing; then ok',
     ),
 }
 
@@ -295,13 +296,13 @@ def test_the_header_names_each_installed_driver_version(cli) -> None:  # type: i
 def test_json_has_every_behaviour_and_driver_with_the_exact_sent_text(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("drivers", "--format", "json")
     document = json.loads(out)
-    assert code == 0 and document["schema_version"] == 1 and document["server_version"]
+    assert code == 0 and document["schema_version"] == JSON_SCHEMA_VERSION and document["server_version"]
     assert [b["key"] for b in document["behaviours"]] == [b.key for b in catalogue.BEHAVIOURS]
     assert [d["key"] for d in document["drivers"]] == [d.key for d in catalogue.drivers()]
     for behaviour in document["behaviours"]:
         assert set(behaviour["cells"]) == {d["key"] for d in document["drivers"]}
         for cell in behaviour["cells"].values():
-            assert set(cell) == {"applies", "sent", "happened", "error"}
+            assert set(cell) == {"applies", "sent", "happened", "error", "teardown"}
     reset = next(b for b in document["behaviours"] if b["key"] == "pool-return")["cells"]["asyncpg"]["sent"]
     assert "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;" in reset  # newlines kept
 
@@ -319,10 +320,11 @@ def test_markdown_is_one_table_with_a_row_per_behaviour(cli) -> None:  # type: i
 def test_text_fits_the_terminal_width_as_a_grid_or_a_line_per_driver(table: DriversTable) -> None:
     from txnlab.render.fit import display_width
 
-    for width in (60, 80, 120, 140, 200):
+    for width in (60, 80, 120, 140, 200, 300):
         text = render_text(table, width)
         assert display_width(text) <= width, width
-        assert text.startswith("┌") == (width >= 140)  # narrower, the grid would cut SQL into slivers
+    # a grid only where every column holds its widest identifier (tests/test_r2_drivers_table.py)
+    assert not render_text(table, 140).startswith("┌") and render_text(table, 300).startswith("┌")
     narrow = render_text(table, 80)
     assert "  asyncpg " in narrow and "RESET ALL;" in narrow and "—" in narrow
 

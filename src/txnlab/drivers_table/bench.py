@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import psycopg2.extensions
@@ -151,8 +152,9 @@ def refused(exc: BaseException) -> str:
 
 
 def two_threads(bench: Bench, statement: Callable[[], object]) -> Cell:
-    """Run `statement` (a 0.2 s pg_sleep) from two threads at once; say whether both ran, and
-    whether one after the other (0.35 s or more in all) or overlapping."""
+    """Run `statement` (a 0.2 s pg_sleep) from two threads at once; say whether both ran and,
+    when both did, whether one after the other (0.35 s or more in all) or overlapping. When
+    one failed, the order is not stated: a statement that failed at once took no 0.2 s."""
     errors: list[str] = []
 
     def work() -> None:
@@ -168,9 +170,9 @@ def two_threads(bench: Bench, statement: Callable[[], object]) -> Cell:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    ran = "; ".join(errors) if errors else "both ran"
-    order = "one after the other" if elapsed >= 0.35 else "overlapping"
-    return Cell(bench.sent(), f"{ran}, {order}")
+    if errors:
+        return Cell(bench.sent(), "; ".join(errors))
+    return Cell(bench.sent(), f"both ran, {'one after the other' if elapsed >= 0.35 else 'overlapping'}")
 
 
 def drivers_table(dsn: str | None) -> DriversTable:
@@ -201,11 +203,13 @@ def run_probes(server_dsn: str, drivers: tuple[Driver, ...], behaviours: tuple[B
 
 
 def _run(probe: Probe, bench: Bench) -> Cell:
-    """One probe's cell; afterwards the sessions it left are ended and `t` is empty again."""
+    """One probe's cell, with what its clean-up sent after it took `sent` as `teardown`;
+    afterwards the sessions it left are ended and `t` is empty again."""
     bench.mark()
     try:
         with _quiet_drivers():
-            return probe(bench)
+            cell = probe(bench)
+        return replace(cell, teardown=bench.sent())
     except Exception as exc:  # a driver raising the unexpected: the cell says so, the table goes on
         return Cell(sent=bench.sent(), error=f"{type(exc).__name__}: {first_line(exc)}")
     finally:

@@ -10,14 +10,14 @@ from txnlab.drivers_table.model import Behaviour, Driver
 
 BEHAVIOURS = (
     Behaviour("first-statement", "first statement on a new connection"),
-    Behaviour("with-block", "`with` block on the connection"),
-    Behaviour("with-block-autocommit", "`with` block, autocommit on"),
+    Behaviour("with-block", "`with` block on the connection", shows_end=True),
+    Behaviour("with-block-autocommit", "`with` block, autocommit on", shows_end=True),
     Behaviour("failed-statement", "a failed statement, then another"),
-    Behaviour("savepoint", "savepoints / nested transactions"),
+    Behaviour("savepoint", "savepoints / nested transactions", shows_end=True),
     Behaviour("autocommit", "autocommit"),
     Behaviour("isolation-level", "isolation level SERIALIZABLE"),
     Behaviour("isolation-level-later", "isolation level set inside a transaction"),
-    Behaviour("pool-return", "return to the pool"),
+    Behaviour("pool-return", "return to the pool", shows_end=True),
     Behaviour("shared-connection", "one connection, two threads / tasks"),
     Behaviour("failed-flush", "ORM Session: failed flush, then another statement"),
 )

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# JSON: `txnlab drivers --format json` (keys documented in docs/drivers.md).
-JSON_SCHEMA_VERSION = 1
-
-
 @dataclass(frozen=True)
 class Behaviour:
-    """One row: `key` is stable (JSON, tests); `title` is what the row shows."""
+    """One row: `key` is stable (JSON, tests); `title` is what the row shows.
+
+    `shows_end`: the end of the probe's unit of work is the lesson (a `with` block's exit,
+    commit() after savepoints, a pool's reset on return), so its cells' `sent` runs to the
+    end and nothing is left for `teardown`. Otherwise a cell's `sent` stops after the last
+    statement the behaviour needs, and the probe's clean-up (a ROLLBACK on close) is
+    `teardown`, never part of the lesson.
+    """
 
     key: str
     title: str
+    shows_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,13 @@ class Driver:
 class Cell:
     """What one driver did for one behaviour.
 
-    `sent`: each Query or Parse message the driver's connections put on the wire (the
-    wire tap's record, exact text), in order. `happened`: the server's facts and the
-    driver's view afterwards, in words (e.g. "server: idle in transaction; driver: INTRANS").
+    `sent`: each Query or Parse message the driver's connections put on the wire for the
+    behaviour probed (the wire tap's record, exact text), in order, up to the moment the
+    probe took it. `happened`: the server's facts and the driver's view afterwards, in words
+    (e.g. "server: idle in transaction; driver: INTRANS"). `teardown`: what the probe's own
+    clean-up sent after that (closing its connection, engine or pool), kept apart because
+    it is not the lesson; where the clean-up IS the behaviour (a pool's reset on return, a
+    `with` block's end) the probe takes `sent` after it and `teardown` is empty.
     `applies` is False where the driver has no such behaviour (the cell shows "—");
     `error` is set when the probe itself raised something unexpected.
     """
@@ -47,6 +55,7 @@ class Cell:
     happened: str = ""
     applies: bool = True
     error: str | None = None
+    teardown: tuple[str, ...] = ()
 
 
 NOT_APPLICABLE = Cell(applies=False)

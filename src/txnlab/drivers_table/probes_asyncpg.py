@@ -41,7 +41,7 @@ async def first_statement(bench: Bench, conn: asyncpg.Connection) -> Cell:
 async def failed_statement(bench: Bench, conn: asyncpg.Connection) -> Cell:
     """Row failed-statement: a division by zero, another statement, then the recovery."""
     results = [await _try(conn, "SELECT 1/0"), await _try(conn, "SELECT 1")]
-    return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {status(conn)}); nothing to recover")
+    return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {status(conn)}); server: {bench.states()}")
 
 
 async def _try(conn: asyncpg.Connection, statement: str) -> str:
@@ -74,7 +74,7 @@ async def isolation_level(bench: Bench, conn: asyncpg.Connection) -> Cell:
     """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     async with conn.transaction(isolation="serializable"):
         level = await conn.fetchval(TRANSACTION_ISOLATION)
-    return Cell(bench.sent(), f"transaction(isolation=): runs {level}")
+        return Cell(bench.sent(), f"transaction(isolation=): runs {level}")
 
 
 @on_loop
@@ -88,7 +88,7 @@ async def isolation_level_mid_transaction(bench: Bench, conn: asyncpg.Connection
         except asyncpg.InterfaceError as exc:
             asked = refused(exc)
         level = await conn.fetchval(TRANSACTION_ISOLATION)
-    return Cell(bench.sent(), f"nested transaction(isolation=): {asked}; this transaction: {level}")
+        return Cell(bench.sent(), f"nested transaction(isolation=): {asked}; this transaction: {level}")
 
 
 @on_loop

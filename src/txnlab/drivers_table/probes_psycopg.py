@@ -48,8 +48,7 @@ def failed_statement(bench: Bench) -> Cell:
         driver = status(conn)
         conn.rollback()
         results.append(_try(conn, "SELECT 1"))
-        conn.rollback()
-    return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {driver}); after rollback(): {results[2]}")
+        return Cell(bench.sent(), f"{results[0]}, then {results[1]} (driver: {driver}); after rollback(): {results[2]}")
 
 
 def _try(conn: psycopg.Connection, statement: str) -> str:
@@ -84,9 +83,8 @@ def isolation_level(bench: Bench) -> Cell:
     with psycopg.connect(bench.dsn) as conn:
         conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
         row = conn.execute(TRANSACTION_ISOLATION).fetchone()
-        conn.rollback()
-    assert row is not None
-    return Cell(bench.sent(), f"isolation_level set: transaction runs {row[0]}")
+        assert row is not None
+        return Cell(bench.sent(), f"isolation_level set: transaction runs {row[0]}")
 
 
 def isolation_level_mid_transaction(bench: Bench) -> Cell:
@@ -98,12 +96,11 @@ def isolation_level_mid_transaction(bench: Bench) -> Cell:
             asked = "ok"
         except psycopg.Error as exc:
             asked = refused(exc)
-        levels = []
-        for _ in range(2):
-            row = conn.execute(TRANSACTION_ISOLATION).fetchone()
-            levels.append(row[0] if row else None)
-            conn.rollback()
-    return Cell(bench.sent(), f"isolation_level set: {asked}; this transaction: {levels[0]}, next: {levels[1]}")
+        this = conn.execute(TRANSACTION_ISOLATION).fetchone()
+        conn.rollback()
+        after = conn.execute(TRANSACTION_ISOLATION).fetchone()
+        assert this is not None and after is not None
+        return Cell(bench.sent(), f"isolation_level set: {asked}; this transaction: {this[0]}, next: {after[0]}")
 
 
 def pool_return(bench: Bench) -> Cell:

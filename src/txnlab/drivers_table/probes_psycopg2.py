@@ -121,12 +121,12 @@ def isolation_level_mid_transaction(bench: Bench) -> Cell:
             asked = "ok"
         except psycopg2.Error as exc:
             asked = refused(exc)
-        levels = []
-        for _ in range(2):
-            cur.execute(TRANSACTION_ISOLATION)
-            levels.append(cur.fetchone()[0])
-            conn.rollback()
-        return Cell(bench.sent(), f"set_session(): {asked}; this transaction: {levels[0]}, next: {levels[1]}")
+        cur.execute(TRANSACTION_ISOLATION)
+        (this,) = cur.fetchone()
+        conn.rollback()
+        cur.execute(TRANSACTION_ISOLATION)
+        (after,) = cur.fetchone()
+        return Cell(bench.sent(), f"set_session(): {asked}; this transaction: {this}, next: {after}")
     finally:
         conn.close()
 

@@ -86,7 +86,7 @@ def failed_statement(bench: Bench, engine: Engine) -> Cell:
         results = [_try(conn, "SELECT 1/0"), _try(conn, "SELECT 1")]
         conn.rollback()
         results.append(_try(conn, "SELECT 1"))
-    return Cell(bench.sent(), f"{results[0]}, then {results[1]}; after rollback(): {results[2]}")
+        return Cell(bench.sent(), f"{results[0]}, then {results[1]}; after rollback(): {results[2]}")
 
 
 def _try(conn, statement: str) -> str:  # type: ignore[no-untyped-def]
@@ -118,7 +118,7 @@ def isolation_level(bench: Bench, engine: Engine) -> Cell:
     """Row isolation-level: SERIALIZABLE the driver's way; the level the transaction runs at."""
     with engine.connect().execution_options(isolation_level="SERIALIZABLE") as conn:
         level = conn.execute(text(TRANSACTION_ISOLATION)).scalar()
-    return Cell(bench.sent(), f"execution_options(): runs {level}")
+        return Cell(bench.sent(), f"execution_options(): runs {level}")
 
 
 def isolation_level_mid_transaction(bench: Bench, engine: Engine) -> Cell:
@@ -130,11 +130,10 @@ def isolation_level_mid_transaction(bench: Bench, engine: Engine) -> Cell:
             asked = "ok"
         except InvalidRequestError as exc:
             asked = refused(exc)
-        levels = []
-        for _ in range(2):
-            levels.append(conn.execute(text(TRANSACTION_ISOLATION)).scalar())
-            conn.rollback()
-    return Cell(bench.sent(), f"execution_options(): {asked}; this transaction: {levels[0]}, next: {levels[1]}")
+        this = conn.execute(text(TRANSACTION_ISOLATION)).scalar()
+        conn.rollback()
+        after = conn.execute(text(TRANSACTION_ISOLATION)).scalar()
+        return Cell(bench.sent(), f"execution_options(): {asked}; this transaction: {this}, next: {after}")
 
 
 def pool_return(bench: Bench, engine: Engine) -> Cell:
@@ -151,9 +150,13 @@ def failed_flush(bench: Bench, engine: Engine) -> Cell:
     with Session(engine) as session:
         session.add(Row(id=1))
         results = [_try_session(session.flush), _try_session(lambda: session.execute(text("SELECT 1")))]
+        before = bench.sent()
         session.rollback()
+        by_rollback = bench.sent()  # the flush's failure already sent ROLLBACK: rollback() sends nothing
         results.append(_try_session(lambda: session.execute(text("SELECT 1"))))
-    return Cell(bench.sent(), f"flush: {results[0]}, then {results[1]}; after rollback(): {results[2]}")
+        said = " · ".join(by_rollback) or "nothing"
+        return Cell(before + by_rollback + bench.sent(),
+                    f"flush: {results[0]}, then {results[1]}; rollback() sent {said}; then {results[2]}")
 
 
 def _try_session(action: Callable[[], object]) -> str:

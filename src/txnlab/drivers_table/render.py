@@ -12,14 +12,11 @@ import json
 
 from tabulate import tabulate
 
-from txnlab.drivers_table.model import JSON_SCHEMA_VERSION, Cell, Driver, DriversTable
-from txnlab.render.fit import fit_table, hanging, wrap
+from txnlab.drivers_table.layout import grid, hanging, wrap_tokens
+from txnlab.drivers_table.model import Cell, Driver, DriversTable
 from txnlab.render.markdown import inline
 from txnlab.render.markup import escape
-
-# Narrower than this, a grid column cuts SQL into slivers (7 columns need 134 terminal columns).
-GRID_MIN_COLUMN = 16
-GRID_RULES_PER_COLUMN = 3  # simple_grid's "│ " and " " around each cell
+from txnlab.timeline import JSON_SCHEMA_VERSION
 
 NOT_APPLICABLE_MARK = "—"
 NOTHING_SENT = "(nothing sent)"
@@ -53,14 +50,15 @@ def _rows(table: DriversTable) -> list[list[str]]:
 
 
 def render_text(table: DriversTable, width: int) -> str:
-    """The table in at most `width` display columns: a grid whose cells wrap (render.fit) when
-    every column gets GRID_MIN_COLUMN, else each behaviour as a heading and a line per driver."""
-    columns = 1 + len(table.drivers)
-    if (width - GRID_RULES_PER_COLUMN * columns - 1) // columns >= GRID_MIN_COLUMN:
-        return fit_table(_rows(table), _headers(table), width=width, tablefmt="simple_grid")
-    lines = wrap(f"Python drivers on PostgreSQL {table.server_version} (what each sent → what happened)", width)
+    """The table in at most `width` display columns, lines broken between tokens
+    (drivers_table.layout): a grid when every column can hold its widest keyword or
+    identifier whole, else each behaviour as a heading and a line per driver."""
+    table_grid = grid(_rows(table), _headers(table), width)
+    if table_grid is not None:
+        return table_grid
+    lines = wrap_tokens(f"Python drivers on PostgreSQL {table.server_version} (what each sent → what happened)", width)
     for behaviour in table.behaviours:
-        lines += ["", *wrap(behaviour.title, width)]
+        lines += ["", *wrap_tokens(behaviour.title, width)]
         for driver in table.drivers:
             lines += hanging(f"  {header(driver)}: ", cell_text(table.cell(behaviour.key, driver.key)), width)
     return "\n".join(lines)
@@ -93,7 +91,8 @@ def as_dict(table: DriversTable) -> dict[str, object]:
 
 
 def _cell_dict(cell: Cell) -> dict[str, object]:
-    return {"applies": cell.applies, "sent": list(cell.sent), "happened": cell.happened, "error": cell.error}
+    return {"applies": cell.applies, "sent": list(cell.sent), "happened": cell.happened, "error": cell.error,
+            "teardown": list(cell.teardown)}
 
 
 def render_json(table: DriversTable) -> str:

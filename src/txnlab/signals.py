@@ -84,6 +84,24 @@ def received() -> int | None:
     return _received
 
 
+def interruption(exc: BaseException | None) -> Interrupted | None:
+    """The signal's Interrupted that `exc` is or carries, or None.
+
+    Code that a signal interrupts may wrap its exception in another: Python 3.11 turns what
+    a class's `__set_name__` raises into RuntimeError (a dataclass field's, a
+    cached_property's: any class defined while a module loads), C code may raise SystemError
+    or ImportError over it. The wrapper keeps it as its __cause__ or __context__; whoever
+    decides how the run ended looks there, so that the signal is never taken for a bug
+    (a traceback, exit 1) or for an error met while cleaning up after it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def ignore_further() -> None:
     """The run is over and its exit code chosen: a signal from now on (while the
     interpreter shuts down, in an atexit callback of a library, say) changes nothing."""

@@ -23,9 +23,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -149,23 +152,41 @@ def deferred_signals() -> Iterator[None]:
     (txnlab's, Python's KeyboardInterrupt, or the default action), unless an exception
     is already on its way out. Outside the main thread, where Python runs no signal
     handler, it does nothing.
+
+    A signal that lands just before the section begins raises as usual, before its first
+    statement: what must happen however the run ends goes through `uninterrupted`.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     arrived: list[int] = []
-    previous = {
-        signum: signal.signal(signum, lambda n, _: arrived.append(n))
-        for signum in HANDLED
-        if signal.getsignal(signum) != signal.SIG_IGN
-    }
-    try:
+    previous: dict[int, signal.Handlers | object] = {}
+    try:  # a signal may land while the handlers are being swapped: each swapped one is restored
+        for signum in HANDLED:
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, lambda n, _: arrived.append(n))
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if arrived and sys.exc_info()[0] is None:
         _redeliver(arrived[0], previous[arrived[0]])
+
+
+def uninterrupted(action: Callable[[], T]) -> T:
+    """`action()` inside deferred_signals(), run even when a signal lands just before the
+    section begins (on a run's normal way out, say): that signal raises in the caller
+    once `action` is done, and further ones wait (see _handle). For what must happen
+    however the run ends: dropping the scratch database, undoing its server changes."""
+    begun = False
+    try:
+        with deferred_signals():
+            begun = True
+            return action()
+    finally:
+        if not begun:
+            with deferred_signals():
+                action()
 
 
 def _redeliver(signum: int, handler: signal.Handlers | object) -> None:

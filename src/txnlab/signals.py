@@ -26,9 +26,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TypeVar
-
-T = TypeVar("T")
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -173,7 +170,7 @@ def deferred_signals() -> Iterator[None]:
         _redeliver(arrived[0], previous[arrived[0]])
 
 
-def uninterrupted(action: Callable[[], T]) -> T:
+def uninterrupted(action: Callable[[], object]) -> None:
     """`action()` inside deferred_signals(), run even when a signal lands just before the
     section begins (on a run's normal way out, say): that signal raises in the caller
     once `action` is done, and further ones wait (see _handle). For what must happen
@@ -182,7 +179,7 @@ def uninterrupted(action: Callable[[], T]) -> T:
     try:
         with deferred_signals():
             begun = True
-            return action()
+            action()
     finally:
         if not begun:
             with deferred_signals():

@@ -8,7 +8,8 @@ signal is held back while psycopg2 is imported (a few tens of ms): its C module 
 
 Before this module runs, Python itself is starting (about 50 ms, including the `import
 re` of pip's `txnlab` script): a signal then has Python's default effect (for Ctrl-C,
-KeyboardInterrupt's traceback); nothing of txnlab's has started.
+KeyboardInterrupt's traceback); nothing of txnlab's has started. A signal whose exception
+the code it interrupted wrapped in another (see `signals.interruption`) ends it the same way.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ def main() -> None:
         from txnlab.cli import main as cli_main
 
         cli_main()
-    except signals.Interrupted as exc:  # before the CLI's own handling began, or after it ended
+    except BaseException as exc:  # before the CLI's own handling began, or after it ended
+        interrupted = signals.interruption(exc)  # a class defined while the CLI loads may wrap it
+        if interrupted is None or isinstance(exc, SystemExit):
+            raise
         try:
-            sys.stderr.write(f"txnlab: interrupted by {signals.describe(exc.signum)}; nothing was left behind\n")
+            sys.stderr.write(f"txnlab: interrupted by {signals.describe(interrupted.signum)}; nothing was left behind\n")
         except OSError:
             pass  # the terminal is gone (SIGHUP)
-        sys.exit(signals.exit_code(exc.signum))
+        sys.exit(signals.exit_code(interrupted.signum))
 
 
 if __name__ == "__main__":

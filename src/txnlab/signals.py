@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -84,6 +84,24 @@ def received() -> int | None:
     return _received
 
 
+def interruption(exc: BaseException | None) -> Interrupted | None:
+    """The signal's Interrupted that `exc` is or carries, or None.
+
+    Code that a signal interrupts may wrap its exception in another: Python 3.11 turns what
+    a class's `__set_name__` raises into RuntimeError (a dataclass field's, a
+    cached_property's: any class defined while a module loads), C code may raise SystemError
+    or ImportError over it. The wrapper keeps it as its __cause__ or __context__; whoever
+    decides how the run ended looks there, so that the signal is never taken for a bug
+    (a traceback, exit 1) or for an error met while cleaning up after it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def ignore_further() -> None:
     """The run is over and its exit code chosen: a signal from now on (while the
     interpreter shuts down, in an atexit callback of a library, say) changes nothing."""
@@ -131,23 +149,41 @@ def deferred_signals() -> Iterator[None]:
     (txnlab's, Python's KeyboardInterrupt, or the default action), unless an exception
     is already on its way out. Outside the main thread, where Python runs no signal
     handler, it does nothing.
+
+    A signal that lands just before the section begins raises as usual, before its first
+    statement: what must happen however the run ends goes through `uninterrupted`.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     arrived: list[int] = []
-    previous = {
-        signum: signal.signal(signum, lambda n, _: arrived.append(n))
-        for signum in HANDLED
-        if signal.getsignal(signum) != signal.SIG_IGN
-    }
-    try:
+    previous: dict[int, signal.Handlers | object] = {}
+    try:  # a signal may land while the handlers are being swapped: each swapped one is restored
+        for signum in HANDLED:
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, lambda n, _: arrived.append(n))
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if arrived and sys.exc_info()[0] is None:
         _redeliver(arrived[0], previous[arrived[0]])
+
+
+def uninterrupted(action: Callable[[], object]) -> None:
+    """`action()` inside deferred_signals(), run even when a signal lands just before the
+    section begins (on a run's normal way out, say): that signal raises in the caller
+    once `action` is done, and further ones wait (see _handle). For what must happen
+    however the run ends: dropping the scratch database, undoing its server changes."""
+    begun = False
+    try:
+        with deferred_signals():
+            begun = True
+            action()
+    finally:
+        if not begun:
+            with deferred_signals():
+                action()
 
 
 def _redeliver(signum: int, handler: signal.Handlers | object) -> None:

@@ -117,6 +117,8 @@ def _run(argv: list[str] | None) -> int:
             return int(ExitCode.INTERRUPTED)
         return _interrupted(signals.received() or signal.SIGINT, getattr(exc, "left_behind", ()))
     except Exception as exc:
+        if (interrupted := signals.interruption(exc)) is not None:  # the signal, wrapped by the code it hit
+            return _interrupted(interrupted.signum, interrupted.left_behind)
         if (signum := signals.received()) is not None:  # cleaning up after the signal failed
             _say(f"error: interrupted by {signals.describe(signum)}, then: {_describe(exc)}")
             return signals.exit_code(signum)
@@ -127,6 +129,10 @@ def _run(argv: list[str] | None) -> int:
             raise  # a bug in txnlab: the traceback is what a bug report needs
         _say(f"error: {_describe(exc)}")
         return int(exc.exit_code) if isinstance(exc, TxnlabError) else int(ExitCode.SERVER)
+    if (signum := signals.received()) is not None:
+        # The signal came, yet the command ended as if it had not: its exception was lost on
+        # the way (swallowed by code it interrupted). The run is not a verdict (0 or 1).
+        return _interrupted(signum)
     return code if isinstance(code, int) else 0
 
 

@@ -67,8 +67,9 @@ def lab_on_server(dsn: str | None, step_timeout: float, history: bool = True) ->
         with open_lab(resolve_dsn(choice), server_changes=changes, undo_server_changes=choice.origin == "embedded",
                       step_timeout=step_timeout, history=history) as lab:
             yield lab
-    except signals.Interrupted as exc:  # its last line says what is left, so it must know
-        exc.left_behind = [describe_change(change) for change in changes if not change.undone]
+    except BaseException as exc:
+        if (interrupted := signals.interruption(exc)) is not None:  # its last line says what is left, so it must know
+            interrupted.left_behind = [describe_change(change) for change in changes if not change.undone]
         raise
     finally:
         for change in changes:

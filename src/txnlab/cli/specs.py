@@ -90,8 +90,9 @@ def specs_command(paths: tuple[Path, ...], expected: Path | None, results: Path 
                     written[result.planned.case.name] = _write(results, result)
                 if output_format == "text":
                     click.echo(report.spec_line(result))
-    except signals.Interrupted as exc:  # the CLI's last line says what is left, so it must know
-        exc.left_behind = [describe_change(c) for c in suite.server_changes if not c.undone]
+    except BaseException as exc:
+        if (interrupted := signals.interruption(exc)) is not None:  # the CLI's last line says what is left, so it must know
+            interrupted.left_behind = [describe_change(c) for c in suite.server_changes if not c.undone]
         raise
     finally:
         for change in suite.server_changes:

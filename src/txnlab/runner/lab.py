@@ -36,7 +36,7 @@ from txnlab.scenario.model import Scenario
 from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
 from txnlab.server.scratch import ScratchDatabase
-from txnlab.signals import deferred_signals
+from txnlab.signals import uninterrupted
 from txnlab.timeline import Event, Outcome, Timeline
 
 DEFAULT_STEP_TIMEOUT = 5.0
@@ -341,7 +341,6 @@ def open_lab(
             finally:
                 lab.close()
         finally:
-            with deferred_signals():  # a signal must not stop it halfway and leave a role or database behind
-                changes = footprint.settle()
-                if server_changes is not None:
-                    server_changes.extend(changes)
+            # A signal must not stop it halfway, or skip it, and leave a role or database behind.
+            recorded = server_changes if server_changes is not None else []
+            uninterrupted(lambda: recorded.extend(footprint.settle()))

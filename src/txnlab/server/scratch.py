@@ -32,7 +32,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from txnlab.errors import ServerError
-from txnlab.signals import deferred_signals
+from txnlab.signals import uninterrupted
 from txnlab.server.connect import connect, first_line, with_params
 
 PREFIX = "txnlab_scratch_"
@@ -110,10 +110,12 @@ class ScratchDatabase:
         Raises ServerError if the server refuses; the database is then left with its lock
         freed, for the next txnlab run on this server to drop.
         """
-        owner, self._owner = self._owner, None
+        uninterrupted(self._drop_owned)
+
+    def _drop_owned(self) -> None:
+        owner, self._owner = self._owner, None  # handed over with signals held back: none can lose it
         if owner is not None:
-            with deferred_signals():
-                self._drop_from(owner)
+            self._drop_from(owner)
 
     def _drop_from(self, owner: psycopg2.extensions.connection) -> None:
         """Drop from the owner connection; if scenario SQL ended it (`DROP DATABASE postgres

@@ -183,8 +183,12 @@ class Event:
     # read only when a `holds:` expectation names the step; None otherwise. JSON: added in
     # schema_version 2, like `wait_changed` and the lock's new keys.
     holds: tuple[str, ...] | None = None
-    sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
-    server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
+    # What the driver put on the wire, when it was captured (`capture: true`, through the wire
+    # tap): () for a captured step that truly sent nothing, None when nothing was recorded.
+    sent: tuple[str, ...] | None = None
+    # The server's view afterwards, when it was captured (a capture or a watched connection);
+    # None when it was not read.
+    server: tuple[BackendView, ...] | None = None
     column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
     # Every result of the step, in order, when the session's driver returns them all (a
     # `.spec` run's libpq sessions); then `columns`, `rows`, `status` and `rowcount` above
@@ -239,8 +243,8 @@ class Event:
             self.wait_changed,
             self.notices,
             self.holds,
-            tuple(wire_text(message) for message in self.sent),
-            tuple((v.label, v.state, v.locks) for v in self.server),
+            None if self.sent is None else tuple(wire_text(message) for message in self.sent),
+            None if self.server is None else tuple((v.label, v.state, v.locks) for v in self.server),
             self.results,
             self.notifications,
             self.driver_status,  # last: tests index the fields before it
@@ -313,8 +317,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["holds"] = list(event.holds) if event.holds is not None else None
-    data["sent"] = list(event.sent)
-    data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server]
+    data["sent"] = list(event.sent) if event.sent is not None else None  # null: not captured, not "nothing"
+    data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server] if event.server is not None else None
     if event.error:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
         data["error"]["backends"] = {str(pid): who for pid, who in event.error.backends}
@@ -332,6 +336,13 @@ def _result_set_to_dict(result: ResultSet) -> dict[str, Any]:
     }
 
 
+def drivers_to_dict(timeline: Timeline) -> dict[str, dict[str, str]]:
+    """Which Python driver each session spoke through, as JSON data: session name to
+    `{"driver": "psycopg", "version": "3.3.2"}` (run and matrix JSON alike; empty for a
+    `.spec` run, whose sessions are libpq's own)."""
+    return {session: {"driver": name, "version": version} for session, (name, version) in timeline.drivers.items()}
+
+
 def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
     return {
         "scenario": timeline.scenario,
@@ -339,7 +350,7 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "sessions": list(timeline.sessions),
         "permutation": list(timeline.permutation),
         "server_version": timeline.server_version,
-        "drivers": {session: {"driver": name, "version": version} for session, (name, version) in timeline.drivers.items()},
+        "drivers": drivers_to_dict(timeline),
         "duration": round(timeline.duration, 6),
         "ended_early": timeline.ended_early,
         "could_not_run": timeline.could_not_run,

@@ -262,7 +262,7 @@ def driver_lines(event: Event) -> list[str]:
         lines.append(f"driver: {driver_status_phrase(event.driver_status)}")
     if event.holds is not None:
         lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
-    for view in event.server:
+    for view in event.server or ():
         holds = f", holds {', '.join(view.locks)}" if view.locks else ""
         who = "server" if view.label == "this session" else f"server, {view.label}"
         lines.append(f"{who}: {view.state or 'unknown'}{holds}")

@@ -319,7 +319,7 @@ def wait_diagnosis(event: Event) -> str | None:
 
 def predicate_locks(event: Event) -> list[str]:
     """SSI's SIRead locks held after a step: they record reads and block nobody."""
-    held = [lock for view in event.server for lock in view.locks if lock.startswith("SIReadLock")]
+    held = [lock for view in event.server or () for lock in view.locks if lock.startswith("SIReadLock")]
     return [f"{event.session} holds {', '.join(held)} (SSI predicate locks: they block nobody)"] if held else []
 
 

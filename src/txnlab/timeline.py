@@ -15,6 +15,7 @@ from typing import Any
 
 from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
+from txnlab.sql_spacing import collapse_layout
 from txnlab.values import json_cell
 
 # 2: a row's values are the server's text (JSON strings), except integers, booleans and NULL,
@@ -49,9 +50,10 @@ ASYNCPG_SAVEPOINT = re.compile(r"__asyncpg_savepoint_[0-9a-f]+__")
 
 
 def wire_text(message: str) -> str:
-    """A message a driver sent, as runs are compared: runs of whitespace as one space, and
-    asyncpg's savepoint names as `__asyncpg_savepoint_N__` whatever their number."""
-    return ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", " ".join(message.split()))
+    """A message a driver sent, as runs are compared: runs of whitespace between tokens as one
+    space (see sql_spacing.collapse_layout: never inside a literal, a quoted identifier or a
+    comment), and asyncpg's savepoint names as `__asyncpg_savepoint_N__` whatever their number."""
+    return ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", collapse_layout(message))
 
 
 BACKEND_PID = re.compile(r"\b([Pp])rocess (\d+)\b")

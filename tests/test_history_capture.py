@@ -385,7 +385,7 @@ class _LockWatcher:
         self.conn, self.schema = conn, schema
         self.siread: list[str] = []
 
-    def before_step(self, session: str, step: str, sql: str) -> None:
+    def before_step(self, session: str, step: str, sql: str, *, python: bool = False) -> None:
         pass
 
     def after_step(self, events: Sequence[Event]) -> None:

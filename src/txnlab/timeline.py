@@ -207,6 +207,9 @@ class Event:
     # is_in_transaction() = True), beside the server's `transaction_status`; None for a
     # step no driver session ran (a `.spec` run's libpq sessions, `final:` queries).
     driver_status: str | None = None
+    # A Python step (run.call, or run.step with a function): `sql` is its code as the scenario
+    # describes it, shown with its lines and indentation (render.fit.code_lines), not reflowed.
+    python: bool = False
 
     def result_sets(self) -> tuple[ResultSet, ...]:
         """Every result the step returned, in order: `results`, or the one result the

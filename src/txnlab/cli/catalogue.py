@@ -8,7 +8,7 @@ import click
 
 from txnlab.cli.options import scenario_dir_option, terminal_width, through_driver, user_catalogue
 from txnlab.render.describe import named_title
-from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
+from txnlab.render.fit import MIN_CELL, code_lines, display_width, fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.scenario.chosen_permutations import session_piles
 from txnlab.runner.drivers import DEFAULT_DRIVER
@@ -110,7 +110,8 @@ def describe(scenario: Scenario, width: int = 88, *, chosen: bool = False) -> st
     lines += ["", "Steps (each session's, in order):" if scenario.isolationtester else "Steps:"]
     for number, step_name in enumerate(scenario.steps if scenario.isolationtester else scenario.default_permutation, 1):
         step = scenario.steps[step_name]
-        lines += hanging(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width)
+        lines += _step_lines(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width,
+                             code=scenario.play is not None)
         if step.narration:
             lines += wrap(step.narration, min(width, 88), indent=" " * 8)
     if scenario.invariants:
@@ -128,6 +129,17 @@ def describe(scenario: Scenario, width: int = 88, *, chosen: bool = False) -> st
     if scenario.references:
         lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
+
+
+def _step_lines(prefix: str, text: str, width: int, *, code: bool) -> list[str]:
+    """A step beside its number, session and name. `code`: the step may be a Python step (a
+    Python scenario's), whose text keeps its lines and indentation when it has several lines
+    (see fit.code_lines); a one-line text is wrapped as SQL is."""
+    margin = display_width(prefix)
+    if not code or "\n" not in text.strip() or width - margin < 2 * MIN_CELL:
+        return hanging(prefix, text, width)
+    first, *rest = code_lines(text, width - margin)
+    return [prefix + first] + [" " * margin + line for line in rest]
 
 
 def permutation_lines(scenario: Scenario, width: int) -> list[str]:

@@ -157,7 +157,7 @@ def test_a_session_naming_an_unknown_driver_is_refused_in_one_line(cli, tmp_path
     code, out, err = cli("run", str(path))
     assert (code, out) == (2, "")
     assert err == (f"txnlab: error: {path}:8: session 'new' names unknown driver 'psycopg4'; "
-                   "drivers are: psycopg2, psycopg, asyncpg\n")
+                   "did you mean psycopg? drivers are: psycopg2, psycopg, asyncpg\n")
     with pytest.raises(ScenarioError):
         scenario_from_yaml(textwrap.dedent(PINNED).replace("driver: psycopg", "driver: 3"))
 

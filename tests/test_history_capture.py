@@ -335,8 +335,8 @@ PID_IN_SENT = re.compile(r"\b\d{2,}\b")
 
 
 def _behaviour(timeline: Timeline) -> tuple[Any, ...]:
-    events = [(*e.transcript()[:19], tuple(PID_IN_SENT.sub("N", m) for m in e.transcript()[19]), *e.transcript()[20:])
-              for e in timeline.events]
+    events = [(*t[:19], None if t[19] is None else tuple(PID_IN_SENT.sub("N", m) for m in t[19]), *t[20:])
+              for t in (e.transcript() for e in timeline.events)]
     return (events, timeline.invariants, [e.transcript() for e in timeline.final], timeline.ended_early)
 
 
@@ -385,7 +385,7 @@ class _LockWatcher:
         self.conn, self.schema = conn, schema
         self.siread: list[str] = []
 
-    def before_step(self, session: str, step: str, sql: str) -> None:
+    def before_step(self, session: str, step: str, sql: str, *, python: bool = False) -> None:
         pass
 
     def after_step(self, events: Sequence[Event]) -> None:

@@ -231,7 +231,7 @@ def _sent(timeline: Timeline, step: str) -> str:
     events = timeline.step_events(step)
     if not events:
         return "not run"
-    return _messages(wire_text(m) for e in events for m in e.sent)
+    return _messages(wire_text(m) for e in events for m in e.sent or ())
 
 
 def _server_state(timeline: Timeline, step: str) -> str:
@@ -239,7 +239,7 @@ def _server_state(timeline: Timeline, step: str) -> str:
     event = timeline.final_event(step)
     if event is None:
         return "not run"
-    own = [view.state for view in event.server if view.label == "this session"]
+    own = [view.state for view in event.server or () if view.label == "this session"]
     return own[0] or "no state" if own else "not observed"
 
 

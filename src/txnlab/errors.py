@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -50,3 +52,11 @@ class ServerError(TxnlabError):
     """The server cannot be reached or used: connection refused, missing privilege."""
 
     exit_code = ExitCode.SERVER
+
+
+def did_you_mean(word: str, known: Iterable[str], *, n: int = 1) -> str:
+    """"did you mean X? " (up to `n` close matches of `word` among `known`, by difflib's
+    similarity ratio, best first), or "" when none is close: the hint every "unknown name"
+    message of the CLI puts before the list of valid names."""
+    close = difflib.get_close_matches(word, list(known), n=n)
+    return f"did you mean {', '.join(close)}? " if close else ""

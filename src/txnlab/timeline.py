@@ -15,6 +15,7 @@ from typing import Any
 
 from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
+from txnlab.sql_spacing import collapse_layout
 from txnlab.values import json_cell
 
 # 2: a row's values are the server's text (JSON strings), except integers, booleans and NULL,
@@ -49,9 +50,10 @@ ASYNCPG_SAVEPOINT = re.compile(r"__asyncpg_savepoint_[0-9a-f]+__")
 
 
 def wire_text(message: str) -> str:
-    """A message a driver sent, as runs are compared: runs of whitespace as one space, and
-    asyncpg's savepoint names as `__asyncpg_savepoint_N__` whatever their number."""
-    return ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", " ".join(message.split()))
+    """A message a driver sent, as runs are compared: runs of whitespace between tokens as one
+    space (see sql_spacing.collapse_layout: never inside a literal, a quoted identifier or a
+    comment), and asyncpg's savepoint names as `__asyncpg_savepoint_N__` whatever their number."""
+    return ASYNCPG_SAVEPOINT.sub("__asyncpg_savepoint_N__", collapse_layout(message))
 
 
 BACKEND_PID = re.compile(r"\b([Pp])rocess (\d+)\b")
@@ -183,8 +185,12 @@ class Event:
     # read only when a `holds:` expectation names the step; None otherwise. JSON: added in
     # schema_version 2, like `wait_changed` and the lock's new keys.
     holds: tuple[str, ...] | None = None
-    sent: tuple[str, ...] = ()  # what the driver put on the wire, when it was captured
-    server: tuple[BackendView, ...] = ()  # the server's view afterwards, when it was captured
+    # What the driver put on the wire, when it was captured (`capture: true`, through the wire
+    # tap): () for a captured step that truly sent nothing, None when nothing was recorded.
+    sent: tuple[str, ...] | None = None
+    # The server's view afterwards, when it was captured (a capture or a watched connection);
+    # None when it was not read.
+    server: tuple[BackendView, ...] | None = None
     column_types: tuple[str, ...] | None = None  # format_type of each column; "Python" for a Python step's result
     # Every result of the step, in order, when the session's driver returns them all (a
     # `.spec` run's libpq sessions); then `columns`, `rows`, `status` and `rowcount` above
@@ -201,6 +207,9 @@ class Event:
     # is_in_transaction() = True), beside the server's `transaction_status`; None for a
     # step no driver session ran (a `.spec` run's libpq sessions, `final:` queries).
     driver_status: str | None = None
+    # A Python step (run.call, or run.step with a function): `sql` is its code as the scenario
+    # describes it, shown with its lines and indentation (render.fit.code_lines), not reflowed.
+    python: bool = False
 
     def result_sets(self) -> tuple[ResultSet, ...]:
         """Every result the step returned, in order: `results`, or the one result the
@@ -239,8 +248,8 @@ class Event:
             self.wait_changed,
             self.notices,
             self.holds,
-            tuple(wire_text(message) for message in self.sent),
-            tuple((v.label, v.state, v.locks) for v in self.server),
+            None if self.sent is None else tuple(wire_text(message) for message in self.sent),
+            None if self.server is None else tuple((v.label, v.state, v.locks) for v in self.server),
             self.results,
             self.notifications,
             self.driver_status,  # last: tests index the fields before it
@@ -313,8 +322,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["blocked_by"] = list(event.blocked_by)
     data["notices"] = list(event.notices)
     data["holds"] = list(event.holds) if event.holds is not None else None
-    data["sent"] = list(event.sent)
-    data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server]
+    data["sent"] = list(event.sent) if event.sent is not None else None  # null: not captured, not "nothing"
+    data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server] if event.server is not None else None
     if event.error:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
         data["error"]["backends"] = {str(pid): who for pid, who in event.error.backends}
@@ -332,6 +341,13 @@ def _result_set_to_dict(result: ResultSet) -> dict[str, Any]:
     }
 
 
+def drivers_to_dict(timeline: Timeline) -> dict[str, dict[str, str]]:
+    """Which Python driver each session spoke through, as JSON data: session name to
+    `{"driver": "psycopg", "version": "3.3.2"}` (run and matrix JSON alike; empty for a
+    `.spec` run, whose sessions are libpq's own)."""
+    return {session: {"driver": name, "version": version} for session, (name, version) in timeline.drivers.items()}
+
+
 def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
     return {
         "scenario": timeline.scenario,
@@ -339,7 +355,7 @@ def timeline_to_dict(timeline: Timeline) -> dict[str, Any]:
         "sessions": list(timeline.sessions),
         "permutation": list(timeline.permutation),
         "server_version": timeline.server_version,
-        "drivers": {session: {"driver": name, "version": version} for session, (name, version) in timeline.drivers.items()},
+        "drivers": drivers_to_dict(timeline),
         "duration": round(timeline.duration, 6),
         "ended_early": timeline.ended_early,
         "could_not_run": timeline.could_not_run,

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from txnlab.cli.options import scenario_dir_option, terminal_width, user_catalogue
+from txnlab.cli.options import scenario_dir_option, terminal_width, through_driver, user_catalogue
 from txnlab.render.describe import named_title
-from txnlab.render.fit import fit_table, hanging, wrap, wrap_paragraphs
+from txnlab.render.fit import MIN_CELL, code_lines, display_width, fit_table, hanging, wrap, wrap_paragraphs
 from txnlab.scenario import Catalogue, Scenario
 from txnlab.scenario.chosen_permutations import session_piles
 from txnlab.runner.drivers import DEFAULT_DRIVER
+from txnlab.runner.drivers import NAMES as DRIVER_NAMES
 from txnlab.scenario.model import Blocker, Expectation, SessionSpec
 from txnlab.scenario.permutations import interleaving_count, interleavings
 
@@ -55,9 +56,15 @@ def _origin(catalogue: Catalogue, name: str, labels: dict[Path, str]) -> str:
 @click.command("show")
 @click.argument("name")
 @scenario_dir_option
-def show_command(name: str, directory: Path | None) -> None:
+@click.option(
+    "--driver", metavar="|".join(DRIVER_NAMES),
+    help="Describe the sessions as `txnlab run --driver` runs them (driver-neutral scenarios, and "
+         "multi-driver Python scenarios that declare it).",
+)
+def show_command(name: str, directory: Path | None, driver: str | None) -> None:
     """Explain a scenario: what it does and what PostgreSQL will do, without running it."""
-    click.echo(describe(user_catalogue(directory).resolve(name), terminal_width()))
+    [scenario] = through_driver([user_catalogue(directory).resolve(name)], driver)
+    click.echo(describe(scenario, terminal_width(), chosen=driver is not None))
 
 
 # How a session that is not autocommit runs its transactions, per driver (see runner.drivers).
@@ -69,24 +76,30 @@ TRANSACTION_STYLES = {
 DRIVER_LABELS = {"psycopg2": "psycopg2", "psycopg": "psycopg 3", "asyncpg": "asyncpg"}
 
 
-def _transaction_style(session: SessionSpec) -> str:
+def _transaction_style(session: SessionSpec, choices: tuple[str, ...] = ()) -> str:
     """How `session` runs its statements, through its own driver (psycopg2, the default, unnamed
-    when the session autocommits)."""
+    when the session autocommits). `choices`: the drivers a multi-driver Python scenario declares,
+    when none was chosen; a session that pins none then speaks whichever the run picks."""
+    if len(choices) > 1 and not session.driver_pinned:
+        labels = [f"{DRIVER_LABELS[choices[0]]} (default)", *(DRIVER_LABELS[name] for name in choices[1:])]
+        picked = f"the run's driver, chosen with --driver: {', '.join(labels[:-1])} or {labels[-1]}"
+        return f"{picked}; autocommit" if session.autocommit else picked
     if not session.autocommit:
         return TRANSACTION_STYLES[session.driver]
     style = "autocommit, statements as written"
     return style if session.driver == DEFAULT_DRIVER else f"{DRIVER_LABELS[session.driver]}, {style}"
 
 
-def describe(scenario: Scenario, width: int = 88) -> str:
-    """The scenario in words, wrapped to `width` display columns."""
+def describe(scenario: Scenario, width: int = 88, *, chosen: bool = False) -> str:
+    """The scenario in words, wrapped to `width` display columns. `chosen`: its sessions' drivers
+    are the ones `--driver` chose (else a multi-driver scenario's sessions name every driver it declares)."""
     lines = [click.style(line, bold=True) for line in wrap(named_title(scenario), width)] + [""]
     lines += wrap(scenario.summary, width)
     if scenario.setup:
         lines += ["", "Setup:"] + [part for sql in scenario.setup for part in _code_lines(sql, width)]
     lines += ["", "Sessions:"]
     for session in scenario.sessions:
-        style = _transaction_style(session)
+        style = _transaction_style(session, () if chosen else scenario.drivers)
         if scenario.isolationtester:
             style = "a plain connection with the server's defaults, statements as written"
         extra = [f"level pinned to {session.level.value}"] if session.level else []
@@ -97,7 +110,8 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     lines += ["", "Steps (each session's, in order):" if scenario.isolationtester else "Steps:"]
     for number, step_name in enumerate(scenario.steps if scenario.isolationtester else scenario.default_permutation, 1):
         step = scenario.steps[step_name]
-        lines += hanging(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width)
+        lines += _step_lines(f"  {number:>2}. {step.session:<10} {step.name:<18} ", step.sql, width,
+                             code=scenario.play is not None)
         if step.narration:
             lines += wrap(step.narration, min(width, 88), indent=" " * 8)
     if scenario.invariants:
@@ -115,6 +129,17 @@ def describe(scenario: Scenario, width: int = 88) -> str:
     if scenario.references:
         lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
+
+
+def _step_lines(prefix: str, text: str, width: int, *, code: bool) -> list[str]:
+    """A step beside its number, session and name. `code`: the step may be a Python step (a
+    Python scenario's), whose text keeps its lines and indentation when it has several lines
+    (see fit.code_lines); a one-line text is wrapped as SQL is."""
+    margin = display_width(prefix)
+    if not code or "\n" not in text.strip() or width - margin < 2 * MIN_CELL:
+        return hanging(prefix, text, width)
+    first, *rest = code_lines(text, width - margin)
+    return [prefix + first] + [" " * margin + line for line in rest]
 
 
 def permutation_lines(scenario: Scenario, width: int) -> list[str]:

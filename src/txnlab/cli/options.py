@@ -12,7 +12,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from txnlab.errors import UsageError
+from txnlab.errors import UsageError, did_you_mean
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.runner.drivers import DRIVERS
 from txnlab.runner.drivers import NAMES as DRIVER_NAMES
@@ -113,7 +113,7 @@ def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, named: 
     if driver is None:
         return list(scenarios)
     if driver not in DRIVERS:
-        raise UsageError(f"--driver {driver}: unknown driver; choose one of {', '.join(DRIVERS)}")
+        raise UsageError(f"--driver {driver}: unknown driver; {did_you_mean(driver, DRIVERS)}choose one of {', '.join(DRIVERS)}")
     chosen = []
     for scenario in scenarios:
         if scenario.accepts_driver(driver):

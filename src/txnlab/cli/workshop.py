@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import click
 
 from txnlab.levels import Level
-from txnlab.render.fit import display_width, wrap
+from txnlab.render.fit import code_lines, display_width, wrap
 from txnlab.render.text import TextStyle, render_step_events
 from txnlab.scenario import Scenario
 from txnlab.timeline import Event, Outcome
@@ -49,12 +49,12 @@ class Workshop:
     _asked: int = 0
     _pending: dict[str, str] = field(default_factory=dict)  # step -> prediction, until its first event
 
-    def before_step(self, session: str, step: str, sql: str) -> None:
+    def before_step(self, session: str, step: str, sql: str, *, python: bool = False) -> None:
         self._number += 1
         total = len(self.scenario.default_permutation)
         header = f"── step {self._number} of {total} · {session} "  # the level is in the scenario's heading
         click.echo(self.style(header + "─" * max(0, self.width - display_width(header)), bold=True))
-        for line in wrap(sql, self.width):
+        for line in code_lines(sql, self.width) if python else wrap(sql, self.width):
             click.echo(self.style(line, fg="cyan", bold=True))
         narration = self.scenario.steps[step].narration if step in self.scenario.steps else None
         for line in wrap(narration, self.width) if narration else []:

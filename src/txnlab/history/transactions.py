@@ -159,7 +159,7 @@ def _owners(candidates: list[Span], xid: str, group: list[LoggedWrite]) -> list[
     docstring): the one the server's view names, else every span able to run all its
     statements; a Python step (whose SQL the timeline does not show) can run any."""
     named = [s for s in candidates if any(v.label == "this session" and v.xid == xid for e in s.events
-                                          for v in e.server)]
+                                          for v in e.server or ())]
     if named:
         return named[:1]
     by_statement: dict[int, list[LoggedWrite]] = {}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
+from txnlab.sql_spacing import collapse_layout
 from txnlab.timeline import BACKEND_PID, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline
 from txnlab.values import row_cells
 
@@ -257,12 +258,12 @@ def driver_lines(event: Event) -> list[str]:
     """For capture scenarios: what the driver sent, the driver's own view of the transaction
     and the server's view afterwards; for a step a `holds:` expectation names, the locks its
     session held right after it."""
-    lines = [f"sent: {' · '.join(' '.join(m.split()) for m in event.sent)}"] if event.sent else []
+    lines = [f"sent: {' · '.join(collapse_layout(m) for m in event.sent)}"] if event.sent else []
     if event.server and event.driver_status:
         lines.append(f"driver: {driver_status_phrase(event.driver_status)}")
     if event.holds is not None:
         lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
-    for view in event.server:
+    for view in event.server or ():
         holds = f", holds {', '.join(view.locks)}" if view.locks else ""
         who = "server" if view.label == "this session" else f"server, {view.label}"
         lines.append(f"{who}: {view.state or 'unknown'}{holds}")

@@ -9,6 +9,7 @@ characters (emoji such as ⏳, CJK) take two columns. The column counts come fro
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Sequence
 
 import click
@@ -74,6 +75,25 @@ def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
             current = word
     lines.append(current)
     return [indent + line for line in lines]
+
+
+def code_lines(code: str, width: int, *, indent: str = "") -> list[str]:
+    """A Python step's code as the reader wrote it: one output line per line of `code` (blank
+    lines dropped), its common indentation removed and each line's own kept (4 columns per
+    tab), so a `for`/`with`/`async with` block still reads as a block. A line wider than
+    `width` is wrapped with `wrap` (2 columns narrower, for its continuation lines, which hang
+    2 columns deeper than the line); indentation deeper than half the room is capped there, so
+    no line is wider than `width` and half of it is always left for the text."""
+    lines: list[str] = []
+    for line in textwrap.dedent(code.expandtabs(4)).splitlines():
+        if not line.strip():
+            continue
+        cap = max(0, width - display_width(indent)) // 2
+        depth = min(len(line) - len(line.lstrip(" ")), cap)
+        hang = indent + " " * min(depth + 2, cap)  # continuation lines hang 2 deeper
+        first, *rest = wrap(line, width, indent=hang)
+        lines += [indent + " " * depth + first[len(hang):], *rest]
+    return lines or [indent]
 
 
 def hanging(prefix: str, text: str, width: int) -> list[str]:

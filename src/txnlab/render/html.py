@@ -380,7 +380,7 @@ def _bar(event: Event, lanes: Lanes, x1: float, x2: float, css: str, data: str =
     width = max(x2 - x1, least) - 2
     y = lanes.top(event.session) + BAR_TOP
     label = _fit(_label_parts(event), width)
-    sql = " ".join(event.sql.split())
+    sql = "\n" + textwrap.dedent(event.sql).strip() if event.python else " ".join(event.sql.split())
     tooltip = "\n".join([
         f"#{event.seq} {event.session}: {sql}", f"{_mark(event)} {result_phrase(event)}", *error_lines(event),
         *event.notices, *notification_lines(event),

@@ -11,7 +11,7 @@ from txnlab.history.model import Analysis, DerivedAnomaly, Edge, Read, Transacti
 from txnlab.render.describe import level_value
 from txnlab.render.derived import caveat_lines
 from txnlab.render.report import RunReport
-from txnlab.timeline import JSON_SCHEMA_VERSION, timeline_to_dict
+from txnlab.timeline import JSON_SCHEMA_VERSION, drivers_to_dict, timeline_to_dict
 
 
 def _findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:
@@ -186,14 +186,14 @@ def render_runs(reports: Sequence[RunReport]) -> str:
 
 def render_matrix(reports: Sequence[RunReport]) -> str:
     """`txnlab matrix --format json`: `{"schema_version": 2, "verdicts": [...]}`, one verdict
-    per scenario, level and permutation run, each with its `permutation` (the steps in order)
-    and place (see `place_to_dict`), its `derived_anomalies` (see `derived_to_list`) and its
+    per scenario, level and permutation run, each with its `permutation` (the steps in order),
+    its `drivers` (as in run JSON: see timeline.drivers_to_dict) and place (see `place_to_dict`), its `derived_anomalies` (see `derived_to_list`) and its
     `history_gaps` (see `gaps_to_list`) (before schema_version existed, the bare list)."""
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
         "verdicts": [
             {**verdict_to_dict(r.verdict), "level": level_value(r), "permutation": list(r.timeline.permutation),
-             **place_to_dict(r), "derived_anomalies": derived_to_list(r.analysis),
+             "drivers": drivers_to_dict(r.timeline), **place_to_dict(r), "derived_anomalies": derived_to_list(r.analysis),
              "history_gaps": gaps_to_list(r.analysis)}
             for r in reports
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from collections.abc import Sequence
 
 from tabulate import tabulate
@@ -82,7 +83,16 @@ def _cell(event: Event) -> str:
     # A completion, a changed wait, a notice read during a wait, an end: no SQL of its own.
     if event.after_wait or event.wait_changed or event.outcome is Outcome.NOTICE or not event.sql.strip():
         return f"*{result}*{extra}"
-    return f"{code(event.sql)}<br>→ {result}{extra}"
+    shown = python_code(event.sql) if event.python else code(event.sql)
+    return f"{shown}<br>→ {result}{extra}"
+
+
+def python_code(text: str) -> str:
+    """A Python step's code in a table cell, which holds no line breaks of its own: one code
+    span per line, joined by `<br>`, each line's indentation (common indentation removed, a tab
+    as 4) as non-breaking spaces before it, which a code span would trim."""
+    lines = [line for line in textwrap.dedent(text.expandtabs(4)).splitlines() if line.strip()]
+    return "<br>".join("&nbsp;" * (len(line) - len(line.lstrip(" "))) + code(line.strip()) for line in lines)
 
 
 def render_timeline(report: RunReport) -> str:

@@ -35,7 +35,7 @@ from txnlab.render.describe import (
     verdict_line,
 )
 from txnlab.render.derived import HEADING, cell_label, derived, matrix_lines
-from txnlab.render.fit import display_width, fit_table, wrap
+from txnlab.render.fit import code_lines, display_width, fit_table, wrap
 from txnlab.render.report import RunReport
 from txnlab.timeline import SETUP_FAILED, Event, Outcome
 
@@ -69,7 +69,8 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
         marker = "↳ "
     # A completion, a changed wait or a notice read during a wait repeats no SQL.
     first = not event.after_wait and not event.wait_changed and event.outcome is not Outcome.NOTICE
-    lines = wrap(event.sql, width) if show_sql and first and event.sql.strip() else []
+    shown = code_lines(event.sql, width) if event.python else wrap(event.sql, width)  # code keeps its layout
+    lines = shown if show_sql and first and event.sql.strip() else []
     for index, phrase in enumerate(result_phrases(event)):  # a step that sent several statements: each result
         lines += [style.outcome(event, line) for line in wrap((marker if index == 0 else "→ ") + phrase, width)]
     lines += [style(part, fg="red") for line in error_lines(event) for part in wrap(line, width, indent="  ")]
@@ -319,7 +320,7 @@ def wait_diagnosis(event: Event) -> str | None:
 
 def predicate_locks(event: Event) -> list[str]:
     """SSI's SIRead locks held after a step: they record reads and block nobody."""
-    held = [lock for view in event.server for lock in view.locks if lock.startswith("SIReadLock")]
+    held = [lock for view in event.server or () for lock in view.locks if lock.startswith("SIReadLock")]
     return [f"{event.session} holds {', '.join(held)} (SSI predicate locks: they block nobody)"] if held else []
 
 

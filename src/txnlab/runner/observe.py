@@ -56,10 +56,11 @@ class Observer:
         self.monitor = monitor
         self.schema = schema  # locks on the run's own tables only: SIRead locks outlive their runs
 
-    def sent(self, pid: int, session_pids: Collection[int]) -> tuple[str, ...]:
-        """The session's own messages, plus those of connections no session owns (pools, engines)."""
+    def sent(self, pid: int, session_pids: Collection[int]) -> tuple[str, ...] | None:
+        """The session's own messages, plus those of connections no session owns (pools, engines);
+        None when the run has no wire tap (nothing was recorded, which is not "nothing was sent")."""
         if self.tap is None:
-            return ()
+            return None
         return self.tap.take(pid) + self.tap.take_except(set(session_pids))
 
     def server_view(

@@ -57,6 +57,7 @@ class InFlight:
     blocked_recorded: bool = False
     detected_at: float = 0.0  # perf_counter when the monitor saw the wait
     watched_pid: int = 0  # the backend whose waits count: the session's own, or a connection it borrowed
+    python: bool = False  # a Python step: its text is code (see Event.python)
 
     def __post_init__(self) -> None:
         self.watched_pid = self.watched_pid or self.worker.pid
@@ -73,7 +74,8 @@ class Watcher(Protocol):
     """Someone following the run step by step (workshop mode): told before each step is sent
     and given the events each step produced. The runner formats nothing itself."""
 
-    def before_step(self, session: str, step: str, sql: str) -> None: ...
+    def before_step(self, session: str, step: str, sql: str, *, python: bool = False) -> None:
+        """Told before a step goes out: its SQL, or a Python step's code (`python`)."""
 
     def after_step(self, events: Sequence[Event]) -> None: ...
 
@@ -134,9 +136,9 @@ class Scheduler:
         `watched_pid` is the backend whose lock waits count as this step's, when the
         callable uses a connection other than the session's own.
         """
-        with self._watched(session, step, description):
+        with self._watched(session, step, description, python=True):
             if self._session_ready(session):
-                self._dispatch(self.sessions[session], step, description, job, watched_pid)
+                self._dispatch(self.sessions[session], step, description, job, watched_pid, python=True)
 
     def _session_ready(self, session: str) -> bool:
         """Wait for the session's previous step if needed; False once the run has ended."""
@@ -145,10 +147,12 @@ class Scheduler:
         return not self.ended_early
 
     def _dispatch(
-        self, worker: SessionWorker, step: str, text: str, job: Callable[[], Any], watched_pid: int = 0
+        self, worker: SessionWorker, step: str, text: str, job: Callable[[], Any], watched_pid: int = 0,
+        *, python: bool = False,
     ) -> None:
         self._dispatched += 1
-        flight = InFlight(worker, step, text, time.perf_counter(), self._dispatched, watched_pid=watched_pid)
+        flight = InFlight(worker, step, text, time.perf_counter(), self._dispatched, watched_pid=watched_pid,
+                          python=python)
         self._in_flight[worker.name] = flight
         worker.submit(job)
         self._settle([], trigger=flight)
@@ -162,7 +166,7 @@ class Scheduler:
             self.watcher.after_step(self.events[mark:])
 
     @contextmanager
-    def _watched(self, session: str, step: str, text: str) -> Iterator[None]:
+    def _watched(self, session: str, step: str, text: str, *, python: bool = False) -> Iterator[None]:
         """Tell the watcher (if any) about the step before it goes out and what it produced."""
         if self.watcher is None or self.ended_early:
             yield
@@ -171,7 +175,7 @@ class Scheduler:
             text = self._substitute(text, session)  # show the SQL as it will be sent, when it can be
         except LookupError:
             pass
-        self.watcher.before_step(session, step, text)
+        self.watcher.before_step(session, step, text, python=python)
         mark = len(self.events)
         yield
         self.watcher.after_step(self.events[mark:])
@@ -381,7 +385,7 @@ class Scheduler:
         self._append(
             flight.worker.name, flight.step, flight.sql, Outcome.BLOCKED,
             flight.sent_at - self.origin, flight.detected_at - self.origin,
-            blocked_by=flight.blocked_by, lock=flight.lock, wait_changed=changed,
+            blocked_by=flight.blocked_by, lock=flight.lock, wait_changed=changed, python=flight.python,
         )
 
     def _append_result(self, arrival: Arrival, after_wait: bool) -> None:
@@ -404,7 +408,7 @@ class Scheduler:
             blocked_by=flight.blocked_by if after_wait else (), lock=flight.lock if after_wait else None,
             status=result.status, driver_sent_nothing=result.driver_sent_nothing,
             column_origins=result.column_origins, driver_status=result.driver_status,
-            backend=flight.watched_pid,
+            backend=flight.watched_pid, python=flight.python,
         )
 
     def _append(self, session: str, step: str, sql: str, outcome: Outcome, started: float,

@@ -16,7 +16,6 @@ by its path (`txnlab run scenarios/retry.py`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from importlib import resources
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import platformdirs
 
-from txnlab.errors import UsageError
+from txnlab.errors import UsageError, did_you_mean
 from txnlab.scenario.model import Scenario
 from txnlab.scenario.python_source import load_python_scenario
 from txnlab.scenario.spec_source import load_spec
@@ -150,16 +149,13 @@ class Catalogue:
             return load_scenario(candidate)
         if name_or_path in self.scenarios:
             return self.scenarios[name_or_path]
-        close = difflib.get_close_matches(name_or_path, list(self.scenarios), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `txnlab list` shows them all"
-        raise UsageError(f"no scenario named {name_or_path!r}{hint}")
+        hint = did_you_mean(name_or_path, self.scenarios, n=3)
+        raise UsageError(f"no scenario named {name_or_path!r}; {hint}`txnlab list` shows them all")
 
     def with_tag(self, tag: str) -> list[Scenario]:
         """The scenarios tagged `tag`; a tag no scenario has is an error naming the known ones."""
         tagged = [s for s in self.scenarios.values() if tag in s.tags]
         if not tagged:
             known = sorted({t for s in self.scenarios.values() for t in s.tags})
-            close = difflib.get_close_matches(tag, known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise UsageError(f"no scenario is tagged {tag!r}; {hint}known tags: {', '.join(known)}")
+            raise UsageError(f"no scenario is tagged {tag!r}; {did_you_mean(tag, known)}known tags: {', '.join(known)}")
         return tagged

@@ -12,6 +12,7 @@ from typing import Any
 from txnlab.levels import Level
 from txnlab.scenario.model import AnomalyRule, Claim, Condition, Expectation, Rows, Step
 from txnlab.scenario.quote import quote
+from txnlab.sql_spacing import collapse_layout
 from txnlab.scenario.schema import ConditionDocument, ExpectationDocument, ExpectationFields, ScenarioDocument
 from txnlab.scenario.source_lines import Where
 
@@ -179,7 +180,7 @@ def _given(where: Where, body: ExpectationFields, path: DocumentPath, known: Kno
         "holds": {name: tuple(sorted(locks)) for name, locks in (body.holds or {}).items()},
         "rowcount": dict(body.rowcount or {}),
         "notices": {step: tuple(texts) for step, texts in (body.notices or {}).items()},
-        "sent": {step: tuple(" ".join(m.split()) for m in messages) for step, messages in (body.sent or {}).items()},
+        "sent": {step: tuple(collapse_layout(m) for m in messages) for step, messages in (body.sent or {}).items()},
         "states": dict(body.state or {}),
         "invariants": dict(body.invariants or {}),
         "anomaly": body.anomaly,

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from txnlab.errors import did_you_mean
 from txnlab.levels import ALL_LEVELS, Level
 from txnlab.runner.drivers import DEFAULT_DRIVER, DRIVERS
 from txnlab.signals import deferred_signals
@@ -87,7 +88,7 @@ def _declared_drivers(where: Where, doc: ScenarioDocument, *, python: bool) -> t
         raise where.fail("'drivers:' lists no driver", line)
     for name in doc.drivers:
         if name not in DRIVERS:
-            raise where.fail(f"'drivers:' names unknown driver {quote(name)}; drivers are: {', '.join(DRIVERS)}", line)
+            raise where.fail(f"'drivers:' names unknown driver {quote(name)}; {did_you_mean(name, DRIVERS)}drivers are: {', '.join(DRIVERS)}", line)
     return tuple(dict.fromkeys(doc.drivers))
 
 
@@ -120,7 +121,7 @@ def _driver(where: Where, session: str, name: str | None, default: str) -> str:
     if name is None:
         return default
     if name not in DRIVERS:
-        problem = f"session {quote(session)} names unknown driver {quote(name)}; drivers are: {', '.join(DRIVERS)}"
+        problem = f"session {quote(session)} names unknown driver {quote(name)}; {did_you_mean(name, DRIVERS)}drivers are: {', '.join(DRIVERS)}"
         raise where.fail(problem, where.line("sessions", session, "driver"))
     return name
 

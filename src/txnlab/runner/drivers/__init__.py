@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from txnlab.errors import UsageError
+from txnlab.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from txnlab.runner.drivers.base import DriverSession
@@ -34,7 +34,7 @@ class _Drivers(Mapping[str, "type[DriverSession]"]):
 
     def __getitem__(self, name: str) -> type[DriverSession]:
         if name not in _CLASSES:
-            raise UsageError(f"unknown driver {name!r}: choose one of {', '.join(NAMES)}")
+            raise UsageError(f"unknown driver {name!r}: {did_you_mean(name, NAMES)}choose one of {', '.join(NAMES)}")
         module, cls = _CLASSES[name]
         try:
             return getattr(import_module(module), cls)  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ create, a run's fresh schema about 3 ms.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,17 @@ from txnlab.server.connect import with_params
 from txnlab.server.selection import choose_server, resolve_dsn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Two suites may run at once on one machine and one server (two clones, CI beside a
+# developer; in containers their pids may even be equal): what outlives a test's own
+# scratch database (an OS user, a role: roles belong to the whole server) gets this tag.
+PROCESS_TAG = f"{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def process_unique(name: str) -> str:
+    """`name` made unique to this test process (`<name>_<pid>_<6 hex>`, 14 characters more), for
+    machine- or server-wide objects, so that another suite never meets, nor removes, ours."""
+    return f"{name}_{PROCESS_TAG}"
 
 # A shell starts a background job (`pytest &`, a CI step run that way) with SIGINT and
 # SIGQUIT ignored, and every txnlab a test starts would inherit that: the tests that
@@ -83,10 +95,12 @@ def admin(server_dsn: str) -> Iterator[psycopg2.extensions.connection]:
 
 @pytest.fixture
 def role(admin, server_dsn: str):  # type: ignore[no-untyped-def]
-    """Make a login role with the given attributes; returns the DSN to use it. Dropped afterwards."""
+    """Make a login role with the given attributes, named `name` made unique to this process
+    (the DSN's user); returns the DSN to use it. Dropped afterwards."""
     made: list[str] = []
 
     def make(name: str, attributes: str) -> str:
+        name = process_unique(name)
         with admin.cursor() as cur:
             try:
                 cur.execute(f"DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN {attributes}")

@@ -117,10 +117,12 @@ def test_a_server_that_never_answers_fails_within_5_seconds(cli, silent_server: 
 
 
 def test_a_role_that_cannot_create_databases_gets_one_clear_line(cli, role) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = cli("run", "atm-lost-update", "--dsn", role("txnlab_no_createdb", "NOCREATEDB"))
+    dsn = role("txnlab_no_createdb", "NOCREATEDB")
+    name = psycopg2.extensions.parse_dsn(dsn)["user"]
+    code, _, err = cli("run", "atm-lost-update", "--dsn", dsn)
     assert code == 3
-    assert "role 'txnlab_no_createdb' may not create databases" in err
-    assert "ALTER ROLE txnlab_no_createdb CREATEDB" in err
+    assert f"role '{name}' may not create databases" in err
+    assert f"ALTER ROLE {name} CREATEDB" in err
 
 
 def test_a_scenario_needing_a_privilege_the_role_lacks_is_one_line_and_exit_3(cli, role) -> None:  # type: ignore[no-untyped-def]

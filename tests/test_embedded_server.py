@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from conftest import process_unique
 from txnlab.runner.wiretap import WireTap
 from txnlab.server.access import allowed_os_users, hba_conf, ident_conf
 from txnlab.server.connect import with_params
@@ -29,6 +30,9 @@ from txnlab.server.embedded import (
 )
 from txnlab.server.footprint import Footprint, ServerChange
 from txnlab.server.selection import choose_server
+
+# Roles and databases belong to the whole server, which another suite may share.
+FP_NEW, FP_OLD, FP_DB = (process_unique(name) for name in ("txnlab_fp_new", "txnlab_fp_old", "txnlab_fp_db"))
 
 
 def embedded_only() -> None:
@@ -181,46 +185,46 @@ def footprint_db(scratch_dsn: str, admin) -> Iterator[tuple[str, psycopg2.extens
     yield scratch_dsn, conn
     conn.close()
     with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS txnlab_fp_db")
-        cur.execute("DROP ROLE IF EXISTS txnlab_fp_new")
-        cur.execute("DROP ROLE IF EXISTS txnlab_fp_old")
+        cur.execute(f"DROP DATABASE IF EXISTS {FP_DB}")
+        cur.execute(f"DROP ROLE IF EXISTS {FP_NEW}")
+        cur.execute(f"DROP ROLE IF EXISTS {FP_OLD}")
 
 
 def test_roles_databases_and_settings_a_run_creates_are_reported_and_removed(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
     dsn, conn = footprint_db
     footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
-        cur.execute("CREATE ROLE txnlab_fp_new")
-        cur.execute("CREATE TABLE granted_to_new (id int); GRANT SELECT ON granted_to_new TO txnlab_fp_new")
-        cur.execute("CREATE DATABASE txnlab_fp_db")
-        cur.execute("ALTER DATABASE txnlab_fp_db SET work_mem = '5MB'")
+        cur.execute(f"CREATE ROLE {FP_NEW}")
+        cur.execute(f"CREATE TABLE granted_to_new (id int); GRANT SELECT ON granted_to_new TO {FP_NEW}")
+        cur.execute(f"CREATE DATABASE {FP_DB}")
+        cur.execute(f"ALTER DATABASE {FP_DB} SET work_mem = '5MB'")
     changes = footprint.settle()
     assert {(c.kind, c.key, c.action, c.undone) for c in changes} == {
-        ("database", ("txnlab_fp_db",), "created", True),
-        ("role", ("txnlab_fp_new",), "created", True),
+        ("database", (FP_DB,), "created", True),
+        ("role", (FP_NEW,), "created", True),
     }  # the database's work_mem setting went with it
     with admin.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_fp_new'")
+        cur.execute(f"SELECT count(*) FROM pg_roles WHERE rolname = '{FP_NEW}'")
         assert cur.fetchone() == (0,)
-        cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'txnlab_fp_db'")
+        cur.execute(f"SELECT count(*) FROM pg_database WHERE datname = '{FP_DB}'")
         assert cur.fetchone() == (0,)
 
 
 def test_what_existed_before_and_was_changed_is_reported_not_reverted(footprint_db, admin) -> None:  # type: ignore[no-untyped-def]
     dsn, conn = footprint_db
     with admin.cursor() as cur:
-        cur.execute("CREATE ROLE txnlab_fp_old")
+        cur.execute(f"CREATE ROLE {FP_OLD}")
     footprint = Footprint(dsn, "postgres", undo=True)
     with conn.cursor() as cur:
-        cur.execute("ALTER ROLE txnlab_fp_old CREATEDB")
-        cur.execute("ALTER ROLE txnlab_fp_old SET lock_timeout = '3s'")
+        cur.execute(f"ALTER ROLE {FP_OLD} CREATEDB")
+        cur.execute(f"ALTER ROLE {FP_OLD} SET lock_timeout = '3s'")
     changes = footprint.settle()
-    assert ServerChange("role", ("txnlab_fp_old",), "changed", "CONNECTION LIMIT -1",
+    assert ServerChange("role", (FP_OLD,), "changed", "CONNECTION LIMIT -1",
                         "CREATEDB CONNECTION LIMIT -1") in changes
-    assert ServerChange("role/database setting", ("txnlab_fp_old", "", "lock_timeout"), "created",
+    assert ServerChange("role/database setting", (FP_OLD, "", "lock_timeout"), "created",
                         after="3s", undone=True) in changes
     with admin.cursor() as cur:
-        cur.execute("SELECT rolcreatedb, rolconfig FROM pg_roles WHERE rolname = 'txnlab_fp_old'")
+        cur.execute(f"SELECT rolcreatedb, rolconfig FROM pg_roles WHERE rolname = '{FP_OLD}'")
         assert cur.fetchone() == (True, None)
 
 
@@ -266,18 +270,18 @@ def test_on_a_server_txnlab_did_not_start_what_appeared_is_reported_and_left(foo
     dsn, conn = footprint_db
     footprint = Footprint(dsn, "postgres", undo=False)
     with admin.cursor() as cur:  # another client, not the run
-        cur.execute("CREATE ROLE txnlab_fp_new")
+        cur.execute(f"CREATE ROLE {FP_NEW}")
     changes = footprint.settle()
     assert [(c.kind, c.key, c.action, c.undone, c.problem) for c in changes] == [
-        ("role", ("txnlab_fp_new",), "created", False, "")
+        ("role", (FP_NEW,), "created", False, "")
     ]
     with admin.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'txnlab_fp_new'")
+        cur.execute(f"SELECT count(*) FROM pg_roles WHERE rolname = '{FP_NEW}'")
         assert cur.fetchone()[0] == 1
     from txnlab.cli.run import describe_change
 
     assert describe_change(changes[0]) == (
-        'role "txnlab_fp_new" was created during the run; txnlab left it, since on a server it did not start '
+        f'role "{FP_NEW}" was created during the run; txnlab left it, since on a server it did not start '
         "it cannot tell a run's work from another client's"
     )
 

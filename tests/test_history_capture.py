@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import process_unique
 from scenario_text import scenario_from_yaml
 
 from txnlab.errors import ServerError
@@ -166,7 +167,7 @@ def test_a_malformed_row_text_is_refused() -> None:
 def test_a_session_under_set_role_to_a_role_with_no_rights_on_the_log_still_logs_its_writes(
     server_dsn: str, admin,  # type: ignore[no-untyped-def]
 ) -> None:
-    role = "txnlab_capture_nobody"
+    role = process_unique("txnlab_capture_nobody")  # roles are server-wide
     try:
         with admin.cursor() as cur:
             cur.execute(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER")

@@ -18,11 +18,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from conftest import process_unique
 from txnlab.runner.wiretap import WireTap
 from txnlab.server.embedded import EmbeddedServer, installed_postgres, legacy_data_dir_name
 from txnlab.server.selection import choose_server
 
-INTRUDER = "txnlab_intruder"
+INTRUDER = process_unique("txnlab_intruder")  # an OS user: machine-wide
 PSQL = installed_postgres().parent / "psql"
 
 SLEEPY = """\
@@ -71,7 +72,6 @@ def intruder() -> Iterator[str]:
     """A real second OS user, created for these trials and removed after them."""
     if os.geteuid() != 0 or shutil.which("useradd") is None:
         pytest.skip("creating a second OS user needs root and useradd")
-    subprocess.run(["userdel", INTRUDER], capture_output=True)  # left over from an interrupted run
     subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", INTRUDER], check=True, capture_output=True)
     try:
         yield INTRUDER

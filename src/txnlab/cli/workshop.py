@@ -3,8 +3,13 @@ then reveal what PostgreSQL did, with who waits for whom and the locks behind it
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import sys
+import termios
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 
@@ -19,13 +24,34 @@ RELEASED_CHOICES = {"o": "ends ok", "f": "fails"}  # a step released from its wa
 WORDS = {"ok": "o", "block": "b", "fail": "f"}  # the room may answer with the word or its first letter
 
 
+def _typed_ahead() -> bool:
+    """Whether keys already wait in the terminal's input queue (FIONREAD > 0): typed before the
+    prompt was shown (while the server starts or a step runs), so the terminal echoed them
+    then, above the prompt, and the prompt reads them at once with no line end after it."""
+    try:
+        waiting = fcntl.ioctl(sys.stdin.fileno(), termios.FIONREAD, struct.pack("i", 0))
+    except (OSError, ValueError):  # not a terminal, or no file descriptor (a test's stream)
+        return False
+    return struct.unpack("i", waiting)[0] > 0
+
+
+def _prompt(text: str, **options: Any) -> Any:
+    """click.prompt, but a prompt answered by keys typed ahead shows that answer and ends its
+    line, as if typed there: the next output never runs on after the prompt."""
+    ahead = _typed_ahead()
+    answer = click.prompt(text, **options)
+    if ahead:
+        click.echo(answer)
+    return answer
+
+
 def _answer(question: str, choices: dict[str, str]) -> str:
     """Ask `question` until the answer is one of `choices`' letters or their words (any case);
     returns the letter."""
     accepted = [*choices, *(word for word, letter in WORDS.items() if letter in choices)]
     letters = ", ".join(choices)  # the words are accepted too, but the letters are what the room sees
-    answer = click.prompt(f"{question} ({letters})", type=click.Choice(accepted, case_sensitive=False),
-                          show_choices=False)
+    answer = _prompt(f"{question} ({letters})", type=click.Choice(accepted, case_sensitive=False),
+                     show_choices=False)
     return WORDS.get(answer.lower(), answer.lower())
 
 
@@ -62,7 +88,7 @@ class Workshop:
         if self.predict:
             self._pending[step] = _answer("Will it run (o)k, (b)lock or (f)ail?", CHOICES)
         else:
-            click.prompt("Press Enter to run it", default="", show_default=False, prompt_suffix="")
+            _prompt("Press Enter to run it", default="", show_default=False, prompt_suffix="")
 
     def after_step(self, events: Sequence[Event]) -> None:
         """Reveal each event in order; with --predict, each step's guess right after its result,

@@ -31,7 +31,7 @@ from txnlab.runner.schemas import LABEL as BUILDER
 from txnlab.runner.schemas import SchemaSupply
 from txnlab.runner.script import play_scenario
 from txnlab.runner.sessions import SessionPool, SessionWorker
-from txnlab.runner.wiretap import WireTap
+from txnlab.runner.wiretap import WireTap, remove_abandoned
 from txnlab.scenario.model import Scenario
 from txnlab.server.connect import connect, first_line, with_params
 from txnlab.server.footprint import Footprint, ServerChange, maintenance_database
@@ -331,6 +331,7 @@ def open_lab(
     to `server_changes` (see `footprint`); with `undo_server_changes` (txnlab's embedded
     server), what appeared is removed.
     """
+    remove_abandoned()  # wire tap directories of killed runs: every run clears them, as it does scratch databases
     scratch = ScratchDatabase(server_dsn)
     with scratch as dsn:
         footprint = Footprint(dsn, maintenance_database(server_dsn), undo=undo_server_changes)

@@ -11,12 +11,22 @@ Parse ('P') messages, Bind ('B') of a statement parsed before and already execut
 driver's cached prepared statement run again sends no Parse: asyncpg, SQLAlchemy on
 asyncpg), and the server's BackendKeyData ('K'), which names the backend process, so
 messages can be attributed to a session by its pid.
+
+Nothing is left behind, even by a process killed with SIGKILL: each tap holds an
+exclusive flock(2) on its own directory, taken before it binds its socket, for as long
+as it lives; the kernel releases it however the process ends. Every new tap first
+removes this OS user's tap directories whose lock it can take (`remove_abandoned`),
+as the scratch-database janitor does with the server's advisory locks: a lock, unlike
+a pid, proves its owner gone across PID namespaces and after pid reuse.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
+import stat
 import socket
 import struct
 import tempfile
@@ -27,6 +37,8 @@ import psycopg2.extensions
 
 CHUNK = 65536
 SOCKET_PORT = 5432  # libpq finds the socket as <host dir>/.s.PGSQL.<port>
+SOCKET_NAME = f".s.PGSQL.{SOCKET_PORT}"
+DIRECTORY_PREFIX = "txnlab-tap-"
 
 
 class WireTap:
@@ -41,11 +53,15 @@ class WireTap:
             self._upstream = (socket.AF_UNIX, os.path.join(host, f".s.PGSQL.{port}"))
         else:
             self._upstream = (socket.AF_INET, (host, port))
-        self.socket_dir = tempfile.mkdtemp(prefix="txnlab-tap-")  # mode 0700: only this user enters
+        remove_abandoned()
+        self.socket_dir = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX)  # mode 0700: only this user enters
+        self._owner_lock = _lock(self.socket_dir, wait=True)  # held until close(), or the kernel ends it at our death
         self.port = SOCKET_PORT
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._listener.bind(os.path.join(self.socket_dir, f".s.PGSQL.{self.port}"))
+            if self._owner_lock is None:
+                raise OSError(errno.ENOENT, "the new wire tap directory could not be opened", self.socket_dir)
+            self._listener.bind(os.path.join(self.socket_dir, SOCKET_NAME))
             self._listener.listen()
         except OSError:
             self.close()
@@ -88,6 +104,9 @@ class WireTap:
         if acceptor is not None and acceptor is not threading.current_thread():
             acceptor.join(timeout=1.0)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)
+            self._owner_lock = None
 
     def _accept(self) -> None:
         while not self._closed:
@@ -227,3 +246,73 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def remove_abandoned(parent: str | None = None) -> list[str]:
+    """Remove the tap directories in `parent` (the temporary directory) that this OS user's
+    killed txnlab processes left behind; return their paths.
+
+    A directory is removed only if all of these hold: its name starts with txnlab-tap-,
+    it is a real directory (not a link) owned by this user, it holds a tap socket (so
+    its owner had locked it: a tap locks before it binds), its lock is free (its owner
+    is gone), and its socket refuses connections (no listener: also true of a directory
+    made before taps locked theirs). A live tap's directory, another user's, or one
+    being made is left alone."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = [entry for entry in os.scandir(parent) if entry.name.startswith(DIRECTORY_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid():
+            continue
+        lock = _lock(entry.path, wait=False)
+        if lock is None:
+            continue  # its owner is alive (or another janitor is removing it)
+        try:
+            if _listener_gone(os.path.join(entry.path, SOCKET_NAME)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+        finally:
+            os.close(lock)
+    return removed
+
+
+def _lock(directory: str, *, wait: bool) -> int | None:
+    """An open descriptor of `directory` holding its exclusive flock, or None if the directory
+    is gone or (unless `wait`) another process holds the lock. Not inherited by child processes;
+    a janitor holds a new tap's lock only for a moment (it finds no socket there)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _listener_gone(path: str) -> bool:
+    """Whether `path` is a unix socket that nobody listens on any more (connect is refused)."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except OSError:
+        return False  # no socket yet: its owner may be between mkdtemp and bind
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return False

@@ -39,7 +39,7 @@ def cell_text(cell: Cell) -> str:
 
 def header(driver: Driver) -> str:
     """A column's header: the driver and its installed version, then the driver a SQLAlchemy
-    dialect runs on and its own: "SQLAlchemy 2.0.44 + psycopg2 2.9.11"."""
+    dialect runs on and its own: "SQLAlchemy 2.1.9 + psycopg2 2.9.13"."""
     named = f"{driver.label} {driver.version}"
     return f"{named} + {header(driver.dbapi)}" if driver.dbapi is not None else named
 

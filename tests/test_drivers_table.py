@@ -107,12 +107,12 @@ GOLDEN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         '22012, then 25P02; after rollback(): ok',
     ),
     ('savepoint', 'psycopg2'): (
-        ('BEGIN', 'INSERT INTO t VALUES (1)', 'SAVEPOINT s', 'INSERT INTO t VALUES (2)', 'ROLLBACK TO SAVEPOINT s', 'COMMIT'),
-        'no API: SQL; committed after commit(): 1',
+        ('BEGIN', 'INSERT INTO t VALUES (1)', 'SAVEPOINT s', 'INSERT INTO t VALUES (2)', 'RELEASE SAVEPOINT s', 'COMMIT'),
+        'no API: SQL, commit(): committed: 2',
     ),
     ('savepoint', 'psycopg'): (
-        ('BEGIN', 'INSERT INTO t VALUES (1)', 'SAVEPOINT "_pg3_1"', 'INSERT INTO t VALUES (2)', 'RELEASE "_pg3_1"'),
-        'transaction() then close(): committed: 0',
+        ('BEGIN', 'INSERT INTO t VALUES (1)', 'SAVEPOINT "_pg3_1"', 'INSERT INTO t VALUES (2)', 'RELEASE "_pg3_1"', 'COMMIT'),
+        'transaction(), commit(): committed: 2',
     ),
     ('savepoint', 'asyncpg'): (
         ('BEGIN;', 'INSERT INTO t VALUES (1)', 'SAVEPOINT __asyncpg_savepoint_*__;', 'INSERT INTO t VALUES (2)', 'RELEASE SAVEPOINT __asyncpg_savepoint_*__;', 'COMMIT;'),

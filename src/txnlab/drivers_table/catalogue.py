@@ -27,14 +27,15 @@ def drivers() -> tuple[Driver, ...]:
     """The columns, each with the installed version of its package: a driver's as its sessions
     record it in timelines (runner.drivers), so that the table and the runs name the same version."""
     sqlalchemy = installed("SQLAlchemy")
-    return (
+    plain = (
         Driver("psycopg2", "psycopg2", "psycopg2-binary", driver("psycopg2").version),
         Driver("psycopg", "psycopg 3", "psycopg", driver("psycopg").version),
         Driver("asyncpg", "asyncpg", "asyncpg", driver("asyncpg").version),
-        Driver("sqlalchemy+psycopg2", "SQLAlchemy +psycopg2", "SQLAlchemy", sqlalchemy, "postgresql+psycopg2"),
-        Driver("sqlalchemy+psycopg", "SQLAlchemy +psycopg", "SQLAlchemy", sqlalchemy, "postgresql+psycopg"),
-        Driver("sqlalchemy+asyncpg", "SQLAlchemy +asyncpg", "SQLAlchemy", sqlalchemy, "postgresql+asyncpg"),
     )
+    on_sqlalchemy = tuple(
+        Driver(f"sqlalchemy+{d.key}", "SQLAlchemy", "SQLAlchemy", sqlalchemy, f"postgresql+{d.key}", d) for d in plain
+    )
+    return plain + on_sqlalchemy
 
 
 def probes() -> dict[tuple[str, str], Probe]:

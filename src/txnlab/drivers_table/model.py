@@ -27,13 +27,16 @@ class Behaviour:
 @dataclass(frozen=True)
 class Driver:
     """One column: `key` as JSON and tests name it; `package` the installed distribution whose
-    version the header shows (importlib.metadata); `dialect` the SQLAlchemy dialect, if any."""
+    version the header shows (importlib.metadata); `dialect` the SQLAlchemy dialect, if any,
+    and `dbapi` the driver that dialect runs on (its own Driver, with its own version: the
+    header names both, "SQLAlchemy 2.1.9 + psycopg2 2.9.13")."""
 
     key: str
     label: str
     package: str
     version: str
     dialect: str | None = None
+    dbapi: Driver | None = None
 
 
 @dataclass(frozen=True)

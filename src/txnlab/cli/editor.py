@@ -45,11 +45,9 @@ def edit(text: str, extension: str = ".yaml") -> str | None:
             raise click.ClickException(f"{command[0]}: could not start the editor: {exc.strerror}") from None
         try:
             status = editor.wait()
-        except signals.Interrupted as exc:
-            _end(editor, exc.signum)
-            raise
-        except BaseException:
-            _end(editor, signal.SIGTERM)
+        except BaseException as exc:  # the signal's Interrupted, maybe wrapped by the code it hit
+            interrupted = signals.interruption(exc)
+            _end(editor, signal.SIGTERM if interrupted is None else interrupted.signum)
             raise
         if status != 0:
             raise click.ClickException(f"{command[0]}: the editor failed (exit status {status})")

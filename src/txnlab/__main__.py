@@ -32,6 +32,7 @@ def main() -> None:
         interrupted = signals.interruption(exc)  # a class defined while the CLI loads may wrap it
         if interrupted is None or isinstance(exc, SystemExit):
             raise
+        signals.ignore_further()  # the exit code is chosen: Python's shutdown must not be interrupted
         try:
             sys.stderr.write(f"txnlab: interrupted by {signals.describe(interrupted.signum)}; nothing was left behind\n")
         except OSError:

@@ -38,9 +38,12 @@ DESCRIPTIONS = {
 }
 
 REDELIVERY_DELAY_SECONDS = 0.01  # see _unraisable
+SWALLOWED_AFTER_SECONDS = 0.2  # see _watch: far longer than an exception takes to reach a handler
+WATCH_INTERVAL_SECONDS = 0.02
 _received: int | None = None  # the first handled signal, once one has arrived
 _over = False  # set by ignore_further()
-_undelivered = False  # the Interrupted raised was swallowed (see _unraisable)
+_undelivered = False  # the Interrupted raised was swallowed (see _unraisable, _watch)
+_watchdog: threading.Thread | None = None
 
 
 class Interrupted(BaseException):
@@ -115,8 +118,52 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         return  # the run is ending or over already; let its cleanup finish
     if _received is None:
         _received = signum
+        _start_watchdog()
     _undelivered = False
     raise Interrupted(_received)
+
+
+def _start_watchdog() -> None:
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = threading.Thread(target=_watch, name="txnlab-signal-watchdog", daemon=True)
+        _watchdog.start()
+
+
+def _watch() -> None:
+    """Once a signal has arrived, check every WATCH_INTERVAL_SECONDS that its Interrupted is
+    still on its way out of the main thread: raised there, the main thread runs `finally`
+    blocks, `except` clauses and `__exit__` methods with it as the exception being handled
+    (or as the cause or context of the one being handled) until the CLI has chosen the exit
+    code (`ignore_further`). Code that catches every exception (a library's bare `except:`)
+    would otherwise swallow it and go on with the run, and every later signal would be
+    ignored as if cleanup were running: a run stuck in a loop would never end. When the
+    main thread has been handling no Interrupted for SWALLOWED_AFTER_SECONDS, the signal
+    is sent to the main thread again (a real signal: it also interrupts a blocking call),
+    and its handler raises Interrupted once more."""
+    main = threading.main_thread()
+    quiet_since: float | None = None
+    while not _over and main.is_alive() and main.ident is not None and _received is not None:
+        handled = sys._current_exceptions().get(main.ident)
+        if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
+            handled = handled[1]
+        if interruption(handled) is not None or _undelivered:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= SWALLOWED_AFTER_SECONDS:
+            _redeliver_to_main(_received, main.ident)
+            quiet_since = None
+        time.sleep(WATCH_INTERVAL_SECONDS)
+
+
+def _redeliver_to_main(signum: int, main_ident: int) -> None:
+    global _undelivered
+    _undelivered = True
+    try:
+        signal.pthread_kill(main_ident, signum)
+    except OSError:  # the main thread has just ended
+        pass
 
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:

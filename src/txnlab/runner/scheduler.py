@@ -194,7 +194,6 @@ class Scheduler:
         """
         if abandon is None:
             abandon = signals.received() is not None
-        interrupted: signals.Interrupted | None = None
         if not abandon:
             try:
                 for flight in list(self._in_flight.values()):
@@ -202,10 +201,16 @@ class Scheduler:
                 deadline = time.perf_counter() + CANCEL_GRACE_SECONDS
                 while self._in_flight and time.perf_counter() < deadline:
                     self._drain([], 0.05)
-            except signals.Interrupted as exc:  # a signal during the grace period: stop waiting
-                interrupted, abandon = exc, True
+            except signals.Interrupted:  # a signal during the grace period: stop waiting
+                self._end_in_flight(abandon=True)  # while the signal is still on its way out
+                raise
             except (psycopg2.Error, ConnectionLost):
                 pass  # the server or the monitor is gone: the scratch database's forced drop ends what is left
+        self._end_in_flight(abandon)
+
+    def _end_in_flight(self, abandon: bool) -> None:
+        """Terminate the backends of the steps in flight (of every session, if `abandon`)
+        and drop their workers (see stop)."""
         flights = list(self._in_flight.values())
         workers = list(self.sessions.values()) if abandon else [f.worker for f in flights]
         doomed = {*(self.run_pids if abandon else ()), *(f.watched_pid for f in flights)}
@@ -217,8 +222,6 @@ class Scheduler:
         for worker in workers:
             self.pool.discard(worker)
         self._in_flight.clear()
-        if interrupted is not None:
-            raise interrupted
 
     def session_ended(self, session: str, reason: ErrorInfo) -> None:
         """Record that the server ended `session` after its last step (for example

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
 from txnlab.sql_spacing import collapse_layout
-from txnlab.timeline import BACKEND_PID, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline, wire_text
+from txnlab.timeline import (
+    BACKEND_PID, OWN_CONNECTION, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline, wire_text,
+)
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -273,13 +275,14 @@ def driver_lines(event: Event) -> list[str]:
     and the server's view afterwards; for a step a `holds:` expectation names, the locks its
     session held right after it."""
     lines = [f"sent: {sent_phrase(event)}"] if event.sent else []
-    if event.server and event.driver_status:
-        lines.append(f"driver: {driver_status_phrase(event.driver_status)}")
+    others = any(view.label != OWN_CONNECTION for view in event.server or ())
+    if event.server and event.driver_status:  # with another connection in view, say whose view it is
+        lines.append(f"driver{', this session' if others else ''}: {driver_status_phrase(event.driver_status)}")
     if event.holds is not None:
         lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
     for view in event.server or ():
         holds = f", holds {', '.join(view.locks)}" if view.locks else ""
-        who = "server" if view.label == "this session" else f"server, {view.label}"
+        who = "server" if view.label == OWN_CONNECTION else f"server, {view.label}"
         lines.append(f"{who}: {view.state or 'unknown'}{holds}")
     return lines
 

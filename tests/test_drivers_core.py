@@ -76,7 +76,7 @@ def test_the_docs_list_exactly_the_driver_neutral_catalogue_scenarios() -> None:
 
 def test_python_spec_and_pinned_scenarios_are_not_driver_neutral(catalogue: Catalogue) -> None:
     python = next(s for s in catalogue.scenarios.values() if s.play is not None and not s.drivers)
-    assert python.not_driver_neutral == "a Python scenario runs only on the drivers it declares (psycopg2)"
+    assert python.not_driver_neutral == "a Python scenario runs only on the drivers it is written for (psycopg2)"
     spec = parse_spec('setup { CREATE TABLE t (i int); }\nsession s1\nstep a { SELECT 1; }\n', "x.spec")
     assert spec.not_driver_neutral == "a .spec scenario runs isolationtester's own libpq sessions"
     pinned = scenario_from_yaml(PINNED)
@@ -142,12 +142,14 @@ def test_run_driver_refuses_a_scenario_that_is_not_driver_neutral_in_one_line(cl
     code, out, err = cli("run", python, "--driver", "psycopg")
     assert (code, out) == (2, "")
     assert err == (f"txnlab: error: --driver psycopg: {python} is not driver-neutral: "
-                   "a Python scenario runs only on the drivers it declares (psycopg2)\n")
+                   "a Python scenario runs only on the drivers it is written for (psycopg2)\n")
 
 
 def test_matrix_driver_runs_only_the_neutral_scenarios_of_a_tag(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("matrix", "--tag", "read-only", "--driver", "psycopg", "--level", "rc", "--format", "json")
-    assert (code, err) == (0, "")
+    assert code == 0
+    assert err == ("txnlab: --driver psycopg leaves out 1 of the 3 scenarios tagged read-only: "
+                   "not driver-neutral nor written for psycopg (1 Python)\n")
     assert "read-only-anomaly" in out and "psycopg2-set-session-read-only" not in out
 
 

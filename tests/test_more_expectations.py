@@ -502,6 +502,6 @@ def test_show_says_every_fact_an_expectation_states_rowcount_notices_holds_and_d
             errors: {b_dup: {sqlstate: "23505", detail: "already exists"}}
         """)
     shown = " ".join(describe(scenario, width=200).split())
-    assert ("read committed: blocks: b_dup; fails: b_dup (23505, DETAIL containing 'already exists'); "
-            "rows affected: a_ins 1; notices: a_note 'hello'; "
-            "locks held after a_lock: ExclusiveLock on advisory key 42") in shown, shown
+    assert ("read committed: blocks: b_dup fails: b_dup (23505, DETAIL containing 'already exists') "
+            "rows affected: a_ins 1 notices: a_note 'hello' "
+            "locks held after a_lock: ExclusiveLock on advisory key 42") in shown, shown  # one fact a line

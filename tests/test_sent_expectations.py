@@ -81,7 +81,7 @@ def test_show_states_what_each_step_sends_and_the_servers_view(cli, tmp_path: Pa
     code, out, _ = cli("show", str(scenario_file(tmp_path, IMPLICIT_BEGIN)))
     assert code == 0
     out = " ".join(out.split())  # wrapped to the terminal's width
-    assert "app_select sends: BEGIN ISOLATION LEVEL READ COMMITTED | SELECT count(*) FROM t" in out
+    assert "app_select sends: BEGIN ISOLATION LEVEL READ COMMITTED · SELECT count(*) FROM t" in out
     assert "the server shows app_select's session idle in transaction" in out
 
 

@@ -35,3 +35,15 @@ def collapse_layout(sql: str) -> str:
         end = token.end + 1
         after_line_comment = token.name == "SQL_COMMENT"
     return "".join(parts)
+
+
+def kept_spans(text: str) -> list[tuple[int, int]]:
+    """Where whitespace in `text` is data: the (start, end) character offsets, end exclusive,
+    of each token that holds whitespace (a string constant, a quoted identifier, a comment),
+    so a display that wraps `text` keeps it as written. Empty when the scanner refuses it."""
+    try:
+        tokens = scan(text)
+    except ParseError:
+        return []
+    spans = [(token.start, token.end + 1) for token in tokens]
+    return [(start, end) for start, end in spans if any(c.isspace() for c in text[start:end])]

@@ -140,6 +140,10 @@ class Notification:
     sender: str
 
 
+# The label of a session's own connection among an event's server views (BackendView.label).
+OWN_CONNECTION = "this session"
+
+
 @dataclass(frozen=True)
 class BackendView:
     """The server's view of a connection after a step (pg_stat_activity and pg_locks)."""
@@ -324,6 +328,10 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data["holds"] = list(event.holds) if event.holds is not None else None
     data["sent"] = list(event.sent) if event.sent is not None else None  # null: not captured, not "nothing"
     data["server"] = [{**asdict(v), "locks": list(v.locks)} for v in event.server] if event.server is not None else None
+    # Which connection transaction_status and driver_status describe: always the session's
+    # own, even when a Python step worked on another (a pool's, an engine's), whose server
+    # view is then the `server` entry labelled "other connection". A label of `server`.
+    data["status_of"] = OWN_CONNECTION if event.transaction_status or event.driver_status else None
     if event.error:
         data["error"]["deadlock_victim"] = event.error.deadlock_victim
         data["error"]["backends"] = {str(pid): who for pid, who in event.error.backends}

@@ -125,7 +125,7 @@ def describe(scenario: Scenario, width: int = 88, *, chosen: bool = False) -> st
         lines += wrap("A .spec states no expectations: isolationtester's expected output is its check. txnlab "
                       "runs and shows every permutation, without a verdict.", width, indent="  ")
     for level, expectation in scenario.expectations.items():
-        lines += wrap(f"{level.value}: {expectation_phrase(scenario, expectation)}", width, indent="  ")
+        lines += _expectation_lines(f"{level.value}:", scenario, expectation, width, "  ")
     if scenario.references:
         lines += ["", "References:"] + [line for ref in scenario.references for line in wrap(ref, width, indent="  ")]
     return "\n".join(lines)
@@ -182,10 +182,23 @@ def _code_lines(sql: str, width: int) -> list[str]:
     return lines
 
 
-def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
-    """What an expectation says PostgreSQL does, in words, every fact it states: waits (and
+def _expectation_lines(head: str, scenario: Scenario, expectation: Expectation, width: int, indent: str) -> list[str]:
+    """`head` on a line of its own, then each fact of `expectation` on its own line(s), one
+    level deeper (see expectation_facts); each accepted alternative likewise, deeper still."""
+    lines = wrap(head, width, indent=indent)
+    for fact in expectation_facts(scenario, expectation) or ["every step succeeds without waiting"]:
+        lines += hanging(indent + "  ", fact, width)
+    for alternative in expectation.alternatives:
+        lines += _expectation_lines(f"or, accepted alternative {alternative.name}:", scenario, alternative, width,
+                                    indent + "  ")
+    return lines
+
+
+def expectation_facts(scenario: Scenario, expectation: Expectation) -> list[str]:
+    """What an expectation says PostgreSQL does, one phrase per fact it states: waits (and
     for whom), errors (and their DETAIL), rows affected, notices, locks held, what the driver
-    sent and the server's state of the session, the anomaly."""
+    sent (joined by " · " as timelines join them) and the server's state of the session, the
+    anomaly, the note. Its accepted alternatives are not included."""
     parts = []
     if expectation.blocked:
         parts.append("blocks: " + ", ".join(
@@ -202,11 +215,10 @@ def expectation_phrase(scenario: Scenario, expectation: Expectation) -> str:
             f"{s} {' '.join(map(repr, texts)) or 'none'}" for s, texts in expectation.notices.items()
         ))
     parts += [f"locks held after {s}: {', '.join(locks) or 'none'}" for s, locks in expectation.holds.items()]
-    parts += [f"{s} sends: {' | '.join(messages) or 'nothing'}" for s, messages in expectation.sent.items()]
+    parts += [f"{s} sends: {' · '.join(messages) or 'nothing'}" for s, messages in expectation.sent.items()]
     parts += [f"the server shows {s}'s session {state}" for s, state in expectation.states.items()]
     if expectation.anomaly is not None and scenario.anomaly:
         parts.append(f"{scenario.anomaly.name} {'happens' if expectation.anomaly else 'is prevented'}")
     if expectation.note:
         parts.append(expectation.note)
-    parts += [f"or, accepted alternative {a.name}: {expectation_phrase(scenario, a)}" for a in expectation.alternatives]
-    return "; ".join(parts) or "every step succeeds without waiting"
+    return parts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,25 +104,36 @@ def driver_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, named: bool = True) -> list[Scenario]:
-    """`scenarios` with every session speaking through `driver` (None: as they are).
+def through_driver(scenarios: Sequence[Scenario], driver: str | None, *, selection: str | None = None) -> list[Scenario]:
+    """`scenarios` run with `--driver driver` (None: as they are; see Scenario.through).
 
-    Named scenarios must accept it (Scenario.accepts_driver: driver-neutral, or multi-driver
-    declaring it): UsageError, one line saying why, otherwise; from a whole catalogue or tag
-    (`named=False`) the others are left out.
-    An unknown driver is a UsageError naming the drivers."""
+    Named scenarios (`selection` None) must accept it (Scenario.accepts_driver): UsageError,
+    one line saying why, otherwise. From a selection (`selection` says which, e.g. "tagged
+    asyncpg") the others are left out, and one line on stderr says how many and why; a
+    UsageError when none is left. An unknown driver is a UsageError naming the drivers."""
     if driver is None:
         return list(scenarios)
     if driver not in DRIVERS:
         raise UsageError(f"--driver {driver}: unknown driver; {did_you_mean(driver, DRIVERS)}choose one of {', '.join(DRIVERS)}")
-    chosen = []
-    for scenario in scenarios:
-        if scenario.accepts_driver(driver):
-            chosen.append(scenario.with_driver(driver))
-        elif named:
-            reason = scenario.not_driver_neutral
-            raise UsageError(f"--driver {driver}: {scenario.name} is not driver-neutral: {reason}")
-    return chosen
+    refused = [s for s in scenarios if not s.accepts_driver(driver)]
+    if refused and selection is None:
+        raise UsageError(f"--driver {driver}: {refused[0].name} is not driver-neutral: {refused[0].not_driver_neutral}")
+    if refused:
+        why = f"not driver-neutral nor written for {driver} ({_kinds(refused)})"
+        if len(refused) == len(scenarios):
+            raise UsageError(f"--driver {driver} runs none of the {len(scenarios)} scenarios {selection}: "
+                             f"{'it is' if len(refused) == 1 else 'each is'} {why}")
+        click.echo(f"txnlab: --driver {driver} leaves out {len(refused)} of the {len(scenarios)} scenarios "
+                   f"{selection}: {why}", err=True)
+    return [s.through(driver) for s in scenarios if s.accepts_driver(driver)]
+
+
+def _kinds(scenarios: Sequence[Scenario]) -> str:
+    """How many of `scenarios` are of each kind that --driver cannot re-point, e.g.
+    "3 Python, 2 .spec, 1 pinning a driver"."""
+    kinds = Counter("Python" if s.play is not None else ".spec" if s.isolationtester else "pinning a driver"
+                    for s in scenarios)
+    return ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
 
 
 def history_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -331,7 +331,8 @@ def matrix_command(names: tuple[str, ...], tag: str | None, suite: str | None, l
         scenarios = list(catalogue.scenarios.values())
     if permutations and suite:
         raise UsageError("--suite shows each anomaly once per level; it cannot run --permutations")
-    scenarios = through_driver(scenarios, driver, named=bool(names))
+    selection = None if names else f"of suite {suite}" if suite else f"tagged {tag}" if tag else "in the catalogue"
+    scenarios = through_driver(scenarios, driver, selection=selection)
     refuse_level_for_specs(scenarios)
     chosen = choose(scenarios, permutations, max_permutations)
     reports = _execute(cells(scenarios, levels), dsn, step_timeout, chosen=chosen, history=history)

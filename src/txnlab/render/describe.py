@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from txnlab.checks import Finding, Verdict, holds_phrase
 from txnlab.levels import Level
 from txnlab.sql_spacing import collapse_layout
-from txnlab.timeline import BACKEND_PID, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline
+from txnlab.timeline import (
+    BACKEND_PID, OWN_CONNECTION, SETUP_FAILED, SPEC_STOPS, ErrorInfo, Event, LockWait, Outcome, Timeline, wire_text,
+)
 from txnlab.values import row_cells
 
 if TYPE_CHECKING:
@@ -254,18 +256,33 @@ def driver_status_phrase(status: str) -> str:
     return status.rpartition(".")[2].removeprefix("TRANSACTION_STATUS_")
 
 
+# What a timeline says when the driver sent the step's SQL and nothing else (see sent_phrase).
+SENT_AS_WRITTEN = "as written"
+
+
+def sent_phrase(event: Event) -> str:
+    """What the driver sent for a step, for a timeline: SENT_AS_WRITTEN when it sent exactly
+    the step's SQL, compared as `sent:` expectations compare (timeline.wire_text: layout
+    aside), so a statement is not printed twice; else every message, laid out as SQL is
+    (sql_spacing.collapse_layout), joined by " · ". JSON keeps the messages exact."""
+    if tuple(wire_text(m) for m in event.sent or ()) == (wire_text(event.sql),):
+        return SENT_AS_WRITTEN
+    return " · ".join(collapse_layout(m) for m in event.sent or ())
+
+
 def driver_lines(event: Event) -> list[str]:
     """For capture scenarios: what the driver sent, the driver's own view of the transaction
     and the server's view afterwards; for a step a `holds:` expectation names, the locks its
     session held right after it."""
-    lines = [f"sent: {' · '.join(collapse_layout(m) for m in event.sent)}"] if event.sent else []
-    if event.server and event.driver_status:
-        lines.append(f"driver: {driver_status_phrase(event.driver_status)}")
+    lines = [f"sent: {sent_phrase(event)}"] if event.sent else []
+    others = any(view.label != OWN_CONNECTION for view in event.server or ())
+    if event.server and event.driver_status:  # with another connection in view, say whose view it is
+        lines.append(f"driver{', this session' if others else ''}: {driver_status_phrase(event.driver_status)}")
     if event.holds is not None:
         lines.append(f"locks held: {', '.join(event.holds) or 'none'}")
     for view in event.server or ():
         holds = f", holds {', '.join(view.locks)}" if view.locks else ""
-        who = "server" if view.label == "this session" else f"server, {view.label}"
+        who = "server" if view.label == OWN_CONNECTION else f"server, {view.label}"
         lines.append(f"{who}: {view.state or 'unknown'}{holds}")
     return lines
 

@@ -17,6 +17,7 @@ from tabulate import tabulate
 from wcwidth import wcswidth, wcwidth
 
 from txnlab.control_pictures import LAYOUT, picture, pictured
+from txnlab.sql_spacing import kept_spans
 
 # Below this a column holds too little to read; tables narrower than that are left wider
 # than the terminal rather than cut into one-letter slivers.
@@ -55,10 +56,33 @@ def wrap(text: str, width: int, *, indent: str = "") -> list[str]:
     styled: see txnlab.control_pictures). Every line starts with `indent`; returns at least
     one line.
     """
+    return _fill(pictured(text, keep=LAYOUT).split(), width, indent)
+
+
+def wrap_sql(text: str, width: int, *, indent: str = "") -> list[str]:
+    """`wrap` for SQL, code, or a line quoting them (`sent: ...`): whitespace between tokens
+    is layout and collapses as in `wrap`, but a run of spaces inside a string constant, a
+    quoted identifier or a comment is data and is kept (sql_spacing.kept_spans), so
+    `SELECT 'a  b'` shows as sent. Such a token is never broken at its spaces, only cut when
+    wider than a line; a line break inside one still breaks the displayed line."""
+    text = pictured(text, keep=LAYOUT)
+    spans = kept_spans(text)
+    words, start = [], 0
+    for gap in re.finditer(r"\s+", text):
+        inside = gap.group().strip(" ") == "" and any(a < gap.start() and gap.end() < b for a, b in spans)
+        if not inside:
+            words.append(text[start:gap.start()])
+            start = gap.end()
+    words.append(text[start:])
+    return _fill([word for word in words if word], width, indent)
+
+
+def _fill(words: Sequence[str], width: int, indent: str) -> list[str]:
+    """`words` laid out on lines of at most `width` columns (see wrap), one space apart."""
     room = max(1, width - display_width(indent))
     lines: list[str] = []
     current = ""
-    for word in pictured(text, keep=LAYOUT).split():
+    for word in words:
         while display_width(word) > room:  # cut a word that cannot fit on any line
             if current:
                 lines.append(current)
@@ -91,7 +115,7 @@ def code_lines(code: str, width: int, *, indent: str = "") -> list[str]:
         cap = max(0, width - display_width(indent)) // 2
         depth = min(len(line) - len(line.lstrip(" ")), cap)
         hang = indent + " " * min(depth + 2, cap)  # continuation lines hang 2 deeper
-        first, *rest = wrap(line, width, indent=hang)
+        first, *rest = wrap_sql(line, width, indent=hang)
         lines += [indent + " " * depth + first[len(hang):], *rest]
     return lines or [indent]
 

@@ -35,7 +35,7 @@ from txnlab.render.describe import (
     verdict_line,
 )
 from txnlab.render.derived import HEADING, cell_label, derived, matrix_lines
-from txnlab.render.fit import code_lines, display_width, fit_table, wrap
+from txnlab.render.fit import code_lines, display_width, fit_table, wrap, wrap_sql
 from txnlab.render.report import RunReport
 from txnlab.timeline import SETUP_FAILED, Event, Outcome
 
@@ -69,16 +69,16 @@ def event_cell(event: Event, width: int, style: TextStyle, *, show_sql: bool = T
         marker = "↳ "
     # A completion, a changed wait or a notice read during a wait repeats no SQL.
     first = not event.after_wait and not event.wait_changed and event.outcome is not Outcome.NOTICE
-    shown = code_lines(event.sql, width) if event.python else wrap(event.sql, width)  # code keeps its layout
+    shown = code_lines(event.sql, width) if event.python else wrap_sql(event.sql, width)  # code keeps its layout
     lines = shown if show_sql and first and event.sql.strip() else []
     for index, phrase in enumerate(result_phrases(event)):  # a step that sent several statements: each result
-        lines += [style.outcome(event, line) for line in wrap((marker if index == 0 else "→ ") + phrase, width)]
+        lines += [style.outcome(event, line) for line in wrap_sql((marker if index == 0 else "→ ") + phrase, width)]
     lines += [style(part, fg="red") for line in error_lines(event) for part in wrap(line, width, indent="  ")]
     if event.notices:
         lines += [style(line, fg="cyan") for n in event.notices for line in wrap(n, width)]
     lines += [style(line, fg="magenta") for n in notification_lines(event) for line in wrap(n, width)]
     for line in driver_lines(event):
-        lines += [style(part, fg="blue") for part in wrap(line, width)]
+        lines += [style(part, fg="blue") for part in wrap_sql(line, width)]
     if event.transaction_status and event.outcome not in (Outcome.BLOCKED, Outcome.NOTICE):  # mid-step: none yet
         lines.append(style(f"[{event.transaction_status}]", dim=True))
     return "\n".join(lines)

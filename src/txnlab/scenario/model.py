@@ -209,20 +209,41 @@ class Scenario:
         if self.isolationtester:
             return "a .spec scenario runs isolationtester's own libpq sessions"
         if self.play is not None:
-            return f"a Python scenario runs only on the drivers it declares ({', '.join(self.runs_on)})"
+            verb = "declares" if self.drivers else "is written for"
+            return f"a Python scenario runs only on the drivers it {verb} ({', '.join(self.runs_on)})"
         pinned = [f"{s.name}: {s.driver}" for s in self.sessions if s.driver_pinned]
         return f"its sessions pin their driver ({', '.join(pinned)})" if pinned else None
 
     @property
     def runs_on(self) -> tuple[str, ...]:
-        """The drivers this scenario's play() supports: its `drivers:`, else the drivers its
-        sessions speak (psycopg2 unless pinned). Meaningful for Python scenarios."""
-        return self.drivers or tuple(dict.fromkeys(s.driver for s in self.sessions))
+        """The drivers a Python scenario's play() is written for: its `drivers:`, else the
+        drivers its pinned sessions speak (an asyncpg lesson's app session; the sessions that
+        only watch speak the default psycopg2), else psycopg2, which every session speaks."""
+        pinned = tuple(dict.fromkeys(s.driver for s in self.sessions if s.driver_pinned))
+        return self.drivers or pinned or tuple(dict.fromkeys(s.driver for s in self.sessions))
+
+    def runs_as_written_on(self, driver: str) -> bool:
+        """Whether `--driver driver` names what this scenario already runs on, so it runs as
+        is: every session speaks `driver`, or a Python scenario is written for it (runs_on).
+        A `.spec` never does: its sessions are isolationtester's libpq connections."""
+        if self.isolationtester:
+            return False
+        if self.play is not None and driver in self.runs_on:
+            return True
+        return all(s.driver == driver for s in self.sessions)
 
     def accepts_driver(self, driver: str) -> bool:
         """Whether `txnlab run --driver` may run this scenario through `driver`: it is
-        driver-neutral, or multi-driver with `driver` among its `drivers:`."""
-        return self.not_driver_neutral is None or driver in self.drivers
+        driver-neutral, multi-driver with `driver` among its `drivers:`, or already runs
+        on `driver` (runs_as_written_on)."""
+        return self.not_driver_neutral is None or driver in self.drivers or self.runs_as_written_on(driver)
+
+    def through(self, driver: str) -> Scenario:
+        """This scenario run with `--driver driver` (accepts_driver must hold): re-pointed
+        with with_driver when it is neutral or declares `driver`, else as written."""
+        if self.not_driver_neutral is None or driver in self.drivers:
+            return self.with_driver(driver)
+        return self
 
     @property
     def driver(self) -> str:

@@ -161,6 +161,28 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What `txnlab bench` runs as a load: the one transaction every client repeats, the data
+    it runs on, and what to count afterwards (docs/bench.md).
+
+    The transaction is either `script`, a pgbench custom script (`\\set name expression`
+    lines, SQL statements ending in `;` or in `\\gset`, `:name` variables; see bench/script.py
+    for the subset), so that pgbench can run the very same text; or `function`, the name of a
+    function in a Python scenario's module, `function(conn, rng) -> None`, called with a
+    psycopg2 connection (not autocommit; the run's level is its default) and a
+    `random.Random`: application logic such as the 2017 blog's read-then-write update_balance.
+    Exactly one of the two is set.
+    """
+
+    script: str | None = None
+    function: str | None = None
+    setup: tuple[str, ...] = ()  # SQL run after the scenario's setup, before each measured run: the data size
+    measures: Mapping[str, str] = field(default_factory=dict)  # name -> SQL returning one number (e.g. lost_updates)
+    invariants: Mapping[str, str] = field(default_factory=dict)  # name -> SQL returning one boolean
+    summary: str | None = None  # one paragraph for the reader: what the load does and what it shows
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario, ready for the runner."""
 
@@ -197,6 +219,10 @@ class Scenario:
     # A *multi-driver* Python scenario's `drivers:`: the drivers its play() supports, which
     # `txnlab run --driver` may choose among (empty: not declared; see `runs_on`).
     drivers: tuple[str, ...] = ()
+    # The load `txnlab bench` runs (None: the scenario has no `workload:` and cannot be benched).
+    # Its invariants default to the scenario's own. Source lines under the keys
+    # "workload.script", "workload.setup.N", "workload.measure.NAME", "workload.invariant.NAME".
+    workload: Workload | None = None
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)

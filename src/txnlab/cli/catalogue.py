@@ -15,6 +15,7 @@ from txnlab.runner.drivers import DEFAULT_DRIVER
 from txnlab.runner.drivers import NAMES as DRIVER_NAMES
 from txnlab.scenario.model import Blocker, Expectation, SessionSpec
 from txnlab.scenario.permutations import interleaving_count, interleavings
+from txnlab.scenario.workload import transaction_function
 
 PERMUTATIONS_SHOWN = 10  # `show` lists this many of a spec's permutations, then says how many more
 
@@ -120,6 +121,8 @@ def describe(scenario: Scenario, width: int = 88, *, chosen: bool = False) -> st
     if scenario.final:
         lines += ["", "Final state (shown after the run):"] + [part for sql in scenario.final for part in _code_lines(sql, width)]
     lines += ["", "Permutations:", *permutation_lines(scenario, width)]
+    if scenario.workload is not None:
+        lines += ["", f"Workload (txnlab bench {scenario.name}):", *workload_lines(scenario, width)]
     lines += ["", "What PostgreSQL does:"]
     if scenario.isolationtester:
         lines += wrap("A .spec states no expectations: isolationtester's expected output is its check. txnlab "
@@ -173,11 +176,33 @@ def _markers(blockers: tuple[Blocker, ...]) -> str:
     return f"({', '.join(str(w) for w in words)})"
 
 
-def _code_lines(sql: str, width: int) -> list[str]:
-    """SQL as written, line by line, indented by two; a line too long wraps under itself."""
+def workload_lines(scenario: Scenario, width: int) -> list[str]:
+    """The scenario's workload in words (its summary, data, transaction, measures and
+    invariants), indented by two; the scenario must have one."""
+    workload = scenario.workload
+    assert workload is not None
+    lines = wrap(workload.summary, width, indent="  ") if workload.summary else []
+    if workload.setup:
+        lines += ["  Setup (after the scenario's):"] + [part for sql in workload.setup for part in _code_lines(sql, width, "    ")]
+    if workload.script is not None:
+        lines += ["  Transaction (a pgbench script, the same for txnlab and pgbench):", *_code_lines(workload.script, width, "    ")]
+    else:
+        code = getattr(transaction_function(scenario), "__code__", None)
+        where = f"{scenario.source}:{code.co_firstlineno}" if code is not None else str(scenario.source)
+        lines += wrap(f"Transaction: the Python function {workload.function}(conn, rng) at {where}, one transaction "
+                      "through psycopg2 (no pgbench twin)", width, indent="  ")
+    for head, named in (("Measures (counted after each run):", workload.measures),
+                        ("Invariants (checked after each run):", workload.invariants)):
+        if named:
+            lines += [f"  {head}"] + [line for name, sql in named.items() for line in hanging(f"    {name}: ", sql, width)]
+    return lines
+
+
+def _code_lines(sql: str, width: int, indent: str = "  ") -> list[str]:
+    """SQL as written, line by line, indented by `indent`; a line too long wraps under itself."""
     lines = []
     for line in sql.strip("\n").splitlines():
-        margin = "  " + line[: len(line) - len(line.lstrip())]
+        margin = indent + line[: len(line) - len(line.lstrip())]
         lines += hanging(margin, line.strip(), width) if line.strip() else [""]
     return lines
 

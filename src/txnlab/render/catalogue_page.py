@@ -42,7 +42,15 @@ def _scenario_section(scenario: Scenario, reports: Sequence[RunReport]) -> str:
     tags = ", ".join(f"`{t}`" for t in scenario.tags)
     summary = " ".join(scenario.summary.split())
     return f"### {scenario.name}\n\n**{scenario.title}**\n\n{summary}\n\nTags: {tags}. " \
-           f"Run it: `txnlab run {scenario.name}`.\n\n{table}\n"
+           f"Run it: `txnlab run {scenario.name}`.{_bench_phrase(scenario)}\n\n{table}\n"
+
+
+def _bench_phrase(scenario: Scenario) -> str:
+    """How to run the scenario's workload and what it counts ("" when it has none)."""
+    if scenario.workload is None:
+        return ""
+    measures = ", ".join(f"`{name}`" for name in scenario.workload.measures)
+    return f" Load it: `txnlab bench {scenario.name}`" + (f" (measures {measures})." if measures else ".")
 
 
 def render_catalogue_page(reports: Sequence[RunReport]) -> str:

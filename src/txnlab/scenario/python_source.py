@@ -40,4 +40,4 @@ def load_python_scenario(path: Path) -> Scenario:
         raise ScenarioError(str(path), "a Python scenario must define SCENARIO = {...}")
     if not callable(play):
         raise ScenarioError(str(path), "a Python scenario must define play(run)")
-    return build_scenario(document, path, play=play)
+    return build_scenario(document, path, play=play, module=vars(module))

@@ -238,6 +238,33 @@ class ExpectationDocument(ExpectationFields):
     )
 
 
+class WorkloadDocument(_Part):
+    """What `txnlab bench` runs as a load (see Workload): one transaction every client repeats."""
+
+    summary: Text | None = Field(default=None, description="What the load does and what it shows.")
+    setup: SqlTexts | None = Field(
+        default=None,
+        description="SQL run after the scenario's setup, before each measured run: the data size.",
+    )
+    script: Text | None = Field(
+        default=None,
+        description="The transaction as a pgbench custom script (\\set lines, SQL ending in ; or \\gset, "
+        ":name variables), so that pgbench can run the same text. Exactly one of script and function.",
+    )
+    function: Identifier | None = Field(
+        default=None,
+        description="Python scenarios: the name of a module-level function(conn, rng) -> None that runs "
+        "one transaction through psycopg2. Exactly one of script and function.",
+    )
+    measures: dict[Identifier, Text] | None = Field(
+        default=None, description="Name -> SQL returning one number, counted on the data after the run."
+    )
+    invariants: dict[Identifier, Text] | None = Field(
+        default=None,
+        description="Name -> SQL returning one boolean, checked after the run. Default: the scenario's invariants.",
+    )
+
+
 class ScenarioDocument(_Part):
     """A scenario file (or a Python scenario's SCENARIO dict)."""
 
@@ -282,6 +309,9 @@ class ScenarioDocument(_Part):
         "txnlab run --driver may choose among them. Default: the drivers its sessions pin, else psycopg2.",
     )
     claim: ClaimDocument | None = None
+    workload: WorkloadDocument | None = Field(
+        default=None, description="The load `txnlab bench` runs; without it the scenario cannot be benched."
+    )
 
 
 def json_schema() -> str:

@@ -67,6 +67,27 @@ def source_lines(
     invariants = document.get("invariants") or {}
     for name in invariants:
         lines.update({f"invariant.{name}": line for line in _text_lines(invariants, name, "sql").values()})
+    lines.update(_workload_lines(document.get("workload"), lines))
     if play is not None and hasattr(play, "__code__"):
         lines["play"] = play.__code__.co_firstlineno
     return lines
+
+
+def _workload_lines(workload: Any, lines: Mapping[str, int]) -> dict[str, int]:
+    """Where the workload's SQL starts: "workload.script", "workload.setup.N",
+    "workload.measure.NAME", "workload.invariant.NAME" (the scenario's own invariants'
+    lines, in `lines`, when the workload names none of its own)."""
+    if not isinstance(workload, Mapping):
+        return {}
+    found = {"workload.script": line for line in _text_lines(workload, "script", "script").values()}
+    found.update(_text_lines(workload, "setup", "workload.setup"))
+    measures = workload.get("measures") or {}
+    for name in measures:
+        found.update({f"workload.measure.{name}": line for line in _text_lines(measures, name, "").values()})
+    invariants = workload.get("invariants")
+    if invariants is not None:
+        for name in invariants:
+            found.update({f"workload.invariant.{name}": line for line in _text_lines(invariants, name, "").values()})
+    else:
+        found.update({f"workload.{key}": line for key, line in lines.items() if key.startswith("invariant.")})
+    return found

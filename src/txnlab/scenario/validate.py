@@ -26,14 +26,17 @@ from txnlab.scenario.quote import quote
 from txnlab.scenario.schema import NAME, ScenarioDocument, SessionDocument
 from txnlab.scenario.schema_errors import scenario_error
 from txnlab.scenario.source_lines import Where, source_lines
+from txnlab.scenario.workload import build_workload
 
 __all__ = ["NAME", "build_scenario"]
 
 
 def build_scenario(
-    document: Mapping[str, Any], source: Path, play: Callable[..., None] | None = None
+    document: Mapping[str, Any], source: Path, play: Callable[..., None] | None = None,
+    module: Mapping[str, Any] | None = None,
 ) -> Scenario:
-    """Validate a raw document; `play` is the Python function of a Python scenario.
+    """Validate a raw document; `play` is the Python function of a Python scenario and
+    `module` its module's namespace (where a `workload: function:` is looked up).
 
     Raises ScenarioError (exit 2) for the first problem found."""
     raw = document if isinstance(document, dict) else dict(document)
@@ -71,6 +74,7 @@ def build_scenario(
         capture=bool(doc.capture),
         claim=claim(where, doc, steps, invariants, anomaly, levels),
         drivers=drivers,
+        workload=build_workload(where, doc.workload, invariants, module),
     )
 
 

@@ -254,7 +254,7 @@ def _script_body(pg: pq.PGconn, script: Script, client: int, result: ClientResul
     execute = pg.exec_
     ok = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
     idle = pq.TransactionStatus.IDLE
-    sqlstate = pq.DiagnosticField.SQLSTATE
+    sqlstate, primary = pq.DiagnosticField.SQLSTATE, pq.DiagnosticField.MESSAGE_PRIMARY
     steps: list[tuple[int, Any, int]] = []  # (kind, command, line): kinds below
     for command in script.commands:
         if isinstance(command, SetCommand):
@@ -279,8 +279,8 @@ def _script_body(pg: pq.PGconn, script: Script, client: int, result: ClientResul
                     res = execute(command.render(variables).encode())
                 if res.status not in ok:
                     code = res.error_field(sqlstate)
-                    message = (res.error_message or pg.get_error_message()).decode("utf-8", "replace")
-                    raise StatementError(code.decode() if code else None, first_line(Exception(message)))
+                    message = res.error_field(primary) or res.error_message or pg.get_error_message()
+                    raise StatementError(code.decode() if code else None, first_line(Exception(message.decode())))
                 if kind == GSET:
                     _gset(res, command, variables)
         except BaseException:

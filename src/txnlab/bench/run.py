@@ -112,19 +112,22 @@ class _Run:
     ) -> LoadResult:
         report(self.label, 0.0)
         self._build(dsn)
-        before = settled(watcher, database)
         session_dsn = with_params(dsn, options=session_options(self.level.sql, self.schema))
-        with LockWaitSampler(server_dsn, database) as sampler:
+        with LockWaitSampler(server_dsn, database) as sampler:  # on from reading to reading: see autovacuum
+            before = settled(watcher, database)
             if self.tool == "txnlab":
                 outcome = self._txnlab(session_dsn, report)
             else:
                 outcome = self._pgbench(dsn, report)
-        after = settled(watcher, database)
+            after = settled(watcher, database)
         report(self.label, 1.0)
         measures, invariants = self._check(dsn)
         notes = list(outcome.notes)
         if sampler.problem:
             notes.append(f"lock waits not sampled: {sampler.problem}")
+        if sampler.autovacuum:
+            notes.append(f"autovacuum ran in the database during the run ({len(sampler.autovacuum)} worker(s)): "
+                         "its own transactions are in the server's count")
         return outcome.result(self, before, after, sampler, measures, invariants, notes)
 
     def _build(self, dsn: str) -> None:

@@ -12,7 +12,9 @@ give None and a note. Each session commits one transaction of its own while it s
 it runs any statement: `Counters.committed_since` takes the sessions started off.
 
 Lock waits: `LockWaitSampler` polls pg_locks every 10 ms (its own maintenance connection)
-for locks not granted by backends of the scratch database. A wait is (pid, waitstart); its
+for locks not granted by backends of the scratch database. It also notes the autovacuum
+workers it sees there: their transactions count in xact_commit (and in no session), so a run
+they visit has a server count above the tool's, which the run says. A wait is (pid, waitstart); its
 time is the last sample that still saw it minus waitstart, so the sum is a lower bound (a wait
 ends up to 10 ms after its last sighting; a wait shorter than a sampling interval may be
 missed). pg_locks.waitstart exists since PostgreSQL 14.
@@ -38,9 +40,9 @@ APPLICATION_NAME = "txnlab bench observer"
 COUNTERS_SQL = "SELECT xact_commit, xact_rollback, deadlocks, sessions FROM pg_stat_database WHERE datname = %s"
 BACKENDS_SQL = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 WAITS_SQL = """
-SELECT l.pid, l.waitstart, clock_timestamp()
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE NOT l.granted AND l.waitstart IS NOT NULL AND a.datname = %s
+SELECT a.pid, l.waitstart, clock_timestamp(), a.backend_type = 'autovacuum worker'
+FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted AND l.waitstart IS NOT NULL
+WHERE a.datname = %s AND (l.waitstart IS NOT NULL OR a.backend_type = 'autovacuum worker')
 """
 
 
@@ -104,6 +106,7 @@ class LockWaitSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="txnlab-lock-sampler", daemon=True)
         self.problem: str | None = None
+        self.autovacuum: set[int] = set()  # autovacuum workers seen in the database
 
     def __enter__(self) -> LockWaitSampler:
         self._thread.start()
@@ -119,8 +122,11 @@ class LockWaitSampler:
             with self.conn.cursor() as cur:
                 while not self._stop.is_set():
                     cur.execute(WAITS_SQL, [self.database])
-                    for pid, waitstart, now in cur.fetchall():
-                        self._seen[(pid, waitstart)] = (now - waitstart).total_seconds() * 1000.0
+                    for pid, waitstart, now, autovacuum in cur.fetchall():
+                        if autovacuum:
+                            self.autovacuum.add(pid)
+                        if waitstart is not None:
+                            self._seen[(pid, waitstart)] = (now - waitstart).total_seconds() * 1000.0
                     self._stop.wait(SAMPLE_SECONDS)
         except psycopg2.Error as exc:
             self.problem = first_line(exc)

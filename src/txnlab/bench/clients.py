@@ -207,7 +207,8 @@ def _client_main(
             send.send(result)
             return
         barrier.wait()
-        _run(body, result, duration_s, transactions, retries, Random(seed), counts, client)
+        draws = _Draws(seed) if transaction.script is not None else _SavedState(seed)
+        _run(body, result, duration_s, transactions, retries, draws, counts, client)
         send.send(result)
     except BaseException as exc:  # never a traceback from a child: the parent reports
         result.stopped = result.stopped or first_line(exc)
@@ -219,7 +220,50 @@ def _client_main(
         close()
 
 
-Body = Callable[[Random], None]
+Body = Callable[[Any], None]
+
+
+class _Draws:
+    """The random source of a script's transaction: `randint` as random.Random's; `start()`
+    before a transaction's first try records its draws, `rewind()` before a retry replays them
+    (pgbench restores its random state for a retry: the same values; a draw whose bounds
+    changed, computed from a \\gset, is drawn anew). Cheaper than Random.getstate by far."""
+
+    __slots__ = ("_randint", "_drawn", "_replay")
+
+    def __init__(self, seed: int) -> None:
+        self._randint = Random(seed).randint
+        self._drawn: list[tuple[int, int, int]] | None = None  # None: not recording (no retries)
+        self._replay: list[tuple[int, int, int]] = []
+
+    def start(self) -> None:
+        self._drawn, self._replay = [], []
+
+    def rewind(self) -> None:
+        self._replay = list(reversed(self._drawn or []))
+        self._drawn = []
+
+    def randint(self, low: int, high: int) -> int:
+        if self._replay:
+            was_low, was_high, value = self._replay.pop()
+            if (was_low, was_high) != (low, high):
+                value = self._randint(low, high)
+        else:
+            value = self._randint(low, high)
+        if self._drawn is not None:
+            self._drawn.append((low, high, value))
+        return value
+
+
+class _SavedState(Random):
+    """The random.Random a Python workload function gets; `start()` saves its state, `rewind()`
+    restores it for a retry, as pgbench does."""
+
+    def start(self) -> None:
+        self._saved = self.getstate()
+
+    def rewind(self) -> None:
+        self.setstate(self._saved)
 CONSTANT, SUBSTITUTED, GSET, SET = range(4)  # how a script body runs each command
 
 
@@ -322,22 +366,23 @@ def _load_function(transaction: Transaction) -> Callable[[Any, Random], None]:
 
 def _run(
     body: Body, result: ClientResult, duration_s: float | None, transactions: int | None, retries: int,
-    rng: Random, counts: Any, client: int,
+    draws: Any, counts: Any, client: int,
 ) -> None:
     clock = time.monotonic
     result.started = started = clock()
     deadline = started + duration_s if duration_s is not None else float("inf")
     remaining = transactions if transactions is not None else -1
     latencies = result.latencies_ms
-    getstate, setstate = rng.getstate, rng.setstate
+    start, rewind = draws.start, draws.rewind
     while remaining != 0 and clock() < deadline:
         remaining -= 1
-        state = getstate()
+        if retries:
+            start()
         begun = clock()
         tries = 0
         while True:
             try:
-                body(rng)
+                body(draws)
             except SQL_ERRORS as exc:
                 kind = RETRIED.get(exc.pgcode or "")
                 if kind is None:
@@ -351,7 +396,7 @@ def _run(
                 if tries < retries:
                     tries += 1
                     result.retries += 1
-                    setstate(state)
+                    rewind()
                     continue
                 if kind == "serialization":
                     result.serialization_failures += 1

@@ -70,7 +70,7 @@ def test_a_single_statement_is_a_whole_transaction() -> None:
         ("\\set a 1 +\nSELECT 1;", 1, "bad expression: ends too early"),
         ("\\set a 1.5\nSELECT 1;", 1, "only integers"),
         ("\\set a foo(1)\nSELECT 1;", 1, "unsupported function foo()"),
-        ("\\set a random(1)\nSELECT 1;", 1, "random takes two arguments"),
+        ("\\set a random(1)\nSELECT 1;", 1, "random takes 2 arguments"),
         ("BEGIN;\nSELECT :nope;\nCOMMIT;", 2, "unknown variable :nope"),
         ("-- nothing\n\\set a 1\n", 1, "no SQL statement"),
         ("BEGIN;\nSELECT 1;\n", 2, "exactly one transaction"),

@@ -296,7 +296,7 @@ def _script_body(pg: pq.PGconn, script: Script, client: int, result: ClientResul
     """One try of a script through libpq (psycopg's binding): one PQexec per statement, as
     pgbench's simple protocol sends them; a \\gset stores the row's text as pgbench does."""
     execute = pg.exec_
-    ok = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+    ok = frozenset(int(s) for s in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY))
     idle = pq.TransactionStatus.IDLE
     sqlstate, primary = pq.DiagnosticField.SQLSTATE, pq.DiagnosticField.MESSAGE_PRIMARY
     steps: list[tuple[int, Any, int]] = []  # (kind, command, line): kinds below

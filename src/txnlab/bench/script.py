@@ -63,19 +63,17 @@ class SqlCommand:
     pieces: tuple[str, ...]
     gset: str | None = None
 
+    def __post_init__(self) -> None:  # the template render() fills: literal % doubled, a %s per variable
+        template = "%s".join(piece.replace("%", "%%") for piece in self.pieces[0::2])
+        object.__setattr__(self, "_template", template)
+        object.__setattr__(self, "_names", self.pieces[1::2])
+
     def render(self, variables: Variables) -> str:
         """The statement with every `:name` replaced by its value (ScriptError if unset)."""
-        pieces = self.pieces
-        if len(pieces) == 1:
-            return pieces[0]
-        parts = [pieces[0]]
         try:
-            for index in range(1, len(pieces), 2):
-                parts.append(str(variables[pieces[index]]))
-                parts.append(pieces[index + 1])
+            return self._template % tuple(map(variables.__getitem__, self._names))  # type: ignore[attr-defined]
         except KeyError as missing:
             raise ScriptError(self.line, f"unknown variable :{missing.args[0]}") from None
-        return "".join(parts)
 
 
 Command = SetCommand | SqlCommand
@@ -232,32 +230,15 @@ def _mod(a: int, b: int) -> int:
     return a - _div(a, b) * b
 
 
-_BINARY: Mapping[str, Callable[[int, int], int]] = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _div, "%": _mod,
-}
-_FUNCTIONS: Mapping[str, tuple[int | None, Callable[..., int]]] = {  # name -> (arity or None: 1+, function)
-    "abs": (1, abs), "least": (None, min), "greatest": (None, max),
-}
-
-
-def _integer(value: object) -> int:
-    """A variable's value as an integer (a \\gset column arrives as text)."""
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"not an integer: {value!r}") from None
-
-
 class _Parser:
-    """Recursive descent over pgbench's integer expression grammar, compiled to closures."""
+    """Recursive descent over pgbench's integer expression grammar, compiled to one Python
+    lambda (evaluated per transaction: as cheap as the expression itself)."""
 
     def __init__(self, text: str, line: int, known: set[str] | None) -> None:
         self.tokens = [m.groups() for m in _TOKEN.finditer(text.strip())]
         self.position = 0
         self.line = line
-        self.known = known  # None: a \gset came before, variables are checked at run time
+        self.known = known  # None: a \\gset came before, variables are checked at run time
 
     def fail(self, problem: str) -> ScriptError:
         return ScriptError(self.line, f"bad expression: {problem}")
@@ -274,51 +255,46 @@ class _Parser:
         return token
 
     def parse(self) -> Evaluate:
-        evaluate = self.sum()
+        source = self.sum()
         if self.peek() is not None:
             raise self.fail(f"unexpected {self.peek()!r}")
-        return evaluate
+        return eval(compile(f"lambda v, r: {source}", f"<\\set at line {self.line}>", "eval"), dict(_RUNTIME))
 
-    def sum(self) -> Evaluate:
+    def sum(self) -> str:
         left = self.product()
         while self.peek() in ("+", "-"):
-            left = self.binary(self.take()[3], left, self.product())
+            operator = self.take()[3]
+            left = f"({left} {operator} {self.product()})"
         return left
 
-    def product(self) -> Evaluate:
+    def product(self) -> str:
         left = self.unary()
         while self.peek() in ("*", "/", "%"):
-            left = self.binary(self.take()[3], left, self.unary())
+            operator = self.take()[3]
+            right = self.unary()
+            left = f"({left} * {right})" if operator == "*" else f"{_HELPER[operator or '']}({left}, {right})"
         return left
 
-    @staticmethod
-    def binary(operator: str | None, left: Evaluate, right: Evaluate) -> Evaluate:
-        apply = _BINARY[operator or ""]
-        return lambda v, r: apply(left(v, r), right(v, r))
-
-    def unary(self) -> Evaluate:
+    def unary(self) -> str:
         if self.peek() == "-":
             self.take()
-            operand = self.unary()
-            return lambda v, r: -operand(v, r)
+            return f"(-{self.unary()})"
         if self.peek() == "+":
             self.take()
         return self.atom()
 
-    def atom(self) -> Evaluate:
+    def atom(self) -> str:
         if self.peek() is None:
             raise self.fail("ends too early")
         number, var, word, other = self.take()
         if number is not None:
             if self.peek() == ".":
                 raise self.fail("only integers are supported")
-            constant = int(number)
-            return lambda v, r: constant
+            return str(int(number))
         if var is not None:
             if self.known is not None and var not in self.known:
                 raise ScriptError(self.line, f"unknown variable :{var} (set it with \\set or \\gset first)")
-            name = var
-            return lambda v, r: _integer(v[name])
+            return f"_integer(v[{var!r}])"
         if word is not None:
             return self.call(word.lower())
         if other == "(":
@@ -332,7 +308,7 @@ class _Parser:
             raise self.fail(f"expected {token!r}")
         self.take()
 
-    def call(self, name: str) -> Evaluate:
+    def call(self, name: str) -> str:
         if self.peek() != "(":
             raise self.fail(f"unknown name {name!r} (variables are written :name)")
         self.take()
@@ -341,23 +317,29 @@ class _Parser:
             self.take()
             arguments.append(self.sum())
         self.expect(")")
-        if name == "random":
-            if len(arguments) != 2:
-                raise self.fail("random takes two arguments (lb, ub)")
-            low, high = arguments
-            return lambda v, r: _random(r, low(v, r), high(v, r))
         if name not in _FUNCTIONS:
             raise self.fail(f"unsupported function {name}() (random, abs, least, greatest)")
         arity, function = _FUNCTIONS[name]
         if arity is not None and len(arguments) != arity:
-            raise self.fail(f"{name} takes {arity} argument(s)")
-        if len(arguments) == 1:
-            only = arguments[0]
-            return (lambda v, r: function(only(v, r))) if name == "abs" else only
-        return lambda v, r: function(*(a(v, r) for a in arguments))
+            raise self.fail(f"{name} takes {arity} argument{'s' if arity > 1 else ''}" + (" (lb, ub)" if name == "random" else ""))
+        if len(arguments) == 1 and name in ("least", "greatest"):
+            return arguments[0]
+        return f"{function}({', '.join(arguments)})"
 
 
-def _random(rng: Random, low: int, high: int) -> int:
-    if low > high:
-        raise ValueError(f"random({low}, {high}): empty range")
-    return rng.randint(low, high)
+def _integer(value: object) -> int:
+    """A variable's value as an integer (a \\gset column arrives as text)."""
+    if value.__class__ is int:
+        return value  # type: ignore[return-value]
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"not an integer: {value!r}") from None
+
+
+_HELPER = {"/": "_div", "%": "_mod"}
+# name -> (arity or None: one or more, the Python the call compiles to); r.randint takes both bounds
+_FUNCTIONS: Mapping[str, tuple[int | None, str]] = {
+    "random": (2, "r.randint"), "abs": (1, "abs"), "least": (None, "min"), "greatest": (None, "max"),
+}
+_RUNTIME = {"__builtins__": {}, "_div": _div, "_mod": _mod, "_integer": _integer, "abs": abs, "min": min, "max": max}

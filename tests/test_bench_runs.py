@@ -23,7 +23,7 @@ from txnlab.levels import Level
 from txnlab.scenario.model import Workload
 from txnlab.server.scratch import ScratchDatabase
 
-RC, SER = Level.READ_COMMITTED, Level.SERIALIZABLE
+RC, RR, SER = Level.READ_COMMITTED, Level.REPEATABLE_READ, Level.SERIALIZABLE
 
 
 def assert_counts_agree(result: LoadResult, stopped: int = 0) -> None:
@@ -58,9 +58,11 @@ def test_a_new_session_commits_one_transaction_of_its_own_which_the_count_takes_
 
 
 def test_lost_updates_are_counted_at_read_committed_and_none_at_serializable_with_retries(server_dsn: str) -> None:
-    plan = BenchPlan(atm(), (RC, SER), (4,), duration_s=1.0, retries=100)
-    read_committed, serializable = run_bench(server_dsn, plan)
-    assert read_committed.level is RC and serializable.level is SER
+    plan = BenchPlan(atm(), (RC, RR, SER), (4,), duration_s=1.0, retries=100)
+    read_committed, repeatable_read, serializable = run_bench(server_dsn, plan)
+    assert [r.level for r in (read_committed, repeatable_read, serializable)] == [RC, RR, SER]
+    # The level reached every session through the startup options: RR refuses the concurrent update.
+    assert repeatable_read.measures["lost_updates"] == 0 and repeatable_read.retries > 0
     assert read_committed.measures["lost_updates"] > 0
     assert read_committed.invariants == {"no_lost_update": False, "balance_matches_ledger": False}
     assert serializable.measures["lost_updates"] == 0
@@ -85,21 +87,27 @@ def test_the_servers_count_equals_the_clients_exactly_over_several_runs(server_d
     assert hot.serialization_failures == hot.retries + hot.failed
 
 
-def test_transactions_mode_runs_that_many_per_client(server_dsn: str) -> None:
-    (result,) = run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (3,), transactions=40))
+def test_transactions_mode_runs_that_many_per_client_and_reports_progress(server_dsn: str) -> None:
+    seen: list[tuple[str, float]] = []
+    (result,) = run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (3,), transactions=40),
+                          lambda label, fraction: seen.append((label, fraction)))
     assert result.committed_client == 120
     assert_counts_agree(result)
+    assert {label for label, _ in seen} == {"read committed · 3 clients · txnlab"}
+    fractions = [fraction for _, fraction in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
 
 
 def test_pgbench_runs_the_same_script_and_its_logs_are_read_back(server_dsn: str) -> None:
-    plan = BenchPlan(atm(), (SER,), (2,), duration_s=1.0, retries=20, pgbench=True)
+    plan = BenchPlan(atm(), (RR,), (2,), duration_s=1.0, retries=20, pgbench=True)
     ours, theirs = run_bench(server_dsn, plan)
     assert (ours.tool, theirs.tool) == ("txnlab", "pgbench")
+    assert theirs.level is RR
     assert theirs.committed_client > 0 and theirs.latency is not None
     assert 0.5 < theirs.duration_s < 1.5
     assert theirs.measures["lost_updates"] == 0
     assert_counts_agree(theirs)
-    assert theirs.retries > 0  # pgbench's per-transaction log carries the retries
+    assert theirs.retries > 0  # pgbench's log carries the retries; PGOPTIONS gave it the level
 
 
 def test_pgbench_transactions_mode_counts_every_transaction(server_dsn: str) -> None:

@@ -22,6 +22,7 @@ on any way out (`Load.stop`).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib.util
 import multiprocessing
@@ -195,6 +196,7 @@ def _client_main(
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _end_with_parent()
     gc.disable()  # a client allocates nothing that lives: no collector pauses in the window
     result = ClientResult(client)
     close: Callable[[], None] = lambda: None
@@ -221,6 +223,18 @@ def _client_main(
 
 
 Body = Callable[[Any], None]
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this child when its parent dies, even by SIGKILL (prctl PR_SET_PDEATHSIG),
+    so that no client outlives txnlab; elsewhere the parent's own cleanup has to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class _Draws:

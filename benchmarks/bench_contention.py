@@ -1,0 +1,92 @@
+"""Benchmark: txnlab's load generator against pgbench, side by side on one server.
+
+    python benchmarks/bench_contention.py [--dsn DSN] [--rounds 3] [--seconds 5] [--clients 2,8]
+
+Runs the ordered bank-transfer workload (ten accounts, a random amount moved between two
+distinct random accounts, the lower id updated first: no deadlocks) at READ COMMITTED through
+txnlab and through pgbench, alternating the two tools run after run (txnlab, then pgbench, per client
+count) and repeating, so that
+drift (other load, caches, autovacuum) falls on both. Prints each run's server-side tps, then
+per client count the total committed per second of each tool and the ratio txnlab / pgbench.
+Target: >= 0.85 at 2 and 8 clients. The machine's load average is printed beside: on a shared
+machine the figures move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from txnlab.bench.model import BenchPlan
+from txnlab.bench.run import run_bench
+from txnlab.levels import Level
+from txnlab.scenario import Catalogue
+from txnlab.scenario.model import Scenario, SessionSpec, Step, Workload
+from txnlab.server.selection import choose_server, resolve_dsn
+
+# The workload as the catalogue's bank-transfer defines it (used when the catalogue has none).
+SETUP = (
+    "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);"
+    "CREATE TABLE transfers (id bigserial PRIMARY KEY, source int, target int, amount bigint);"
+    "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 10) g;",
+)
+SCRIPT = """\
+\\set a random(1, 10)
+\\set b 1 + (:a + random(0, 8)) % 10
+\\set amount random(1, 100)
+\\set low least(:a, :b)
+\\set high greatest(:a, :b)
+BEGIN;
+UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :low;
+UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :high;
+INSERT INTO transfers (source, target, amount) VALUES (:a, :b, :amount);
+COMMIT;
+"""
+
+
+def bank_transfer() -> Scenario:
+    try:
+        scenario = Catalogue().get("bank-transfer")
+        if scenario.workload is not None:
+            return scenario
+    except Exception:  # not in this catalogue yet
+        pass
+    return Scenario(
+        name="bank-transfer", title="bank-transfer", summary="", source=__file__,  # type: ignore[arg-type]
+        sessions=(SessionSpec("a"),), steps={"one": Step("one", "a", "SELECT 1")}, permutations=(("one",),),
+        setup=SETUP, workload=Workload(script=SCRIPT),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=None, help="server DSN (default: as txnlab chooses)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", default="2,8")
+    args = parser.parse_args()
+    dsn = args.dsn or resolve_dsn(choose_server())
+    clients = tuple(int(c) for c in args.clients.split(","))
+    scenario = bank_transfer()
+    totals: dict[tuple[str, int], list[float]] = {}
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    plan = BenchPlan(scenario, (Level.READ_COMMITTED,), clients, duration_s=args.seconds, pgbench=True)
+    for round_ in range(1, args.rounds + 1):
+        for result in run_bench(dsn, plan):  # per client count: txnlab, then pgbench
+            committed = result.committed_server if result.committed_server is not None else result.committed_client
+            totals.setdefault((result.tool, result.clients), []).extend([committed, result.duration_s])
+            print(f"round {round_} · {result.clients} clients · {result.tool:<7} {result.tps or result.tps_client:9.1f} tps"
+                  f"  (server {result.committed_server}, client {result.committed_client}, {result.duration_s:.2f} s)"
+                  + (f"  {'; '.join(result.notes)}" if result.notes else ""))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for n in clients:
+        rates = {}
+        for tool in ("txnlab", "pgbench"):
+            values = totals[(tool, n)]
+            rates[tool] = sum(values[0::2]) / sum(values[1::2])
+        print(f"{n} clients: txnlab {rates['txnlab']:.1f} tps, pgbench {rates['pgbench']:.1f} tps, "
+              f"ratio {rates['txnlab'] / rates['pgbench']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

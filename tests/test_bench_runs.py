@@ -191,3 +191,12 @@ def test_a_bad_script_is_refused_before_anything_runs(server_dsn: str) -> None:
 def test_a_normal_run_leaves_nothing_behind(server_dsn: str) -> None:
     run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (2,), transactions=10, pgbench=True))
     nothing_left(server_dsn)
+
+
+def test_a_measure_that_is_not_one_number_is_a_scenario_error_at_its_line(server_dsn: str) -> None:
+    scenario = atm()
+    workload = replace(scenario.workload, measures={"lost_updates": "SELECT 'many'"})
+    scenario = replace(scenario, workload=workload, lines={"workload.measure.lost_updates": 31})
+    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:31: measure lost_updates must return one row of a number"):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (1,), transactions=1))
+    nothing_left(server_dsn)

@@ -2,11 +2,14 @@
 on its own connection, with retries as pgbench does them.
 
 Why processes: on 2 cores a thread per client with psycopg2 reached ~0.8x pgbench at 2
-clients (the GIL); a process per client sending pre-formatted SQL with `cursor.execute(sql)`
-and no parameters keeps up. Each client runs the script's statements as written in
-autocommit, one statement per round trip, like pgbench's simple protocol; the isolation level
-and the schema arrive through the startup packet's `options` (as pgbench gets them through
-PGOPTIONS), so nothing else is sent.
+clients (the GIL), and several connections multiplexed in one process did worse than one
+blocking connection per process. A SQL workload's client sends each statement, pre-formatted,
+with libpq's PQexec through psycopg's binding (psycopg.pq): about half the CPU per statement of
+psycopg2's cursor.execute. Each client runs the script's statements as written, in autocommit,
+one statement per round trip, like pgbench's simple protocol; the isolation level and the
+schema arrive through the startup packet's `options` (as pgbench gets them through PGOPTIONS),
+so nothing else is sent. A Python workload function gets a psycopg2 connection (not
+autocommit); txnlab commits after it returns and rolls back after an exception.
 
 Retries follow pgbench (docs, "Failures and Serialization/Deadlock Retries"): only 40001 and
 40P01 are retried, after a ROLLBACK, with the same random values, up to `retries` more tries;
@@ -17,7 +20,7 @@ its first try's start to its commit's end.
 
 Signals: the children ignore SIGINT, SIGHUP and SIGQUIT (a terminal sends them to the whole
 process group; the parent decides) and die silently on SIGTERM, which the parent sends them
-on any way out (`Load.stop`).
+on any way out (`Load.stop`), and which Linux sends them if the parent dies.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -40,6 +42,7 @@ from txnlab.server.scratch import ScratchDatabase
 # and how far along it is, 0.0 to 1.0; called about ten times a second.
 Progress = Callable[[str, float], None]
 TICK_SECONDS = 0.1
+NUMBER = (int, float, Decimal)  # what a measure's SQL may return
 
 
 def run_bench(server_dsn: str, plan: BenchPlan, progress: Progress | None = None) -> list[LoadResult]:
@@ -213,17 +216,21 @@ class _Run:
         conn = connect(dsn, autocommit=True, application_name="txnlab bench check",
                        options=f"-c search_path={self.schema}")
         try:
-            measures = {name: float(value) for name, value in self._each(conn, self.workload.measures, "workload.measure", "measure")}
-            checked = {name: bool(value) for name, value in self._each(conn, invariants, prefix, "invariant")}
+            measures = {name: float(value) for name, value in
+                        self._each(conn, self.workload.measures, "workload.measure", "measure", NUMBER)}
+            checked = {name: value for name, value in self._each(conn, invariants, prefix, "invariant", (bool,))}
         finally:
             conn.close()
         return measures, checked
 
     def _each(
-        self, conn: psycopg2.extensions.connection, queries: dict[str, str] | object, prefix: str, what: str,
-    ) -> Iterator[tuple[str, object]]:
+        self, conn: psycopg2.extensions.connection, queries: Mapping[str, str], prefix: str, what: str,
+        kinds: tuple[type, ...],
+    ) -> Iterator[tuple[str, Any]]:
+        """(name, value) of each query's one value; ScenarioError pointing at the query when it
+        fails or returns anything but one value of `kinds`."""
         with conn.cursor() as cur:
-            for name, sql in dict(queries).items():  # type: ignore[call-overload]
+            for name, sql in queries.items():
                 try:
                     cur.execute(sql)
                     row = cur.fetchone()
@@ -232,10 +239,10 @@ class _Run:
                         self.scenario, f"{prefix}.{name}", f"{what} {name}", exc, sql, connection=conn,
                         label="the bench check connection", schema=self.schema,
                     ) from None
-                if row is None or row[0] is None or (what == "measure" and not isinstance(row[0], (int, float))
-                                                      and not hasattr(row[0], "as_integer_ratio")):
+                if row is None or len(row) != 1 or not isinstance(row[0], kinds):
+                    expected = "a boolean" if kinds == (bool,) else "a number"
                     raise ScenarioError(self.scenario.where(f"{prefix}.{name}"),
-                                        f"{what} {name} must return one {'number' if what == 'measure' else 'boolean'}, got {row!r}")
+                                        f"{what} {name} must return one row of {expected}, got {row!r}")
                 yield name, row[0]
 
 

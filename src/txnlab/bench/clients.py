@@ -33,6 +33,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -211,7 +212,11 @@ def _client_main(
             barrier.abort()
             send.send(result)
             return
-        barrier.wait()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # another client could not connect: it says why
+            send.send(result)
+            return
         draws = _Draws(seed) if transaction.script is not None else _SavedState(seed)
         _run(body, result, duration_s, transactions, retries, draws, counts, client)
         send.send(result)

@@ -50,6 +50,8 @@ def test_a_statement_over_several_lines_with_variables_and_casts_is_one_command(
     assert update.line == 5
     assert update.text == "UPDATE t\nSET v = v + 1\nWHERE id = :id::int"
     assert update.render({"id": 7}) == "UPDATE t\nSET v = v + 1\nWHERE id = 7::int"
+    modulo = parse_script("\\set a 3\nSELECT 10 % :a, '%s';").statements[0]
+    assert modulo.render({"a": 3}) == "SELECT 10 % 3, '%s'"
 
 
 def test_gset_ends_a_select_and_its_columns_become_known_variables() -> None:

@@ -12,8 +12,9 @@ so nothing else is sent. A Python workload function gets a psycopg2 connection (
 autocommit); txnlab commits after it returns and rolls back after an exception.
 
 Retries follow pgbench (docs, "Failures and Serialization/Deadlock Retries"): only 40001 and
-40P01 are retried, after a ROLLBACK, with the same random values, up to `retries` more tries;
-a transaction still failing then counts as failed. Any other error stops that client (as
+40P01 are retried, after a ROLLBACK, with the same random values, up to `retries` more tries
+and not after the duration is over (pgbench.c, doRetry); a transaction still failing then
+counts as failed. Any other error stops that client (as
 pgbench aborts it), with a one-line note. The measured window runs from all clients connected
 (a barrier) to the end of the last transaction; a committed transaction's latency runs from
 its first try's start to its commit's end.
@@ -75,7 +76,6 @@ class ClientResult:
     client: int
     committed: int = 0
     retries: int = 0
-    retried: int = 0  # transactions that needed at least one retry
     serialization_failures: int = 0  # transactions given up after 40001 on the last try
     deadlock_failures: int = 0  # transactions given up after 40P01 on the last try
     errors_40001: int = 0  # every 40001 met, retried or not
@@ -415,7 +415,7 @@ def _run(
                     result.errors_40001 += 1
                 else:
                     result.errors_40p01 += 1
-                if tries < retries:
+                if tries < retries and clock() < deadline:  # pgbench retries nothing once -T is over
                     tries += 1
                     result.retries += 1
                     rewind()
@@ -431,6 +431,4 @@ def _run(
                 result.committed += 1
                 counts[client] = result.committed
                 break
-        if tries:
-            result.retried += 1
         result.ended = clock()

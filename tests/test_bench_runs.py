@@ -21,6 +21,7 @@ from txnlab.bench.server_stats import observer, settled
 from txnlab.errors import ScenarioError, UsageError
 from txnlab.levels import Level
 from txnlab.scenario.model import Workload
+from txnlab.server.connect import with_params
 from txnlab.server.scratch import ScratchDatabase
 
 RC, RR, SER = Level.READ_COMMITTED, Level.REPEATABLE_READ, Level.SERIALIZABLE
@@ -200,3 +201,10 @@ def test_a_measure_that_is_not_one_number_is_a_scenario_error_at_its_line(server
     with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:31: measure lost_updates must return one row of a number"):
         run_bench(server_dsn, BenchPlan(scenario, (RC,), (1,), transactions=1))
     nothing_left(server_dsn)
+
+
+def test_the_dsns_own_startup_options_reach_every_session_beside_the_level(server_dsn: str) -> None:
+    dsn = with_params(server_dsn, options="-c statement_timeout=12345")
+    check = "SELECT 1 / (current_setting('statement_timeout') = '12345ms' AND current_setting('transaction_isolation') = 'repeatable read')::int;\n"
+    ours, theirs = run_bench(dsn, BenchPlan(atm(check), (RR,), (2,), transactions=5, pgbench=True))
+    assert ours.committed_client == theirs.committed_client == 10, (ours.notes, theirs.notes)

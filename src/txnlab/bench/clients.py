@@ -87,12 +87,11 @@ class ClientResult:
     stopped_line: int | None = None  # the script line that failed (SQL workloads)
 
 
-def session_options(level_sql: str, schema: str, existing: str = "") -> str:
+def session_options(level_sql: str, schema: str) -> str:
     """The startup packet's `options` that give every session the run's level and schema, as
     PGOPTIONS gives them to pgbench (libpq docs, "Parameter Key Words": options)."""
     level = level_sql.lower().replace(" ", "\\ ")  # a space inside one option is escaped (libpq)
-    ours = f"-c default_transaction_isolation={level} -c search_path={schema}"
-    return f"{existing} {ours}".strip()
+    return f"-c default_transaction_isolation={level} -c search_path={schema}"
 
 
 class Load:

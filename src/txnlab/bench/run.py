@@ -115,7 +115,7 @@ class _Run:
     ) -> LoadResult:
         report(self.label, 0.0)
         self._build(dsn)
-        session_dsn = with_params(dsn, options=session_options(self.level.sql, self.schema))
+        session_dsn = _with_options(dsn, session_options(self.level.sql, self.schema))
         with LockWaitSampler(server_dsn, database) as sampler:  # on from reading to reading: see autovacuum
             before = settled(watcher, database)
             if self.tool == "txnlab":
@@ -213,8 +213,8 @@ class _Run:
         """The workload's measures (numbers) and invariants (booleans) on the final data."""
         invariants = self.workload.invariants or self.scenario.invariants
         prefix = "workload.invariant" if self.workload.invariants else "invariant"
-        conn = connect(dsn, autocommit=True, application_name="txnlab bench check",
-                       options=f"-c search_path={self.schema}")
+        conn = connect(_with_options(dsn, f"-c search_path={self.schema}"), autocommit=True,
+                       application_name="txnlab bench check")
         try:
             measures = {name: float(value) for name, value in
                         self._each(conn, self.workload.measures, "workload.measure", "measure", NUMBER)}
@@ -244,6 +244,12 @@ class _Run:
                     raise ScenarioError(self.scenario.where(f"{prefix}.{name}"),
                                         f"{what} {name} must return one row of {expected}, got {row!r}")
                 yield name, row[0]
+
+
+def _with_options(dsn: str, options: str) -> str:
+    """`dsn` with `options` added to the startup options it already has (the user's stay)."""
+    existing = psycopg2.extensions.parse_dsn(dsn).get("options", "")
+    return with_params(dsn, options=f"{existing} {options}".strip())
 
 
 def _workload_failure(scenario: Scenario, transaction: Transaction, result: ClientResult) -> ScenarioError:

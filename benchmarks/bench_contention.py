@@ -7,7 +7,8 @@ distinct random accounts, the lower id updated first: no deadlocks) at READ COMM
 txnlab and through pgbench, alternating the two tools run after run (txnlab, then pgbench, per client
 count) and repeating, so that
 drift (other load, caches, autovacuum) falls on both. Prints each run's server-side tps, then
-per client count the total committed per second of each tool and the ratio txnlab / pgbench.
+per client count each tool's median tps and the median (and range) of the ratio txnlab /
+pgbench over the pairs of runs made one right after the other.
 Target: >= 0.85 at 2 and 8 clients. The machine's load average is printed beside: on a shared
 machine the figures move.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 
 from txnlab.bench.model import BenchPlan
 from txnlab.bench.run import run_bench
@@ -61,31 +63,30 @@ def bank_transfer() -> Scenario:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=None, help="server DSN (default: as txnlab chooses)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", default="2,8")
     args = parser.parse_args()
     dsn = args.dsn or resolve_dsn(choose_server())
     clients = tuple(int(c) for c in args.clients.split(","))
     scenario = bank_transfer()
-    totals: dict[tuple[str, int], list[float]] = {}
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     plan = BenchPlan(scenario, (Level.READ_COMMITTED,), clients, duration_s=args.seconds, pgbench=True)
+    tps: dict[tuple[str, int], list[float]] = {}
     for round_ in range(1, args.rounds + 1):
-        for result in run_bench(dsn, plan):  # per client count: txnlab, then pgbench
-            committed = result.committed_server if result.committed_server is not None else result.committed_client
-            totals.setdefault((result.tool, result.clients), []).extend([committed, result.duration_s])
-            print(f"round {round_} · {result.clients} clients · {result.tool:<7} {result.tps or result.tps_client:9.1f} tps"
+        for result in run_bench(dsn, plan):  # per client count: txnlab, then pgbench at once
+            rate = result.tps if result.tps is not None else result.tps_client
+            tps.setdefault((result.tool, result.clients), []).append(rate)
+            print(f"round {round_} · {result.clients} clients · {result.tool:<7} {rate:9.1f} tps"
                   f"  (server {result.committed_server}, client {result.committed_client}, {result.duration_s:.2f} s)"
                   + (f"  {'; '.join(result.notes)}" if result.notes else ""))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     for n in clients:
-        rates = {}
-        for tool in ("txnlab", "pgbench"):
-            values = totals[(tool, n)]
-            rates[tool] = sum(values[0::2]) / sum(values[1::2])
-        print(f"{n} clients: txnlab {rates['txnlab']:.1f} tps, pgbench {rates['pgbench']:.1f} tps, "
-              f"ratio {rates['txnlab'] / rates['pgbench']:.2f}")
+        ours, theirs = tps[("txnlab", n)], tps[("pgbench", n)]
+        ratios = sorted(a / b for a, b in zip(ours, theirs))
+        print(f"{n} clients: txnlab {statistics.median(ours):.1f} tps, pgbench {statistics.median(theirs):.1f} tps "
+              f"(medians); ratio of each pair: median {statistics.median(ratios):.2f}, "
+              f"range {ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)} pairs")
 
 
 if __name__ == "__main__":

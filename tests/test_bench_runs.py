@@ -65,6 +65,7 @@ def test_lost_updates_are_counted_at_read_committed_and_none_at_serializable_wit
     # The level reached every session through the startup options: RR refuses the concurrent update.
     assert repeatable_read.measures["lost_updates"] == 0 and repeatable_read.retries > 0
     assert read_committed.measures["lost_updates"] > 0
+    assert read_committed.lock_waits > 0 and read_committed.lock_wait_ms > 0  # the hot row's UPDATEs queue
     assert read_committed.invariants == {"no_lost_update": False, "balance_matches_ledger": False}
     assert serializable.measures["lost_updates"] == 0
     assert serializable.invariants == {"no_lost_update": True, "balance_matches_ledger": True}

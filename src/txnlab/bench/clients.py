@@ -109,6 +109,11 @@ class Load:
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._pipes: list[multiprocessing.connection.Connection] = []
         base_seed = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
+        for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits: nothing may be pending
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
         try:
             for client in range(clients):
                 receive, send = _context.Pipe(duplex=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,10 @@ from txnlab.errors import ServerError, UsageError
 
 MINIMUM_MAJOR = 15  # --max-tries and --failures-detailed
 STOP_GRACE_SECONDS = 2.0
+# pgbench starts with SIGINT, SIGHUP and SIGQUIT ignored (an ignored signal stays ignored across
+# exec): a terminal sends them to the whole group, and txnlab decides, then ends pgbench itself
+# (SIGTERM), so pgbench never prints a word of its own on the way out.
+IGNORING_TERMINAL_SIGNALS = ("/bin/sh", "-c", 'trap "" INT HUP QUIT; exec "$0" "$@"')
 
 
 def locate_pgbench() -> Path:
@@ -94,16 +97,16 @@ def run_pgbench(
             "--max-tries", str(retries + 1), "--failures-detailed", "-l", "--log-prefix", str(workdir / "log"),
             "-f", str(script_file), conninfo,
         ]
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_ignore_terminal_signals,
-        )
+        out_path, err_path = workdir / "stdout", workdir / "stderr"
+        with out_path.open("w") as out, err_path.open("w") as err:  # files, not pipes: pgbench never blocks on them
+            process = subprocess.Popen(
+                [*IGNORING_TERMINAL_SIGNALS, *command], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            )
         try:
             while process.poll() is None:
                 if tick is not None:
                     tick()
                 time.sleep(0.1)
-            stdout, stderr = process.communicate()
         finally:
             if process.poll() is None:
                 process.terminate()
@@ -112,16 +115,10 @@ def run_pgbench(
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        stdout, stderr = out_path.read_text(), err_path.read_text()
         return _read(workdir, stdout, stderr, process.returncode)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _ignore_terminal_signals() -> None:
-    """In the pgbench child: a terminal's Ctrl-C, hangup or quit goes to the whole group; txnlab
-    decides and ends pgbench itself (SIGTERM), so that pgbench prints nothing of its own."""
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_IGN)
 
 
 def _connection(dsn: str, options: str) -> tuple[str, dict[str, str]]:

@@ -1,7 +1,8 @@
 """A signal during a bench, sent to the whole process group as a terminal sends it, while
 txnlab's clients or pgbench are running: the process exits 128+n without a traceback, and no
 child process, session or scratch database is left. The bench runs as the CLI runs it:
-signals.install() first, the signal's Interrupted turned into the exit code."""
+signals.install() first, the signal's Interrupted turned into the exit code. pgbench's
+temporary files go too."""
 
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ def test_a_signal_mid_bench_exits_128_plus_n_and_leaves_nothing(
 ) -> None:
     driver = tmp_path / "bench_driver.py"
     driver.write_text(DRIVER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    scratch_tmp = tmp_path / "tmp"  # pgbench's script and logs go in a temporary directory here
+    scratch_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(scratch_tmp)}
     process = subprocess.Popen(
         [sys.executable, str(driver), server_dsn, tool], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
@@ -89,12 +93,14 @@ def test_a_signal_mid_bench_exits_128_plus_n_and_leaves_nothing(
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.05)
         time.sleep(0.3)  # mid-run
+        assert bool(list(scratch_tmp.iterdir())) == (tool == "pgbench")  # pgbench's files are there
         os.killpg(process.pid, signum)
         _, stderr = process.communicate(timeout=10)
         assert process.returncode == 128 + signum, stderr
         assert "Traceback" not in stderr
         assert _group_members(process.pid) == []
         assert leftovers(admin, process.pid) == ([], [])
+        assert list(scratch_tmp.iterdir()) == []
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -213,3 +213,12 @@ def test_the_dsns_own_startup_options_reach_every_session_beside_the_level(serve
     check = "SELECT 1 / (current_setting('statement_timeout') = '12345ms' AND current_setting('transaction_isolation') = 'repeatable read')::int;\n"
     ours, theirs = run_bench(dsn, BenchPlan(atm(check), (RR,), (2,), transactions=5, pgbench=True))
     assert ours.committed_client == theirs.committed_client == 10, (ours.notes, theirs.notes)
+
+
+def test_failing_workload_setup_is_a_scenario_error_at_its_line_and_leaves_nothing(server_dsn: str) -> None:
+    scenario = atm()
+    workload = replace(scenario.workload, setup=("INSERT INTO no_such_table VALUES (1)",))
+    scenario = replace(scenario, workload=workload, lines={"workload.setup.0": 12})
+    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:12: workload setup SQL failed: 42P01 "):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
+    nothing_left(server_dsn)

@@ -51,8 +51,11 @@ class LoadResult:
     """One measured run: one tool, one level, one client count.
 
     `committed_server` / `rolled_back_server`: the deltas of pg_stat_database.xact_commit /
-    xact_rollback for the scratch database over the run (None when the server has no such
-    counters; see docs/bench.md). `committed_client`: the tool's own count. `duration_s`:
+    xact_rollback for the scratch database over the run, less one commit per session started
+    (pg_stat_database.sessions: each session commits one transaction of its own as it starts;
+    see bench/server_stats.py), None when the server has no such counters (docs/bench.md).
+    `serialization_failures` / `deadlocks`: every 40001 / 40P01 the tool's sessions met, retried
+    or given up (bench/run.py). `committed_client`: the tool's own count. `duration_s`:
     the measured window (from all clients connected to the last transaction's end).
     `lock_wait_ms`: lock waits the sampler saw in pg_locks (from waitstart to the last sample
     still waiting): a lower bound. `notes`: one line each, e.g. why the two counts differ or

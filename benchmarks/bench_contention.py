@@ -1,0 +1,97 @@
+"""Benchmark: txnlab's load generator against pgbench, side by side on one server.
+
+    python benchmarks/bench_contention.py [--dsn DSN] [--rounds 3] [--seconds 5] [--clients 2,8]
+
+Runs the ordered bank-transfer workload (ten accounts, a random amount moved between two
+distinct random accounts, the lower id updated first: no deadlocks) at READ COMMITTED through
+txnlab and through pgbench, alternating the two tools run after run (txnlab, then pgbench, per client
+count) and repeating, so that
+drift (other load, caches, autovacuum) falls on both. Prints each run's server-side tps, then
+per client count each tool's median tps and the median (and range) of the ratio txnlab /
+pgbench over the pairs of runs made one right after the other.
+Target: >= 0.85 at 2 and 8 clients. The machine's load average is printed beside: on a shared
+machine the figures move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+from txnlab.bench.model import BenchPlan
+from txnlab.bench.run import run_bench
+from txnlab.levels import Level
+from txnlab.scenario import Catalogue
+from txnlab.scenario.model import Scenario, SessionSpec, Step, Workload
+from txnlab.server.selection import choose_server, resolve_dsn
+
+# The workload as the catalogue's bank-transfer defines it (used when the catalogue has none).
+SETUP = (
+    "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);"
+    "CREATE TABLE transfers (id bigserial PRIMARY KEY, source int, target int, amount bigint);"
+    "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 10) g;",
+)
+SCRIPT = """\
+\\set a random(1, 10)
+\\set b 1 + (:a + random(0, 8)) % 10
+\\set amount random(1, 100)
+\\set low least(:a, :b)
+\\set high greatest(:a, :b)
+BEGIN;
+UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :low;
+UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :high;
+INSERT INTO transfers (source, target, amount) VALUES (:a, :b, :amount);
+COMMIT;
+"""
+
+
+def bank_transfer() -> Scenario:
+    try:
+        scenario = Catalogue().get("bank-transfer")
+        if scenario.workload is not None:
+            return scenario
+    except Exception:  # not in this catalogue yet
+        pass
+    return Scenario(
+        name="bank-transfer", title="bank-transfer", summary="", source=__file__,  # type: ignore[arg-type]
+        sessions=(SessionSpec("a"),), steps={"one": Step("one", "a", "SELECT 1")}, permutations=(("one",),),
+        setup=SETUP, workload=Workload(script=SCRIPT),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=None, help="server DSN (default: as txnlab chooses)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", default="2,8")
+    args = parser.parse_args()
+    dsn = args.dsn or resolve_dsn(choose_server())
+    clients = tuple(int(c) for c in args.clients.split(","))
+    scenario = bank_transfer()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    # One scratch database for every round; round 0 warms it up (a new database's first run is
+    # slower, whichever tool makes it) and is not counted.
+    plan = BenchPlan(scenario, (Level.READ_COMMITTED,), clients * (args.rounds + 1), duration_s=args.seconds,
+                     pgbench=True)
+    tps: dict[tuple[str, int], list[float]] = {}
+    for index, result in enumerate(run_bench(dsn, plan)):  # per client count: txnlab, then pgbench at once
+        round_ = index // (2 * len(clients))
+        rate = result.tps if result.tps is not None else result.tps_client
+        if round_:
+            tps.setdefault((result.tool, result.clients), []).append(rate)
+        print(f"round {round_ or 'warm-up'} · {result.clients} clients · {result.tool:<7} {rate:9.1f} tps"
+              f"  (server {result.committed_server}, client {result.committed_client}, {result.duration_s:.2f} s)"
+              + (f"  {'; '.join(result.notes)}" if result.notes else ""))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for n in clients:
+        ours, theirs = tps[("txnlab", n)], tps[("pgbench", n)]
+        ratios = sorted(a / b for a, b in zip(ours, theirs))
+        print(f"{n} clients: txnlab {statistics.median(ours):.1f} tps, pgbench {statistics.median(theirs):.1f} tps "
+              f"(medians); ratio of each pair: median {statistics.median(ratios):.2f}, "
+              f"range {ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)} pairs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""The load generator: one OS process per client, each repeating the workload's transaction
+on its own connection, with retries as pgbench does them.
+
+Why processes: on 2 cores a thread per client with psycopg2 reached ~0.8x pgbench at 2
+clients (the GIL), and several connections multiplexed in one process did worse than one
+blocking connection per process. A SQL workload's client sends each statement, pre-formatted,
+with libpq's PQexec through psycopg's binding (psycopg.pq): about half the CPU per statement of
+psycopg2's cursor.execute. Each client runs the script's statements as written, in autocommit,
+one statement per round trip, like pgbench's simple protocol; the isolation level and the
+schema arrive through the startup packet's `options` (as pgbench gets them through PGOPTIONS),
+so nothing else is sent. A Python workload function gets a psycopg2 connection (not
+autocommit); txnlab commits after it returns and rolls back after an exception.
+
+Retries follow pgbench (docs, "Failures and Serialization/Deadlock Retries"): only 40001 and
+40P01 are retried, after a ROLLBACK, with the same random values, up to `retries` more tries
+and not after the duration is over (pgbench.c, doRetry); a transaction still failing then
+counts as failed. Any other error stops that client (as
+pgbench aborts it), with a one-line note. The measured window runs from all clients connected
+(a barrier) to the end of the last transaction; a committed transaction's latency runs from
+its first try's start to its commit's end.
+
+Signals: the children ignore SIGINT, SIGHUP and SIGQUIT (a terminal sends them to the whole
+process group; the parent decides) and die silently on SIGTERM, which the parent sends them
+on any way out (`Load.stop`), and which Linux sends them if the parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import importlib.util
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import RawArray
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import psycopg2
+from psycopg import pq
+
+from txnlab.bench.script import Script, ScriptError, SetCommand, SqlCommand, Variables
+from txnlab.errors import ServerError
+from txnlab.server.connect import first_line, with_params
+
+RETRIED = {"40001": "serialization", "40P01": "deadlock"}
+CONNECT_SECONDS = 30.0  # every client connected within this, or the run fails
+STOP_GRACE_SECONDS = 2.0
+APPLICATION_NAME = "txnlab bench client"
+_context = multiprocessing.get_context("fork")  # children start with txnlab and psycopg2 loaded
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """What a client runs: the parsed `script`, or `function` (name) in the Python module at
+    `module`, called as function(conn, rng)."""
+
+    script: Script | None = None
+    function: str | None = None
+    module: Path | None = None
+
+
+@dataclass
+class ClientResult:
+    """One client's tally; latencies in ms of its committed transactions; times are
+    time.monotonic() seconds (one clock for every process of the machine)."""
+
+    client: int
+    committed: int = 0
+    retries: int = 0
+    serialization_failures: int = 0  # transactions given up after 40001 on the last try
+    deadlock_failures: int = 0  # transactions given up after 40P01 on the last try
+    errors_40001: int = 0  # every 40001 met, retried or not
+    errors_40p01: int = 0  # every 40P01 met, retried or not
+    started: float = 0.0
+    ended: float = 0.0
+    latencies_ms: array = field(default_factory=lambda: array("d"))
+    stopped: str | None = None  # "SQLSTATE: message" of the error that stopped the client
+    stopped_line: int | None = None  # the script line that failed (SQL workloads)
+
+
+def session_options(level_sql: str, schema: str) -> str:
+    """The startup packet's `options` that give every session the run's level and schema, as
+    PGOPTIONS gives them to pgbench (libpq docs, "Parameter Key Words": options)."""
+    level = level_sql.lower().replace(" ", "\\ ")  # a space inside one option is escaped (libpq)
+    return f"-c default_transaction_isolation={level} -c search_path={schema}"
+
+
+class Load:
+    """`Load(dsn, transaction, clients, ...)` starts the client processes and waits until all
+    are connected (ServerError if one cannot connect); `live()` is the committed count so
+    far; `finish()` waits for the end and returns each client's result; `stop()` ends every
+    child (called on any way out)."""
+
+    def __init__(
+        self, dsn: str, transaction: Transaction, clients: int, *, duration_s: float | None,
+        transactions: int | None, retries: int, seed: int | None,
+    ) -> None:
+        self._counts = RawArray("q", clients)
+        self._barrier = _context.Barrier(clients + 1)
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._pipes: list[multiprocessing.connection.Connection] = []
+        base_seed = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
+        for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits: nothing may be pending
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        try:
+            for client in range(clients):
+                receive, send = _context.Pipe(duplex=False)
+                process = _context.Process(
+                    target=_client_main, name=f"txnlab-bench-client-{client}", daemon=True,
+                    args=(client, dsn, transaction, duration_s, transactions, retries, base_seed + client,
+                          self._barrier, self._counts, send),
+                )
+                process.start()
+                send.close()
+                self._processes.append(process)
+                self._pipes.append(receive)
+            self._wait_connected()
+        except BaseException:
+            self.stop()
+            raise
+        self.started = time.monotonic()
+
+    def _wait_connected(self) -> None:
+        try:
+            self._barrier.wait(CONNECT_SECONDS)
+        except Exception:  # BrokenBarrierError: a client could not connect (or the wait timed out)
+            results = self._collect(timeout=STOP_GRACE_SECONDS)
+            reasons = [r.stopped for r in results if r.stopped]
+            raise ServerError(f"a bench client could not connect: {reasons[0] if reasons else 'no answer'}") from None
+
+    def live(self) -> int:
+        """Committed transactions so far, all clients together."""
+        return sum(self._counts)
+
+    def done(self) -> bool:
+        """Whether every client has handed in its result (or ended without one)."""
+        return all(pipe.poll() for pipe in self._pipes)
+
+    def finish(self) -> list[ClientResult]:
+        """Wait for every client to end; their results, in client order."""
+        results = self._collect(timeout=None)
+        self.stop()
+        return results
+
+    def _collect(self, timeout: float | None) -> list[ClientResult]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for client, pipe in enumerate(self._pipes):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            result = None
+            if pipe.poll(remaining):
+                try:
+                    result = pipe.recv()
+                except EOFError:
+                    result = None
+            results.append(result or ClientResult(client, stopped="the client process ended without a result"))
+        return results
+
+    def stop(self) -> None:
+        """End every child still running (SIGTERM, then SIGKILL) and reap them all."""
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join(STOP_GRACE_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes = []
+        self._processes = []
+
+
+# --- the child ------------------------------------------------------------------------------
+
+class StatementError(Exception):
+    """A workload statement failed: `pgcode` is its SQLSTATE (None: the connection is lost)."""
+
+    def __init__(self, pgcode: str | None, message: str) -> None:
+        super().__init__(message)
+        self.pgcode = pgcode
+
+
+SQL_ERRORS = (StatementError, psycopg2.Error)  # both carry .pgcode
+
+
+def _client_main(
+    client: int, dsn: str, transaction: Transaction, duration_s: float | None, transactions: int | None,
+    retries: int, seed: int, barrier: Any, counts: Any, send: multiprocessing.connection.Connection,
+) -> None:
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _end_with_parent()
+    gc.disable()  # a client allocates nothing that lives: no collector pauses in the window
+    result = ClientResult(client)
+    close: Callable[[], None] = lambda: None
+    try:
+        try:
+            body, close = _connect(dsn, transaction, client, result)
+        except Exception as exc:
+            result.stopped = first_line(exc)
+            barrier.abort()
+            send.send(result)
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # another client could not connect: it says why
+            send.send(result)
+            return
+        draws = _Draws(seed) if transaction.script is not None else _SavedState(seed)
+        _run(body, result, duration_s, transactions, retries, draws, counts, client)
+        send.send(result)
+    except BaseException as exc:  # never a traceback from a child: the parent reports
+        result.stopped = result.stopped or first_line(exc)
+        try:
+            send.send(result)
+        except OSError:
+            pass
+    finally:
+        close()
+
+
+Body = Callable[[Any], None]
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this child when its parent dies, even by SIGKILL (prctl PR_SET_PDEATHSIG),
+    so that no client outlives txnlab; elsewhere the parent's own cleanup has to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+class _Draws:
+    """The random source of a script's transaction: `randint` as random.Random's; `start()`
+    before a transaction's first try records its draws, `rewind()` before a retry replays them
+    (pgbench restores its random state for a retry: the same values; a draw whose bounds
+    changed, computed from a \\gset, is drawn anew). Cheaper than Random.getstate by far."""
+
+    __slots__ = ("_randint", "_drawn", "_replay")
+
+    def __init__(self, seed: int) -> None:
+        self._randint = Random(seed).randint
+        self._drawn: list[tuple[int, int, int]] | None = None  # None: not recording (no retries)
+        self._replay: list[tuple[int, int, int]] = []
+
+    def start(self) -> None:
+        self._drawn, self._replay = [], []
+
+    def rewind(self) -> None:
+        self._replay = list(reversed(self._drawn or []))
+        self._drawn = []
+
+    def randint(self, low: int, high: int) -> int:
+        if self._replay:
+            was_low, was_high, value = self._replay.pop()
+            if (was_low, was_high) != (low, high):
+                value = self._randint(low, high)
+        else:
+            value = self._randint(low, high)
+        if self._drawn is not None:
+            self._drawn.append((low, high, value))
+        return value
+
+
+class _SavedState(Random):
+    """The random.Random a Python workload function gets; `start()` saves its state, `rewind()`
+    restores it for a retry, as pgbench does."""
+
+    def start(self) -> None:
+        self._saved = self.getstate()
+
+    def rewind(self) -> None:
+        self.setstate(self._saved)
+CONSTANT, SUBSTITUTED, GSET, SET = range(4)  # how a script body runs each command
+
+
+def _connect(dsn: str, transaction: Transaction, client: int, result: ClientResult) -> tuple[Body, Callable[[], None]]:
+    """The client's connection and one try of its transaction, compiled for speed (raises
+    one of SQL_ERRORS on failure); and how to close the connection."""
+    if transaction.script is not None:
+        pg = pq.PGconn.connect(with_params(dsn, application_name=APPLICATION_NAME).encode())
+        if pg.status != pq.ConnStatus.OK:
+            message = pg.get_error_message() or "cannot connect"
+            pg.finish()
+            raise ConnectionError(message)
+        return _script_body(pg, transaction.script, client, result), pg.finish
+    function = _load_function(transaction)
+    conn = psycopg2.connect(dsn, application_name=APPLICATION_NAME)
+    commit, rollback = conn.commit, conn.rollback
+
+    def call(rng: Random) -> None:
+        try:
+            function(conn, rng)
+            commit()
+        except BaseException:
+            rollback()
+            raise
+
+    return call, conn.close
+
+
+def _script_body(pg: pq.PGconn, script: Script, client: int, result: ClientResult) -> Body:
+    """One try of a script through libpq (psycopg's binding): one PQexec per statement, as
+    pgbench's simple protocol sends them; a \\gset stores the row's text as pgbench does."""
+    execute = pg.exec_
+    ok = frozenset(int(s) for s in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY))
+    idle = pq.TransactionStatus.IDLE
+    sqlstate, primary = pq.DiagnosticField.SQLSTATE, pq.DiagnosticField.MESSAGE_PRIMARY
+    steps: list[tuple[int, Any, int]] = []  # (kind, command, line): kinds below
+    for command in script.commands:
+        if isinstance(command, SetCommand):
+            steps.append((SET, command, command.line))
+        elif command.gset is not None:
+            steps.append((GSET, command, command.line))
+        elif len(command.pieces) == 1:
+            steps.append((CONSTANT, command.text.encode(), command.line))
+        else:
+            steps.append((SUBSTITUTED, command, command.line))
+
+    def run(rng: Random) -> None:
+        variables: Variables = {"client_id": client, "scale": 1}
+        try:
+            for kind, command, line in steps:
+                if kind == CONSTANT:
+                    res = execute(command)
+                elif kind == SET:
+                    variables[command.name] = command.evaluate(variables, rng)
+                    continue
+                else:
+                    res = execute(command.render(variables).encode())
+                if res.status not in ok:
+                    code = res.error_field(sqlstate)
+                    message = res.error_field(primary) or res.error_message or pg.get_error_message()
+                    raise StatementError(code.decode() if code else None, first_line(Exception(message.decode())))
+                if kind == GSET:
+                    _gset(res, command, variables)
+        except BaseException:
+            result.stopped_line = line
+            if pg.status == pq.ConnStatus.OK and pg.transaction_status != idle:
+                execute(b"ROLLBACK")
+            raise
+
+    return run
+
+
+def _gset(res: pq.PGresult, command: SqlCommand, variables: Variables) -> None:
+    """Store the one row's columns as variables (their text), as pgbench's \\gset does."""
+    if res.ntuples != 1:
+        raise ScriptError(command.line, f"\\gset expects one row, the query returned {res.ntuples}")
+    for index in range(res.nfields):
+        value = res.get_value(0, index)
+        name = (res.fname(index) or b"").decode()
+        if value is None:
+            raise ScriptError(command.line, f"\\gset: column {name} is NULL")
+        variables[command.gset + name] = value.decode()
+
+
+def _load_function(transaction: Transaction) -> Callable[[Any, Random], None]:
+    if transaction.module is None or transaction.function is None:
+        raise ValueError("a Python workload needs its module and function")
+    name = f"txnlab_bench_{transaction.module.stem.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(name, transaction.module)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {transaction.module}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(transaction.module.parent))
+    spec.loader.exec_module(module)
+    function = getattr(module, transaction.function, None)
+    if not callable(function):
+        raise AttributeError(f"{transaction.module.name} has no function {transaction.function}")
+    return function
+
+
+def _run(
+    body: Body, result: ClientResult, duration_s: float | None, transactions: int | None, retries: int,
+    draws: Any, counts: Any, client: int,
+) -> None:
+    clock = time.monotonic
+    result.started = started = clock()
+    deadline = started + duration_s if duration_s is not None else float("inf")
+    remaining = transactions if transactions is not None else -1
+    latencies = result.latencies_ms
+    start, rewind = draws.start, draws.rewind
+    while remaining != 0 and clock() < deadline:
+        remaining -= 1
+        if retries:
+            start()
+        begun = clock()
+        tries = 0
+        while True:
+            try:
+                body(draws)
+            except SQL_ERRORS as exc:
+                kind = RETRIED.get(exc.pgcode or "")
+                if kind is None:
+                    result.stopped = f"{exc.pgcode or 'no SQLSTATE'}: {first_line(exc)}"
+                    result.ended = clock()
+                    return
+                if kind == "serialization":
+                    result.errors_40001 += 1
+                else:
+                    result.errors_40p01 += 1
+                if tries < retries and clock() < deadline:  # pgbench retries nothing once -T is over
+                    tries += 1
+                    result.retries += 1
+                    rewind()
+                    continue
+                if kind == "serialization":
+                    result.serialization_failures += 1
+                else:
+                    result.deadlock_failures += 1
+                break
+            else:
+                ended = clock()
+                latencies.append((ended - begun) * 1000.0)
+                result.committed += 1
+                counts[client] = result.committed
+                break
+        result.ended = clock()

@@ -1,0 +1,224 @@
+"""The bench engine against the real server: the anomalies a load produces are counted from
+the final data, the server's count of committed transactions equals the tool's exactly, pgbench's
+results are read back, and a failing workload leaves nothing behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from bench_workloads import atm, bank_transfer, workload_scenario, ATM_DATA, ATM_INVARIANTS, ATM_MEASURES, ATM_SETUP
+from conftest import leftovers
+from txnlab.bench.model import BenchPlan, LoadResult
+from txnlab.bench.run import run_bench
+from txnlab.bench.server_stats import observer, settled
+from txnlab.errors import ScenarioError, UsageError
+from txnlab.levels import Level
+from txnlab.scenario.model import Workload
+from txnlab.server.connect import with_params
+from txnlab.server.scratch import ScratchDatabase
+
+RC, RR, SER = Level.READ_COMMITTED, Level.REPEATABLE_READ, Level.SERIALIZABLE
+
+
+def assert_counts_agree(result: LoadResult, stopped: int = 0) -> None:
+    """The server committed exactly what the tool counted, unless autovacuum visited the database
+    (its transactions count too, and the run says so); every 40001/40P01 met ended in a ROLLBACK,
+    as did the transaction of each client `stopped` by another error."""
+    assert result.committed_server is not None
+    if any(note.startswith("autovacuum ran") for note in result.notes):
+        assert result.committed_server >= result.committed_client
+    else:
+        assert result.committed_server == result.committed_client, result.notes
+        assert not [n for n in result.notes if "server committed" in n]
+    if result.tool == "txnlab":
+        assert result.rolled_back_server == result.serialization_failures + result.deadlocks + stopped
+
+
+def test_a_new_session_commits_one_transaction_of_its_own_which_the_count_takes_off(server_dsn: str) -> None:
+    with ScratchDatabase(server_dsn) as dsn:
+        scratch = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+        watcher = observer(server_dsn)
+        try:
+            before = settled(watcher, scratch)
+            for _ in range(3):
+                psycopg2.connect(dsn).close()  # psycopg2 sends no statement of its own
+            after = settled(watcher, scratch)
+        finally:
+            watcher.close()
+    assert before is not None and after is not None
+    assert after.committed - before.committed == 3
+    assert after.sessions - before.sessions == 3
+    assert after.committed_since(before) == 0
+
+
+def test_lost_updates_are_counted_at_read_committed_and_none_at_serializable_with_retries(server_dsn: str) -> None:
+    plan = BenchPlan(atm(), (RC, RR, SER), (4,), duration_s=1.0, retries=100)
+    read_committed, repeatable_read, serializable = run_bench(server_dsn, plan)
+    assert [r.level for r in (read_committed, repeatable_read, serializable)] == [RC, RR, SER]
+    # The level reached every session through the startup options: RR refuses the concurrent update.
+    assert repeatable_read.measures["lost_updates"] == 0 and repeatable_read.retries > 0
+    assert read_committed.measures["lost_updates"] > 0
+    assert read_committed.lock_waits > 0 and read_committed.lock_wait_ms > 0  # the hot row's UPDATEs queue
+    assert read_committed.invariants == {"no_lost_update": False, "balance_matches_ledger": False}
+    assert serializable.measures["lost_updates"] == 0
+    assert serializable.invariants == {"no_lost_update": True, "balance_matches_ledger": True}
+    assert serializable.retries > 0 and serializable.serialization_failures >= serializable.retries
+    assert serializable.failed <= 4  # given up only when a try fails after the deadline, as pgbench does
+    for result in (read_committed, serializable):
+        assert_counts_agree(result)
+        assert result.latency is not None and 0 < result.latency.median_ms <= result.latency.p95_ms <= result.latency.p99_ms
+
+
+def test_the_servers_count_equals_the_clients_exactly_over_several_runs(server_dsn: str) -> None:
+    transfers = run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (1, 2, 8), duration_s=0.7))
+    contended = run_bench(server_dsn, BenchPlan(atm(), (SER,), (8,), duration_s=1.0, retries=2))
+    for result in [*transfers, *contended]:
+        assert result.committed_client > 0
+        assert_counts_agree(result)
+    assert [r.clients for r in transfers] == [1, 2, 8]
+    assert all(r.invariants == {"money_kept": True} for r in transfers)
+    (hot,) = contended
+    assert hot.retries > 0 and hot.failed > 0  # two retries are not enough for 8 clients on one row
+    assert hot.serialization_failures == hot.retries + hot.failed
+
+
+def test_transactions_mode_runs_that_many_per_client_and_reports_progress(server_dsn: str) -> None:
+    seen: list[tuple[str, float]] = []
+    (result,) = run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (3,), transactions=40),
+                          lambda label, fraction: seen.append((label, fraction)))
+    assert result.committed_client == 120
+    assert_counts_agree(result)
+    assert {label for label, _ in seen} == {"read committed · 3 clients · txnlab"}
+    fractions = [fraction for _, fraction in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+
+
+def test_pgbench_runs_the_same_script_and_its_logs_are_read_back(server_dsn: str) -> None:
+    plan = BenchPlan(atm(), (RR,), (2,), duration_s=1.0, retries=20, pgbench=True)
+    ours, theirs = run_bench(server_dsn, plan)
+    assert (ours.tool, theirs.tool) == ("txnlab", "pgbench")
+    assert theirs.level is RR
+    assert theirs.committed_client > 0 and theirs.latency is not None
+    assert 0.5 < theirs.duration_s < 1.5
+    assert theirs.measures["lost_updates"] == 0
+    assert_counts_agree(theirs)
+    assert theirs.retries > 0  # pgbench's log carries the retries; PGOPTIONS gave it the level
+
+
+def test_pgbench_transactions_mode_counts_every_transaction(server_dsn: str) -> None:
+    plan = BenchPlan(bank_transfer(), (RC,), (2,), transactions=50, pgbench=True)
+    ours, theirs = run_bench(server_dsn, plan)
+    assert ours.committed_client == theirs.committed_client == 100
+    assert_counts_agree(theirs)
+
+
+PYTHON_WORKLOAD = """\
+def update_balance(conn, rng):
+    amount = rng.randint(1, 100)
+    with conn.cursor() as cur:
+        cur.execute("SELECT balance, updates FROM accounts WHERE id = 1")
+        balance, updates = cur.fetchone()
+        cur.execute("UPDATE accounts SET balance = %s, updates = %s WHERE id = 1", (balance + amount, updates + 1))
+        cur.execute("INSERT INTO ledger (amount) VALUES (%s)", (amount,))
+"""
+
+
+def python_atm(tmp_path: Path) -> object:
+    module = tmp_path / "atm_function.py"
+    module.write_text(PYTHON_WORKLOAD)
+    workload = Workload(function="update_balance", setup=ATM_DATA, measures=ATM_MEASURES, invariants=ATM_INVARIANTS)
+    return workload_scenario("atm-function", ATM_SETUP, workload, source=module)
+
+
+def test_a_python_function_workload_loses_updates_at_read_committed_and_is_retried_at_serializable(
+    server_dsn: str, tmp_path: Path,
+) -> None:
+    plan = BenchPlan(python_atm(tmp_path), (RC, SER), (4,), duration_s=1.0, retries=100)
+    read_committed, serializable = run_bench(server_dsn, plan)
+    assert read_committed.measures["lost_updates"] > 0
+    assert serializable.measures["lost_updates"] == 0 and serializable.retries > 0
+    assert serializable.invariants == {"no_lost_update": True, "balance_matches_ledger": True}
+    for result in (read_committed, serializable):
+        assert_counts_agree(result)  # txnlab's commit after the function is the one transaction
+
+
+def test_pgbench_refuses_a_python_function_workload(server_dsn: str, tmp_path: Path) -> None:
+    plan = BenchPlan(python_atm(tmp_path), (RC,), (2,), duration_s=1.0, pgbench=True)
+    with pytest.raises(UsageError, match="pgbench runs SQL workloads only; atm-function's workload is "
+                                         "Python function update_balance"):
+        run_bench(server_dsn, plan)
+
+
+def test_a_client_stopped_by_an_error_other_than_40001_or_40p01_is_a_note(server_dsn: str) -> None:
+    scenario = atm("SELECT 1 / :client_id;\n")  # client 0 divides by zero, as pgbench would abort it
+    (result,) = run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=0.5))
+    assert "client 0 stopped: 22012: division by zero" in result.notes
+    assert result.committed_client > 0
+    assert_counts_agree(result, stopped=1)
+
+
+def nothing_left(server_dsn: str) -> None:
+    conn = psycopg2.connect(server_dsn)
+    try:
+        assert leftovers(conn, os.getpid()) == ([], [])
+    finally:
+        conn.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_failing_workload_sql_is_a_scenario_error_at_its_line_and_leaves_nothing(server_dsn: str) -> None:
+    script = textwrap.dedent("""\
+        BEGIN;
+        UPDATE accounts SET balance = balance + 1 WHERE id = 1;
+        UPDATE no_such_table SET x = 1;
+        COMMIT;
+    """)
+    scenario = replace(atm(script), lines={"workload.script": 20})
+    with pytest.raises(ScenarioError) as raised:
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0, pgbench=True))
+    assert str(raised.value).startswith("atm-lost-update.yaml:22: workload script: failed: 42P01: ")
+    nothing_left(server_dsn)
+
+
+def test_a_bad_script_is_refused_before_anything_runs(server_dsn: str) -> None:
+    scenario = replace(atm("\\sleep 1\nSELECT 1;\n"), lines={"workload.script": 5})
+    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:5: workload script: unsupported command \\sleep"):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
+    nothing_left(server_dsn)
+
+
+def test_a_normal_run_leaves_nothing_behind(server_dsn: str) -> None:
+    run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (2,), transactions=10, pgbench=True))
+    nothing_left(server_dsn)
+
+
+def test_a_measure_that_is_not_one_number_is_a_scenario_error_at_its_line(server_dsn: str) -> None:
+    scenario = atm()
+    workload = replace(scenario.workload, measures={"lost_updates": "SELECT 'many'"})
+    scenario = replace(scenario, workload=workload, lines={"workload.measure.lost_updates": 31})
+    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:31: measure lost_updates must return one row of a number"):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (1,), transactions=1))
+    nothing_left(server_dsn)
+
+
+def test_the_dsns_own_startup_options_reach_every_session_beside_the_level(server_dsn: str) -> None:
+    dsn = with_params(server_dsn, options="-c statement_timeout=12345")
+    check = "SELECT 1 / (current_setting('statement_timeout') = '12345ms' AND current_setting('transaction_isolation') = 'repeatable read')::int;\n"
+    ours, theirs = run_bench(dsn, BenchPlan(atm(check), (RR,), (2,), transactions=5, pgbench=True))
+    assert ours.committed_client == theirs.committed_client == 10, (ours.notes, theirs.notes)
+
+
+def test_failing_workload_setup_is_a_scenario_error_at_its_line_and_leaves_nothing(server_dsn: str) -> None:
+    scenario = atm()
+    workload = replace(scenario.workload, setup=("INSERT INTO no_such_table VALUES (1)",))
+    scenario = replace(scenario, workload=workload, lines={"workload.setup.0": 12})
+    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:12: workload setup SQL failed: 42P01 "):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
+    nothing_left(server_dsn)

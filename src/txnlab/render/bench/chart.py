@@ -28,37 +28,47 @@ STYLE = {"font.size": 15, "axes.titlesize": 17, "axes.labelsize": 15, "legend.fo
 
 
 def render_chart(report: BenchReport, fmt: str) -> bytes:
-    """The chart as an SVG or PNG file's bytes (`fmt`: "svg" or "png"); same results, same bytes."""
+    """The chart as an SVG or PNG file's bytes (`fmt`: "svg" or "png"); the same results give
+    the same bytes (no date in the file, ids salted with the scenario's name)."""
     if fmt not in FORMATS:
         raise ValueError(f"chart format {fmt!r} is not one of {FORMATS}")
     import matplotlib
+
+    with matplotlib.rc_context({**STYLE, "svg.hashsalt": report.scenario.name}):
+        figure = chart_figure(report)
+        out = io.BytesIO()
+        figure.savefig(out, format=fmt, dpi=150, metadata=_metadata(fmt))
+    return out.getvalue()
+
+
+def chart_figure(report: BenchReport) -> Any:
+    """The chart as a matplotlib Figure on an Agg canvas: the throughput panel, then one panel
+    per measure; each line labelled `N clients` (`· tool` with pgbench), x = the levels run."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     measures = measure_names(report.results)
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": report.scenario.name}):
-        panels = 1 + len(measures)
-        figure = Figure(figsize=(PANEL_INCHES[0] * panels, PANEL_INCHES[1]), layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = figure.subplots(1, panels, squeeze=False)[0]
-        levels = list(dict.fromkeys(r.level for r in report.results))
-        server_counts = all(r.tps is not None for r in report.results)
-        _panel(axes[0], report.results, levels, (lambda r: r.tps) if server_counts else (lambda r: r.tps_client))
-        axes[0].set_title("Throughput")
-        axes[0].set_ylabel("committed per second" + (" (server)" if server_counts else " (client's count)"))
-        for ax, name in zip(axes[1:], measures):
-            _panel(ax, report.results, levels, lambda r, name=name: r.measures.get(name))
-            ax.set_title(name)
-            ax.set_ylabel("count" if _whole(report.results, name) else "value")
-            if _whole(report.results, name):
-                ax.yaxis.get_major_locator().set_params(integer=True)
-        handles, labels = axes[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="outside lower center", frameon=False,
-                      ncols=len(labels) if len(labels) <= 4 else (len(labels) + 1) // 2)  # pairs: tools side by side
-        figure.suptitle(f"{report.scenario.name} · {meta_line(report)}", fontsize=17)
-        out = io.BytesIO()
-        figure.savefig(out, format=fmt, dpi=150, metadata=_metadata(fmt))
-    return out.getvalue()
+    panels = 1 + len(measures)
+    figure = Figure(figsize=(PANEL_INCHES[0] * panels, PANEL_INCHES[1]), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    levels = list(dict.fromkeys(r.level for r in report.results))
+    server_counts = all(r.tps is not None for r in report.results)
+    _panel(axes[0], report.results, levels, (lambda r: r.tps) if server_counts else (lambda r: r.tps_client))
+    axes[0].set_title("Throughput")
+    axes[0].set_ylabel("committed per second" + (" (server)" if server_counts else " (client's count)"))
+    for ax, name in zip(axes[1:], measures):
+        _panel(ax, report.results, levels, lambda r, name=name: r.measures.get(name))
+        ax.set_title(name)
+        whole = _whole(report.results, name)
+        ax.set_ylabel("count" if whole else "value")
+        if whole:
+            ax.yaxis.get_major_locator().set_params(integer=True)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", frameon=False,
+                  ncols=len(labels) if len(labels) <= 4 else (len(labels) + 1) // 2)  # pairs: tools side by side
+    figure.suptitle(f"{report.scenario.name} · {meta_line(report)}", fontsize=17)
+    return figure
 
 
 def svg_element(report: BenchReport) -> str:
@@ -83,9 +93,15 @@ def _panel(ax: Any, results: Sequence[LoadResult], levels: list[Level],
                     marker=MARKERS[index % len(MARKERS)], markersize=9, linewidth=2.8,
                     linestyle="--" if tool == "pgbench" else "-")
     ax.set_xticks(range(len(levels)), [level.value.replace(" ", "\n") for level in levels])
+    ax.yaxis.set_major_formatter(_tick)
     ax.set_xlim(-0.3, len(levels) - 0.7)
     top = max(ax.get_ylim()[1], 1.0)
     ax.set_ylim(-0.03 * top, top)  # zero just above the axis, so that a line at zero shows
+
+
+def _tick(value: float, _position: int) -> str:
+    """A y-axis tick with thousands separators (250,000 rather than 250000)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
 
 
 def _value(value: Callable[[LoadResult], float | None], result: LoadResult | None) -> float:

@@ -161,6 +161,13 @@ def test_bench_counts_lost_updates_at_read_committed_and_none_at_serializable_wi
     assert leftovers(admin, os.getpid()) == ([], [])
 
 
+def test_bench_on_an_unreachable_server_exits_3_in_one_line_and_writes_nothing(cli, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("bench", "atm-lost-update", "--dsn", "postgresql://nobody@127.0.0.1:1/postgres", "-o", "r.html")
+    assert (code, out) == (3, "")
+    assert err.count("\n") == 1 and err.startswith("txnlab: error: cannot connect to PostgreSQL"), err
+    assert list(in_tmp.iterdir()) == []
+
+
 def test_bench_text_prints_the_table_and_writes_the_png_chart_and_the_html_page(cli, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("bench", "atm-lost-update", "--clients", "2", "--duration", "0.5", "--level", "rc",
                          "--chart", "atm.png", "-o", "atm.html")

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
+import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -92,6 +95,14 @@ def test_bench_refuses_a_scenario_without_a_workload_and_names_those_with_one(cl
                                                              f"so it cannot be benched; {expected}")
 
 
+def test_bench_refuses_pgbench_for_a_python_function_workload(cli, admin, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
+    """atm-retry-on-serialization-failure's workload is the blog's update_balance(), a Python
+    function: pgbench runs SQL scripts only (this awaits the catalogue's workloads)."""
+    assert_refused(cli, admin, in_tmp, ["atm-retry-on-serialization-failure", "--pgbench"],
+                   "--pgbench: atm-retry-on-serialization-failure's workload is a Python function, which pgbench "
+                   "cannot run")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["-o", "missing/report.html"], "cannot write missing/report.html: the directory missing does not exist"),
     (["--chart", "missing/chart.svg"], "cannot write missing/chart.svg: the directory missing does not exist"),
@@ -166,6 +177,34 @@ def test_bench_on_an_unreachable_server_exits_3_in_one_line_and_writes_nothing(c
     assert (code, out) == (3, "")
     assert err.count("\n") == 1 and err.startswith("txnlab: error: cannot connect to PostgreSQL"), err
     assert list(in_tmp.iterdir()) == []
+
+
+def test_ctrl_c_mid_bench_exits_130_and_leaves_no_session_scratch_database_or_chart(
+    tmp_path: Path, server_dsn: str, admin
+) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "TXNLAB_DSN": server_dsn, "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "txnlab", "bench", "atm-lost-update", "--clients", "2", "--duration", "30",
+         "--level", "rc"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until both clients are at work in the scratch database
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE %s AND state = 'active'",
+                        [f"txnlab\\_scratch\\_{process.pid}\\_%"])
+            if cur.fetchone()[0] >= 2:
+                break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail(f"the clients never started: {process.communicate()}")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 130, err
+    assert err.splitlines()[-1] == "txnlab: interrupted by SIGINT (Ctrl-C); nothing was left behind"
+    assert "Traceback" not in err and out == ""
+    assert leftovers(admin, process.pid) == ([], [])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bench_text_prints_the_table_and_writes_the_png_chart_and_the_html_page(cli, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ lost updates at READ COMMITTED and none at SERIALIZABLE, and writes its chart.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -18,7 +19,9 @@ import psycopg2
 import pytest
 
 from conftest import leftovers
-from txnlab.cli.bench import ProgressBar, chart_paths
+from txnlab.cli.bench import ProgressBar, chart_paths, levels_of
+from txnlab.errors import UsageError
+from txnlab.levels import ALL_LEVELS, Level
 from txnlab.scenario import Catalogue
 
 NO_WORKLOAD = """\
@@ -216,6 +219,19 @@ def test_bench_text_prints_the_table_and_writes_the_png_chart_and_the_html_page(
     assert (in_tmp / "atm.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     page = (in_tmp / "atm.html").read_text()
     assert page.count("<svg") == 1 and "read committed" in page
+
+
+def test_levels_are_the_asked_ones_the_scenario_runs_at_and_none_is_refused() -> None:
+    scenario = dataclasses.replace(Catalogue().resolve("atm-lost-update"), levels=(Level.REPEATABLE_READ, Level.SERIALIZABLE))
+    assert levels_of(scenario, ALL_LEVELS) == (Level.REPEATABLE_READ, Level.SERIALIZABLE)
+    with pytest.raises(UsageError, match="atm-lost-update runs at repeatable read, serializable only, not at read committed"):
+        levels_of(scenario, (Level.READ_COMMITTED,))
+
+
+def test_the_cli_starts_without_importing_matplotlib() -> None:
+    imported = subprocess.run([sys.executable, "-c", "import sys, txnlab.cli; print('matplotlib' in sys.modules)"],
+                              capture_output=True, text=True, check=True).stdout
+    assert imported == "False\n"
 
 
 def test_chart_paths_default_to_bench_name_svg_and_add_the_name_to_chart_with_several_names() -> None:

@@ -184,6 +184,13 @@ def test_chart_without_server_counts_plots_the_clients_count_and_says_so() -> No
     assert "client's count" in figure.axes[0].get_ylabel()
 
 
+def test_a_report_without_results_still_renders_an_empty_table_and_chart() -> None:
+    empty = report([result()])
+    empty = BenchReport(empty.plan, empty.server_version, ())
+    assert table_rows(render_text([empty], width=120)) == []
+    assert ElementTree.fromstring(render_chart(empty, "svg")).tag == "{http://www.w3.org/2000/svg}svg"
+
+
 @pytest.mark.parametrize("fmt", ["svg", "png"])
 def test_chart_is_a_valid_file_and_the_same_results_give_the_same_bytes(fmt: str) -> None:
     bench = report([result(), result(SER, lost=0)])

@@ -1,4 +1,4 @@
-"""The `txnlab` command line: list, show, run, matrix, myths, drivers, report, demo, new, edit, docs, server, specs.
+"""The `txnlab` command line: list, show, run, matrix, bench, myths, drivers, report, demo, new, edit, docs, server, specs.
 
 Exit codes (also in `txnlab --help` and the README):
   0 everything as expected, 1 an observation differs from its expectation,
@@ -17,6 +17,7 @@ import psycopg2
 
 from txnlab import __version__, signals
 from txnlab.cli.authoring import edit_command, new_command
+from txnlab.cli.bench import bench_command
 from txnlab.cli.catalogue import list_command, show_command
 from txnlab.cli.drivers import drivers_command
 from txnlab.cli.myths import myths_command
@@ -74,6 +75,7 @@ cli.add_command(list_command)
 cli.add_command(show_command)
 cli.add_command(run_command)
 cli.add_command(matrix_command)
+cli.add_command(bench_command)
 cli.add_command(demo_command)
 cli.add_command(myths_command)
 cli.add_command(drivers_command)

@@ -79,7 +79,17 @@ def require_terminal(what: str) -> None:
         raise UsageError(f"{what} is interactive and needs a terminal, but stdin is not one")
 
 
+def dsn_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--dsn DSN`: the server to use (see txnlab.server.selection for the order of choices)."""
+    return click.option(
+        "--dsn",
+        metavar="DSN",
+        help="PostgreSQL to use (else $TXNLAB_DSN, $DATABASE_URL, or the embedded server).",
+    )(command)
+
+
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--dsn DSN` and `--step-timeout SECONDS`: the options of the commands that run scenarios step by step."""
     command = click.option(
         "--step-timeout",
         type=click.FloatRange(min=0.1),
@@ -88,11 +98,7 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Seconds a step may run or wait before txnlab cancels it and stops the run (a .spec's "
              "permutation goes on after the cancel, as isolationtester's does).",
     )(command)
-    return click.option(
-        "--dsn",
-        metavar="DSN",
-        help="PostgreSQL to use (else $TXNLAB_DSN, $DATABASE_URL, or the embedded server).",
-    )(command)
+    return dsn_option(command)
 
 
 def driver_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -126,16 +126,16 @@ def test_text_with_pgbench_has_a_tool_column_and_the_pgbench_row_beside_the_txnl
     assert "tool" not in header_lines(render_text([report([result()])], width=200))[-1]
 
 
-def test_json_has_one_object_per_result_with_every_field_unrounded() -> None:
+def test_json_is_a_list_with_one_object_per_result_with_every_field_unrounded() -> None:
     document = json.loads(render_json([report([
         result(committed=4999, committed_client=4998, duration_s=3.0, lost=7, holds=False, retries=2,
                serialization_failures=3, deadlocks=1, failed=1, lock_wait_ms=12.25, lock_waits=3, rolled_back=4,
                notes=("a note",)),
         result(SER, clients=8, tool="pgbench", committed=None, committed_client=300, latency=None),
     ], pgbench=True)]))
-    assert document["schema_version"] == 2 and document["server_version"] == "18.1"
-    first, second = document["results"]
+    first, second = document
     assert first == {
+        "schema_version": 2, "server_version": "18.1",
         "scenario": "atm-lost-update", "tool": "txnlab", "level": "read committed", "clients": 2,
         "tps": 4999 / 3.0, "tps_client": 4998 / 3.0, "latency_ms": {"median": 1.5, "p95": 4.25, "p99": 9.75},
         "retries": 2, "serialization_failures": 3, "deadlocks": 1, "failed": 1, "lock_wait_ms": 12.25,

@@ -1,8 +1,9 @@
 """`txnlab bench --format json`: one object per measured run (docs/bench.md, "JSON").
 
-The document follows txnlab's JSON convention (README, "JSON output"):
-`{"schema_version": 2, "server_version": ..., "results": [...]}`. Figures are as measured,
-not rounded; `tps` is the server's count per second, null when the server has no counter.
+The document is a list, one object per level, client count and tool, as issue 13 specifies
+it; each object carries txnlab's `schema_version` (README, "JSON output") and the server's
+version. Figures are as measured, not rounded; `tps` is the server's count per second, null
+when the server has no counter.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from txnlab.render.bench.report import BenchReport
 from txnlab.timeline import JSON_SCHEMA_VERSION
 
 
-def result_to_dict(result: LoadResult) -> dict[str, Any]:
+def result_to_dict(result: LoadResult, server_version: str | None) -> dict[str, Any]:
     """One LoadResult as JSON data; times in ms (`latency_ms`, `lock_wait_ms`) or s (`duration_s`)."""
     latency = result.latency
     return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "server_version": server_version,
         "scenario": result.scenario,
         "tool": result.tool,
         "level": result.level.value,
@@ -45,10 +48,6 @@ def result_to_dict(result: LoadResult) -> dict[str, Any]:
 
 
 def render_json(reports: Sequence[BenchReport]) -> str:
-    """Every scenario's results in one document, in the order they ran."""
-    document = {
-        "schema_version": JSON_SCHEMA_VERSION,
-        "server_version": reports[0].server_version if reports else None,  # one server per command
-        "results": [result_to_dict(result) for report in reports for result in report.results],
-    }
+    """Every scenario's results in one list, in the order they ran."""
+    document = [result_to_dict(result, report.server_version) for report in reports for result in report.results]
     return json.dumps(document, indent=2) + "\n"

@@ -213,3 +213,17 @@ def test_the_catalogue_workloads_count_what_the_docs_say(catalogue: Catalogue) -
     assert loaded["atm-retry-on-serialization-failure"].function == "update_balance"
     assert all(w.script is not None for name, w in loaded.items() if name != "atm-retry-on-serialization-failure")
     assert all(w.summary and w.invariants for w in loaded.values())
+
+
+def test_a_script_pgbench_would_refuse_fails_when_the_file_loads_at_its_own_line(tmp_path: Path) -> None:
+    bad = WORKLOAD.replace("  script: |\n", "  script: |\n\n").replace("v = v + 1;\n", "v = v + :step;\n")
+    path = write(tmp_path, LESSON + bad)
+    error = error_for(path)
+    failing = path.read_text().splitlines()[error.line - 1]
+    assert failing.strip() == "UPDATE t SET v = v + :step;"  # a blank first line does not shift it
+    assert error.problem.startswith("workload script: unknown variable :step")
+
+
+def test_a_script_of_two_transactions_fails_when_the_file_loads(tmp_path: Path) -> None:
+    bad = WORKLOAD.replace("    COMMIT;\n", "    COMMIT;\n    BEGIN;\n    COMMIT;\n", 1)
+    assert "workload script:" in str(error_for(write(tmp_path, LESSON + bad)))

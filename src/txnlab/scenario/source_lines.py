@@ -79,7 +79,10 @@ def _workload_lines(workload: Any, lines: Mapping[str, int]) -> dict[str, int]:
     lines, in `lines`, when the workload names none of its own)."""
     if not isinstance(workload, Mapping):
         return {}
-    found = {"workload.script": line for line in _text_lines(workload, "script", "script").values()}
+    # The script is kept stripped (as all SQL is), so its first line is after any blank lines it starts with.
+    script = workload.get("script")
+    skipped = script[: len(script) - len(script.lstrip())].count("\n") if isinstance(script, str) else 0
+    found = {"workload.script": line + skipped for line in _text_lines(workload, "script", "script").values()}
     found.update(_text_lines(workload, "setup", "workload.setup"))
     measures = workload.get("measures") or {}
     for name in measures:

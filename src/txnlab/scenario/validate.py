@@ -52,6 +52,7 @@ def build_scenario(
     invariants = dict(doc.invariants or {})
     levels = _levels(where, doc)
     anomaly = anomaly_rule(where, doc, steps, invariants)
+    lines = source_lines(raw, list(steps), play)
     return Scenario(
         name=doc.name,
         title=doc.title,
@@ -70,11 +71,11 @@ def build_scenario(
         levels=levels,
         references=tuple(doc.references or ()),
         play=play,
-        lines=source_lines(raw, list(steps), play),
+        lines=lines,
         capture=bool(doc.capture),
         claim=claim(where, doc, steps, invariants, anomaly, levels),
         drivers=drivers,
-        workload=build_workload(where, doc.workload, invariants, module),
+        workload=build_workload(where, doc.workload, invariants, module, lines.get("workload.script")),
     )
 
 

@@ -4,7 +4,8 @@ The schema (schema.WorkloadDocument) checks shapes; here are the rules that rela
 section to the rest of the file: exactly one of `script` and `function`, `function` only
 in a Python scenario and naming a callable of its module that accepts (conn, rng), and
 invariants that default to the scenario's own. The script's own syntax (pgbench's
-meta-commands, variables) is the bench engine's to check (txnlab.bench.script).
+meta-commands, variables, one transaction) is checked with the bench engine's parser
+(txnlab.bench.script), so a bad script fails when the file loads, not minutes into a bench.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from txnlab.bench.script import ScriptError, parse_script
 from txnlab.scenario.model import Scenario, Workload
 from txnlab.scenario.quote import quote
 from txnlab.scenario.schema import WorkloadDocument
@@ -25,11 +27,13 @@ TransactionFunction = Callable[[Any, random.Random], None]
 
 
 def build_workload(
-    where: Where, doc: WorkloadDocument | None, invariants: Mapping[str, str], module: Mapping[str, Any] | None
+    where: Where, doc: WorkloadDocument | None, invariants: Mapping[str, str], module: Mapping[str, Any] | None,
+    script_line: int | None = None,
 ) -> Workload | None:
     """The validated workload, or None when the scenario has none. `invariants`: the
     scenario's own (the default); `module`: a Python scenario's module namespace (None for
-    YAML), where `function:` must name a callable. Raises ScenarioError with file:line."""
+    YAML), where `function:` must name a callable; `script_line`: the file's line of the
+    script's first line (None in a Python document). Raises ScenarioError with file:line."""
     if doc is None:
         return None
     if (doc.script is None) == (doc.function is None):
@@ -38,6 +42,8 @@ def build_workload(
                          where.line("workload"))
     if doc.function is not None:
         _check_function(where, doc.function, module)
+    if doc.script is not None:
+        _check_script(where, doc.script, script_line)
     return Workload(
         script=doc.script,
         function=doc.function,
@@ -46,6 +52,15 @@ def build_workload(
         invariants=dict(invariants if doc.invariants is None else doc.invariants),
         summary=doc.summary,
     )
+
+
+def _check_script(where: Where, script: str, first_line: int | None) -> None:
+    """The script is one that pgbench and txnlab's clients both run: its problem at its file line."""
+    try:
+        parse_script(script)
+    except ScriptError as exc:
+        line = None if first_line is None else first_line + exc.line - 1
+        raise where.fail(f"workload script: {exc.problem}", line) from None
 
 
 def _check_function(where: Where, name: str, module: Mapping[str, Any] | None) -> None:

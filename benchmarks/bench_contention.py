@@ -23,42 +23,7 @@ from txnlab.bench.model import BenchPlan
 from txnlab.bench.run import run_bench
 from txnlab.levels import Level
 from txnlab.scenario import Catalogue
-from txnlab.scenario.model import Scenario, SessionSpec, Step, Workload
 from txnlab.server.selection import choose_server, resolve_dsn
-
-# The workload as the catalogue's bank-transfer defines it (used when the catalogue has none).
-SETUP = (
-    "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);"
-    "CREATE TABLE transfers (id bigserial PRIMARY KEY, source int, target int, amount bigint);"
-    "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 10) g;",
-)
-SCRIPT = """\
-\\set a random(1, 10)
-\\set b 1 + (:a + random(0, 8)) % 10
-\\set amount random(1, 100)
-\\set low least(:a, :b)
-\\set high greatest(:a, :b)
-BEGIN;
-UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :low;
-UPDATE accounts SET balance = balance + CASE id WHEN :a THEN -:amount ELSE :amount END WHERE id = :high;
-INSERT INTO transfers (source, target, amount) VALUES (:a, :b, :amount);
-COMMIT;
-"""
-
-
-def bank_transfer() -> Scenario:
-    try:
-        scenario = Catalogue().get("bank-transfer")
-        if scenario.workload is not None:
-            return scenario
-    except Exception:  # not in this catalogue yet
-        pass
-    return Scenario(
-        name="bank-transfer", title="bank-transfer", summary="", source=__file__,  # type: ignore[arg-type]
-        sessions=(SessionSpec("a"),), steps={"one": Step("one", "a", "SELECT 1")}, permutations=(("one",),),
-        setup=SETUP, workload=Workload(script=SCRIPT),
-    )
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     dsn = args.dsn or resolve_dsn(choose_server())
     clients = tuple(int(c) for c in args.clients.split(","))
-    scenario = bank_transfer()
+    scenario = Catalogue().resolve("bank-transfer")
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     # One scratch database for every round; round 0 warms it up (a new database's first run is
     # slower, whichever tool makes it) and is not counted.

@@ -43,6 +43,11 @@ from txnlab.server.scratch import ScratchDatabase
 Progress = Callable[[str, float], None]
 TICK_SECONDS = 0.1
 NUMBER = (int, float, Decimal)  # what a measure's SQL may return
+# Why the server may count commits no client made when the sampler saw no other session: it
+# counts every session of the database, and an autovacuum worker's visit that finds nothing to
+# do can begin and end between two samples.
+UNSEEN_SESSIONS = (": the server counts the commits of every session in the database, autovacuum's too, "
+                   "and a visit of a few ms can fall between two lock-wait samples")
 
 
 def run_bench(server_dsn: str, plan: BenchPlan, progress: Progress | None = None) -> list[LoadResult]:
@@ -287,6 +292,7 @@ class _Outcome:
             notes.append(
                 f"the server committed {abs(difference)} transaction(s) {'more' if difference > 0 else 'fewer'} "
                 f"than {run.tool} counted ({committed} against {self.committed})"
+                + ("" if difference < 0 or sampler.autovacuum else UNSEEN_SESSIONS)
             )
         deadlocks, serialization = self._errors(server_deadlocks, notes)
         return LoadResult(

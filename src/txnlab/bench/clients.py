@@ -3,7 +3,11 @@ on its own connection, with retries as pgbench does them.
 
 Why processes: on 2 cores a thread per client with psycopg2 reached ~0.8x pgbench at 2
 clients (the GIL), and several connections multiplexed in one process did worse than one
-blocking connection per process. A SQL workload's client runs the script compiled to one
+blocking connection per process. Measured again with the compiled transaction as a generator
+driven either by PQexec or by a poll() loop over non-blocking connections (PQsendQuery,
+PQconsumeInput, PQisBusy, PQgetResult), 2 processes of 4 connections at 8 clients, as pgbench
+-j2 runs them: 0.79-0.84x pgbench against 0.84-1.25x for 8 blocking processes (bank-transfer,
+READ COMMITTED, 4 interleaved rounds of 4 s); one process of 2 connections lost at 2 clients too. A SQL workload's client runs the script compiled to one
 Python function (bench/script.py, Script.python_source prints it) that sends each statement with
 libpq's PQexec through psycopg's binding (psycopg.pq): about half the CPU per statement of
 psycopg2's cursor.execute. Each client runs the script's statements as written, in autocommit,

@@ -322,10 +322,6 @@ class _Parser:
         source = self.sum()
         if self.peek() is not None:
             raise self.fail(f"unexpected {self.peek()!r}")
-        try:  # a generator bug, never the user's: fail here rather than at run time
-            compile(source, "<expression>", "eval")
-        except SyntaxError:
-            raise self.fail("cannot be compiled") from None
         return source
 
     def sum(self) -> str:

@@ -119,6 +119,45 @@ def test_pgbench_transactions_mode_counts_every_transaction(server_dsn: str) -> 
     assert_counts_agree(theirs)
 
 
+# Every first try fails with 40001 after noting its draws in sequences (which no rollback undoes);
+# the retry checks that it drew the same values, else it fails with an error that stops the client.
+FLAKY_SETUP = ("""
+CREATE SEQUENCE tries;
+CREATE SEQUENCE first_r;
+CREATE SEQUENCE first_s;
+CREATE TABLE done (r bigint, s bigint);
+CREATE FUNCTION flaky(r bigint, s bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('tries') % 2 = 1 THEN
+    PERFORM setval('first_r', r), setval('first_s', s);
+    RAISE EXCEPTION 'first try' USING ERRCODE = 'serialization_failure';
+  END IF;
+  IF r <> (SELECT last_value FROM first_r) OR s <> (SELECT last_value FROM first_s) THEN
+    RAISE EXCEPTION 'the retry drew % %, the first try % %', r, s,
+      (SELECT last_value FROM first_r), (SELECT last_value FROM first_s);
+  END IF;
+END $$;
+""",)
+FLAKY_SCRIPT = """\
+\\set r random(1, 1000000000)
+\\set s random(1, :r)
+BEGIN;
+SELECT flaky(:r, :s);
+INSERT INTO done VALUES (:r, :s);
+COMMIT;
+"""
+
+
+def test_a_retry_replays_its_first_trys_random_draws_as_pgbench_does(server_dsn: str) -> None:
+    workload = Workload(script=FLAKY_SCRIPT, invariants={"distinct_draws": "SELECT count(DISTINCT r) = 30 FROM done"})
+    scenario = workload_scenario("flaky", FLAKY_SETUP, workload)
+    (result,) = run_bench(server_dsn, BenchPlan(scenario, (RC,), (1,), transactions=30, retries=1))
+    assert not [note for note in result.notes if "stopped" in note], result.notes
+    assert result.committed_client == 30 and result.retries == 30 and result.failed == 0
+    assert result.invariants == {"distinct_draws": True}  # a fresh draw for each transaction
+    assert_counts_agree(result)
+
+
 PYTHON_WORKLOAD = """\
 def update_balance(conn, rng):
     amount = rng.randint(1, 100)

@@ -3,8 +3,13 @@ on its own connection, with retries as pgbench does them.
 
 Why processes: on 2 cores a thread per client with psycopg2 reached ~0.8x pgbench at 2
 clients (the GIL), and several connections multiplexed in one process did worse than one
-blocking connection per process. A SQL workload's client sends each statement, pre-formatted,
-with libpq's PQexec through psycopg's binding (psycopg.pq): about half the CPU per statement of
+blocking connection per process. Measured again with the compiled transaction as a generator
+driven either by PQexec or by a poll() loop over non-blocking connections (PQsendQuery,
+PQconsumeInput, PQisBusy, PQgetResult), 2 processes of 4 connections at 8 clients, as pgbench
+-j2 runs them: 0.79-0.84x pgbench against 0.84-1.25x for 8 blocking processes (bank-transfer,
+READ COMMITTED, 4 interleaved rounds of 4 s); one process of 2 connections lost at 2 clients too. A SQL workload's client runs the script compiled to one
+Python function (bench/script.py, Script.python_source prints it) that sends each statement with
+libpq's PQexec through psycopg's binding (psycopg.pq): about half the CPU per statement of
 psycopg2's cursor.execute. Each client runs the script's statements as written, in autocommit,
 one statement per round trip, like pgbench's simple protocol; the isolation level and the
 schema arrive through the startup packet's `options` (as pgbench gets them through PGOPTIONS),
@@ -12,7 +17,8 @@ so nothing else is sent. A Python workload function gets a psycopg2 connection (
 autocommit); txnlab commits after it returns and rolls back after an exception.
 
 Retries follow pgbench (docs, "Failures and Serialization/Deadlock Retries"): only 40001 and
-40P01 are retried, after a ROLLBACK, with the same random values, up to `retries` more tries
+40P01 are retried, after a ROLLBACK, with the same random draws (pgbench restores its random
+state; a Python function's random.Random is restored likewise), up to `retries` more tries
 and not after the duration is over (pgbench.c, doRetry); a transaction still failing then
 counts as failed. Any other error stops that client (as
 pgbench aborts it), with a one-line note. The measured window runs from all clients connected
@@ -47,7 +53,7 @@ from typing import Any
 import psycopg2
 from psycopg import pq
 
-from txnlab.bench.script import Script, ScriptError, SetCommand, SqlCommand, Variables
+from txnlab.bench.script import Compiled, Script, ScriptError
 from txnlab.errors import ServerError
 from txnlab.server.connect import first_line, with_params
 
@@ -210,7 +216,7 @@ def _client_main(
     close: Callable[[], None] = lambda: None
     try:
         try:
-            body, close = _connect(dsn, transaction, client, result)
+            body, fresh, replay, close = _connect(dsn, transaction, client, result, seed)
         except Exception as exc:
             result.stopped = first_line(exc)
             barrier.abort()
@@ -221,8 +227,7 @@ def _client_main(
         except threading.BrokenBarrierError:  # another client could not connect: it says why
             send.send(result)
             return
-        draws = _Draws(seed) if transaction.script is not None else _SavedState(seed)
-        _run(body, result, duration_s, transactions, retries, draws, counts, client)
+        _run(body, fresh, replay, result, duration_s, transactions, retries, counts, client)
         send.send(result)
     except BaseException as exc:  # never a traceback from a child: the parent reports
         result.stopped = result.stopped or first_line(exc)
@@ -249,60 +254,38 @@ def _end_with_parent() -> None:
         pass
 
 
-class _Draws:
-    """The random source of a script's transaction: `randint` as random.Random's; `start()`
-    before a transaction's first try records its draws, `rewind()` before a retry replays them
-    (pgbench restores its random state for a retry: the same values; a draw whose bounds
-    changed, computed from a \\gset, is drawn anew). Cheaper than Random.getstate by far."""
-
-    __slots__ = ("_randint", "_drawn", "_replay")
-
-    def __init__(self, seed: int) -> None:
-        self._randint = Random(seed).randint
-        self._drawn: list[tuple[int, int, int]] | None = None  # None: not recording (no retries)
-        self._replay: list[tuple[int, int, int]] = []
-
-    def start(self) -> None:
-        self._drawn, self._replay = [], []
-
-    def rewind(self) -> None:
-        self._replay = list(reversed(self._drawn or []))
-        self._drawn = []
-
-    def randint(self, low: int, high: int) -> int:
-        if self._replay:
-            was_low, was_high, value = self._replay.pop()
-            if (was_low, was_high) != (low, high):
-                value = self._randint(low, high)
-        else:
-            value = self._randint(low, high)
-        if self._drawn is not None:
-            self._drawn.append((low, high, value))
-        return value
-
-
 class _SavedState(Random):
-    """The random.Random a Python workload function gets; `start()` saves its state, `rewind()`
-    restores it for a retry, as pgbench does."""
+    """The random.Random a Python workload function gets; `fresh()` saves its state before a
+    transaction's first try, `replay()` restores it before a retry, as pgbench does."""
 
-    def start(self) -> None:
+    def fresh(self) -> Random:
         self._saved = self.getstate()
+        return self
 
-    def rewind(self) -> None:
+    def replay(self, _: Random) -> Random:
         self.setstate(self._saved)
-CONSTANT, SUBSTITUTED, GSET, SET = range(4)  # how a script body runs each command
+        return self
 
 
-def _connect(dsn: str, transaction: Transaction, client: int, result: ClientResult) -> tuple[Body, Callable[[], None]]:
+def _same(draws: tuple[float, ...]) -> tuple[float, ...]:
+    """A script's retry gets its first try's draws (pgbench restores its random state)."""
+    return draws
+
+
+def _connect(
+    dsn: str, transaction: Transaction, client: int, result: ClientResult, seed: int,
+) -> tuple[Body, Callable[[], Any], Callable[[Any], Any], Callable[[], None]]:
     """The client's connection and one try of its transaction, compiled for speed (raises
-    one of SQL_ERRORS on failure); and how to close the connection."""
+    one of SQL_ERRORS on failure), with what a transaction's first try gets (`fresh()`) and a
+    retry (`replay(first)`); and how to close the connection."""
     if transaction.script is not None:
         pg = pq.PGconn.connect(with_params(dsn, application_name=APPLICATION_NAME).encode())
         if pg.status != pq.ConnStatus.OK:
             message = pg.get_error_message() or "cannot connect"
             pg.finish()
             raise ConnectionError(message)
-        return _script_body(pg, transaction.script, client, result), pg.finish
+        compiled = script_transaction(pg, transaction.script, client, Random(seed).random, result)
+        return compiled.transaction, compiled.draw, _same, pg.finish
     function = _load_function(transaction)
     conn = psycopg2.connect(dsn, application_name=APPLICATION_NAME)
     commit, rollback = conn.commit, conn.rollback
@@ -315,63 +298,49 @@ def _connect(dsn: str, transaction: Transaction, client: int, result: ClientResu
             rollback()
             raise
 
-    return call, conn.close
+    state = _SavedState(seed)
+    return call, state.fresh, state.replay, conn.close
 
 
-def _script_body(pg: pq.PGconn, script: Script, client: int, result: ClientResult) -> Body:
-    """One try of a script through libpq (psycopg's binding): one PQexec per statement, as
-    pgbench's simple protocol sends them; a \\gset stores the row's text as pgbench does."""
-    execute = pg.exec_
-    ok = frozenset(int(s) for s in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY))
+def script_transaction(
+    pg: pq.PGconn, script: Script, client: int, random: Callable[[], float], result: ClientResult,
+) -> Compiled:
+    """A script compiled for one client on its libpq connection (psycopg's binding): one PQexec
+    per statement, as pgbench's simple protocol sends them; a \\gset stores the row's text as
+    pgbench does; a failed try notes its script line in `result` and rolls back."""
     idle = pq.TransactionStatus.IDLE
     sqlstate, primary = pq.DiagnosticField.SQLSTATE, pq.DiagnosticField.MESSAGE_PRIMARY
-    steps: list[tuple[int, Any, int]] = []  # (kind, command, line): kinds below
-    for command in script.commands:
-        if isinstance(command, SetCommand):
-            steps.append((SET, command, command.line))
-        elif command.gset is not None:
-            steps.append((GSET, command, command.line))
-        elif len(command.pieces) == 1:
-            steps.append((CONSTANT, command.text.encode(), command.line))
-        else:
-            steps.append((SUBSTITUTED, command, command.line))
 
-    def run(rng: Random) -> None:
-        variables: Variables = {"client_id": client, "scale": 1}
-        try:
-            for kind, command, line in steps:
-                if kind == CONSTANT:
-                    res = execute(command)
-                elif kind == SET:
-                    variables[command.name] = command.evaluate(variables, rng)
-                    continue
-                else:
-                    res = execute(command.render(variables).encode())
-                if res.status not in ok:
-                    code = res.error_field(sqlstate)
-                    message = res.error_field(primary) or res.error_message or pg.get_error_message()
-                    raise StatementError(code.decode() if code else None, first_line(Exception(message.decode())))
-                if kind == GSET:
-                    _gset(res, command, variables)
-        except BaseException:
-            result.stopped_line = line
-            if pg.status == pq.ConnStatus.OK and pg.transaction_status != idle:
-                execute(b"ROLLBACK")
-            raise
+    def failed(res: pq.PGresult) -> None:
+        code = res.error_field(sqlstate)
+        message = res.error_field(primary) or res.error_message or pg.get_error_message()
+        raise StatementError(code.decode() if code else None, first_line(Exception(message.decode())))
 
-    return run
+    def abandon(exc: BaseException) -> None:
+        result.stopped_line = compiled.line_of(exc)
+        if pg.status == pq.ConnStatus.OK and pg.transaction_status != idle:
+            pg.exec_(b"ROLLBACK")
+
+    runtime = {"_exec": pg.exec_, "_OK": _OK, "_failed": failed, "_gset": _gset, "_abandon": abandon}
+    compiled = script.compile(client, random, runtime)
+    return compiled
 
 
-def _gset(res: pq.PGresult, command: SqlCommand, variables: Variables) -> None:
-    """Store the one row's columns as variables (their text), as pgbench's \\gset does."""
+_OK = frozenset(int(s) for s in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY))
+
+
+def _gset(res: pq.PGresult, prefix: str, line: int) -> dict[str, str]:
+    """The one row's columns as {prefix + name: text}, as pgbench's \\gset stores them."""
     if res.ntuples != 1:
-        raise ScriptError(command.line, f"\\gset expects one row, the query returned {res.ntuples}")
+        raise ScriptError(line, f"\\gset expects one row, the query returned {res.ntuples}")
+    row = {}
     for index in range(res.nfields):
         value = res.get_value(0, index)
         name = (res.fname(index) or b"").decode()
         if value is None:
-            raise ScriptError(command.line, f"\\gset: column {name} is NULL")
-        variables[command.gset + name] = value.decode()
+            raise ScriptError(line, f"\\gset: column {name} is NULL")
+        row[prefix + name] = value.decode()
+    return row
 
 
 def _load_function(transaction: Transaction) -> Callable[[Any, Random], None]:
@@ -391,24 +360,22 @@ def _load_function(transaction: Transaction) -> Callable[[Any, Random], None]:
 
 
 def _run(
-    body: Body, result: ClientResult, duration_s: float | None, transactions: int | None, retries: int,
-    draws: Any, counts: Any, client: int,
+    body: Body, fresh: Callable[[], Any], replay: Callable[[Any], Any], result: ClientResult,
+    duration_s: float | None, transactions: int | None, retries: int, counts: Any, client: int,
 ) -> None:
     clock = time.monotonic
     result.started = started = clock()
     deadline = started + duration_s if duration_s is not None else float("inf")
     remaining = transactions if transactions is not None else -1
     latencies = result.latencies_ms
-    start, rewind = draws.start, draws.rewind
     while remaining != 0 and clock() < deadline:
         remaining -= 1
-        if retries:
-            start()
+        argument = fresh()
         begun = clock()
         tries = 0
         while True:
             try:
-                body(draws)
+                body(argument)
             except SQL_ERRORS as exc:
                 kind = RETRIED.get(exc.pgcode or "")
                 if kind is None:
@@ -422,7 +389,7 @@ def _run(
                 if tries < retries and clock() < deadline:  # pgbench retries nothing once -T is over
                     tries += 1
                     result.retries += 1
-                    rewind()
+                    argument = replay(argument)
                     continue
                 if kind == "serialization":
                     result.serialization_failures += 1

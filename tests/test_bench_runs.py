@@ -28,14 +28,17 @@ RC, RR, SER = Level.READ_COMMITTED, Level.REPEATABLE_READ, Level.SERIALIZABLE
 
 
 def assert_counts_agree(result: LoadResult, stopped: int = 0) -> None:
-    """The server committed exactly what the tool counted, unless autovacuum visited the database
-    (its transactions count too, and the run says so); every 40001/40P01 met ended in a ROLLBACK,
-    as did the transaction of each client `stopped` by another error."""
+    """The server committed what the tool counted, or more with a note that says so: the server
+    counts every session of the database, and an autovacuum visit (seen by the sampler or too
+    short for it) commits there too. A tool that lost count would be below the server in every
+    run: test_the_servers_count_equals_the_clients_exactly_over_several_runs holds them to
+    equality. Every 40001/40P01 met ended in a ROLLBACK, as did the transaction of each client
+    `stopped` by another error."""
     assert result.committed_server is not None
-    if any(note.startswith("autovacuum ran") for note in result.notes):
-        assert result.committed_server >= result.committed_client
+    assert result.committed_server >= result.committed_client, result.notes
+    if result.committed_server > result.committed_client:
+        assert [n for n in result.notes if f"than {result.tool} counted" in n], result.notes
     else:
-        assert result.committed_server == result.committed_client, result.notes
         assert not [n for n in result.notes if "server committed" in n]
     if result.tool == "txnlab":
         assert result.rolled_back_server == result.serialization_failures + result.deadlocks + stopped
@@ -79,9 +82,13 @@ def test_lost_updates_are_counted_at_read_committed_and_none_at_serializable_wit
 def test_the_servers_count_equals_the_clients_exactly_over_several_runs(server_dsn: str) -> None:
     transfers = run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (1, 2, 8), duration_s=0.7))
     contended = run_bench(server_dsn, BenchPlan(atm(), (SER,), (8,), duration_s=1.0, retries=2))
-    for result in [*transfers, *contended]:
+    runs = [*transfers, *contended]
+    for result in runs:
         assert result.committed_client > 0
         assert_counts_agree(result)
+    # Exactly equal, but for at most one run an autovacuum visit may fall in (about one a minute
+    # per database): a miscount of the tool's would show in every run.
+    assert sum(r.committed_server == r.committed_client for r in runs) >= len(runs) - 1, [r.notes for r in runs]
     assert [r.clients for r in transfers] == [1, 2, 8]
     assert all(r.invariants == {"money_kept": True} for r in transfers)
     (hot,) = contended

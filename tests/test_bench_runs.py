@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import textwrap
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from conftest import leftovers
 from txnlab.bench.model import BenchPlan, LoadResult
 from txnlab.bench.run import run_bench
 from txnlab.bench.server_stats import observer, settled
-from txnlab.errors import ScenarioError, UsageError
+from txnlab.errors import ScenarioError, ServerError, UsageError
 from txnlab.levels import Level
 from txnlab.scenario.model import Workload
 from txnlab.server.connect import with_params
@@ -202,12 +204,41 @@ def test_pgbench_refuses_a_python_function_workload(server_dsn: str, tmp_path: P
         run_bench(server_dsn, plan)
 
 
-def test_a_client_stopped_by_an_error_other_than_40001_or_40p01_is_a_note(server_dsn: str) -> None:
-    scenario = atm("SELECT 1 / :client_id;\n")  # client 0 divides by zero, as pgbench would abort it
-    (result,) = run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=0.5))
-    assert "client 0 stopped: 22012: division by zero" in result.notes
-    assert result.committed_client > 0
-    assert_counts_agree(result, stopped=1)
+@pytest.mark.parametrize("tool", ["txnlab", "pgbench"])
+def test_a_client_stopped_by_an_error_other_than_40001_or_40p01_fails_the_bench_at_its_line(
+    server_dsn: str, tool: str
+) -> None:
+    # Client 0 divides by zero: pgbench aborts such a client and calls its run incomplete. For
+    # pgbench (which runs second) only its own sessions fail: their application_name is pgbench.
+    script = ("SELECT 1 / :client_id;\n" if tool == "txnlab" else
+              "SELECT 1 / (current_setting('application_name') <> 'pgbench')::int;\n")
+    scenario = replace(atm(script), lines={"workload.script": 40})
+    plan = BenchPlan(scenario, (RC,), (2,), duration_s=1.0, pgbench=tool == "pgbench")
+    with pytest.raises(ScenarioError) as caught:
+        run_bench(server_dsn, plan)
+    message = str(caught.value)
+    assert "division by zero" in message and "read committed · 2 clients" in message
+    if tool == "txnlab":
+        assert message.startswith("atm-lost-update.yaml:") and "client 0: 22012" in message
+    nothing_left(server_dsn)
+
+
+def test_a_client_whose_connection_the_server_ends_fails_the_bench_as_a_server_error(server_dsn: str) -> None:
+    def terminate_clients() -> None:
+        time.sleep(0.8)
+        with psycopg2.connect(server_dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'txnlab bench client'")
+        conn.close()
+
+    killer = threading.Thread(target=terminate_clients)
+    killer.start()
+    try:
+        with pytest.raises(ServerError, match="the server ended a bench client's connection in the run read committed"):
+            run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (2,), duration_s=3.0))
+    finally:
+        killer.join()
+    nothing_left(server_dsn)
 
 
 def nothing_left(server_dsn: str) -> None:
@@ -229,7 +260,9 @@ def test_failing_workload_sql_is_a_scenario_error_at_its_line_and_leaves_nothing
     scenario = replace(atm(script), lines={"workload.script": 20})
     with pytest.raises(ScenarioError) as raised:
         run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0, pgbench=True))
-    assert str(raised.value).startswith("atm-lost-update.yaml:22: workload script: failed: 42P01: ")
+    assert str(raised.value).startswith("atm-lost-update.yaml:22: workload script: failed in the run read committed · "
+                                        "2 clients · txnlab, client ")
+    assert ": 42P01: relation \"no_such_table\" does not exist" in str(raised.value)
     nothing_left(server_dsn)
 
 
@@ -245,12 +278,16 @@ def test_a_normal_run_leaves_nothing_behind(server_dsn: str) -> None:
     nothing_left(server_dsn)
 
 
-def test_a_measure_that_is_not_one_number_is_a_scenario_error_at_its_line(server_dsn: str) -> None:
+@pytest.mark.parametrize(("sql", "got"), [("SELECT 'many'", "('many',)"), ("SELECT 1 UNION ALL SELECT 2", "2 rows"),
+                                          ("SELECT 1, 2", "(1, 2)"), ("SELECT 1 WHERE false", "0 rows")])
+def test_a_measure_that_is_not_one_number_is_a_scenario_error_at_its_line(server_dsn: str, sql: str, got: str) -> None:
     scenario = atm()
-    workload = replace(scenario.workload, measures={"lost_updates": "SELECT 'many'"})
+    workload = replace(scenario.workload, measures={"lost_updates": sql})
     scenario = replace(scenario, workload=workload, lines={"workload.measure.lost_updates": 31})
-    with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:31: measure lost_updates must return one row of a number"):
+    expected = f"atm-lost-update.yaml:31: measure lost_updates must return one row of one column, a number; got {got}"
+    with pytest.raises(ScenarioError) as caught:
         run_bench(server_dsn, BenchPlan(scenario, (RC,), (1,), transactions=1))
+    assert str(caught.value).endswith(expected)
     nothing_left(server_dsn)
 
 

@@ -150,3 +150,20 @@ def test_a_runtime_error_points_at_its_script_line_and_rolls_back(pg: pq.PGconn)
     with pytest.raises(ScriptError, match="^line 3: unknown variable :two"):
         unknown.transaction(unknown.draw())
     assert result.stopped_line == 3 and pg.transaction_status == pq.TransactionStatus.IDLE
+
+
+@pytest.mark.parametrize("sql", ["BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;",
+                                 "BEGIN;\nSET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;",
+                                 "START TRANSACTION isolation level repeatable read;\nSELECT 1;\nCOMMIT;",
+                                 "SET default_transaction_isolation = 'serializable';",
+                                 "BEGIN;\nSET LOCAL transaction_isolation = 'serializable';\nSELECT 1;\nCOMMIT;"])
+def test_a_script_that_chooses_its_own_isolation_level_is_refused_at_that_line(sql: str) -> None:
+    with pytest.raises(ScriptError) as caught:
+        parse_script(sql)
+    assert "sets an isolation level" in caught.value.problem
+    assert caught.value.line == next(i for i, line in enumerate(sql.splitlines(), 1)
+                                     if "ISOLATION" in line.upper())
+
+
+def test_isolation_level_inside_a_string_is_text_not_a_setting() -> None:
+    parse_script("BEGIN;\nSELECT 'isolation level';\nCOMMIT;")

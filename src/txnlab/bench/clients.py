@@ -201,6 +201,7 @@ class StatementError(Exception):
 
 
 SQL_ERRORS = (StatementError, psycopg2.Error)  # both carry .pgcode
+SWALLOWED = "25P02"  # in_failed_sql_transaction: the state a function left its transaction in
 
 
 def _client_main(
@@ -288,11 +289,15 @@ def _connect(
         return compiled.transaction, compiled.draw, _same, pg.finish
     function = _load_function(transaction)
     conn = psycopg2.connect(dsn, application_name=APPLICATION_NAME)
-    commit, rollback = conn.commit, conn.rollback
+    commit, rollback, info = conn.commit, conn.rollback, conn.info
 
     def call(rng: Random) -> None:
         try:
             function(conn, rng)
+            if info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+                # It caught an error and went on: COMMIT would be answered with ROLLBACK, silently.
+                raise StatementError(SWALLOWED, f"function {transaction.function} returned with its transaction "
+                                                "failed (an error caught and not raised again); COMMIT would roll it back")
             commit()
         except BaseException:
             rollback()

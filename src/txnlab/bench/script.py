@@ -253,10 +253,20 @@ def _statement(lines: list[str], line: int, known: set[str], gset_seen: bool, gs
     return SqlCommand(line, text, tuple(pieces), gset)
 
 
+# A statement that chooses its transaction's isolation level: BEGIN / START TRANSACTION / SET
+# TRANSACTION ... ISOLATION LEVEL, or a SET of the settings behind them. The run's --level is the
+# level every row of the results is labelled with, so a script may not choose its own.
+SETS_LEVEL = re.compile(r"\bISOLATION\s+LEVEL\b|\b(default_)?transaction_isolation\b", re.IGNORECASE)
+
+
 def _check_transaction(script: Script) -> None:
     statements = script.statements
     if not statements:
         raise ScriptError(1, "the script has no SQL statement")
+    for statement in statements:
+        if SETS_LEVEL.search(_outside_quotes(statement.text)):
+            raise ScriptError(statement.line, "the script sets an isolation level; txnlab bench runs it at each "
+                                              "--level and labels the results with that level, so write plain BEGIN")
     words = [_first_words(s.text) for s in statements]
     starts = [i for i, w in enumerate(words) if w.startswith(TRANSACTION_START)]
     ends = [i for i, w in enumerate(words) if w.startswith(TRANSACTION_END) or w.startswith("ROLLBACK")]

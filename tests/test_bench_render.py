@@ -52,7 +52,7 @@ def report(results: Sequence[LoadResult], *, pgbench: bool = False, retries: int
     levels = tuple(dict.fromkeys(r.level for r in results))
     clients = tuple(sorted({r.clients for r in results}))
     plan = BenchPlan(scenario, levels, clients, duration_s=5.0, retries=retries, pgbench=pgbench)
-    return BenchReport(plan, "18.1", tuple(results))
+    return BenchReport(plan, "18.1", tuple(results), "pgbench (PostgreSQL) 18.6" if pgbench else None)
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -211,3 +211,15 @@ def test_html_page_loads_nothing_and_has_the_chart_inline_and_violations_marked(
     assert '<tr class="bad"><td>read committed</td>' in page
     assert "<tr><td>serializable</td>" in page
     assert "lower bound" in page
+
+
+def test_the_header_names_the_pgbench_that_ran_beside_txnlab() -> None:
+    text = render_text([report([result(), result(tool="pgbench")], pgbench=True)], width=200)
+    assert "PostgreSQL 18.1 · 5 s per run · up to 5 retries on 40001 and 40P01 · beside pgbench (PostgreSQL) 18.6" in text
+    assert "beside" not in render_text([report([result()])], width=200)
+
+
+def test_the_footnotes_say_what_the_failure_columns_count() -> None:
+    text = " ".join(render_text([report([result()])], width=200).split())
+    assert "every 40001 and 40P01 error met, each one either retried (retries) or the last try of a transaction " \
+           "given up (failed)" in text

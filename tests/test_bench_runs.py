@@ -197,6 +197,31 @@ def test_a_python_function_workload_loses_updates_at_read_committed_and_is_retri
         assert_counts_agree(result)  # txnlab's commit after the function is the one transaction
 
 
+SWALLOWING_WORKLOAD = """\
+import psycopg2
+
+
+def update_balance(conn, rng):
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SELECT 1 / 0")
+        except psycopg2.Error:
+            pass  # the bug: the transaction is failed now, and COMMIT will be answered with ROLLBACK
+"""
+
+
+def test_a_python_workload_that_swallows_an_error_fails_the_bench_instead_of_counting_a_rollback_as_a_commit(
+    server_dsn: str, tmp_path: Path,
+) -> None:
+    module = tmp_path / "swallowing.py"
+    module.write_text(SWALLOWING_WORKLOAD)
+    workload = Workload(function="update_balance", setup=ATM_DATA, measures=ATM_MEASURES, invariants=ATM_INVARIANTS)
+    scenario = workload_scenario("atm-function", ATM_SETUP, workload, source=module)
+    with pytest.raises(ScenarioError, match="returned with its transaction failed"):
+        run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
+    nothing_left(server_dsn)
+
+
 def test_pgbench_refuses_a_python_function_workload(server_dsn: str, tmp_path: Path) -> None:
     plan = BenchPlan(python_atm(tmp_path), (RC,), (2,), duration_s=1.0, pgbench=True)
     with pytest.raises(UsageError, match="pgbench runs SQL workloads only; atm-function's workload is "
@@ -305,3 +330,12 @@ def test_failing_workload_setup_is_a_scenario_error_at_its_line_and_leaves_nothi
     with pytest.raises(ScenarioError, match=r"^atm-lost-update.yaml:12: workload setup SQL failed: 42P01 "):
         run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
     nothing_left(server_dsn)
+
+
+def test_a_whole_number_measure_stays_exact_beyond_a_floats_precision(server_dsn: str) -> None:
+    scenario = atm()
+    workload = replace(scenario.workload, measures={"big": "SELECT 9007199254740993::bigint",
+                                                    "whole_numeric": "SELECT 12.000::numeric", "ratio": "SELECT 0.5"})
+    (result,) = run_bench(server_dsn, BenchPlan(replace(scenario, workload=workload), (RC,), (1,), transactions=1))
+    assert result.measures == {"big": 9007199254740993, "whole_numeric": 12, "ratio": 0.5}
+    assert isinstance(result.measures["big"], int)

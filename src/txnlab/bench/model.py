@@ -77,7 +77,7 @@ class LoadResult:
     failed: int  # transactions given up after the retries
     lock_wait_ms: float
     lock_waits: int
-    measures: Mapping[str, float] = field(default_factory=dict)  # the workload's measures, e.g. lost_updates
+    measures: Mapping[str, float] = field(default_factory=dict)  # the workload's measures, e.g. lost_updates (whole ones as int)
     invariants: Mapping[str, bool] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from txnlab.bench.model import BenchPlan
+from txnlab.bench.pgbench import locate_pgbench, pgbench_version
 from txnlab.bench.run import run_bench
 from txnlab.cli.options import dsn_option, level_option, scenario_dir_option, terminal_width, user_catalogue
 from txnlab.errors import ExitCode, UsageError
@@ -114,7 +115,7 @@ def bench_command(names: tuple[str, ...], clients: tuple[int, ...], duration_s: 
         with ExitStack() as stack:
             progress = stack.enter_context(ProgressBar(runs(plan))) if sys.stderr.isatty() else None
             results = run_bench(server_dsn, plan, progress)
-        report = BenchReport(plan, version, tuple(results))
+        report = BenchReport(plan, version, tuple(results), pgbench_version(locate_pgbench()) if plan.pgbench else None)
         reports.append(report)
         if output_format == "text":
             click.echo(render_text([report], width=terminal_width()))

@@ -11,11 +11,13 @@ from txnlab.scenario.model import Scenario
 @dataclass(frozen=True)
 class BenchReport:
     """One scenario's bench: the plan asked for, the server's version (`SHOW server_version`),
-    and the results in plan order (level, then clients, then tool), as run_bench returns them."""
+    the results in plan order (level, then clients, then tool), as run_bench returns them, and
+    with --pgbench the pgbench that ran (`pgbench --version`, e.g. "pgbench (PostgreSQL) 18.6")."""
 
     plan: BenchPlan
     server_version: str
     results: tuple[LoadResult, ...]
+    pgbench: str | None = None
 
     @property
     def scenario(self) -> Scenario:

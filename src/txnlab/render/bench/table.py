@@ -32,6 +32,10 @@ LOCK_WAIT_FOOTNOTE = (
     "and each wait counts up to its last sample)"
 )
 LATENCY_FOOTNOTE = "median, p95, p99: latency of the committed transactions, from the first try's start to the commit, retries included"
+FAILURES_FOOTNOTE = (
+    "serialization failures, deadlocks: every 40001 and 40P01 error met, each one either retried (retries) or the "
+    "last try of a transaction given up (failed)"
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ def meta_line(report: BenchReport) -> str:
               else f"{plan.transactions} transactions per client per run")
     retries = "no retries" if plan.retries == 0 else f"up to {plan.retries} retries on 40001 and 40P01"
     seed = f" · seed {plan.seed}" if plan.seed is not None else ""
-    return f"PostgreSQL {report.server_version} · {length} · {retries}{seed}"
+    beside = f" · beside {report.pgbench}" if report.pgbench else ""
+    return f"PostgreSQL {report.server_version} · {length} · {retries}{seed}{beside}"
 
 
 def footnotes(report: BenchReport) -> list[str]:
@@ -108,7 +113,7 @@ def footnotes(report: BenchReport) -> list[str]:
         notes.append(CLIENT_TPS_FOOTNOTE)
     if any(r.tps is None for r in results):
         notes.append(NOT_COUNTED_FOOTNOTE)
-    return [*notes, LATENCY_FOOTNOTE, LOCK_WAIT_FOOTNOTE]
+    return [*notes, LATENCY_FOOTNOTE, FAILURES_FOOTNOTE, LOCK_WAIT_FOOTNOTE]
 
 
 def note_lines(report: BenchReport) -> list[str]:

@@ -213,16 +213,8 @@ _GSET = re.compile(r"\\gset(?:\s+(\S+))?\s*$")
 
 def _strip_comment(line: str) -> str:
     """The line without a `--` comment outside quotes."""
-    quote = ""
-    for index, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif line.startswith("--", index):
-            return line[:index]
-    return line
+    start = _outside_quotes_find(line, "--")
+    return line if start is None else line[:start]
 
 
 def _outside_quotes(line: str) -> str:
@@ -231,6 +223,11 @@ def _outside_quotes(line: str) -> str:
 
 def _statement_end(text: str) -> int | None:
     """Index of the first `;` outside quotes, or None."""
+    return _outside_quotes_find(text, ";")
+
+
+def _outside_quotes_find(text: str, token: str) -> int | None:
+    """Index of the first `token` outside '...' and "..." quotes, or None."""
     quote = ""
     for index, char in enumerate(text):
         if quote:
@@ -238,7 +235,7 @@ def _statement_end(text: str) -> int | None:
                 quote = ""
         elif char in "'\"":
             quote = char
-        elif char == ";":
+        elif text.startswith(token, index):
             return index
     return None
 

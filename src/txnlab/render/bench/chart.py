@@ -27,6 +27,9 @@ STYLE = {"font.size": 15, "axes.titlesize": 17, "axes.labelsize": 15, "legend.fo
          "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "path"}
 
 
+MAX_COLUMNS = 2
+
+
 def render_chart(report: BenchReport, fmt: str) -> bytes:
     """The chart as an SVG or PNG file's bytes (`fmt`: "svg" or "png"); the same results give
     the same bytes (no date in the file, ids salted with the scenario's name)."""
@@ -49,9 +52,15 @@ def chart_figure(report: BenchReport) -> Any:
 
     measures = measure_names(report.results)
     panels = 1 + len(measures)
-    figure = Figure(figsize=(PANEL_INCHES[0] * panels, PANEL_INCHES[1]), layout="constrained")
+    # At most two panels side by side, so that each keeps its size on a projector's 16:9 screen.
+    columns = min(panels, MAX_COLUMNS)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, panels, squeeze=False)[0]
+    grid = figure.subplots(rows, columns, squeeze=False).flatten()
+    for unused in grid[panels:]:
+        figure.delaxes(unused)
+    axes = grid[:panels]
     levels = list(dict.fromkeys(r.level for r in report.results))
     server_counts = all(r.tps is not None for r in report.results)
     _panel(axes[0], report.results, levels, (lambda r: r.tps) if server_counts else (lambda r: r.tps_client))

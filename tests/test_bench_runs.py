@@ -74,8 +74,10 @@ def test_lost_updates_are_counted_at_read_committed_and_none_at_serializable_wit
     assert read_committed.invariants == {"no_lost_update": False, "balance_matches_ledger": False}
     assert serializable.measures["lost_updates"] == 0
     assert serializable.invariants == {"no_lost_update": True, "balance_matches_ledger": True}
-    assert serializable.retries > 0 and serializable.serialization_failures >= serializable.retries
-    assert serializable.failed <= 4  # given up only when a try fails after the deadline, as pgbench does
+    assert serializable.retries > 0
+    # Every 40001 met was either retried or its transaction given up: after the deadline (no
+    # retry then, as pgbench) or, on a loaded machine, after 100 retries lost to the hot row.
+    assert serializable.serialization_failures == serializable.retries + serializable.failed
     for result in (read_committed, serializable):
         assert_counts_agree(result)
         assert result.latency is not None and 0 < result.latency.median_ms <= result.latency.p95_ms <= result.latency.p99_ms

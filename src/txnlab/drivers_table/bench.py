@@ -33,8 +33,9 @@ from txnlab.server.scratch import ScratchDatabase
 PROBE_STATEMENT_TIMEOUT_MS = 5000
 
 # psycopg_pool logs to "psycopg.pool"; asyncpg's pool reports through the event loop's
-# exception handler, which logs to "asyncio".
-QUIET_LOGGERS = ("psycopg.pool", "asyncio")
+# exception handler, which logs to "asyncio"; SQLAlchemy's pool logs "Exception closing
+# connection" with a traceback to "sqlalchemy.pool.impl.*" when Ctrl-C ends a probe's session.
+QUIET_LOGGERS = ("psycopg.pool", "asyncio", "sqlalchemy.pool")
 
 # How long a closed or terminated connection's backend may take to exit.
 SESSION_END_WAIT_S = 3.0

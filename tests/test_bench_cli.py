@@ -100,10 +100,10 @@ def test_bench_refuses_a_scenario_without_a_workload_and_names_those_with_one(cl
 
 def test_bench_refuses_pgbench_for_a_python_function_workload(cli, admin, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
     """atm-retry-on-serialization-failure's workload is the blog's update_balance(), a Python
-    function: pgbench runs SQL scripts only (this awaits the catalogue's workloads)."""
+    function: pgbench runs SQL scripts only; the engine's refusal, before any run."""
     assert_refused(cli, admin, in_tmp, ["atm-retry-on-serialization-failure", "--pgbench"],
-                   "--pgbench: atm-retry-on-serialization-failure's workload is a Python function, which pgbench "
-                   "cannot run")
+                   "pgbench runs SQL workloads only; atm-retry-on-serialization-failure's workload is Python "
+                   "function update_balance")
 
 
 @pytest.mark.parametrize(("args", "message"), [

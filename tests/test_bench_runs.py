@@ -169,6 +169,8 @@ def test_a_retry_replays_its_first_trys_random_draws_as_pgbench_does(server_dsn:
     assert_counts_agree(result)
 
 
+# The catalogue's update_balance (atm-retry-on-serialization-failure) less its conn.commit():
+# here txnlab's commit after the function is the one that ends each transaction.
 PYTHON_WORKLOAD = """\
 def update_balance(conn, rng):
     amount = rng.randint(1, 100)
@@ -180,9 +182,10 @@ def update_balance(conn, rng):
 """
 
 
-def python_atm(tmp_path: Path) -> object:
+def python_atm(tmp_path: Path, source: str = PYTHON_WORKLOAD) -> object:
+    """The ATM workload as `update_balance(conn, rng)` in a module written from `source`."""
     module = tmp_path / "atm_function.py"
-    module.write_text(PYTHON_WORKLOAD)
+    module.write_text(source)
     workload = Workload(function="update_balance", setup=ATM_DATA, measures=ATM_MEASURES, invariants=ATM_INVARIANTS)
     return workload_scenario("atm-function", ATM_SETUP, workload, source=module)
 
@@ -215,10 +218,7 @@ def update_balance(conn, rng):
 def test_a_python_workload_that_swallows_an_error_fails_the_bench_instead_of_counting_a_rollback_as_a_commit(
     server_dsn: str, tmp_path: Path,
 ) -> None:
-    module = tmp_path / "swallowing.py"
-    module.write_text(SWALLOWING_WORKLOAD)
-    workload = Workload(function="update_balance", setup=ATM_DATA, measures=ATM_MEASURES, invariants=ATM_INVARIANTS)
-    scenario = workload_scenario("atm-function", ATM_SETUP, workload, source=module)
+    scenario = python_atm(tmp_path, SWALLOWING_WORKLOAD)
     with pytest.raises(ScenarioError, match="returned with its transaction failed"):
         run_bench(server_dsn, BenchPlan(scenario, (RC,), (2,), duration_s=1.0))
     nothing_left(server_dsn)
@@ -341,3 +341,28 @@ def test_a_whole_number_measure_stays_exact_beyond_a_floats_precision(server_dsn
     (result,) = run_bench(server_dsn, BenchPlan(replace(scenario, workload=workload), (RC,), (1,), transactions=1))
     assert result.measures == {"big": 9007199254740993, "whole_numeric": 12, "ratio": 0.5}
     assert isinstance(result.measures["big"], int)
+
+
+def test_each_runs_schema_is_dropped_after_its_checks_so_the_next_run_starts_alone(server_dsn: str) -> None:
+    """Old runs' tables left in the scratch database gave autovacuum work during later runs
+    (a cost to both tools, and commits in the server's count): at the start of each run, no
+    earlier run's schema is left."""
+    seen: dict[str, list[str]] = {}
+
+    def schemas_at_start(label: str, fraction: float) -> None:
+        if fraction != 0.0 or label in seen:
+            return
+        with psycopg2.connect(server_dsn) as admin, admin.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"txnlab\\_scratch\\_{os.getpid()}\\_%"])
+            (database,) = cur.fetchone()
+        admin.close()
+        conn = psycopg2.connect(with_params(server_dsn, dbname=database))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'txnlab\\_bench\\_%' ORDER BY 1")
+                seen[label] = [name for (name,) in cur.fetchall()]
+        finally:
+            conn.close()
+
+    run_bench(server_dsn, BenchPlan(bank_transfer(), (RC,), (1, 2), transactions=5, pgbench=True), schemas_at_start)
+    assert list(seen.values()) == [[], [], [], []], seen

@@ -20,8 +20,8 @@ Retries follow pgbench (docs, "Failures and Serialization/Deadlock Retries"): on
 40P01 are retried, after a ROLLBACK, with the same random draws (pgbench restores its random
 state; a Python function's random.Random is restored likewise), up to `retries` more tries
 and not after the duration is over (pgbench.c, doRetry); a transaction still failing then
-counts as failed. Any other error stops that client (as
-pgbench aborts it), with a one-line note. The measured window runs from all clients connected
+counts as failed. Any other error stops that client, as
+pgbench aborts it, and its reason goes back to the parent (bench/run.py ends the bench with it). The measured window runs from all clients connected
 (a barrier) to the end of the last transaction; a committed transaction's latency runs from
 its first try's start to its commit's end.
 

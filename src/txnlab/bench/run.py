@@ -63,7 +63,7 @@ def run_bench(server_dsn: str, plan: BenchPlan, progress: Progress | None = None
     Python workload, ScenarioError (exit 2) for workload SQL that fails, ServerError (exit 3)
     when the server cannot be used."""
     scenario = plan.scenario
-    workload = _workload(scenario, plan.pgbench)
+    workload = benchable_workload(scenario, plan.pgbench)
     transaction = _transaction(scenario, workload)
     tools = ("txnlab", "pgbench") if plan.pgbench else ("txnlab",)
     report = progress or (lambda label, fraction: None)
@@ -84,7 +84,9 @@ def run_bench(server_dsn: str, plan: BenchPlan, progress: Progress | None = None
     return results
 
 
-def _workload(scenario: Scenario, pgbench: bool) -> Workload:
+def benchable_workload(scenario: Scenario, pgbench: bool) -> Workload:
+    """The scenario's workload, if it can be benched as asked; UsageError (exit 2) when it has
+    none, or when pgbench is asked for a Python function workload (pgbench runs SQL scripts)."""
     workload = scenario.workload
     if workload is None:
         raise UsageError(f"{scenario.name} has no workload: section, so it cannot be benched")

@@ -17,7 +17,7 @@ import click
 
 from txnlab.bench.model import BenchPlan
 from txnlab.bench.pgbench import locate_pgbench, pgbench_version
-from txnlab.bench.run import run_bench
+from txnlab.bench.run import benchable_workload, run_bench
 from txnlab.cli.options import dsn_option, level_option, scenario_dir_option, terminal_width, user_catalogue
 from txnlab.errors import ExitCode, UsageError
 from txnlab.levels import Level
@@ -110,12 +110,13 @@ def bench_command(names: tuple[str, ...], clients: tuple[int, ...], duration_s: 
 
     server_dsn = resolve_dsn(choose_server(dsn))
     version = server_version(server_dsn)
+    beside = pgbench_version(locate_pgbench()) if with_pgbench else None
     reports = []
     for plan, chart_path in zip(plans, charts):
         with ExitStack() as stack:
             progress = stack.enter_context(ProgressBar(runs(plan))) if sys.stderr.isatty() else None
             results = run_bench(server_dsn, plan, progress)
-        report = BenchReport(plan, version, tuple(results), pgbench_version(locate_pgbench()) if plan.pgbench else None)
+        report = BenchReport(plan, version, tuple(results), beside)
         reports.append(report)
         if output_format == "text":
             click.echo(render_text([report], width=terminal_width()))
@@ -133,16 +134,15 @@ def bench_command(names: tuple[str, ...], clients: tuple[int, ...], duration_s: 
 
 
 def benchable(names: Sequence[str], directory: Path | None, with_pgbench: bool) -> list[Scenario]:
-    """The named scenarios, each with a workload (pgbench runs SQL scripts only); UsageError
-    (exit 2) naming the scenarios that have one otherwise."""
+    """The named scenarios, each one the engine can bench as asked (bench.run.benchable_workload),
+    checked before the first run; UsageError (exit 2), naming the scenarios that have a workload
+    when one has none."""
     catalogue = user_catalogue(directory)
     scenarios = [catalogue.resolve(name) for name in names]
     for scenario in scenarios:
         if scenario.workload is None:
             raise UsageError(f"{scenario.name} has no workload (a `workload:` section), so it cannot be benched; {with_workload(catalogue)}")
-        if with_pgbench and scenario.workload.script is None:
-            raise UsageError(f"--pgbench: {scenario.name}'s workload is a Python function, which pgbench cannot run; "
-                             "pgbench runs SQL workloads (workload: script:)")
+        benchable_workload(scenario, with_pgbench)
     return scenarios
 
 

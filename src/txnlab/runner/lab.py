@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from textwrap import shorten
 
 import psycopg2
@@ -42,6 +43,18 @@ from txnlab.timeline import Event, Outcome, Timeline
 DEFAULT_STEP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.0002
 ADMIN = "the admin connection"
+
+
+@dataclass
+class DrivenRun:
+    """A run in progress (see Lab.driving): its scheduler, its schema, the DSN for connections
+    of the caller's own (the run's schema on the search path), and, once the block has
+    ended, its timeline."""
+
+    scheduler: Scheduler
+    schema: str
+    dsn: str
+    timeline: Timeline | None = None
 
 
 class Lab:
@@ -81,6 +94,27 @@ class Lab:
         A `watcher` follows the run step by step (workshop mode); its events also carry
         the server's view of each session (state, locks, SIRead locks).
         """
+        permutation = permutation or scenario.default_permutation
+        with self.driving(scenario, level, permutation, then=then, watcher=watcher) as run:
+            self._perform(scenario, run, permutation, level)
+        assert run.timeline is not None
+        return run.timeline
+
+    @contextmanager
+    def driving(
+        self,
+        scenario: Scenario,
+        level: Level,
+        permutation: tuple[str, ...] = (),
+        *,
+        then: Scenario | None = None,
+        watcher: Watcher | None = None,
+    ) -> Iterator[DrivenRun]:
+        """One run whose steps the caller sends through `DrivenRun.scheduler` inside the block
+        (`run` sends a permutation's; an interleaving, a test's own calls). When the block ends,
+        the steps still in flight are waited for, the sessions reset, and `DrivenRun.timeline`
+        is set. An exception in the block ends the run as `run`'s would (the sessions in
+        flight stopped and retired) and is raised again; `permutation` labels the timeline."""
         started = time.perf_counter()
         schema, installed = self.schemas.claim(scenario)
         if then is not None:
@@ -111,9 +145,9 @@ class Lab:
             locks_after=expectation.reads_locks_after if expectation else frozenset(),
             schema=schema,
         )
-        permutation = permutation or scenario.default_permutation
+        run = DrivenRun(scheduler, schema, self._run_dsn(scenario, schema))
         try:
-            self._perform(scenario, scheduler, permutation, schema, level)
+            yield run
             scheduler.finish()
         except BaseException as exc:
             lost = self._lost(exc) if isinstance(exc, psycopg2.Error) else exc
@@ -124,7 +158,7 @@ class Lab:
         scheduler.stop()
         history = self._history(installed, sessions, scheduler.events, history_from)
         self._end_sessions(scenario, sessions, pool, scheduler)
-        timeline = Timeline(
+        run.timeline = Timeline(
             scenario=scenario.name,
             level=level,
             sessions=tuple(sessions),
@@ -138,8 +172,7 @@ class Lab:
             history=history,
         )
         self._teardown(scenario, schema)
-        timeline.duration = time.perf_counter() - started
-        return timeline
+        run.timeline.duration = time.perf_counter() - started
 
     def run_permutations(
         self, scenario: Scenario, level: Level, permutations: Sequence[Sequence[str]] | None = None,
@@ -154,21 +187,23 @@ class Lab:
                             step_timeout=self.step_timeout, monitor=self.monitor, permutations=permutations)
         return [self.run(scenario, level, tuple(p)) for p in (permutations or scenario.permutations)]
 
-    def _perform(
-        self, scenario: Scenario, scheduler: Scheduler, permutation: tuple[str, ...], schema: str, level: Level
-    ) -> None:
+    def _perform(self, scenario: Scenario, run: DrivenRun, permutation: tuple[str, ...], level: Level) -> None:
         """Send the permutation's steps, or let a Python scenario's play() drive the sessions."""
         if scenario.play is None:
             for name in permutation:
                 step = scenario.steps[name]
-                scheduler.perform(step.session, step.name, step.sql)
+                run.scheduler.perform(step.session, step.name, step.sql)
             return
-        base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
-        run_dsn = with_params(base, options=f"-c search_path={schema}")
         try:
-            play_scenario(scheduler, scenario, run_dsn, level, stall_seconds=self.step_timeout)
+            play_scenario(run.scheduler, scenario, run.dsn, level, stall_seconds=self.step_timeout)
         except ScenarioError as exc:  # what play() raised may quote the server, run schema and all
-            raise ScenarioError(exc.source, unqualified(exc.problem, schema), exc.line) from None
+            raise ScenarioError(exc.source, unqualified(exc.problem, run.schema), exc.line) from None
+
+    def _run_dsn(self, scenario: Scenario, schema: str) -> str:
+        """The run's database with its schema on the search path (through the wire tap for a
+        capture scenario): for connections a Python scenario or a test opens itself."""
+        base = self._tap.dsn(self.dsn) if scenario.capture and self._tap else self.dsn
+        return with_params(base, options=f"-c search_path={schema}")
 
     def _history_mark(self, scenario: Scenario, installed: Installed | None) -> int:
         """Where the run's writes begin in the history log: after what the sessions' own setup

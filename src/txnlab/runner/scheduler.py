@@ -140,6 +140,10 @@ class Scheduler:
             if self._session_ready(session):
                 self._dispatch(self.sessions[session], step, description, job, watched_pid, python=True)
 
+    def wait_for_session(self, session: str) -> None:
+        """Wait until `session` has no step in flight (the step timeout still applies)."""
+        self._session_ready(session)
+
     def _session_ready(self, session: str) -> bool:
         """Wait for the session's previous step if needed; False once the run has ended."""
         if not self.ended_early and session in self._in_flight:

@@ -1,0 +1,106 @@
+"""The plugin's fixtures: a server, a Lab on a scratch database, and interleavings of the
+project's own functions (docs/testing-your-code.md)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from txnlab.cli.run import describe_change
+from txnlab.errors import TxnlabError
+from txnlab.levels import Level
+from txnlab.runner.interleave import Interleaving, interleaving
+from txnlab.runner.lab import DrivenRun, Lab, open_lab
+from txnlab.scenario.interleaving_source import interleaving_scenario
+from txnlab.scenario.model import Scenario
+from txnlab.server.footprint import ServerChange
+from txnlab.pytest_plugin.server import chosen_server
+
+STEP_TIMEOUT_INI = "txnlab_step_timeout"
+# The interleavings a test ran, for its failure report: each one's scenario and run.
+INTERLEAVINGS = pytest.StashKey[list[tuple[Scenario, DrivenRun]]]()
+
+
+def step_timeout(config: pytest.Config) -> float:
+    """The ini's `txnlab_step_timeout` in seconds (default 5): how long one step (a statement, a
+    call up to its point) may run before txnlab cancels it and ends the run."""
+    text = config.getini(STEP_TIMEOUT_INI)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise pytest.UsageError(f"{STEP_TIMEOUT_INI} = {text}: give a positive number of seconds")
+    return seconds
+
+
+@pytest.fixture(scope="session")
+def txnlab_server(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """The server the tests run on (see pytest_plugin.server.chosen_server): its DSN, and
+    whether it is txnlab's embedded server. A failure to reach it is one line."""
+    with _one_line():
+        return chosen_server(request)
+
+
+@pytest.fixture(scope="session")
+def txnlab_lab(request: pytest.FixtureRequest, txnlab_server: tuple[str, bool]) -> Iterator[Lab]:
+    """A Lab in a scratch database of this pytest process's own (so each pytest-xdist worker
+    has its own), created on first use and dropped when the session ends, with the sessions,
+    lock monitor and admin connection it holds."""
+    with lab_on(txnlab_server, step_timeout(request.config)) as lab:
+        yield lab
+
+
+@contextmanager
+def lab_on(server: tuple[str, bool], timeout: float) -> Iterator[Lab]:
+    """open_lab on the chosen server; what the runs changed on the server outside the
+    scratch database (a role, a setting) is a warning (txnlab's embedded server: undone)."""
+    dsn, embedded = server
+    changes: list[ServerChange] = []
+    with _one_line(), open_lab(dsn, server_changes=changes, undo_server_changes=embedded, step_timeout=timeout) as lab:
+        yield lab
+    for change in changes:
+        warnings.warn(f"txnlab: {describe_change(change)}", stacklevel=1)
+
+
+@pytest.fixture
+def txnlab_interleave(
+    request: pytest.FixtureRequest, txnlab_lab: Lab,
+) -> Callable[..., AbstractContextManager[Interleaving]]:
+    """`txnlab_interleave(setup=SQL, sessions=("s1", "s2"), level="read committed",
+    invariants={name: SQL}, final=SQL)`: a context manager giving an Interleaving of the
+    project's functions over those sessions, in a fresh schema filled by `setup`. When the
+    block ends, calls in flight are waited for, paused ones unwound, every session rolled
+    back, and `interleaving.timeline` holds what happened; if the test fails, the timeline
+    is printed with the failure. Raises txnlab.errors.UsageError for a bad session name or level."""
+    shown = request.node.stash.setdefault(INTERLEAVINGS, [])
+
+    @contextmanager
+    def interleave(
+        *, setup: str | Sequence[str] = (), sessions: Sequence[str] = ("s1", "s2"),
+        level: str | Level = Level.READ_COMMITTED, invariants: Mapping[str, str] | None = None,
+        final: str | Sequence[str] = (),
+    ) -> Iterator[Interleaving]:
+        __tracebackhide__ = True
+        chosen = level if isinstance(level, Level) else Level.parse(level)
+        scenario = interleaving_scenario(request.node.name, Path(str(request.node.path)), sessions, setup,
+                                         invariants, final, chosen)
+        with txnlab_lab.driving(scenario, chosen) as run, interleaving(run) as moves:
+            shown.append((scenario, run))
+            yield moves
+
+    return interleave
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """txnlab's own errors (a server it cannot reach, a bad DSN) as one line, not a traceback."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except TxnlabError as exc:
+        pytest.fail(f"txnlab: {exc}", pytrace=False)

@@ -1,0 +1,388 @@
+"""Interleave application functions: a test's own Python code, paused between its statements.
+
+Each function runs on a session of a run (Lab.driving): on that session's thread and
+psycopg2 connection, at the run's isolation level, with the scheduler's wait detection.
+It runs inside a greenlet on the session's thread, so it can stop at a point between two of
+its statements (`before`/`after` a statement, `commit()` or `rollback()`) and go on later,
+while another session runs: the dangerous order of a race, replayed exactly, with no sleeps.
+
+A function sees a connection that behaves as psycopg2's (attributes and methods are the
+real connection's); the statements it sends through `cursor().execute`, `executemany`,
+`callproc`, `commit()`, `rollback()` and `with conn:` are where it can pause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from reprlib import Repr
+from typing import Any, Literal
+
+import psycopg2.extensions
+import psycopg2.sql
+from greenlet import greenlet
+
+from txnlab.errors import UsageError
+from txnlab.runner.lab import DrivenRun
+from txnlab.runner.sessions import SessionWorker
+from txnlab.server.connect import connect
+from txnlab.timeline import Outcome, Timeline
+
+_PAUSED = object()  # what a function's greenlet hands back when it stops at its point
+_ARGUMENTS = Repr()  # how a call's arguments are shown: short (Python 3.11's Repr takes no keywords)
+_ARGUMENTS.maxstring = _ARGUMENTS.maxother = 30
+
+
+class InterleaveError(UsageError):
+    """A test asked the interleaving for something it cannot do (resume a function that is
+    not paused, start one on a session that is in another): one line, exit 2 from the CLI."""
+
+
+class InterleavingEnded(BaseException):
+    """Raised inside a function still paused when its interleaving ends, at its pause point,
+    so that its `finally:` and `with` blocks run; its transaction is then rolled back. A
+    BaseException, so that an application's `except Exception:` does not swallow it."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where a function pauses: just `when` ("before" or "after") the `nth` next statement
+    it sends whose text starts with `pattern` (case and runs of white space ignored), or
+    in which a compiled regular expression `pattern` is found. `commit()` sends COMMIT,
+    `rollback()` ROLLBACK."""
+
+    when: Literal["before", "after"]
+    pattern: str | re.Pattern[str]
+    nth: int = 1
+
+    def __post_init__(self) -> None:
+        if self.nth < 1:
+            raise InterleaveError(f"{self.when}(): nth counts statements from 1, not {self.nth}")
+        if isinstance(self.pattern, str) and not self.pattern.strip():
+            raise InterleaveError(f"{self.when}(): the statement to pause at is empty")
+
+    def matches(self, statement: str) -> bool:
+        if isinstance(self.pattern, re.Pattern):
+            return self.pattern.search(statement) is not None
+        return _words(statement).startswith(_words(self.pattern))
+
+    def __str__(self) -> str:
+        pattern = self.pattern.pattern if isinstance(self.pattern, re.Pattern) else self.pattern
+        nth = f", nth={self.nth}" if self.nth > 1 else ""
+        return f"{self.when}({pattern!r}{nth})"
+
+
+def before(pattern: str | re.Pattern[str], nth: int = 1) -> Point:
+    """Pause just before the `nth` next statement that starts with `pattern` (see Point)."""
+    return Point("before", pattern, nth)
+
+
+def after(pattern: str | re.Pattern[str], nth: int = 1) -> Point:
+    """Pause just after the `nth` next statement that starts with `pattern` returns (see Point)."""
+    return Point("after", pattern, nth)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+@dataclass(eq=False)
+class Call:
+    """One application function's call on a session, as the test follows it.
+
+    `state` is "running" (sent, and blocked or still working), "paused" (at `paused_at`),
+    "returned" (`result` holds its return value), "raised" (`error` holds the exception,
+    a psycopg2.Error with its `pgcode` for the server's refusals) or "ended" (still paused
+    when the interleaving ended: see InterleavingEnded). `statements` are the
+    statements it sent, in order. `steps` are its timeline steps: one per start or resume."""
+
+    session: str
+    description: str
+    function: Callable[..., Any]
+    arguments: tuple[tuple[Any, ...], dict[str, Any]]
+    state: Literal["running", "paused", "returned", "raised", "ended"] = "running"
+    paused_at: Point | None = None
+    result: Any = None
+    error: BaseException | None = None
+    statements: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    _events: list[Any] = field(default_factory=list, repr=False)  # the run's timeline, as it grows
+    _greenlet: greenlet | None = field(default=None, repr=False)
+    _until: Point | None = field(default=None, repr=False)
+    _seen: int = field(default=0, repr=False)  # statements matching _until so far
+
+    @property
+    def waited_for(self) -> tuple[str, ...]:
+        """The sessions this call's statements waited for (a lock, a safe snapshot), in the
+        order the server reported them; empty when it never waited."""
+        blockers = (b for e in self._events if e.step in self.steps and e.outcome is Outcome.BLOCKED
+                    for b in e.blocked_by)
+        return tuple(dict.fromkeys(blockers))
+
+    @property
+    def waited(self) -> bool:
+        """Whether any of its statements waited for another session."""
+        return any(e.step in self.steps and e.outcome is Outcome.BLOCKED for e in self._events)
+
+    # -- on the session's thread ----------------------------------------------------------
+
+    def advance(self, conn: psycopg2.extensions.connection, until: Point | None) -> Any:
+        """Run the function (or go on from its pause) until `until` or its end; the value it
+        returned, None at a pause; what it raised is raised. A job for the session's thread."""
+        self._until, self._seen, self.paused_at, self.state = until, 0, None, "running"
+        if self._greenlet is None:
+            self._greenlet = greenlet(partial(self._body, PausingConnection(conn, self)))
+        try:
+            outcome = self._greenlet.switch()
+        except BaseException as exc:
+            self.state, self.error = "raised", exc
+            raise
+        if outcome is _PAUSED:
+            self.state, self.paused_at = "paused", until
+            return None
+        self.state, self.result = "returned", outcome
+        return outcome
+
+    def unwind(self, conn: psycopg2.extensions.connection) -> None:
+        """Raise InterleavingEnded at the pause point (see there); a job for the session's
+        thread. Raises what the function's own cleanup raised on its way out."""
+        assert self._greenlet is not None
+        self.state, self.paused_at = "ended", None
+        try:
+            self._greenlet.throw(InterleavingEnded(f"the interleaving ended while {self.description} was paused"))
+        except InterleavingEnded:
+            pass
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _body(self, conn: PausingConnection) -> Any:
+        args, kwargs = self.arguments
+        return self.function(conn, *args, **kwargs)
+
+    def statement(self, text: str, send: Callable[[], Any]) -> Any:
+        """Send one statement through `send`, pausing before or after it when it is the point."""
+        self.statements.append(text)
+        point = self._until
+        if point is not None and point.matches(text):
+            self._seen += 1
+        reached = point is not None and self._seen == point.nth
+        if reached and point.when == "before":
+            self._pause()
+        value = send()
+        if reached and point.when == "after":
+            self._pause()
+        return value
+
+    def _pause(self) -> None:
+        self._until = None
+        assert self._greenlet is not None and self._greenlet.parent is not None
+        self._greenlet.parent.switch(_PAUSED)
+
+
+class PausingCursor:
+    """A psycopg2 cursor whose statements may pause their function (see Call.statement)."""
+
+    def __init__(self, cursor: psycopg2.extensions.cursor, call: Call) -> None:
+        self._cursor = cursor
+        self._call = call
+
+    def execute(self, query: Any, vars: Any = None) -> None:  # noqa: A002 - psycopg2's own parameter name
+        self._call.statement(_text(query, self._cursor), partial(self._cursor.execute, query, vars))
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        self._call.statement(_text(query, self._cursor), partial(self._cursor.executemany, query, vars_list))
+
+    def callproc(self, procname: str, parameters: Any = None) -> Any:
+        return self._call.statement(f"SELECT {procname}(...)", partial(self._cursor.callproc, procname, parameters))
+
+    def __enter__(self) -> PausingCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cursor.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class PausingConnection:
+    """The session's psycopg2 connection as an application function sees it: everything is
+    the real connection's, but statements, `commit()`, `rollback()` and the end of a `with`
+    block (psycopg2's: commit, or roll back on an exception; the connection stays open) are
+    points the function may pause at."""
+
+    def __init__(self, conn: psycopg2.extensions.connection, call: Call) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_call", call)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> PausingCursor:
+        return PausingCursor(self._conn.cursor(*args, **kwargs), self._call)
+
+    def commit(self) -> None:
+        self._call.statement("COMMIT", self._conn.commit)
+
+    def rollback(self) -> None:
+        self._call.statement("ROLLBACK", self._conn.rollback)
+
+    def __enter__(self) -> PausingConnection:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)  # autocommit, isolation_level...
+
+
+def _text(query: Any, cursor: psycopg2.extensions.cursor) -> str:
+    """A statement's text as the application wrote it (a psycopg2.sql object composed), parameters unbound."""
+    if isinstance(query, psycopg2.sql.Composable):
+        return query.as_string(cursor)
+    return query.decode() if isinstance(query, bytes) else str(query)
+
+
+class Interleaving:
+    """A test's interleaving of application functions over a driven run's sessions.
+
+    Every move is a timeline step, sent as a scenario's are: the next move goes out once
+    every session with a step in flight has finished or is reported waiting by the server.
+    Use it through `interleaving` (or the pytest fixture `txnlab_interleave`)."""
+
+    def __init__(self, run: DrivenRun) -> None:
+        self._run = run
+        self._calls: dict[str, Call] = {}  # each session's latest call
+        self._steps = 0
+
+    @property
+    def sessions(self) -> tuple[str, ...]:
+        return tuple(self._run.scheduler.sessions)
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """What happened, step by step, with the invariants and `final` rows: set when the
+        block has ended (None inside it)."""
+        return self._run.timeline
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """The rows `sql` returns now (Python values), on a connection of its own outside
+        every session: the committed state, for the test to assert on inside the block."""
+        with closing(connect(self._run.dsn, autocommit=True)) as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def start(self, session: str, function: Callable[..., Any], *args: Any, until: Point | None = None,
+              **kwargs: Any) -> Call:
+        """Call `function(conn, *args, **kwargs)` on `session`'s connection and thread, up to
+        `until` (None: to its end). Returns at once if it waits for a lock; the Call follows it.
+        Raises InterleaveError for an unknown session or one whose last call is paused, and
+        when the function returns without reaching `until` (the point is not in its statements)."""
+        __tracebackhide__ = True
+        self._worker(session)
+        latest = self._calls.get(session)
+        if latest is not None and latest.state == "paused":
+            raise InterleaveError(f"session {session} is paused in {latest.description} at {latest.paused_at}; "
+                                  "resume it before starting another call there")
+        call = Call(session, _described(function, args, kwargs), function, (args, kwargs),
+                    _events=self._run.scheduler.events)
+        self._calls[session] = call
+        self._advance(call, until, call.description)
+        return call
+
+    def resume(self, session: str, *, until: Point | None = None) -> Call:
+        """Let `session`'s paused call go on, up to `until` (None: to its end). Raises
+        InterleaveError when the session has no paused call."""
+        __tracebackhide__ = True
+        self._worker(session)
+        self._run.scheduler.wait_for_session(session)
+        call = self._calls.get(session)
+        if call is None or call.state != "paused":
+            state = "has run no call" if call is None else f"is not paused: {call.description} {_ended(call)}"
+            raise InterleaveError(f"cannot resume session {session}: it {state}")
+        self._advance(call, until, f"{call.description}, resumed")
+        return call
+
+    def sql(self, session: str, statement: str) -> None:
+        """Send one statement of the test's own on `session` (its connection, its transaction)."""
+        self._worker(session)
+        self._steps += 1
+        self._run.scheduler.perform(session, f"{session}-{self._steps}", statement)
+
+    def finish(self) -> None:
+        """Wait for every call still in flight (a waiting one until its blocker ends)."""
+        self._run.scheduler.finish()
+
+    def end(self) -> None:
+        """End every call still paused (see InterleavingEnded), each as a step of its session,
+        since what its unwinding does (a rollback, say) may release another session; then
+        wait for every call in flight."""
+        for call in self._calls.values():
+            if call.state == "paused":
+                self._step(call, f"{call.description}: ended at {call.paused_at}", call.unwind)
+        self.finish()
+
+    def _advance(self, call: Call, until: Point | None, description: str) -> None:
+        __tracebackhide__ = True
+        text = f"{description} until {until}" if until is not None else description
+        self._step(call, text, partial(call.advance, until=until))
+        if until is not None and call.state == "returned":
+            sent = "; ".join(call.statements) or "no statement"
+            raise InterleaveError(f"{call.description} returned without reaching {until}; it sent: {sent}")
+
+    def _step(self, call: Call, text: str, function: Callable[[Any], Any]) -> None:
+        """Run `function(connection)` on the call's session as one timeline step."""
+        self._steps += 1
+        step = f"{call.session}-{self._steps}"
+        call.steps.append(step)
+        worker = self._run.scheduler.sessions[call.session]
+        self._run.scheduler.call(call.session, step, text, partial(worker.session.call, function))
+
+    def _worker(self, session: str) -> SessionWorker:
+        sessions = self._run.scheduler.sessions
+        if session not in sessions:
+            raise InterleaveError(f"no session {session!r}: this interleaving has {', '.join(sessions)}")
+        return sessions[session]
+
+
+def _described(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """`transfer(conn, 1, 2, amount=10)`: the call as the timeline shows it."""
+    name = getattr(function, "__qualname__", None) or repr(function)
+    shown = ["conn", *(_ARGUMENTS.repr(a) for a in args), *(f"{k}={_ARGUMENTS.repr(v)}" for k, v in kwargs.items())]
+    return f"{name}({', '.join(shown)})"
+
+
+def _ended(call: Call) -> str:
+    if call.state == "running":
+        return "(still running)"
+    if call.state == "returned":
+        return f"(it returned {_ARGUMENTS.repr(call.result)})"
+    if call.state == "ended":
+        return "(the interleaving ended it)"
+    return f"(it raised {type(call.error).__name__})"
+
+
+@contextmanager
+def interleaving(run: DrivenRun) -> Iterator[Interleaving]:
+    """An Interleaving over `run`; when the block ends, its calls are ended (Interleaving.end)
+    before the run resets its sessions, also when the block raised an Exception (the test's
+    own failure), so that paused functions still clean up."""
+    moves = Interleaving(run)
+    try:
+        yield moves
+    except Exception:
+        with suppress(Exception):  # the block's failure is the one to report
+            moves.end()
+        raise
+    moves.end()

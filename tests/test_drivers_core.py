@@ -28,12 +28,13 @@ from txnlab.scenario.spec_source import parse_spec
 from txnlab.workflow import report
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-NEUTRAL = [name for name, scenario in Catalogue().scenarios.items() if scenario.not_driver_neutral is None]
+CATALOGUE = Catalogue()  # loaded once: loading it per cell made collecting the suite take a minute
+NEUTRAL = [name for name, scenario in CATALOGUE.scenarios.items() if scenario.not_driver_neutral is None]
 CELLS = [
     pytest.param(driver, name, level, id=f"{driver}-{name}[{level.value}]")
     for driver in ("psycopg", "asyncpg")
     for name in NEUTRAL
-    for level in Catalogue().scenarios[name].levels
+    for level in CATALOGUE.scenarios[name].levels
 ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -72,7 +72,7 @@ class ScenarioTest(pytest.Function):
     location is the scenario file and whose failure is the run's report, not a traceback."""
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.name
+        return self.path, 0, self.name  # the file's first line: a skip or failure is the scenario's
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
@@ -87,7 +87,7 @@ def _scenario_test(scenario: Scenario, level: Level, permutation: tuple[str, ...
         (report,) = run_permutations(txnlab_lab, scenario, level, [permutation])
         verdict = report.verdict
         if verdict.could_not_run:
-            pytest.skip(f"this server cannot run it: {verdict.could_not_run}")
+            _skip(f"this server cannot run it: {verdict.could_not_run}")
         if verdict.differs or verdict.ended_early:
             raise ScenarioFailed(_headline(verdict) + "\n\n" + render_timeline(report, **_terminal(request.config)))
 
@@ -98,18 +98,23 @@ def _spec_test(scenario: Scenario) -> Callable[..., None]:
     def test(txnlab_server: tuple[str, bool], request: pytest.FixtureRequest) -> None:
         expected = expected_outputs(scenario.name, expected_dir_for(scenario.source, None))
         if not expected:
-            pytest.skip(f"no expected output for it: {scenario.name}.out is not in "
-                        f"{expected_dir_for(scenario.source, None)}")
+            _skip(f"no expected output for it: {scenario.name}.out is not in {expected_dir_for(scenario.source, None)}")
         with lab_on(txnlab_server, step_timeout(request.config)) as lab:  # a spec's objects live in public: a database of its own
             output = spec_output(lab, scenario)
         if output.refused:
-            pytest.skip(f"this server cannot run it: {output.refused}")
+            _skip(f"this server cannot run it: {output.refused}")
         comparison = compare(output.text, expected, f"{scenario.name} (this run)")
         if comparison.matched is None:
             raise ScenarioFailed(f"{scenario.name}: the output differs from isolationtester's expected "
                                  f"output\n\n{comparison.diff}")
 
     return test
+
+
+def _skip(reason: str) -> NoReturn:
+    """Skip the scenario's test, reported at the scenario file (pytest's own skip marks use
+    the same flag), not at this line of txnlab."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 def _headline(verdict: Verdict) -> str:

@@ -25,7 +25,9 @@ import psycopg2.extensions
 import psycopg2.sql
 from greenlet import greenlet
 
+from txnlab import signals
 from txnlab.errors import UsageError
+from txnlab.runner.drivers.psycopg2 import end_transaction
 from txnlab.runner.lab import DrivenRun
 from txnlab.runner.sessions import SessionWorker
 from txnlab.server.connect import connect
@@ -123,6 +125,12 @@ class Call:
         return tuple(dict.fromkeys(blockers))
 
     @property
+    def waiting_for(self) -> tuple[str, ...]:
+        """The sessions it waits for now (empty when it is not waiting)."""
+        own = [e for e in self._events if e.step in self.steps[-1:]]
+        return own[-1].blocked_by if own and own[-1].outcome is Outcome.BLOCKED else ()
+
+    @property
     def waited(self) -> bool:
         """Whether any of its statements waited for another session."""
         return any(e.step in self.steps and e.outcome is Outcome.BLOCKED for e in self._events)
@@ -147,8 +155,9 @@ class Call:
         return outcome
 
     def unwind(self, conn: psycopg2.extensions.connection) -> None:
-        """Raise InterleavingEnded at the pause point (see there); a job for the session's
-        thread. Raises what the function's own cleanup raised on its way out."""
+        """Raise InterleavingEnded at the pause point (see there), then roll back what the
+        function left open (paused inside `commit()`, it never reached its ROLLBACK); a job
+        for the session's thread. Raises what the function's own cleanup raised on its way out."""
         assert self._greenlet is not None
         self.state, self.paused_at = "ended", None
         try:
@@ -158,6 +167,8 @@ class Call:
         except BaseException as exc:
             self.error = exc
             raise
+        finally:
+            end_transaction(conn)
 
     def _body(self, conn: PausingConnection) -> Any:
         args, kwargs = self.arguments
@@ -165,13 +176,13 @@ class Call:
 
     def statement(self, text: str, send: Callable[[], Any]) -> Any:
         """Send one statement through `send`, pausing before or after it when it is the point."""
-        self.statements.append(text)
         point = self._until
         if point is not None and point.matches(text):
             self._seen += 1
         reached = point is not None and self._seen == point.nth
         if reached and point.when == "before":
             self._pause()
+        self.statements.append(text)
         value = send()
         if reached and point.when == "after":
             self._pause()
@@ -287,10 +298,12 @@ class Interleaving:
               **kwargs: Any) -> Call:
         """Call `function(conn, *args, **kwargs)` on `session`'s connection and thread, up to
         `until` (None: to its end). Returns at once if it waits for a lock; the Call follows it.
-        Raises InterleaveError for an unknown session or one whose last call is paused, and
-        when the function returns without reaching `until` (the point is not in its statements)."""
+        Raises InterleaveError for an unknown session, one whose last call is paused or waits
+        for a paused call, when the function returns without reaching `until` (the point is
+        not in its statements), and when the run ended early (a step outlived the step timeout)."""
         __tracebackhide__ = True
         self._worker(session)
+        self._refuse_wait_on_paused(session)
         latest = self._calls.get(session)
         if latest is not None and latest.state == "paused":
             raise InterleaveError(f"session {session} is paused in {latest.description} at {latest.paused_at}; "
@@ -302,10 +315,12 @@ class Interleaving:
         return call
 
     def resume(self, session: str, *, until: Point | None = None) -> Call:
-        """Let `session`'s paused call go on, up to `until` (None: to its end). Raises
-        InterleaveError when the session has no paused call."""
+        """Let `session`'s paused call go on, up to `until` (None: to its end); a call still in
+        flight is waited for first. Raises InterleaveError when the session has no paused call,
+        or its call waits for a paused one."""
         __tracebackhide__ = True
         self._worker(session)
+        self._refuse_wait_on_paused(session)
         self._run.scheduler.wait_for_session(session)
         call = self._calls.get(session)
         if call is None or call.state != "paused":
@@ -342,12 +357,26 @@ class Interleaving:
             raise InterleaveError(f"{call.description} returned without reaching {until}; it sent: {sent}")
 
     def _step(self, call: Call, text: str, function: Callable[[Any], Any]) -> None:
-        """Run `function(connection)` on the call's session as one timeline step."""
+        """Run `function(connection)` on the call's session as one timeline step. Raises
+        InterleaveError once the run has ended early (a step outlived the step timeout)."""
+        __tracebackhide__ = True
+        scheduler = self._run.scheduler
         self._steps += 1
         step = f"{call.session}-{self._steps}"
         call.steps.append(step)
-        worker = self._run.scheduler.sessions[call.session]
-        self._run.scheduler.call(call.session, step, text, partial(worker.session.call, function))
+        scheduler.call(call.session, step, text, partial(scheduler.sessions[call.session].session.call, function))
+        if scheduler.ended_early:
+            raise InterleaveError(f"the run ended early: {scheduler.ended_early}")
+
+    def _refuse_wait_on_paused(self, session: str) -> None:
+        """Going on with `session` would mean waiting for it; refuse when it waits for a
+        session whose call is paused, which cannot end until the test resumes it."""
+        __tracebackhide__ = True
+        call = self._calls.get(session)
+        paused = [s for s in call.waiting_for if self._calls.get(s) and self._calls[s].state == "paused"] if call else []
+        if paused:
+            raise InterleaveError(f"session {session} is waiting for {' and '.join(paused)}, paused in "
+                                  f"{self._calls[paused[0]].description}: resume {paused[0]} first")
 
     def _worker(self, session: str) -> SessionWorker:
         sessions = self._run.scheduler.sessions
@@ -376,13 +405,15 @@ def _ended(call: Call) -> str:
 @contextmanager
 def interleaving(run: DrivenRun) -> Iterator[Interleaving]:
     """An Interleaving over `run`; when the block ends, its calls are ended (Interleaving.end)
-    before the run resets its sessions, also when the block raised an Exception (the test's
-    own failure), so that paused functions still clean up."""
+    before the run resets its sessions, also when the block raised (a test's failure or skip),
+    so that paused functions still clean up; not after Ctrl-C or another signal, which ends
+    the run at once (Lab.driving)."""
     moves = Interleaving(run)
     try:
         yield moves
-    except Exception:
-        with suppress(Exception):  # the block's failure is the one to report
-            moves.end()
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt) and signals.received() is None:  # a signal ends the run at once
+            with suppress(Exception):  # the block's failure (a test's, a skip) is the one to report
+                moves.end()
         raise
     moves.end()

@@ -245,3 +245,22 @@ def test_each_interleaving_starts_with_no_transaction_open_in_a_fresh_schema(txn
     assert second.result[0] == idle
     assert second.result[1] != first_schema
     assert second.result[2:] == (False, True)
+
+
+@pytest.mark.parametrize("outcome", [pytest.fail.Exception, pytest.skip.Exception], ids=["fail", "skip"])
+def test_a_paused_call_cleans_up_when_pytest_ends_the_test_inside_the_block(txnlab_interleave, outcome) -> None:  # type: ignore[no-untyped-def]
+    """pytest.fail() and pytest.skip() inside the block are the test's own end too (BaseExceptions)."""
+    cleaned_up = []
+
+    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
+        try:
+            return transfer(conn, src, dst, amount)
+        finally:
+            cleaned_up.append(amount)
+
+    with pytest.raises(outcome):
+        with txnlab_interleave(setup=ACCOUNTS) as moves:
+            first = moves.start("s1", transfer_noting_cleanup, 1, 2, 10, until=after("UPDATE"))
+            raise outcome("the test's own end")
+    assert cleaned_up == [10]
+    assert first.state == "ended"

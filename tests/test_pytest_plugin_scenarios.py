@@ -249,6 +249,22 @@ def test_specs_pass_on_their_expected_output_fail_with_a_diff_and_skip_without_o
     assert f"no expected output for it: nowait-3.out is not in {expected}" in output
 
 
+def test_a_skipped_spec_is_reported_at_the_spec_not_in_txnlabs_source(
+    pytester: pytest.Pytester, server_dsn: str,
+) -> None:
+    pytester.makeini("[pytest]\ntxnlab_scenarios = isolation/specs\n")
+    specs = pytester.path / "isolation" / "specs"
+    specs.mkdir(parents=True)
+    copy_spec("nowait-3", specs, None)
+
+    result = run_pytest(pytester, "-q", "-rs", f"--txnlab-dsn={server_dsn}")
+
+    result.assert_outcomes(skipped=1)
+    result.stdout.re_match_lines([r"^SKIPPED \[1\] isolation/specs/nowait-3.spec(:\d+)?: no expected output for it"])
+    for txnlab_frame in ("src/txnlab", "site-packages/txnlab"):
+        assert txnlab_frame not in result.stdout.str()
+
+
 def test_xdist_workers_each_run_in_a_scratch_database_of_their_own(
     pytester: pytest.Pytester, server_dsn: str,
 ) -> None:

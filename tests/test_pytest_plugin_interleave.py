@@ -1,0 +1,266 @@
+"""The plugin's `txnlab_interleave` fixture: a project's own psycopg2 functions, each on a
+session of its own, paused before or after a named statement, with the server's wait
+detection; the suite has the plugin, so these run in-process on the suite's server."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg2.errors
+import psycopg2.extensions
+import pytest
+
+from txnlab.errors import UsageError
+from txnlab.pytest_plugin import InterleaveError, after, before
+from txnlab.timeline import Outcome
+
+pytest_plugins = ["pytester"]
+
+ACCOUNTS = ("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));"
+            "INSERT INTO accounts VALUES (1, 100), (2, 100);")
+BALANCES = "SELECT id, balance FROM accounts ORDER BY id"
+DEBIT = "UPDATE accounts SET balance = balance - %s WHERE id = %s"
+CREDIT = "UPDATE accounts SET balance = balance + %s WHERE id = %s"
+MONEY_IS_CONSERVED = {"money_is_conserved": "SELECT sum(balance) = 200 FROM accounts"}
+
+
+def transfer(conn, src: int, dst: int, amount: int) -> int:  # type: ignore[no-untyped-def]
+    """The application's transfer: debit, credit, commit (psycopg2's `with conn:`)."""
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute(DEBIT, (amount, src))
+            cur.execute(CREDIT, (amount, dst))
+    return amount
+
+
+def withdraw(conn, account: int, amount: int) -> int:  # type: ignore[no-untyped-def]
+    """The naive read-then-write withdrawal: the new balance computed in Python."""
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance FROM accounts WHERE id = %s", (account,))
+            (balance,) = cur.fetchone()
+            cur.execute("UPDATE accounts SET balance = %s WHERE id = %s", (balance - amount, account))
+    return balance - amount
+
+
+def test_a_call_paused_before_commit_holds_its_row_locks_until_resumed(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        first = moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        assert (first.state, first.paused_at) == ("paused", before("COMMIT"))
+        second = moves.start("s2", transfer, 1, 2, 5)
+        assert second.state == "running"
+        assert second.waited_for == ("s1",)
+        moves.resume("s1")
+        moves.finish()
+        assert (first.state, first.result) == ("returned", 10)
+        assert (second.state, second.result) == ("returned", 5)
+        assert moves.query(BALANCES) == [(1, 85), (2, 115)]
+
+
+def test_a_call_paused_after_a_statement_has_sent_it_but_committed_nothing(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", transfer, 1, 2, 10, until=after("update  ACCOUNTS set balance = balance -"))
+        assert call.state == "paused"
+        assert call.statements == [DEBIT]
+        assert moves.query(BALANCES) == [(1, 100), (2, 100)]
+        moves.resume("s1")
+        assert call.statements == [DEBIT, CREDIT, "COMMIT"]
+        assert moves.query(BALANCES) == [(1, 90), (2, 110)]
+
+
+def test_the_statements_of_a_call_paused_before_one_are_those_it_sent(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    """Call.statements are "the statements it sent": paused before the credit, it sent the debit only."""
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", transfer, 1, 2, 10, until=before("UPDATE", nth=2))
+        assert call.statements == [DEBIT]
+
+
+@pytest.mark.parametrize("point", [after("UPDATE", nth=2), after(re.compile(r"balance \+ %s"))],
+                         ids=["nth=2", "regex"])
+def test_a_call_pauses_at_the_nth_matching_statement_or_a_regex_match(txnlab_interleave, point) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", transfer, 1, 2, 10, until=point)
+        assert (call.state, call.paused_at) == ("paused", point)
+        assert call.statements == [DEBIT, CREDIT]
+        # Both rows are locked by s1's open transaction: a reader's FOR UPDATE NOWAIT fails.
+        locked = moves.start("s2", lambda conn: conn.cursor().execute(f"{BALANCES} FOR UPDATE NOWAIT"))
+        assert (locked.state, locked.error.pgcode) == ("raised", "55P03")
+
+
+def test_a_point_the_function_never_reaches_is_an_error_naming_it_and_what_was_sent(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        with pytest.raises(InterleaveError) as raised:
+            moves.start("s1", transfer, 1, 2, 10, until=before("DELETE FROM accounts"))
+    assert str(raised.value) == (
+        "transfer(conn, 1, 2, 10) returned without reaching before('DELETE FROM accounts'); "
+        f"it sent: {DEBIT}; {CREDIT}; COMMIT"
+    )
+
+
+def test_resume_needs_a_paused_call_and_start_refuses_a_paused_session(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS, sessions=("s1", "s2", "s3")) as moves:
+        moves.start("s1", transfer, 1, 2, 10)
+        with pytest.raises(InterleaveError, match=r"^cannot resume session s1: it is not paused: "
+                                                  r"transfer\(conn, 1, 2, 10\) \(it returned 10\)$"):
+            moves.resume("s1")
+        with pytest.raises(InterleaveError, match=r"^cannot resume session s2: it has run no call$"):
+            moves.resume("s2")
+        moves.start("s3", transfer, 2, 1, 5, until=before("COMMIT"))
+        with pytest.raises(InterleaveError, match=r"^session s3 is paused in transfer\(conn, 2, 1, 5\) at "
+                                                  r"before\('COMMIT'\); resume it before starting another"):
+            moves.start("s3", transfer, 1, 2, 1)
+
+
+def test_at_repeatable_read_the_waiting_call_fails_with_a_serialization_failure(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS, level="repeatable read") as moves:
+        first = moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        second = moves.start("s2", transfer, 1, 2, 5)
+        assert second.waited_for == ("s1",)
+        moves.resume("s1")
+        moves.finish()
+        assert first.state == "returned"
+        assert second.state == "raised"
+        assert isinstance(second.error, psycopg2.errors.SerializationFailure)
+        assert second.error.pgcode == "40001"
+        assert moves.query(BALANCES) == [(1, 90), (2, 110)]
+
+
+def test_a_deadlock_between_opposite_transfers_kills_exactly_one(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS, invariants=MONEY_IS_CONSERVED) as moves:
+        one = moves.start("s1", transfer, 1, 2, 10, until=after("UPDATE"))
+        other = moves.start("s2", transfer, 2, 1, 20, until=after("UPDATE"))
+        moves.resume("s1")
+        moves.resume("s2")
+        moves.finish()
+    outcomes = sorted((call.state, getattr(call.error, "pgcode", None)) for call in (one, other))
+    assert outcomes == [("raised", "40P01"), ("returned", None)]
+    assert any(event.outcome is Outcome.BLOCKED for event in moves.timeline.events)
+    assert moves.timeline.invariants == {"money_is_conserved": True}
+
+
+@pytest.mark.parametrize("point", [after("UPDATE", nth=2), before("COMMIT")], ids=["after-credit", "before-commit"])
+def test_a_call_still_paused_at_the_end_is_unwound_and_its_writes_rolled_back(txnlab_interleave, point) -> None:  # type: ignore[no-untyped-def]
+    cleaned_up = []
+
+    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
+        try:
+            return transfer(conn, src, dst, amount)
+        finally:
+            cleaned_up.append(amount)
+
+    with txnlab_interleave(setup=ACCOUNTS, final=BALANCES,
+                           invariants={"only_the_second_applied": "SELECT array_agg(balance ORDER BY id) = "
+                                                                  "'{95,105}' FROM accounts"}) as moves:
+        first = moves.start("s1", transfer_noting_cleanup, 1, 2, 10, until=point)
+        second = moves.start("s2", transfer, 1, 2, 5)
+        assert second.waited_for == ("s1",)
+    assert cleaned_up == [10]
+    assert first.state == "ended"
+    assert (second.state, second.result, second.error) == ("returned", 5, None)
+    assert moves.timeline.ended_early is None
+    assert moves.timeline.invariants == {"only_the_second_applied": True}
+    assert [event.rows for event in moves.timeline.final] == [(("1", "95"), ("2", "105"))]
+
+
+def test_invariants_and_final_are_the_servers_answers_read_after_the_block(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    invariants = {"both_withdrawals_counted": "SELECT balance = 50 FROM accounts WHERE id = 1",
+                  "no_overdraft": "SELECT bool_and(balance >= 0) FROM accounts"}
+    with txnlab_interleave(setup=ACCOUNTS, invariants=invariants, final="SELECT balance FROM accounts WHERE id = 1") as moves:
+        first = moves.start("s1", withdraw, 1, 30, until=after("SELECT"))
+        moves.start("s2", withdraw, 1, 20)
+        moves.resume("s1")
+        assert moves.timeline is None
+    assert first.result == 70  # computed from its stale read: s2's withdrawal is lost
+    assert moves.timeline.invariants == {"both_withdrawals_counted": False, "no_overdraft": True}
+    assert [event.rows for event in moves.timeline.final] == [(("70",),)]
+
+
+def test_bad_input_is_refused_in_one_line(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        with pytest.raises(InterleaveError, match=r"^no session 's3': this interleaving has s1, s2$"):
+            moves.start("s3", transfer, 1, 2, 10)
+    with pytest.raises(UsageError, match=r"^session name 'S 1' must be lower-case"):
+        with txnlab_interleave(sessions=["S 1"]):
+            pass
+    with pytest.raises(UsageError, match=r"^unknown isolation level 'nonsense'"):
+        with txnlab_interleave(level="nonsense"):
+            pass
+    with pytest.raises(InterleaveError, match=r"^before\(\): the statement to pause at is empty$"):
+        before("")
+
+
+FAILING_TEST = '''\
+from txnlab.pytest_plugin import before
+
+
+def transfer(conn, src, dst, amount):
+    with conn:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+            cur.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+
+
+def test_second_transfer_does_not_wait(txnlab_interleave):
+    with txnlab_interleave(setup="CREATE TABLE accounts (id int PRIMARY KEY, balance int);"
+                                 "INSERT INTO accounts VALUES (1, 100), (2, 100)",
+                           sessions=("teller-a", "teller-b")) as moves:
+        moves.start("teller-a", transfer, 1, 2, 10, until=before("COMMIT"))
+        second = moves.start("teller-b", transfer, 1, 2, 5)
+        assert not second.waited
+'''
+
+
+def test_a_test_failing_inside_the_block_reports_the_timeline_so_far(pytester: pytest.Pytester, server_dsn: str) -> None:
+    pytester.makepyfile(test_bank=FAILING_TEST)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--txnlab-dsn={server_dsn}", timeout=120)
+
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert re.search(r"^-+ txnlab timeline -+$", output, re.MULTILINE)
+    assert "the test failed inside the interleaving; its steps up to then:" in output
+    assert re.search(r"│\s*#\s*│\s*teller-a\s*│\s*teller-b\s*│", output)
+    assert re.search(r"│ transfer\(conn, 1, 2, 10\) until\s", output)
+
+
+def test_each_interleaving_starts_with_no_transaction_open_in_a_fresh_schema(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def session_state(conn):  # type: ignore[no-untyped-def]
+        """psycopg2's status before any statement, then the server's schema, whether the first
+        interleaving's table is visible, and whether this transaction is new (no xid yet)."""
+        status = conn.info.transaction_status
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_schema(), to_regclass('first_table') IS NOT NULL, "
+                        "pg_current_xact_id_if_assigned() IS NULL")
+            return status, *cur.fetchone()
+
+    with txnlab_interleave(setup="CREATE TABLE first_table (n int)", sessions=("s1",)) as moves:
+        opening = moves.start("s1", session_state)
+        moves.start("s1", lambda conn: conn.cursor().execute("INSERT INTO first_table VALUES (1)"))
+        # s1 is left in the transaction that INSERT opened.
+    with txnlab_interleave(setup="CREATE TABLE second_table (n int)", sessions=("s1",)) as moves:
+        second = moves.start("s1", session_state)
+    idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    first_schema = opening.result[1]
+    assert opening.result == (idle, first_schema, True, True)
+    assert second.result[0] == idle
+    assert second.result[1] != first_schema
+    assert second.result[2:] == (False, True)
+
+
+@pytest.mark.parametrize("outcome", [pytest.fail.Exception, pytest.skip.Exception], ids=["fail", "skip"])
+def test_a_paused_call_cleans_up_when_pytest_ends_the_test_inside_the_block(txnlab_interleave, outcome) -> None:  # type: ignore[no-untyped-def]
+    """pytest.fail() and pytest.skip() inside the block are the test's own end too (BaseExceptions)."""
+    cleaned_up = []
+
+    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
+        try:
+            return transfer(conn, src, dst, amount)
+        finally:
+            cleaned_up.append(amount)
+
+    with pytest.raises(outcome):
+        with txnlab_interleave(setup=ACCOUNTS) as moves:
+            first = moves.start("s1", transfer_noting_cleanup, 1, 2, 10, until=after("UPDATE"))
+            raise outcome("the test's own end")
+    assert cleaned_up == [10]
+    assert first.state == "ended"

@@ -264,3 +264,31 @@ def test_a_paused_call_cleans_up_when_pytest_ends_the_test_inside_the_block(txnl
             raise outcome("the test's own end")
     assert cleaned_up == [10]
     assert first.state == "ended"
+
+
+def test_going_on_with_a_session_that_waits_for_a_paused_call_is_refused_at_once(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    """Waiting for it could only end by the step timeout: the paused call ends when the test resumes it."""
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        second = moves.start("s2", transfer, 1, 2, 5)
+        assert second.waiting_for == ("s1",)
+        with pytest.raises(InterleaveError, match=r"session s2 is waiting for s1, paused in transfer\(conn, 1, 2, 10\): resume s1 first"):
+            moves.resume("s2")
+        with pytest.raises(InterleaveError, match="session s2 is waiting for s1"):
+            moves.start("s2", transfer, 2, 1, 1)
+        moves.resume("s1")
+        moves.finish()
+        assert (second.state, second.waiting_for, second.waited_for) == ("returned", (), ("s1",))
+
+
+def test_a_call_that_outlives_the_step_timeout_ends_the_run_with_an_error_saying_so(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def sleeps(conn) -> None:  # type: ignore[no-untyped-def]
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_sleep(30)")
+
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        with pytest.raises(InterleaveError, match=r"the run ended early: step s1-1 \(s1\) did not finish within 5 s"):
+            moves.start("s1", sleeps)
+        with pytest.raises(InterleaveError, match="the run ended early"):  # not silently ignored afterwards
+            moves.start("s2", transfer, 1, 2, 5)
+    assert moves.timeline is not None and moves.timeline.ended_early

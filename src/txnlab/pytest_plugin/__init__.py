@@ -58,9 +58,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     runs = item.stash.get(INTERLEAVINGS, [])
     if test_report.failed and runs:
         writer = item.config.get_terminal_writer()
-        lab = item.funcargs.get("txnlab_lab") if hasattr(item, "funcargs") else None
-        version = lab.server_version if lab is not None else "?"
-        for index, (scenario, run) in enumerate(runs, start=1):
+        for index, (scenario, run, version) in enumerate(runs, start=1):
             title = "txnlab timeline" + (f" {index}" if len(runs) > 1 else "")
             text = interleaving_report(scenario, run, version, max(writer.fullwidth, 80), writer.hasmarkup)
             test_report.sections.append((title, text))

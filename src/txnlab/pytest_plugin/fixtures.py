@@ -21,8 +21,8 @@ from txnlab.server.footprint import ServerChange
 from txnlab.pytest_plugin.server import chosen_server
 
 STEP_TIMEOUT_INI = "txnlab_step_timeout"
-# The interleavings a test ran, for its failure report: each one's scenario and run.
-INTERLEAVINGS = pytest.StashKey[list[tuple[Scenario, DrivenRun]]]()
+# The interleavings a test ran, for its failure report: each one's scenario, run and server version.
+INTERLEAVINGS = pytest.StashKey[list[tuple[Scenario, DrivenRun, str]]]()
 
 
 def step_timeout(config: pytest.Config) -> float:
@@ -90,7 +90,7 @@ def txnlab_interleave(
         scenario = interleaving_scenario(request.node.name, Path(str(request.node.path)), sessions, setup,
                                          invariants, final, chosen)
         with txnlab_lab.driving(scenario, chosen) as run, interleaving(run) as moves:
-            shown.append((scenario, run))
+            shown.append((scenario, run, txnlab_lab.server_version))
             yield moves
 
     return interleave

@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg2.extensions
 import pytest
 
-from tests.conftest import leftovers
+from conftest import leftovers
+from isolation_tools import CORPUS
 
 pytest_plugins = ["pytester"]
 
-SPECS = Path("/work/shared/pg-isolation-specs")
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"PostgreSQL's isolation specs are not at {CORPUS}")
 # No address that can answer: a project whose tests pass with it in TXNLAB_DSN ran elsewhere.
 UNREACHABLE_DSN = "postgresql://nobody@127.0.0.1:9/nowhere?connect_timeout=2"
 
@@ -123,9 +124,9 @@ def scratch_databases(admin: psycopg2.extensions.connection) -> set[str]:
 
 def copy_spec(name: str, specs: Path, expected: Path | None) -> None:
     """PostgreSQL's spec NAME into `specs`, and its expected output into `expected` if given."""
-    shutil.copy(SPECS / "specs" / f"{name}.spec", specs)
+    shutil.copy(CORPUS / "specs" / f"{name}.spec", specs)
     if expected is not None:
-        shutil.copy(SPECS / "expected" / f"{name}.out", expected)
+        shutil.copy(CORPUS / "expected" / f"{name}.out", expected)
 
 
 def test_a_project_without_scenario_files_notices_nothing(pytester: pytest.Pytester, server_dsn: str) -> None:
@@ -224,6 +225,7 @@ def test_a_broken_scenario_file_is_one_collection_error_naming_file_and_line(
         assert txnlab_frame not in output
 
 
+@needs_corpus
 def test_specs_pass_on_their_expected_output_fail_with_a_diff_and_skip_without_one(
     pytester: pytest.Pytester, server_dsn: str,
 ) -> None:
@@ -249,6 +251,7 @@ def test_specs_pass_on_their_expected_output_fail_with_a_diff_and_skip_without_o
     assert f"no expected output for it: nowait-3.out is not in {expected}" in output
 
 
+@needs_corpus
 def test_a_skipped_spec_is_reported_at_the_spec_not_in_txnlabs_source(
     pytester: pytest.Pytester, server_dsn: str,
 ) -> None:
@@ -311,3 +314,23 @@ def test_the_ini_can_name_a_pytest_postgresql_noproc_fixture_as_the_server(
     result = run_pytest(pytester, "-q")
 
     result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(("fixture", "message"), [
+    ("postgresql_nowhere", "txnlab: txnlab_server_fixture = postgresql_nowhere: there is no fixture of that name"),
+    ("tmp_path_factory", "txnlab: txnlab_server_fixture = tmp_path_factory: that fixture is not a pytest-postgresql "
+                         "server (postgresql_proc, postgresql_noproc): it gave TempPathFactory"),
+], ids=["no-such-fixture", "not-a-server"])
+def test_a_server_fixture_that_is_missing_or_no_server_fails_each_test_in_one_line(
+    pytester: pytest.Pytester, fixture: str, message: str,
+) -> None:
+    pytester.makeini(f"[pytest]\ntxnlab_server_fixture = {fixture}\n")
+    pytester.makefile(".txn.yaml", transfer=transfer_yaml("transfer"))
+
+    result = run_pytest(pytester, "-q")
+
+    result.assert_outcomes(errors=2)
+    output = result.stdout.str()
+    body = output.split("==== ERRORS ====")[1].split("short test summary info")[0]
+    lines = [line for line in body.splitlines() if not line.startswith("____")]
+    assert len(lines) == 2 and all(line.startswith(message) for line in lines), output

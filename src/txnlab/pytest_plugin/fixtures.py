@@ -103,4 +103,4 @@ def _one_line() -> Iterator[None]:
     try:
         yield
     except TxnlabError as exc:
-        pytest.fail(f"txnlab: {exc}", pytrace=False)
+        raise pytest.fail.Exception(f"txnlab: {exc}", pytrace=False) from None  # no "during handling" chain

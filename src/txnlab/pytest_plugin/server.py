@@ -26,7 +26,12 @@ def chosen_server(request: pytest.FixtureRequest) -> tuple[str, bool]:
     option = config.getoption(DSN_OPTION)
     fixture = config.getini(SERVER_FIXTURE_INI)
     if not option and fixture:
-        return executor_dsn(request.getfixturevalue(fixture), fixture), False
+        try:
+            executor = request.getfixturevalue(fixture)
+        except pytest.FixtureLookupError:
+            raise UsageError(f"{SERVER_FIXTURE_INI} = {fixture}: there is no fixture of that name "
+                             "(pytest-postgresql's are postgresql_proc and postgresql_noproc)") from None
+        return executor_dsn(executor, fixture), False
     choice = ServerChoice(option, DSN_OPTION) if option else choose_server()
     return resolve_dsn(choice), choice.origin == "embedded"
 

@@ -31,7 +31,7 @@ from txnlab.runner.drivers.psycopg2 import end_transaction
 from txnlab.runner.lab import DrivenRun
 from txnlab.runner.sessions import SessionWorker
 from txnlab.server.connect import connect
-from txnlab.timeline import Outcome, Timeline
+from txnlab.timeline import Event, Outcome, Timeline
 
 _PAUSED = object()  # what a function's greenlet hands back when it stops at its point
 _ARGUMENTS = Repr()  # how a call's arguments are shown: short (Python 3.11's Repr takes no keywords)
@@ -111,7 +111,7 @@ class Call:
     error: BaseException | None = None
     statements: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
-    _events: list[Any] = field(default_factory=list, repr=False)  # the run's timeline, as it grows
+    _events: list[Event] = field(default_factory=list, repr=False)  # the run's timeline, as it grows
     _greenlet: greenlet | None = field(default=None, repr=False)
     _until: Point | None = field(default=None, repr=False)
     _seen: int = field(default=0, repr=False)  # statements matching _until so far

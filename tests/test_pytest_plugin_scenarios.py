@@ -332,5 +332,5 @@ def test_a_server_fixture_that_is_missing_or_no_server_fails_each_test_in_one_li
     result.assert_outcomes(errors=2)
     output = result.stdout.str()
     body = output.split("==== ERRORS ====")[1].split("short test summary info")[0]
-    lines = [line for line in body.splitlines() if not line.startswith("____")]
+    lines = [line for line in body.splitlines() if line.strip() and not line.startswith(("_", "="))]
     assert len(lines) == 2 and all(line.startswith(message) for line in lines), output

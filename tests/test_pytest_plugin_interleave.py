@@ -33,6 +33,16 @@ def transfer(conn, src: int, dst: int, amount: int) -> int:  # type: ignore[no-u
     return amount
 
 
+def noting_cleanup(cleaned_up: list[int]):  # type: ignore[no-untyped-def]
+    """`transfer` that appends its amount to `cleaned_up` however it ends (its `finally:` ran)."""
+    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
+        try:
+            return transfer(conn, src, dst, amount)
+        finally:
+            cleaned_up.append(amount)
+    return transfer_noting_cleanup
+
+
 def withdraw(conn, account: int, amount: int) -> int:  # type: ignore[no-untyped-def]
     """The naive read-then-write withdrawal: the new balance computed in Python."""
     with conn:
@@ -140,13 +150,8 @@ def test_a_deadlock_between_opposite_transfers_kills_exactly_one(txnlab_interlea
 
 @pytest.mark.parametrize("point", [after("UPDATE", nth=2), before("COMMIT")], ids=["after-credit", "before-commit"])
 def test_a_call_still_paused_at_the_end_is_unwound_and_its_writes_rolled_back(txnlab_interleave, point) -> None:  # type: ignore[no-untyped-def]
-    cleaned_up = []
-
-    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
-        try:
-            return transfer(conn, src, dst, amount)
-        finally:
-            cleaned_up.append(amount)
+    cleaned_up: list[int] = []
+    transfer_noting_cleanup = noting_cleanup(cleaned_up)
 
     with txnlab_interleave(setup=ACCOUNTS, final=BALANCES,
                            invariants={"only_the_second_applied": "SELECT array_agg(balance ORDER BY id) = "
@@ -250,13 +255,8 @@ def test_each_interleaving_starts_with_no_transaction_open_in_a_fresh_schema(txn
 @pytest.mark.parametrize("outcome", [pytest.fail.Exception, pytest.skip.Exception], ids=["fail", "skip"])
 def test_a_paused_call_cleans_up_when_pytest_ends_the_test_inside_the_block(txnlab_interleave, outcome) -> None:  # type: ignore[no-untyped-def]
     """pytest.fail() and pytest.skip() inside the block are the test's own end too (BaseExceptions)."""
-    cleaned_up = []
-
-    def transfer_noting_cleanup(conn, src, dst, amount):  # type: ignore[no-untyped-def]
-        try:
-            return transfer(conn, src, dst, amount)
-        finally:
-            cleaned_up.append(amount)
+    cleaned_up: list[int] = []
+    transfer_noting_cleanup = noting_cleanup(cleaned_up)
 
     with pytest.raises(outcome):
         with txnlab_interleave(setup=ACCOUNTS) as moves:

@@ -10,7 +10,6 @@ import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
-from txnlab.errors import UsageError
 from txnlab.pytest_plugin import InterleaveError, after, before
 from txnlab.timeline import Outcome
 
@@ -184,11 +183,16 @@ def test_bad_input_is_refused_in_one_line(txnlab_interleave) -> None:  # type: i
     with txnlab_interleave(setup=ACCOUNTS) as moves:
         with pytest.raises(InterleaveError, match=r"^no session 's3': this interleaving has s1, s2$"):
             moves.start("s3", transfer, 1, 2, 10)
-    with pytest.raises(UsageError, match=r"^session name 'S 1' must be lower-case"):
+    # At the block's start: the test fails in one line, not with a traceback into txnlab.
+    with pytest.raises(pytest.fail.Exception, match=r"^txnlab: session name 'S 1' must be lower-case") as failed:
         with txnlab_interleave(sessions=["S 1"]):
             pass
-    with pytest.raises(UsageError, match=r"^unknown isolation level 'nonsense'"):
+    assert not failed.value.pytrace
+    with pytest.raises(pytest.fail.Exception, match=r"^txnlab: unknown isolation level 'nonsense'"):
         with txnlab_interleave(level="nonsense"):
+            pass
+    with pytest.raises(pytest.fail.Exception, match=r'^txnlab: .*setup SQL.*relation "nowhere" does not exist'):
+        with txnlab_interleave(setup="INSERT INTO nowhere VALUES (1)"):
             pass
     with pytest.raises(InterleaveError, match=r"^before\(\): the statement to pause at is empty$"):
         before("")
@@ -286,9 +290,125 @@ def test_a_call_that_outlives_the_step_timeout_ends_the_run_with_an_error_saying
         with conn.cursor() as cur:
             cur.execute("SELECT pg_sleep(30)")
 
+    with pytest.raises(pytest.fail.Exception, match="^txnlab: the run ended early"):  # its end says so too
+        with txnlab_interleave(setup=ACCOUNTS) as moves:
+            with pytest.raises(InterleaveError, match=r"the run ended early: step s1-1 \(s1\) did not finish "
+                                                      r"within 5 s; txnlab cancelled its statement, if it was in one"):
+                moves.start("s1", sleeps)
+            with pytest.raises(InterleaveError, match="the run ended early"):  # not silently ignored afterwards
+                moves.start("s2", transfer, 1, 2, 5)
+
+
+def test_an_exception_that_is_not_the_servers_answer_is_raised_again_naming_the_call(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def buggy(conn, account) -> None:  # type: ignore[no-untyped-def]
+        with conn.cursor() as cur:
+            cur.execute(DEBIT, (1, account))
+        1 / 0  # noqa: B018 - the application's bug
+
     with txnlab_interleave(setup=ACCOUNTS) as moves:
-        with pytest.raises(InterleaveError, match=r"the run ended early: step s1-1 \(s1\) did not finish within 5 s"):
-            moves.start("s1", sleeps)
-        with pytest.raises(InterleaveError, match="the run ended early"):  # not silently ignored afterwards
-            moves.start("s2", transfer, 1, 2, 5)
-    assert moves.timeline is not None and moves.timeline.ended_early
+        with pytest.raises(ZeroDivisionError) as raised:
+            moves.start("s1", buggy, 1, until=before("COMMIT"))  # it raises before its point
+        assert raised.value.__notes__ == ["(raised by test_an_exception_that_is_not_the_servers_answer_is_raised_"
+                                          "again_naming_the_call.<locals>.buggy(conn, 1) on session s1; txnlab_interleave)"]
+
+
+def test_a_waiting_calls_failure_is_raised_by_the_move_that_sees_it_end(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def debit_then_fail(conn, amount) -> None:  # type: ignore[no-untyped-def]
+        with conn:
+            with conn.cursor() as cur:
+                cur.execute(DEBIT, (amount, 1))
+            raise LookupError("no such customer")
+
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        second = moves.start("s2", debit_then_fail, 5)
+        assert second.state == "running"
+        with pytest.raises(LookupError, match="no such customer"):
+            moves.resume("s1")  # s1 commits; s2's wait ends and its function raises
+        assert second.state == "raised"
+        moves.finish()  # raised once: the test has heard of it
+
+
+def test_a_call_that_waits_and_then_returns_without_reaching_its_point_is_an_error(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        moves.start("s2", transfer, 1, 2, 5, until=before("COMMMIT"))
+        with pytest.raises(InterleaveError, match=r"transfer\(conn, 1, 2, 5\) returned without reaching "
+                                                  r"before\('COMMMIT'\); it sent: "):
+            moves.resume("s1")
+
+
+def test_resuming_up_to_after_the_statement_it_was_paused_before_stops_right_after_it(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", transfer, 1, 2, 10, until=before("UPDATE accounts SET balance = balance -"))
+        assert call.statements == []
+        moves.resume("s1", until=after("UPDATE accounts SET balance = balance -"))
+        assert (call.state, call.statements) == ("paused", [DEBIT])
+
+
+def test_points_match_whole_words_and_show_a_regex_as_written() -> None:
+    assert before("UPDATE accounts").matches("update  accounts SET balance = 0")
+    assert not before("UPDATE accounts").matches("UPDATE accounts_log SET n = 0")
+    assert not before("UPDATE account").matches("UPDATE accounts SET balance = 0")
+    assert str(before(re.compile(r"count\(\*\)"))) == r"before(re.compile(r'count\(\*\)'))"
+    assert str(after("UPDATE", nth=2)) == "after('UPDATE', nth=2)"
+
+
+def test_with_conn_behaves_as_psycopg2s_own_even_on_an_autocommit_connection(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def autocommit_transfer(conn, amount) -> int:  # type: ignore[no-untyped-def]
+        conn.autocommit = True
+        with conn:  # psycopg2 2.9: a transaction even in autocommit mode
+            transfer_body(conn, amount)
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance FROM accounts WHERE id = 1")
+            return next(cur)[0]
+
+    def transfer_body(conn, amount) -> None:  # type: ignore[no-untyped-def]
+        with conn.cursor() as cur:
+            cur.execute(DEBIT, (amount, 1))
+            cur.execute(CREDIT, (amount, 2))
+
+    def reentering(conn) -> None:  # type: ignore[no-untyped-def]
+        with conn:
+            with conn:
+                pass
+
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", autocommit_transfer, 10, until=after("UPDATE", nth=2))
+        assert moves.query(BALANCES) == [(1, 100), (2, 100)]  # one transaction, not yet committed
+        moves.resume("s1")
+        assert (call.state, call.result) == ("returned", 90)
+        nested = moves.start("s2", reentering)
+        assert nested.state == "raised" and isinstance(nested.error, psycopg2.ProgrammingError)
+        assert "cannot be re-entered" in str(nested.error)
+
+
+def test_a_call_ended_inside_with_conn_leaves_its_connection_usable_by_the_next_interleaving(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))  # paused inside psycopg2's with block
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        again = moves.start("s1", transfer, 1, 2, 10)
+        assert (again.state, again.error) == ("returned", None)
+        assert moves.query(BALANCES) == [(1, 90), (2, 110)]
+
+
+def test_finish_and_sql_refuse_at_once_to_wait_for_a_paused_call(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        moves.start("s2", transfer, 1, 2, 5)
+        with pytest.raises(InterleaveError, match="session s2 is waiting for s1"):
+            moves.finish()
+        with pytest.raises(InterleaveError, match="session s2 is waiting for s1"):
+            moves.sql("s2", "SELECT 1")
+
+
+def test_an_interleaving_inside_another_fails_in_one_line(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        with pytest.raises(pytest.fail.Exception, match="^txnlab: the lab is in the middle of a run of test_an_"
+                                                        "interleaving_inside_another_fails_in_one_line; a run "
+                                                        "cannot start inside another$"):
+            with txnlab_interleave(setup=ACCOUNTS):
+                pass
+        moves.resume("s1")
+        assert moves.query(BALANCES) == [(1, 90), (2, 110)]  # the outer run's sessions were left alone

@@ -3,9 +3,10 @@ project's own functions (docs/testing-your-code.md)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,15 @@ def txnlab_interleave(
     """`txnlab_interleave(setup=SQL, sessions=("s1", "s2"), level="read committed",
     invariants={name: SQL}, final=SQL)`: a context manager giving an Interleaving of the
     project's functions over those sessions, in a fresh schema filled by `setup`. When the
-    block ends, calls in flight are waited for, paused ones unwound, every session rolled
+    block ends, paused calls are ended, calls in flight waited for, every session rolled
     back, and `interleaving.timeline` holds what happened; if the test fails, the timeline
-    is printed with the failure. Raises txnlab.errors.UsageError for a bad session name or level."""
+    is printed with the failure.
+
+    What goes wrong at the block's start (a bad session name or level, setup SQL that fails,
+    a block inside another's) or at its end (invariant or `final` SQL that fails, a run that
+    ended early, a call's failure seen only then) fails the test in one line: `txnlab: ...`.
+    What a move inside the block raises (InterleaveError, a function's own exception) is
+    raised there, for the test to catch."""
     shown = request.node.stash.setdefault(INTERLEAVINGS, [])
 
     @contextmanager
@@ -86,12 +93,22 @@ def txnlab_interleave(
         final: str | Sequence[str] = (),
     ) -> Iterator[Interleaving]:
         __tracebackhide__ = True
-        chosen = level if isinstance(level, Level) else Level.parse(level)
-        scenario = interleaving_scenario(request.node.name, Path(str(request.node.path)), sessions, setup,
-                                         invariants, final, chosen)
-        with txnlab_lab.driving(scenario, chosen) as run, interleaving(run) as moves:
+        stack = ExitStack()
+        with _one_line():
+            chosen = level if isinstance(level, Level) else Level.parse(level)
+            scenario = interleaving_scenario(request.node.name, Path(str(request.node.path)), sessions, setup,
+                                             invariants, final, chosen)
+            run = stack.enter_context(txnlab_lab.driving(scenario, chosen))
             shown.append((scenario, run, txnlab_lab.server_version))
+            moves = stack.enter_context(interleaving(run))
+        try:
             yield moves
+        except BaseException:
+            if not stack.__exit__(*sys.exc_info()):
+                raise
+        else:
+            with _one_line():
+                stack.close()
 
     return interleave
 

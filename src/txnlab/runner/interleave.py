@@ -52,8 +52,9 @@ class InterleavingEnded(BaseException):
 @dataclass(frozen=True)
 class Point:
     """Where a function pauses: just `when` ("before" or "after") the `nth` next statement
-    it sends whose text starts with `pattern` (case and runs of white space ignored), or
-    in which a compiled regular expression `pattern` is found. `commit()` sends COMMIT,
+    it sends whose text starts with the words of `pattern` (case and runs of white space
+    ignored; "UPDATE accounts" does not match "UPDATE accounts_log"), or in which a compiled
+    regular expression `pattern` is found. `commit()` sends COMMIT,
     `rollback()` ROLLBACK."""
 
     when: Literal["before", "after"]
@@ -69,12 +70,18 @@ class Point:
     def matches(self, statement: str) -> bool:
         if isinstance(self.pattern, re.Pattern):
             return self.pattern.search(statement) is not None
-        return _words(statement).startswith(_words(self.pattern))
+        text, prefix = _words(statement), _words(self.pattern)
+        following = text[len(prefix):len(prefix) + 1]
+        # whole words: "UPDATE accounts" is not a prefix of "UPDATE accounts_log"
+        return text.startswith(prefix) and not (_word_character(prefix[-1:]) and _word_character(following))
 
     def __str__(self) -> str:
-        pattern = self.pattern.pattern if isinstance(self.pattern, re.Pattern) else self.pattern
         nth = f", nth={self.nth}" if self.nth > 1 else ""
-        return f"{self.when}({pattern!r}{nth})"
+        if isinstance(self.pattern, re.Pattern):
+            text = self.pattern.pattern
+            shown = f"re.compile(r'{text}')" if "'" not in text and not text.endswith("\\") else f"re.compile({text!r})"
+            return f"{self.when}({shown}{nth})"
+        return f"{self.when}({self.pattern!r}{nth})"
 
 
 def before(pattern: str | re.Pattern[str], nth: int = 1) -> Point:
@@ -89,6 +96,10 @@ def after(pattern: str | re.Pattern[str], nth: int = 1) -> Point:
 
 def _words(text: str) -> str:
     return " ".join(text.split()).casefold()
+
+
+def _word_character(character: str) -> bool:
+    return character.isalnum() or character == "_"
 
 
 @dataclass(eq=False)
@@ -113,7 +124,10 @@ class Call:
     steps: list[str] = field(default_factory=list)
     _events: list[Event] = field(default_factory=list, repr=False)  # the run's timeline, as it grows
     _greenlet: greenlet | None = field(default=None, repr=False)
+    _connection: PausingConnection | None = field(default=None, repr=False)
     _until: Point | None = field(default=None, repr=False)
+    missed: Point | None = field(default=None, repr=False)  # the point it returned without reaching
+    _reported: bool = field(default=False, repr=False)  # its failure has been raised to the test
     _seen: int = field(default=0, repr=False)  # statements matching _until so far
 
     @property
@@ -142,7 +156,8 @@ class Call:
         returned, None at a pause; what it raised is raised. A job for the session's thread."""
         self._until, self._seen, self.paused_at, self.state = until, 0, None, "running"
         if self._greenlet is None:
-            self._greenlet = greenlet(partial(self._body, PausingConnection(conn, self)))
+            self._connection = PausingConnection(conn, self)
+            self._greenlet = greenlet(partial(self._body, self._connection))
         try:
             outcome = self._greenlet.switch()
         except BaseException as exc:
@@ -151,7 +166,7 @@ class Call:
         if outcome is _PAUSED:
             self.state, self.paused_at = "paused", until
             return None
-        self.state, self.result = "returned", outcome
+        self.state, self.result, self.missed = "returned", outcome, until
         return outcome
 
     def unwind(self, conn: psycopg2.extensions.connection) -> None:
@@ -168,6 +183,8 @@ class Call:
             self.error = exc
             raise
         finally:
+            if self._connection is not None and self._connection.inside_with:  # paused at the block's end:
+                conn.__exit__(InterleavingEnded, None, None)  # psycopg2 rolls back and leaves the block
             end_transaction(conn)
 
     def _body(self, conn: PausingConnection) -> Any:
@@ -175,18 +192,23 @@ class Call:
         return self.function(conn, *args, **kwargs)
 
     def statement(self, text: str, send: Callable[[], Any]) -> Any:
-        """Send one statement through `send`, pausing before or after it when it is the point."""
-        point = self._until
-        if point is not None and point.matches(text):
-            self._seen += 1
-        reached = point is not None and self._seen == point.nth
-        if reached and point.when == "before":
+        """Send one statement through `send`, pausing before or after it when it is the point.
+        Read again after a pause before it: the resume may have set a new point, which counts
+        this statement, the first the call sends after resuming."""
+        if self._reaches("before", text):
             self._pause()
         self.statements.append(text)
         value = send()
-        if reached and point.when == "after":
+        if self._reaches("after", text):
             self._pause()
         return value
+
+    def _reaches(self, when: str, text: str) -> bool:
+        point = self._until
+        if point is None or point.when != when or not point.matches(text):
+            return False
+        self._seen += 1
+        return self._seen == point.nth
 
     def _pause(self) -> None:
         self._until = None
@@ -219,19 +241,23 @@ class PausingCursor:
     def __iter__(self) -> Iterator[Any]:
         return iter(self._cursor)
 
+    def __next__(self) -> Any:
+        return next(self._cursor)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
 
 
 class PausingConnection:
     """The session's psycopg2 connection as an application function sees it: everything is
-    the real connection's, but statements, `commit()`, `rollback()` and the end of a `with`
-    block (psycopg2's: commit, or roll back on an exception; the connection stays open) are
-    points the function may pause at."""
+    the real connection's, `with conn:` included (psycopg2's own: one transaction even on an
+    autocommit connection, no re-entry, the connection stays open), but statements,
+    `commit()`, `rollback()` and the end of a `with` block are points the function may pause at."""
 
     def __init__(self, conn: psycopg2.extensions.connection, call: Call) -> None:
         object.__setattr__(self, "_conn", conn)
         object.__setattr__(self, "_call", call)
+        object.__setattr__(self, "inside_with", False)  # in a `with conn:` block psycopg2 has not ended
 
     def cursor(self, *args: Any, **kwargs: Any) -> PausingCursor:
         return PausingCursor(self._conn.cursor(*args, **kwargs), self._call)
@@ -243,13 +269,14 @@ class PausingConnection:
         self._call.statement("ROLLBACK", self._conn.rollback)
 
     def __enter__(self) -> PausingConnection:
+        self._conn.__enter__()
+        object.__setattr__(self, "inside_with", True)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        ending = "COMMIT" if exc_type is None else "ROLLBACK"
+        self._call.statement(ending, partial(self._conn.__exit__, exc_type, exc, tb))
+        object.__setattr__(self, "inside_with", False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -298,9 +325,9 @@ class Interleaving:
               **kwargs: Any) -> Call:
         """Call `function(conn, *args, **kwargs)` on `session`'s connection and thread, up to
         `until` (None: to its end). Returns at once if it waits for a lock; the Call follows it.
-        Raises InterleaveError for an unknown session, one whose last call is paused or waits
-        for a paused call, when the function returns without reaching `until` (the point is
-        not in its statements), and when the run ended early (a step outlived the step timeout)."""
+        Raises InterleaveError for an unknown session, or one whose last call is paused or
+        waits for a paused call; and, after the move, what `_raise_failures` raises: for this
+        call or any other (a call that waited finishes during another session's move)."""
         __tracebackhide__ = True
         self._worker(session)
         self._refuse_wait_on_paused(session)
@@ -331,18 +358,27 @@ class Interleaving:
 
     def sql(self, session: str, statement: str) -> None:
         """Send one statement of the test's own on `session` (its connection, its transaction)."""
+        __tracebackhide__ = True
         self._worker(session)
+        self._refuse_wait_on_paused(session)
         self._steps += 1
         self._run.scheduler.perform(session, f"{session}-{self._steps}", statement)
+        self._raise_failures()
 
     def finish(self) -> None:
-        """Wait for every call still in flight (a waiting one until its blocker ends)."""
+        """Wait for every call in flight (a waiting one until its blocker ends). Raises
+        InterleaveError at once when one waits for a paused call (see `start`)."""
+        __tracebackhide__ = True
+        for session in self._calls:
+            self._refuse_wait_on_paused(session)
         self._run.scheduler.finish()
+        self._raise_failures()
 
     def end(self) -> None:
         """End every call still paused (see InterleavingEnded), each as a step of its session,
         since what its unwinding does (a rollback, say) may release another session; then
         wait for every call in flight."""
+        __tracebackhide__ = True
         for call in self._calls.values():
             if call.state == "paused":
                 self._step(call, f"{call.description}: ended at {call.paused_at}", call.unwind)
@@ -350,23 +386,40 @@ class Interleaving:
 
     def _advance(self, call: Call, until: Point | None, description: str) -> None:
         __tracebackhide__ = True
-        text = f"{description} until {until}" if until is not None else description
-        self._step(call, text, partial(call.advance, until=until))
-        if until is not None and call.state == "returned":
-            sent = "; ".join(call.statements) or "no statement"
-            raise InterleaveError(f"{call.description} returned without reaching {until}; it sent: {sent}")
+        self._step(call, f"{description} until {until}" if until is not None else description,
+                   partial(call.advance, until=until))
+        self._raise_failures()
 
     def _step(self, call: Call, text: str, function: Callable[[Any], Any]) -> None:
-        """Run `function(connection)` on the call's session as one timeline step. Raises
-        InterleaveError once the run has ended early (a step outlived the step timeout)."""
-        __tracebackhide__ = True
-        scheduler = self._run.scheduler
+        """Run `function(connection)` on the call's session as one timeline step."""
         self._steps += 1
         step = f"{call.session}-{self._steps}"
         call.steps.append(step)
+        scheduler = self._run.scheduler
         scheduler.call(call.session, step, text, partial(scheduler.sessions[call.session].session.call, function))
-        if scheduler.ended_early:
-            raise InterleaveError(f"the run ended early: {scheduler.ended_early}")
+
+    def _raise_failures(self) -> None:
+        """After each move, what the test must hear of at once, whichever call it concerns:
+        the run ended early (InterleaveError); a call returned without reaching its point
+        (InterleaveError: the point is not in its statements, a typo usually); a call raised
+        an exception that is not the server's answer (not a psycopg2.Error: a bug in the
+        function, raised again as it is, with a note naming the call). A psycopg2.Error is
+        the server's answer: it stays on the Call for the test to assert on."""
+        __tracebackhide__ = True
+        if self._run.scheduler.ended_early:
+            raise InterleaveError(f"the run ended early: {self._run.scheduler.ended_early}")
+        for call in self._calls.values():
+            if call._reported:
+                continue
+            if call.missed is not None:
+                call._reported = True
+                sent = "; ".join(call.statements) or "no statement"
+                raise InterleaveError(f"{call.description} returned without reaching {call.missed}; it sent: {sent}")
+            if call.state == "raised" and not isinstance(call.error, psycopg2.Error):
+                call._reported = True
+                assert call.error is not None
+                call.error.add_note(f"(raised by {call.description} on session {call.session}; txnlab_interleave)")
+                raise call.error
 
     def _refuse_wait_on_paused(self, session: str) -> None:
         """Going on with `session` would mean waiting for it; refuse when it waits for a

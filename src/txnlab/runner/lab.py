@@ -15,7 +15,7 @@ from textwrap import shorten
 
 import psycopg2
 
-from txnlab.errors import ScenarioError, ServerError, TxnlabError
+from txnlab.errors import ScenarioError, ServerError, TxnlabError, UsageError
 from txnlab.history.capture import Installed
 from txnlab.history.model import HistoryCapture
 from txnlab.levels import Level
@@ -78,6 +78,7 @@ class Lab:
         self.server_version = self._server_version()
         self._tap: WireTap | None = None
         self._tapped_pool: SessionPool | None = None
+        self._running: str | None = None  # the scenario of the run in progress (see `driving`)
 
     def run(
         self,
@@ -113,8 +114,22 @@ class Lab:
         """One run whose steps the caller sends through `DrivenRun.scheduler` inside the block
         (`run` sends a permutation's; an interleaving, a test's own calls). When the block ends,
         the steps still in flight are waited for, the sessions reset, and `DrivenRun.timeline`
-        is set. An exception in the block ends the run as `run`'s would (the sessions in
-        flight stopped and retired) and is raised again; `permutation` labels the timeline."""
+        is set. An exception in the block ends the run as `run`'s would (steps in flight
+        cancelled, every session's connection retired: the next run opens new ones) and is
+        raised again; `permutation` labels the timeline. Raises UsageError when called inside
+        another run's block: the two would share sessions."""
+        if self._running is not None:  # its sessions are in use: a second run would reset them under it
+            raise UsageError(f"the lab is in the middle of a run of {self._running}; a run cannot start inside another")
+        self._running = scenario.name
+        try:
+            yield from self._driving(scenario, level, permutation, then, watcher)
+        finally:
+            self._running = None
+
+    def _driving(
+        self, scenario: Scenario, level: Level, permutation: tuple[str, ...], then: Scenario | None,
+        watcher: Watcher | None,
+    ) -> Iterator[DrivenRun]:
         started = time.perf_counter()
         schema, installed = self.schemas.claim(scenario)
         if then is not None:

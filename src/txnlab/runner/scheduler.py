@@ -347,9 +347,12 @@ class Scheduler:
     def _time_out(self, flights: list[InFlight]) -> list[Arrival]:
         """Cancel steps that outlived the timeout; the run ends after recording them."""
         first = flights[0]
+        # A Python step's statement can be cancelled; its own Python code cannot (a thread
+        # cannot be killed): say which was done.
+        done = "cancelled its statement, if it was in one," if first.python else "cancelled it"
         self.ended_early = (
             f"step {first.step} ({first.worker.name}) did not finish within "
-            f"{self.step_timeout:g} s; txnlab cancelled it and stopped the run"
+            f"{self.step_timeout:g} s; txnlab {done} and stopped the run"
         )
         doomed = list(self._in_flight.values())
         for flight in doomed:

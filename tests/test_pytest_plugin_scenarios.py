@@ -364,3 +364,31 @@ def test_a_server_fixture_that_is_missing_or_no_server_fails_each_test_in_one_li
     body = output.split("==== ERRORS ====")[1].split("short test summary info")[0]
     lines = [line for line in body.splitlines() if line.strip() and not line.startswith(("_", "="))]
     assert len(lines) == 2 and all(line.startswith(message) for line in lines), output
+
+
+def test_loading_the_plugin_imports_none_of_txnlabs_engine() -> None:
+    """A project that uses none of it pays nothing at pytest's startup: the runner, the renderers
+    and the CLI (with psycopg 3, pglast, networkx behind them) load when a scenario or fixture is used."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, txnlab.pytest_plugin\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('txnlab.runner', 'txnlab.render', "
+             "'txnlab.cli', 'txnlab.workflow', 'psycopg', 'pglast', 'networkx', 'sqlalchemy')) and m != 'psycopg2'"
+             " and not m.startswith('psycopg2')))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("ini", "message"), [
+    ("txnlab_scenarios = scenarioz", "ERROR: txnlab_scenarios: {root}/scenarioz is not a directory"),
+    ("txnlab_step_timeout = soon", "ERROR: txnlab_step_timeout = soon: give a positive number of seconds"),
+], ids=["missing-scenario-directory", "step-timeout-not-a-number"])
+def test_settings_that_cannot_work_stop_pytest_before_any_test(pytester: pytest.Pytester, ini: str, message: str) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+
+    result = run_pytest(pytester, "-q")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message.format(root=pytester.path) in result.stderr.str()

@@ -13,22 +13,28 @@ with no scenario files and no txnlab fixture in use notices nothing. It provides
 from __future__ import annotations
 
 from collections.abc import Generator
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from txnlab.pytest_plugin.fixtures import (
-    INTERLEAVINGS, STEP_TIMEOUT_INI, txnlab_interleave, txnlab_lab, txnlab_server,
+    INTERLEAVINGS, STEP_TIMEOUT_INI, step_timeout, txnlab_interleave, txnlab_lab, txnlab_server,
 )
-from txnlab.pytest_plugin.report import interleaving_report
 from txnlab.pytest_plugin.scenarios import SCENARIOS_INI, ScenarioFile, is_scenario_file
 from txnlab.pytest_plugin.server import DSN_OPTION, SERVER_FIXTURE_INI
-from txnlab.runner.interleave import Call, Interleaving, InterleaveError, InterleavingEnded, Point, after, before
 
-__all__ = [
-    "Call", "Interleaving", "InterleaveError", "InterleavingEnded", "Point", "after", "before",
-    "txnlab_interleave", "txnlab_lab", "txnlab_server",
-]
+# What a test imports from here (`from txnlab.pytest_plugin import before`), loaded on first use
+# (PEP 562), so that pytest loading the plugin does not import the engine.
+_INTERLEAVE_NAMES = ("Call", "Interleaving", "InterleaveError", "InterleavingEnded", "Point", "after", "before")
+__all__ = [*_INTERLEAVE_NAMES, "txnlab_interleave", "txnlab_lab", "txnlab_server"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _INTERLEAVE_NAMES:
+        return getattr(import_module("txnlab.runner.interleave"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +51,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="txnlab: seconds one step may run before the run is stopped (default 5).")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse, before any test, settings that cannot work: a step timeout that is not a positive
+    number; a `txnlab_scenarios` directory that does not exist (a typo would collect nothing)."""
+    step_timeout(config)
+    for folder in config.getini(SCENARIOS_INI):
+        if not Path(str(folder)).is_dir():
+            raise pytest.UsageError(f"{SCENARIOS_INI}: {folder} is not a directory")
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
     if is_scenario_file(file_path, parent.config):
         return ScenarioFile.from_parent(parent, path=file_path)
@@ -57,6 +72,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     test_report = yield
     runs = item.stash.get(INTERLEAVINGS, [])
     if test_report.failed and runs:
+        from txnlab.pytest_plugin.report import interleaving_report
+
         writer = item.config.get_terminal_writer()
         for index, (scenario, run, version) in enumerate(runs, start=1):
             title = "txnlab timeline" + (f" {index}" if len(runs) > 1 else "")

@@ -1,5 +1,9 @@
 """The plugin's fixtures: a server, a Lab on a scratch database, and interleavings of the
-project's own functions (docs/testing-your-code.md)."""
+project's own functions (docs/testing-your-code.md).
+
+The engine (runner, scenario, render) is imported when a fixture is first used, not when
+pytest loads the plugin: a project that uses none of it pays nothing for it at startup.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,22 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from txnlab.cli.run import describe_change
 from txnlab.errors import TxnlabError
 from txnlab.levels import Level
-from txnlab.runner.interleave import Interleaving, interleaving
-from txnlab.runner.lab import DrivenRun, Lab, open_lab
-from txnlab.scenario.interleaving_source import interleaving_scenario
-from txnlab.scenario.model import Scenario
-from txnlab.server.footprint import ServerChange
 from txnlab.pytest_plugin.server import chosen_server
+
+if TYPE_CHECKING:
+    from txnlab.runner.interleave import Interleaving
+    from txnlab.runner.lab import DrivenRun, Lab
+    from txnlab.scenario.model import Scenario
 
 STEP_TIMEOUT_INI = "txnlab_step_timeout"
 # The interleavings a test ran, for its failure report: each one's scenario, run and server version.
-INTERLEAVINGS = pytest.StashKey[list[tuple[Scenario, DrivenRun, str]]]()
+INTERLEAVINGS: pytest.StashKey[list[tuple[Scenario, DrivenRun, str]]] = pytest.StashKey()
 
 
 def step_timeout(config: pytest.Config) -> float:
@@ -60,12 +64,16 @@ def txnlab_lab(request: pytest.FixtureRequest, txnlab_server: tuple[str, bool]) 
 def lab_on(server: tuple[str, bool], timeout: float) -> Iterator[Lab]:
     """open_lab on the chosen server; what the runs changed on the server outside the
     scratch database (a role, a setting) is a warning (txnlab's embedded server: undone)."""
+    from txnlab.cli.run import describe_change
+    from txnlab.runner.lab import open_lab
+    from txnlab.server.footprint import ServerChange
+
     dsn, embedded = server
     changes: list[ServerChange] = []
     with _one_line(), open_lab(dsn, server_changes=changes, undo_server_changes=embedded, step_timeout=timeout) as lab:
         yield lab
     for change in changes:
-        warnings.warn(f"txnlab: {describe_change(change)}", stacklevel=1)
+        warnings.warn(f"txnlab: {describe_change(change)}", stacklevel=3)  # at the fixture that opened the lab
 
 
 @pytest.fixture
@@ -84,6 +92,9 @@ def txnlab_interleave(
     ended early, a call's failure seen only then) fails the test in one line: `txnlab: ...`.
     What a move inside the block raises (InterleaveError, a function's own exception) is
     raised there, for the test to catch."""
+    from txnlab.runner.interleave import interleaving
+    from txnlab.scenario.interleaving_source import interleaving_scenario
+
     shown = request.node.stash.setdefault(INTERLEAVINGS, [])
 
     @contextmanager

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from txnlab.checks import Verdict
 from txnlab.errors import TxnlabError
 from txnlab.levels import Level
-from txnlab.render.text import render_timeline
-from txnlab.runner.lab import Lab
-from txnlab.scenario.catalogue import load_scenario
-from txnlab.scenario.model import Scenario
-from txnlab.suite.compare import compare
-from txnlab.suite.discovery import expected_dir_for, expected_outputs
-from txnlab.suite.runspec import spec_output
-from txnlab.workflow import run_permutations
 from txnlab.pytest_plugin.fixtures import lab_on, step_timeout
+
+if TYPE_CHECKING:  # the engine is imported when a scenario file is met (see fixtures' docstring)
+    from txnlab.checks import Verdict
+    from txnlab.runner.lab import Lab
+    from txnlab.scenario.model import Scenario
 
 SCENARIOS_INI = "txnlab_scenarios"
 SCENARIO_SUFFIX = ".txn.yaml"
@@ -53,6 +49,8 @@ class ScenarioFile(pytest.File):
     """A scenario file; its tests are its levels and permutations (see the module's doc)."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        from txnlab.scenario.catalogue import load_scenario
+
         try:
             scenario = load_scenario(self.path)
         except TxnlabError as exc:
@@ -84,6 +82,9 @@ class ScenarioTest(pytest.Function):
 
 def _scenario_test(scenario: Scenario, level: Level, permutation: tuple[str, ...]) -> Callable[..., None]:
     def test(txnlab_lab: Lab, request: pytest.FixtureRequest) -> None:
+        from txnlab.render.text import render_timeline
+        from txnlab.workflow import run_permutations
+
         (report,) = run_permutations(txnlab_lab, scenario, level, [permutation])
         verdict = report.verdict
         if verdict.could_not_run:
@@ -96,6 +97,10 @@ def _scenario_test(scenario: Scenario, level: Level, permutation: tuple[str, ...
 
 def _spec_test(scenario: Scenario) -> Callable[..., None]:
     def test(txnlab_server: tuple[str, bool], request: pytest.FixtureRequest) -> None:
+        from txnlab.suite.compare import compare
+        from txnlab.suite.discovery import expected_dir_for, expected_outputs
+        from txnlab.suite.runspec import spec_output
+
         expected = expected_outputs(scenario.name, expected_dir_for(scenario.source, None))
         if not expected:
             _skip(f"no expected output for it: {scenario.name}.out is not in {expected_dir_for(scenario.source, None)}")

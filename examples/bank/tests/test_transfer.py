@@ -32,5 +32,7 @@ def test_opposite_transfers_wait_for_each_other_and_both_count(txnlab_interleave
         run.resume("s1")
         run.finish()
         assert (alice.state, bob.state) == ("returned", "returned")
-        assert balances(run) == {1: 95, 2: 105}
+        after = balances(run)
+    # Asserted after the block, so that a failure's timeline shows the whole run and its invariant.
+    assert after == {1: 95, 2: 105}
     assert run.timeline.invariants == {"balances match the ledger": True}

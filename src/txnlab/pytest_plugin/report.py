@@ -13,12 +13,13 @@ from txnlab.render.text import render_timeline
 
 
 def interleaving_report(scenario: Scenario, run: DrivenRun, server_version: str, width: int, color: bool) -> str:
-    """The run's timeline; for a block the test's failure ended, the steps up to there."""
+    """The run's timeline; for a run that did not finish (the test failed inside the block, or
+    its end failed), the steps up to there."""
     timeline = run.timeline
     heading = ""
     if timeline is None:
         timeline = Timeline(scenario=scenario.name, level=scenario.levels[0], sessions=tuple(run.scheduler.sessions),
                             permutation=(), server_version=server_version, events=run.scheduler.events,
                             duration=time.perf_counter() - run.scheduler.origin)
-        heading = "the test failed inside the interleaving; its steps up to then:\n"
+        heading = "the interleaving did not finish; its steps up to the failure:\n"
     return heading + render_timeline(report(scenario, timeline), width=width, color=color)

@@ -317,6 +317,7 @@ class Interleaving:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows `sql` returns now (Python values), on a connection of its own outside
         every session: the committed state, for the test to assert on inside the block."""
+        __tracebackhide__ = True
         with closing(connect(self._run.dsn, autocommit=True)) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall() if cur.description else []
@@ -432,6 +433,7 @@ class Interleaving:
                                   f"{self._calls[paused[0]].description}: resume {paused[0]} first")
 
     def _worker(self, session: str) -> SessionWorker:
+        __tracebackhide__ = True
         sessions = self._run.scheduler.sessions
         if session not in sessions:
             raise InterleaveError(f"no session {session!r}: this interleaving has {', '.join(sessions)}")

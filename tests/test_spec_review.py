@@ -100,8 +100,9 @@ def test_more_jobs_than_the_servers_connections_allow_run_in_fewer_lanes(cli, tm
     expected = tmp_path / "expected"
     specs.mkdir()
     expected.mkdir()
-    text = "session s1\nstep a { SELECT pg_sleep(0.2); }\nsession s2\nstep b { SELECT 1; }\npermutation a b\n"
-    count = max_connections // 4 + 2  # more lanes than the server can hold: each needs 5 connections
+    # Each spec lasts long enough that every lane holds its connections at once.
+    text = "session s1\nstep a { SELECT pg_sleep(1.5); }\nsession s2\nstep b { SELECT 1; }\npermutation a b\n"
+    count = max_connections // 4 + 2  # more lanes than the server can hold: each needs 7 connections
     for n in range(count):
         (specs / f"s{n}.spec").write_text(text)
     code, out, err = cli("run", str(specs / "s0.spec"), "--format", "isolationtester")
@@ -113,7 +114,7 @@ def test_more_jobs_than_the_servers_connections_allow_run_in_fewer_lanes(cli, tm
     document = json.loads(out)
     assert document["summary"]["ok"] == count
     lanes = {spec["lane"] for spec in document["specs"]}
-    assert len(lanes) <= document["jobs"] < 64 and document["jobs"] * 5 < max_connections
+    assert len(lanes) <= document["jobs"] < 64 and document["jobs"] * 7 < max_connections
 
 
 def test_the_lane_count_reported_is_the_lanes_that_ran(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

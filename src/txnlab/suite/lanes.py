@@ -50,9 +50,12 @@ RUNS_ALONE = re.compile(
     re.IGNORECASE,
 )
 PREPARED_TRANSACTION = re.compile(r"\bprepare\s+transaction\b", re.IGNORECASE)
-# Connections a lane holds besides its spec's sessions: its Lab's admin and lock monitor, and
-# the spec's control connection. The main thread keeps one spare to create a fresh database.
-LANE_CONNECTIONS = 3
+# Connections a lane holds besides its spec's sessions: its scratch database's ownership lock
+# (server.scratch: held on the maintenance database until the drop), its Lab's admin, lock
+# monitor and schema builder, and the spec's control connection. The main thread keeps one
+# spare to create a fresh database. (It said 3, and a server near max_connections refused
+# lanes' connections: "too many clients".)
+LANE_CONNECTIONS = 5
 LANE_JOIN_SECONDS = 5.0  # after a forced drop, how long a lane may take to notice its sessions ended
 
 RunSpec = Callable[[Lab, Scenario], SpecOutput]  # runs a spec in a lab (see suite.runspec)

@@ -414,3 +414,87 @@ def test_an_interleaving_inside_another_fails_in_one_line(txnlab_interleave) -> 
         moves.resume("s1")
         assert moves.query(BALANCES) == [(1, 90), (2, 110)]  # the outer run's sessions were left alone
 
+
+
+def test_ending_the_block_ends_a_call_that_paused_only_once_another_was_ended(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    """s2 pauses holding row 1; s1's next call waits for it, then pauses at its own point once
+    s2's unwinding releases the row: it must be ended too, its cleanup run, its writes undone."""
+    cleaned_up: list[int] = []
+    with txnlab_interleave(setup=ACCOUNTS, final=BALANCES) as moves:
+        moves.start("s1", transfer, 2, 1, 1)  # an earlier call: s1 comes first among the sessions
+        moves.start("s2", transfer, 1, 2, 10, until=before("COMMIT"))
+        later = moves.start("s1", noting_cleanup(cleaned_up), 1, 2, 5, until=before("COMMIT"))
+        assert later.waiting_for == ("s2",)
+    assert (later.state, cleaned_up) == ("ended", [5])
+    assert [event.rows for event in moves.timeline.final] == [(("1", "101"), ("2", "99"))]  # only the first call committed
+
+
+def test_starting_a_call_on_a_session_whose_call_then_pauses_is_refused(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=after("UPDATE", nth=1))
+        moves.start("s2", transfer, 1, 2, 5, until=before("COMMIT"))  # waits for s1's row lock
+        moves.resume("s1")  # s1 commits: s2 goes on, and pauses before its COMMIT
+        with pytest.raises(InterleaveError, match=r"session s2 is paused in transfer\(conn, 1, 2, 5\)"):
+            moves.start("s2", transfer, 2, 1, 1)
+
+
+def test_a_commit_psycopg2_does_not_send_is_no_statement_and_no_point(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def explicit_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(DEBIT, (10, 1))
+        conn.commit()  # autocommit: psycopg2 sends nothing, the transaction stays open
+        with conn.cursor() as cur:
+            cur.execute("COMMIT")
+
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        call = moves.start("s1", explicit_begin, until=before("COMMIT"))
+        assert call.statements == ["BEGIN", DEBIT]  # paused before the COMMIT it really sends
+        assert moves.query(BALANCES) == [(1, 100), (2, 100)]
+
+
+def test_an_exception_in_a_paused_calls_cleanup_fails_the_block(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def clumsy(conn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            transfer(conn, 1, 2, 10)
+        finally:
+            raise KeyError("cleanup bug")
+
+    with pytest.raises(KeyError, match="cleanup bug") as raised:  # raised by the block's end, which ends the call
+        with txnlab_interleave(setup=ACCOUNTS) as moves:
+            call = moves.start("s1", clumsy, until=before("COMMIT"))
+    assert call.state == "ended"
+    assert raised.value.__notes__ == ["(raised by test_an_exception_in_a_paused_calls_cleanup_fails_the_block."
+                                      "<locals>.clumsy(conn) on session s1; txnlab_interleave)"]
+
+
+def test_the_tests_own_sql_that_waits_for_a_paused_call_is_refused_at_once(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", transfer, 1, 2, 10, until=before("COMMIT"))
+        assert moves.sql("s2", "UPDATE accounts SET balance = 0 WHERE id = 1") is None  # it waits
+        with pytest.raises(InterleaveError, match="session s2 is waiting for s1, paused in transfer"):
+            moves.sql("s2", "SELECT 1")
+        with pytest.raises(InterleaveError, match="session s2 is waiting for s1"):
+            moves.finish()
+        failed = moves.sql("s1", "SELEC 1")
+        assert failed is not None and failed.error is not None and failed.error.sqlstate == "42601"
+
+
+def test_a_query_blocked_by_a_paused_call_gives_up_after_the_step_timeout(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    def locks_the_table(conn) -> None:  # type: ignore[no-untyped-def]
+        with conn:
+            with conn.cursor() as cur:
+                cur.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+
+    with txnlab_interleave(setup=ACCOUNTS) as moves:
+        moves.start("s1", locks_the_table, until=before("COMMIT"))
+        with pytest.raises(InterleaveError, match=r"^query\(\) ran longer than the step timeout \(5 s\): s1 is paused "
+                                                  r"in .*locks_the_table\(conn\), and may hold a lock it needs$"):
+            moves.query(BALANCES)
+
+
+def test_a_single_string_for_sessions_is_refused_not_split_into_characters(txnlab_interleave) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(pytest.fail.Exception, match=r"^txnlab: sessions='s1': give a list of names, such as \['s1'\]$"):
+        with txnlab_interleave(sessions="s1"):
+            pass

@@ -70,7 +70,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed test that ran interleavings gets each one's timeline as a report section."""
     test_report = yield
+    if call.when != "call":  # the test's own phase: a fixture's teardown failing is not the run's story
+        return test_report
     runs = item.stash.get(INTERLEAVINGS, [])
+    item.stash[INTERLEAVINGS] = []  # the runs' events are not kept for the rest of the session
     if test_report.failed and runs:
         from txnlab.pytest_plugin.report import interleaving_report
 

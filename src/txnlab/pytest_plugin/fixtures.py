@@ -109,9 +109,13 @@ def txnlab_interleave(
             chosen = level if isinstance(level, Level) else Level.parse(level)
             scenario = interleaving_scenario(request.node.name, Path(str(request.node.path)), sessions, setup,
                                              invariants, final, chosen)
-            run = stack.enter_context(txnlab_lab.driving(scenario, chosen))
-            shown.append((scenario, run, txnlab_lab.server_version))
-            moves = stack.enter_context(interleaving(run))
+            try:
+                run = stack.enter_context(txnlab_lab.driving(scenario, chosen))
+                shown.append((scenario, run, txnlab_lab.server_version))
+                moves = stack.enter_context(interleaving(run))
+            except BaseException:
+                stack.close()  # a run begun must end, or the lab stays "in the middle of a run"
+                raise
         try:
             yield moves
         except BaseException:

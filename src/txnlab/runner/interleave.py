@@ -21,6 +21,7 @@ from functools import partial
 from reprlib import Repr
 from typing import Any, Literal
 
+import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.sql
 from greenlet import greenlet
@@ -28,8 +29,8 @@ from greenlet import greenlet
 from txnlab import signals
 from txnlab.errors import UsageError
 from txnlab.runner.drivers.psycopg2 import end_transaction
+from txnlab.runner.execute import StepResult
 from txnlab.runner.lab import DrivenRun
-from txnlab.runner.sessions import SessionWorker
 from txnlab.server.connect import connect
 from txnlab.timeline import Event, Outcome, Timeline
 
@@ -40,7 +41,8 @@ _ARGUMENTS.maxstring = _ARGUMENTS.maxother = 30
 
 class InterleaveError(UsageError):
     """A test asked the interleaving for something it cannot do (resume a function that is
-    not paused, start one on a session that is in another): one line, exit 2 from the CLI."""
+    not paused, wait for one that is), a call missed its point, or the run ended early: one
+    line, raised by the move that found it."""
 
 
 class InterleavingEnded(BaseException):
@@ -126,7 +128,7 @@ class Call:
     _greenlet: greenlet | None = field(default=None, repr=False)
     _connection: PausingConnection | None = field(default=None, repr=False)
     _until: Point | None = field(default=None, repr=False)
-    missed: Point | None = field(default=None, repr=False)  # the point it returned without reaching
+    _missed: Point | None = field(default=None, repr=False)  # the point it returned without reaching
     _reported: bool = field(default=False, repr=False)  # its failure has been raised to the test
     _seen: int = field(default=0, repr=False)  # statements matching _until so far
 
@@ -166,7 +168,7 @@ class Call:
         if outcome is _PAUSED:
             self.state, self.paused_at = "paused", until
             return None
-        self.state, self.result, self.missed = "returned", outcome, until
+        self.state, self.result, self._missed = "returned", outcome, until
         return outcome
 
     def unwind(self, conn: psycopg2.extensions.connection) -> None:
@@ -263,10 +265,10 @@ class PausingConnection:
         return PausingCursor(self._conn.cursor(*args, **kwargs), self._call)
 
     def commit(self) -> None:
-        self._call.statement("COMMIT", self._conn.commit)
+        self._end_transaction("COMMIT", self._conn.commit)
 
     def rollback(self) -> None:
-        self._call.statement("ROLLBACK", self._conn.rollback)
+        self._end_transaction("ROLLBACK", self._conn.rollback)
 
     def __enter__(self) -> PausingConnection:
         self._conn.__enter__()
@@ -274,9 +276,21 @@ class PausingConnection:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        ending = "COMMIT" if exc_type is None else "ROLLBACK"
-        self._call.statement(ending, partial(self._conn.__exit__, exc_type, exc, tb))
-        object.__setattr__(self, "inside_with", False)
+        def leave() -> None:
+            self._conn.__exit__(exc_type, exc, tb)
+            object.__setattr__(self, "inside_with", False)  # before an after-point: the block is left
+
+        self._end_transaction("COMMIT" if exc_type is None else "ROLLBACK", leave)
+
+    def _end_transaction(self, command: str, send: Callable[[], Any]) -> None:
+        """COMMIT or ROLLBACK through psycopg2, a statement (and a point) only when psycopg2
+        sends one: while a transaction it began is open (psycopg/pqpath.c, pq_commit and
+        pq_abort_locked; see runner.drivers.psycopg2._end_transaction). Otherwise nothing
+        reaches the server, and nothing is recorded as sent."""
+        if self._conn.status == psycopg2.extensions.STATUS_BEGIN:
+            self._call.statement(command, send)
+        else:
+            send()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -301,7 +315,7 @@ class Interleaving:
 
     def __init__(self, run: DrivenRun) -> None:
         self._run = run
-        self._calls: dict[str, Call] = {}  # each session's latest call
+        self._calls: list[Call] = []  # every call, in the order started
         self._steps = 0
 
     @property
@@ -316,74 +330,95 @@ class Interleaving:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows `sql` returns now (Python values), on a connection of its own outside
-        every session: the committed state, for the test to assert on inside the block."""
+        every session: the committed state, for the test to assert on inside the block.
+        Raises InterleaveError when it runs longer than the step timeout (a paused call may
+        hold a lock it needs); a psycopg2.Error for SQL the server refuses."""
         __tracebackhide__ = True
+        timeout_ms = int(self._run.scheduler.step_timeout * 1000)
         with closing(connect(self._run.dsn, autocommit=True)) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute("SET statement_timeout = %s", [timeout_ms])
+            try:
+                cur.execute(sql, params)
+            except psycopg2.errors.QueryCanceled:
+                raise InterleaveError(f"query() ran longer than the step timeout ({timeout_ms / 1000:g} s): "
+                                      f"{self._paused_phrase()}") from None
             return cur.fetchall() if cur.description else []
 
     def start(self, session: str, function: Callable[..., Any], *args: Any, until: Point | None = None,
               **kwargs: Any) -> Call:
         """Call `function(conn, *args, **kwargs)` on `session`'s connection and thread, up to
         `until` (None: to its end). Returns at once if it waits for a lock; the Call follows it.
-        Raises InterleaveError for an unknown session, or one whose last call is paused or
-        waits for a paused call; and, after the move, what `_raise_failures` raises: for this
-        call or any other (a call that waited finishes during another session's move)."""
+        A call still in flight on the session is waited for first. Raises InterleaveError for
+        an unknown session, or one that waits for a paused call or whose call is paused; and,
+        after the move, what `_raise_failures` raises: for this call or any other (a call that
+        waited may finish during another session's move)."""
         __tracebackhide__ = True
-        self._worker(session)
-        self._refuse_wait_on_paused(session)
-        latest = self._calls.get(session)
+        self._ready(session)
+        latest = self._latest(session)
         if latest is not None and latest.state == "paused":
             raise InterleaveError(f"session {session} is paused in {latest.description} at {latest.paused_at}; "
                                   "resume it before starting another call there")
         call = Call(session, _described(function, args, kwargs), function, (args, kwargs),
                     _events=self._run.scheduler.events)
-        self._calls[session] = call
+        self._calls.append(call)
         self._advance(call, until, call.description)
         return call
 
     def resume(self, session: str, *, until: Point | None = None) -> Call:
         """Let `session`'s paused call go on, up to `until` (None: to its end); a call still in
         flight is waited for first. Raises InterleaveError when the session has no paused call,
-        or its call waits for a paused one."""
+        or waits for a paused one; then as `start`."""
         __tracebackhide__ = True
-        self._worker(session)
-        self._refuse_wait_on_paused(session)
-        self._run.scheduler.wait_for_session(session)
-        call = self._calls.get(session)
+        self._ready(session)
+        call = self._latest(session)
         if call is None or call.state != "paused":
             state = "has run no call" if call is None else f"is not paused: {call.description} {_ended(call)}"
             raise InterleaveError(f"cannot resume session {session}: it {state}")
         self._advance(call, until, f"{call.description}, resumed")
         return call
 
-    def sql(self, session: str, statement: str) -> None:
-        """Send one statement of the test's own on `session` (its connection, its transaction)."""
+    def sql(self, session: str, statement: str) -> StepResult | None:
+        """Send one statement of the test's own on `session` (its connection, its transaction);
+        its result (`error` set if the server refused it), or None while it waits for a lock."""
         __tracebackhide__ = True
-        self._worker(session)
-        self._refuse_wait_on_paused(session)
+        self._ready(session)
         self._steps += 1
-        self._run.scheduler.perform(session, f"{session}-{self._steps}", statement)
+        step = f"{session}-{self._steps}"
+        self._run.scheduler.perform(session, step, statement)
         self._raise_failures()
+        return self._run.scheduler.results.get(step)
 
     def finish(self) -> None:
         """Wait for every call in flight (a waiting one until its blocker ends). Raises
         InterleaveError at once when one waits for a paused call (see `start`)."""
         __tracebackhide__ = True
-        for session in self._calls:
+        for session in self.sessions:
             self._refuse_wait_on_paused(session)
         self._run.scheduler.finish()
         self._raise_failures()
 
     def end(self) -> None:
         """End every call still paused (see InterleavingEnded), each as a step of its session,
-        since what its unwinding does (a rollback, say) may release another session; then
-        wait for every call in flight."""
+        since what its unwinding does (a rollback, say) may release another session, which may
+        then reach its own point and pause: until none is paused. Then wait for every call in
+        flight, and raise what `_raise_failures` raises."""
         __tracebackhide__ = True
-        for call in self._calls.values():
-            if call.state == "paused":
-                self._step(call, f"{call.description}: ended at {call.paused_at}", call.unwind)
+        while (paused := next((c for c in self._calls if c.state == "paused"), None)) is not None:
+            self._step(paused, f"{paused.description}: ended at {paused.paused_at}", paused.unwind)
         self.finish()
+
+    def _ready(self, session: str) -> None:
+        """Check the session exists and refuse to wait for a paused call; wait for the
+        session's step in flight; raise what that wait brought (see `_raise_failures`)."""
+        __tracebackhide__ = True
+        if session not in self._run.scheduler.sessions:
+            raise InterleaveError(f"no session {session!r}: this interleaving has {', '.join(self.sessions)}")
+        self._refuse_wait_on_paused(session)
+        self._run.scheduler.wait_for_session(session)
+        self._raise_failures()
+
+    def _latest(self, session: str) -> Call | None:
+        return next((c for c in reversed(self._calls) if c.session == session), None)
 
     def _advance(self, call: Call, until: Point | None, description: str) -> None:
         __tracebackhide__ = True
@@ -400,44 +435,44 @@ class Interleaving:
         scheduler.call(call.session, step, text, partial(scheduler.sessions[call.session].session.call, function))
 
     def _raise_failures(self) -> None:
-        """After each move, what the test must hear of at once, whichever call it concerns:
-        the run ended early (InterleaveError); a call returned without reaching its point
-        (InterleaveError: the point is not in its statements, a typo usually); a call raised
-        an exception that is not the server's answer (not a psycopg2.Error: a bug in the
-        function, raised again as it is, with a note naming the call). A psycopg2.Error is
-        the server's answer: it stays on the Call for the test to assert on."""
+        """After each move, what the test must hear of at once, whichever call it concerns, the
+        first found of: a call that raised an exception that is not the server's answer (not a
+        psycopg2.Error: a bug in the function, or in its cleanup when it was ended; raised
+        again as it is, with a note naming the call); a call that returned without reaching
+        its point (InterleaveError: the point is not in its statements, a typo usually); a run
+        that ended early (InterleaveError). A psycopg2.Error is the server's answer: it stays
+        on the Call for the test to assert on."""
         __tracebackhide__ = True
-        if self._run.scheduler.ended_early:
-            raise InterleaveError(f"the run ended early: {self._run.scheduler.ended_early}")
-        for call in self._calls.values():
+        for call in self._calls:
             if call._reported:
                 continue
-            if call.missed is not None:
+            if call.error is not None and not isinstance(call.error, psycopg2.Error):
                 call._reported = True
-                sent = "; ".join(call.statements) or "no statement"
-                raise InterleaveError(f"{call.description} returned without reaching {call.missed}; it sent: {sent}")
-            if call.state == "raised" and not isinstance(call.error, psycopg2.Error):
-                call._reported = True
-                assert call.error is not None
                 call.error.add_note(f"(raised by {call.description} on session {call.session}; txnlab_interleave)")
                 raise call.error
+            if call._missed is not None:
+                call._reported = True
+                sent = "; ".join(call.statements) or "no statement"
+                raise InterleaveError(f"{call.description} returned without reaching {call._missed}; it sent: {sent}")
+        if self._run.scheduler.ended_early:
+            raise InterleaveError(f"the run ended early: {self._run.scheduler.ended_early}")
 
     def _refuse_wait_on_paused(self, session: str) -> None:
-        """Going on with `session` would mean waiting for it; refuse when it waits for a
-        session whose call is paused, which cannot end until the test resumes it."""
+        """Going on with `session` would mean waiting for its step in flight; refuse when the
+        server reports it waiting for a session whose call is paused, which cannot end until
+        the test resumes it (whether the waiting step is a call or the test's own SQL)."""
         __tracebackhide__ = True
-        call = self._calls.get(session)
-        paused = [s for s in call.waiting_for if self._calls.get(s) and self._calls[s].state == "paused"] if call else []
+        paused = [s for s in self._run.scheduler.waiting_for(session)
+                  if (latest := self._latest(s)) is not None and latest.state == "paused"]
         if paused:
+            holder = self._latest(paused[0])
+            assert holder is not None
             raise InterleaveError(f"session {session} is waiting for {' and '.join(paused)}, paused in "
-                                  f"{self._calls[paused[0]].description}: resume {paused[0]} first")
+                                  f"{holder.description}: resume {paused[0]} first")
 
-    def _worker(self, session: str) -> SessionWorker:
-        __tracebackhide__ = True
-        sessions = self._run.scheduler.sessions
-        if session not in sessions:
-            raise InterleaveError(f"no session {session!r}: this interleaving has {', '.join(sessions)}")
-        return sessions[session]
+    def _paused_phrase(self) -> str:
+        paused = [f"{c.session} is paused in {c.description}" for c in self._calls if c.state == "paused"]
+        return "; ".join(paused) + ", and may hold a lock it needs" if paused else "no call is paused"
 
 
 def _described(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -140,6 +140,12 @@ class Scheduler:
             if self._session_ready(session):
                 self._dispatch(self.sessions[session], step, description, job, watched_pid, python=True)
 
+    def waiting_for(self, session: str) -> tuple[str, ...]:
+        """The sessions `session`'s step in flight waits for, as last read from the server
+        (empty when it has no step in flight, or one that is not waiting)."""
+        flight = self._in_flight.get(session)
+        return flight.blocked_by if flight is not None and flight.blocked_recorded else ()
+
     def wait_for_session(self, session: str) -> None:
         """Wait until `session` has no step in flight (the step timeout still applies)."""
         self._session_ready(session)

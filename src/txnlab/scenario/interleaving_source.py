@@ -23,7 +23,10 @@ def interleaving_scenario(
     (name -> SQL returning one boolean, read on the committed state afterwards) and `final`
     (SQL whose rows show the final state) mean what they mean in a scenario file
     (docs/scenario-format.md). Raises UsageError (one line) for a session name that is not
-    lower-case letters, digits and hyphens, repeated names, or no session."""
+    lower-case letters, digits and hyphens, repeated names, no session, or one string in
+    place of the list (its characters would be the sessions)."""
+    if isinstance(sessions, str):
+        raise UsageError(f"sessions={sessions!r}: give a list of names, such as [{sessions!r}]")
     if not sessions:
         raise UsageError("an interleaving needs at least one session")
     for session in sessions:

@@ -158,7 +158,7 @@ def no_expectation(scenario: Scenario, timeline: Timeline) -> str | None:
     order is shown as it happened, judged by nothing."""
     if scenario.isolationtester:
         return "a .spec states no expectations (isolationtester's expected output is its check)"
-    if not scenario.expectations:
+    if scenario.interleaving:
         return "an interleaving states no expectations (the test's own assertions are its check)"
     if timeline.level not in scenario.expectations:
         return f"the scenario states no expectation at {timeline.level.value}"

@@ -105,7 +105,7 @@ def render_timeline(report: RunReport, *, width: int = DEFAULT_WIDTH, color: boo
     if verdict.unjudged is None:
         status_color = "green" if verdict.matches_expectation else "red"
         lines += [style(line, fg=status_color, bold=True) for line in wrap(verdict_line(verdict), width)]
-    elif not report.scenario.isolationtester and report.scenario.expectations:
+    elif not report.scenario.isolationtester and not report.scenario.interleaving:
         # a spec never has one, nor an interleaving (its test asserts): saying so on every run is noise
         lines += wrap(verdict_line(verdict), width)  # normal intensity: dim is unreadable on a projector
     lines += _mismatches(mismatch_lines(verdict), width, style)

@@ -39,6 +39,7 @@ def interleaving_scenario(
         name=name, title=name, summary="", source=source,
         sessions=tuple(SessionSpec(name=s) for s in sessions), steps={}, permutations=((),),
         setup=_statements(setup), invariants=dict(invariants or {}), final=_statements(final), levels=(level,),
+        interleaving=True,
     )
 
 

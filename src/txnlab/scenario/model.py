@@ -223,6 +223,9 @@ class Scenario:
     # Its invariants default to the scenario's own. Source lines under the keys
     # "workload.script", "workload.setup.N", "workload.measure.NAME", "workload.invariant.NAME".
     workload: Workload | None = None
+    # A test's interleaving of its own functions (runner.interleave): no steps or expectations
+    # of its own; the test's assertions are its check.
+    interleaving: bool = False
 
     def session(self, name: str) -> SessionSpec:
         return next(s for s in self.sessions if s.name == name)

@@ -77,11 +77,17 @@ def driver_reply(command: str, before: int) -> str:
     return commit_reply(command, before == psycopg2.extensions.TRANSACTION_STATUS_INERROR)
 
 
+def sends_end(conn: psycopg2.extensions.connection) -> bool:
+    """Whether psycopg2's `commit()` or `rollback()` would send COMMIT or ROLLBACK now: only
+    while a transaction it began is open (psycopg/pqpath.c, pq_commit and pq_abort_locked:
+    `conn->status != CONN_STATUS_BEGIN` sends nothing)."""
+    return bool(conn.status == psycopg2.extensions.STATUS_BEGIN)
+
+
 def _end_transaction(conn: psycopg2.extensions.connection, command: str) -> str | None:
     """COMMIT or ROLLBACK through the driver, as application code does; the server's reply,
-    or None when psycopg2 sent nothing: it sends COMMIT or ROLLBACK only while a transaction
-    it began is open (pq_commit, pq_abort_locked: `conn->status != CONN_STATUS_BEGIN`)."""
-    sends = conn.status == psycopg2.extensions.STATUS_BEGIN
+    or None when psycopg2 sent nothing (see `sends_end`)."""
+    sends = sends_end(conn)
     before = conn.get_transaction_status()
     if command.upper() in COMMITS:
         conn.commit()

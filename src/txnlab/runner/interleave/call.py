@@ -16,7 +16,7 @@ import psycopg2.extensions
 import psycopg2.sql
 from greenlet import greenlet
 
-from txnlab.runner.drivers.psycopg2 import end_transaction
+from txnlab.runner.drivers.psycopg2 import end_transaction, sends_end
 from txnlab.runner.interleave.points import Point
 from txnlab.timeline import Event, Outcome
 
@@ -209,10 +209,9 @@ class PausingConnection:
 
     def _end_transaction(self, command: str, send: Callable[[], Any]) -> None:
         """COMMIT or ROLLBACK through psycopg2, a statement (and a point) only when psycopg2
-        sends one: while a transaction it began is open (psycopg/pqpath.c, pq_commit and
-        pq_abort_locked; see runner.drivers.psycopg2._end_transaction). Otherwise nothing
-        reaches the server, and nothing is recorded as sent."""
-        if self._conn.status == psycopg2.extensions.STATUS_BEGIN:
+        sends one (runner.drivers.psycopg2.sends_end). Otherwise nothing reaches the server,
+        and nothing is recorded as sent."""
+        if sends_end(self._conn):
             self._call.statement(command, send)
         else:
             send()
